@@ -1,0 +1,199 @@
+//! The configuration types. Units are in the names; every default is documented.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The Kafka-API cluster everything is published to.
+    pub kafka: KafkaConfig,
+    /// The chains to follow, one `[[chains]]` table each.
+    pub chains: Vec<ChainConfig>,
+    /// On SIGINT/SIGTERM, how long to wait for in-flight records to be acknowledged before
+    /// exiting anyway. Default 30000.
+    #[serde(default = "defaults::shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
+}
+
+/// `[kafka]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma-separated `host:port`. Required.
+    pub brokers: String,
+    /// Partitions of each chain topic created at start-up. Default 1, which keeps a chain's
+    /// records in block order for every consumer.
+    #[serde(default = "defaults::topic_partitions")]
+    pub topic_partitions: i32,
+    /// Replication factor of topics created at start-up. Default 1 (the local broker has one
+    /// node; raise it for a production cluster).
+    #[serde(default = "defaults::topic_replication_factor")]
+    pub topic_replication_factor: i32,
+    /// librdkafka `message.timeout.ms`: how long a record may wait for acknowledgement,
+    /// retries included, before its delivery fails and its chain stops. Default 300000.
+    #[serde(default = "defaults::message_timeout_ms")]
+    pub message_timeout_ms: u64,
+    /// librdkafka `queue.buffering.max.messages`: records waiting for the broker before the
+    /// producer reports a full queue and the follower waits. Default 100000.
+    #[serde(default = "defaults::queue_max_messages")]
+    pub queue_max_messages: u64,
+    /// Capacity, in keys, of the per-chain LRU that skips records this process already
+    /// produced with the same value. 0 disables it. Default 100000.
+    #[serde(default = "defaults::dedup_cache_capacity")]
+    pub dedup_cache_capacity: usize,
+    /// Deadline for topic creation and metadata requests at start-up. Default 30000.
+    #[serde(default = "defaults::admin_timeout_ms")]
+    pub admin_timeout_ms: u64,
+    /// Raw librdkafka settings passed through as they are (e.g. `"compression.type" = "zstd"`,
+    /// security settings). Set last, so they win over the service's own defaults, except
+    /// `enable.idempotence`, which is always true.
+    #[serde(default, deserialize_with = "scalars_as_strings")]
+    pub librdkafka_options: BTreeMap<String, String>,
+}
+
+/// librdkafka takes every setting as a string; accept `linger.ms = 10` as well as `"10"`.
+fn scalars_as_strings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Int(i64),
+        Float(f64),
+        Bool(bool),
+    }
+    let raw = BTreeMap::<String, Scalar>::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Scalar::Text(s) => s,
+                Scalar::Int(i) => i.to_string(),
+                Scalar::Float(f) => f.to_string(),
+                Scalar::Bool(b) => b.to_string(),
+            };
+            (k, v)
+        })
+        .collect())
+}
+
+/// Where a chain starts when it has no earlier progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartBlock {
+    /// The head block at start-up.
+    Latest,
+    /// This block number (inclusive).
+    Number(u64),
+}
+
+impl<'de> Deserialize<'de> for StartBlock {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(Self::Number(n)),
+            Raw::Text(t) if t == "latest" => Ok(Self::Latest),
+            Raw::Text(t) => Err(serde::de::Error::custom(format!(
+                "expected a block number or \"latest\", got {t:?}"
+            ))),
+        }
+    }
+}
+
+/// One `[[chains]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// A short unique name used in logs, metrics and environment overrides.
+    pub name: String,
+    /// The EIP-155 chain id; the node's `eth_chainId` must equal it or nothing is published.
+    pub chain_id: u64,
+    /// WebSocket JSON-RPC endpoint (`ws://` or `wss://`). Never logged unredacted.
+    pub ws_url: String,
+    /// First block to publish when there is no earlier progress: a number or `"latest"`.
+    /// Default `"latest"`.
+    #[serde(default = "defaults::start_block")]
+    pub start_block: StartBlock,
+    /// Topic to publish to. Default `evm.logs.<chain_id>`.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// Deadline for opening the WebSocket. Default 10000.
+    #[serde(default = "defaults::connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Deadline for each JSON-RPC answer. Default 30000.
+    #[serde(default = "defaults::request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// WebSocket ping interval; two intervals of silence mark the connection dead. Default 10000.
+    #[serde(default = "defaults::keepalive_interval_ms")]
+    pub keepalive_interval_ms: u64,
+    /// How often the head is polled when no `newHeads` notification arrives (notifications
+    /// are only wake-ups). Default 2000.
+    #[serde(default = "defaults::head_poll_interval_ms")]
+    pub head_poll_interval_ms: u64,
+    /// Largest WebSocket message accepted from the node. Default 268435456 (256 MiB).
+    #[serde(default = "defaults::max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Blocks per ranged `eth_getLogs` during catch-up, at most; halved when the node refuses
+    /// a range, grown back after successes. Default 200.
+    #[serde(default = "defaults::backfill_range_blocks")]
+    pub backfill_range_blocks: u64,
+    /// Ranged requests in flight at once during catch-up. Default 4.
+    #[serde(default = "defaults::backfill_concurrency")]
+    pub backfill_concurrency: usize,
+    /// When the head is more than this many blocks ahead, catch up with ranged requests;
+    /// otherwise fetch block by block. Default 16.
+    #[serde(default = "defaults::live_threshold_blocks")]
+    pub live_threshold_blocks: u64,
+    /// Blocks fetched but not yet acknowledged by the broker, at most. Default 256.
+    #[serde(default = "defaults::max_blocks_in_flight")]
+    pub max_blocks_in_flight: usize,
+    /// First delay before reconnecting to the node; doubles up to the max, with jitter. Default 500.
+    #[serde(default = "defaults::reconnect_backoff_initial_ms")]
+    pub reconnect_backoff_initial_ms: u64,
+    /// Largest delay between reconnect attempts. Default 30000.
+    #[serde(default = "defaults::reconnect_backoff_max_ms")]
+    pub reconnect_backoff_max_ms: u64,
+}
+
+impl ChainConfig {
+    /// The topic this chain publishes to.
+    pub fn topic(&self) -> String {
+        self.topic.clone().unwrap_or_else(|| format!("evm.logs.{}", self.chain_id))
+    }
+
+    /// Milliseconds as a [`Duration`].
+    pub fn ms(value: u64) -> Duration {
+        Duration::from_millis(value)
+    }
+}
+
+mod defaults {
+    use super::StartBlock;
+
+    pub(super) fn shutdown_timeout_ms() -> u64 { 30_000 }
+    pub(super) fn topic_partitions() -> i32 { 1 }
+    pub(super) fn topic_replication_factor() -> i32 { 1 }
+    pub(super) fn message_timeout_ms() -> u64 { 300_000 }
+    pub(super) fn queue_max_messages() -> u64 { 100_000 }
+    pub(super) fn dedup_cache_capacity() -> usize { 100_000 }
+    pub(super) fn admin_timeout_ms() -> u64 { 30_000 }
+    pub(super) fn start_block() -> StartBlock { StartBlock::Latest }
+    pub(super) fn connect_timeout_ms() -> u64 { 10_000 }
+    pub(super) fn request_timeout_ms() -> u64 { 30_000 }
+    pub(super) fn keepalive_interval_ms() -> u64 { 10_000 }
+    pub(super) fn head_poll_interval_ms() -> u64 { 2_000 }
+    pub(super) fn max_message_bytes() -> usize { 256 << 20 }
+    pub(super) fn backfill_range_blocks() -> u64 { 200 }
+    pub(super) fn backfill_concurrency() -> usize { 4 }
+    pub(super) fn live_threshold_blocks() -> u64 { 16 }
+    pub(super) fn max_blocks_in_flight() -> usize { 256 }
+    pub(super) fn reconnect_backoff_initial_ms() -> u64 { 500 }
+    pub(super) fn reconnect_backoff_max_ms() -> u64 { 30_000 }
+}

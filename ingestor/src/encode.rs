@@ -1,0 +1,116 @@
+//! The `EvmLog` Avro record: the schema, embedded at build time from `schemas/evm_log.avsc`
+//! and parsed once, and the Avro single-object encoding (`C3 01`, 8-byte little-endian
+//! CRC-64-AVRO fingerprint of the schema's canonical form, then the binary body).
+
+use std::sync::LazyLock;
+
+use apache_avro::rabin::Rabin;
+use apache_avro::types::Value;
+use apache_avro::{GenericSingleObjectWriter, Schema};
+
+use crate::rpc::types::Log;
+
+/// The schema file's text, as shipped in `schemas/`.
+pub const SCHEMA_JSON: &str = include_str!("../../schemas/evm_log.avsc");
+
+static SCHEMA: LazyLock<Result<Schema, String>> =
+    LazyLock::new(|| Schema::parse_str(SCHEMA_JSON).map_err(|e| e.to_string()));
+
+/// Encoding failed: a broken embedded schema or a record it refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// `schemas/evm_log.avsc` does not parse (a build defect, reported at start-up).
+    #[error("embedded schema schemas/evm_log.avsc is invalid: {0}")]
+    Schema(String),
+    /// The writer refused a record.
+    #[error("avro encoding failed: {0}")]
+    Avro(String),
+}
+
+/// The parsed `EvmLog` schema.
+pub fn schema() -> Result<&'static Schema, EncodeError> {
+    SCHEMA.as_ref().map_err(|e| EncodeError::Schema(e.clone()))
+}
+
+/// The schema's CRC-64-AVRO (Rabin) fingerprint, as it appears in every record's header.
+pub fn fingerprint() -> Result<[u8; 8], EncodeError> {
+    let fp = schema()?.fingerprint::<Rabin>();
+    fp.bytes.try_into().map_err(|_| EncodeError::Schema("fingerprint is not 8 bytes".into()))
+}
+
+/// Builds the record value for one log, field by field in schema order.
+pub fn to_value(chain_id: u64, block_timestamp_s: u64, log: &Log) -> Value {
+    Value::Record(vec![
+        ("chain_id".into(), Value::Long(chain_id as i64)),
+        ("block_number".into(), Value::Long(log.block_number as i64)),
+        ("block_hash".into(), Value::String(log.block_hash.to_string())),
+        ("block_timestamp".into(), Value::TimestampMillis(block_timestamp_s.saturating_mul(1000) as i64)),
+        ("transaction_hash".into(), Value::String(log.transaction_hash.to_string())),
+        ("transaction_index".into(), Value::Long(log.transaction_index as i64)),
+        ("log_index".into(), Value::Long(log.log_index as i64)),
+        ("address".into(), Value::String(log.address.to_string())),
+        ("topics".into(), Value::Array(log.topics.iter().map(|t| Value::String(t.to_string())).collect())),
+        ("data".into(), Value::Bytes(log.data.clone())),
+    ])
+}
+
+/// A reusable single-object encoder (one per chain; not shared between tasks).
+pub struct Encoder {
+    writer: GenericSingleObjectWriter,
+}
+
+impl Encoder {
+    /// Creates an encoder for the embedded schema.
+    pub fn new() -> Result<Self, EncodeError> {
+        let writer = GenericSingleObjectWriter::new_with_capacity(schema()?, 1024)
+            .map_err(|e| EncodeError::Avro(e.to_string()))?;
+        Ok(Self { writer })
+    }
+
+    /// Encodes one log as a complete single-object message.
+    pub fn encode(&mut self, chain_id: u64, block_timestamp_s: u64, log: &Log) -> Result<Vec<u8>, EncodeError> {
+        let mut out = Vec::with_capacity(256 + log.data.len());
+        self.writer
+            .write_value(to_value(chain_id, block_timestamp_s, log), &mut out)
+            .map_err(|e| EncodeError::Avro(e.to_string()))?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::hex::{Address, B256};
+
+    #[test]
+    fn single_object_framing_and_round_trip() {
+        let log = Log {
+            block_number: 7,
+            block_hash: B256::new([1; 32]),
+            transaction_hash: B256::new([2; 32]),
+            transaction_index: 3,
+            log_index: 4,
+            address: Address::new([0xab; 20]),
+            topics: vec![B256::new([5; 32]), B256::new([6; 32])],
+            data: vec![9; 1500],
+        };
+        let bytes = Encoder::new().expect("schema").encode(31337, 1_700_000_000, &log).expect("encode");
+        assert_eq!(&bytes[..2], &[0xc3, 0x01]);
+        assert_eq!(&bytes[2..10], &fingerprint().expect("fp"));
+        let value = apache_avro::from_avro_datum(schema().expect("schema"), &mut &bytes[10..], None).expect("decode");
+        assert_eq!(value, to_value(31337, 1_700_000_000, &log));
+    }
+
+    #[test]
+    fn schema_documents_every_field() {
+        let json: serde_json::Value = serde_json::from_str(SCHEMA_JSON).expect("json");
+        let fields = json["fields"].as_array().expect("fields");
+        let names: Vec<_> = fields.iter().map(|f| f["name"].as_str().unwrap_or_default()).collect();
+        assert_eq!(
+            names,
+            ["chain_id", "block_number", "block_hash", "block_timestamp", "transaction_hash",
+             "transaction_index", "log_index", "address", "topics", "data"]
+        );
+        assert!(fields.iter().all(|f| f["doc"].as_str().is_some_and(|d| !d.is_empty())));
+    }
+}

@@ -1,0 +1,61 @@
+//! Why a chain's follower stopped or must retry.
+
+use crate::rpc::RpcError;
+
+use super::block::Inconsistent;
+
+/// A follower failure. [`FollowError::is_fatal`] says whether retrying can help.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    /// A node call failed; reconnect and retry.
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    /// The node's answers contradicted each other; retry, nothing was published.
+    #[error("inconsistent answer from the node: {0}")]
+    Inconsistent(#[from] Inconsistent),
+    /// The node serves another chain than configured. Nothing is published.
+    #[error("node at {url} reports chain id {actual}, but the config says chain_id = {expected}; fix `chain_id` or `ws_url`")]
+    ChainIdMismatch {
+        /// Configured chain id.
+        expected: u64,
+        /// The node's `eth_chainId`.
+        actual: u64,
+        /// Redacted node URL.
+        url: String,
+    },
+    /// The last published block is no longer the parent of the next one.
+    #[error(
+        "chain reorganised below block {number}: its parent is {actual}, but block {} was published as {expected}; \
+         stopping rather than publishing a fork",
+        number - 1
+    )]
+    Reorg {
+        /// The first block that does not extend the published chain.
+        number: u64,
+        /// Hash of the published block at `number - 1`.
+        expected: String,
+        /// `parentHash` of the node's block `number`.
+        actual: String,
+    },
+    /// The sink stopped (its own error is reported by it).
+    #[error("the publisher stopped")]
+    SinkClosed,
+}
+
+impl FollowError {
+    /// Whether retrying cannot help: the chain stops.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::ChainIdMismatch { .. } | Self::Reorg { .. } | Self::SinkClosed)
+    }
+
+    /// A short, bounded label for logs and metrics.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::Rpc(e) => e.error_type(),
+            Self::Inconsistent(_) => "inconsistent_answer",
+            Self::ChainIdMismatch { .. } => "chain_id_mismatch",
+            Self::Reorg { .. } => "reorg",
+            Self::SinkClosed => "sink_closed",
+        }
+    }
+}

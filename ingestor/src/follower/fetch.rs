@@ -1,0 +1,163 @@
+//! Fetching blocks with their logs: one block by hash (live), or a range (catch-up) with a
+//! range size that shrinks when the node refuses it and grows back after successes.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+
+use crate::events;
+use crate::rpc::RpcClient;
+use crate::rpc::types::{Header, Log};
+
+use super::block::{BlockLogs, Inconsistent, check_link};
+use super::error::FollowError;
+
+/// Header requests in flight at once for one range.
+const HEADER_CONCURRENCY: usize = 64;
+/// Successful ranged requests before the range size doubles again.
+const GROW_AFTER_SUCCESSES: u32 = 8;
+
+/// Fetches blocks for one chain over one connection.
+pub(super) struct Fetcher<'a> {
+    pub(super) rpc: &'a RpcClient,
+    pub(super) chain: &'a str,
+    range_blocks: AtomicU64,
+    max_range_blocks: u64,
+    successes: AtomicU32,
+}
+
+impl<'a> Fetcher<'a> {
+    pub(super) fn new(rpc: &'a RpcClient, chain: &'a str, max_range_blocks: u64) -> Self {
+        Self {
+            rpc,
+            chain,
+            range_blocks: AtomicU64::new(max_range_blocks),
+            max_range_blocks,
+            successes: AtomicU32::new(0),
+        }
+    }
+
+    /// One block by number: its header, then `eth_getLogs {blockHash}`. `None` when the
+    /// node does not have that block yet.
+    pub(super) async fn block(&self, number: u64) -> Result<Option<BlockLogs>, FollowError> {
+        let Some(header) = self.rpc.header_by_number(number).await? else {
+            return Ok(None);
+        };
+        let logs = self.rpc.logs_by_block_hash(&header.hash).await?;
+        Ok(Some(BlockLogs::assemble(header, logs)?))
+    }
+
+    /// Blocks `from..=to`, splitting the range when the node refuses it.
+    pub(super) async fn range(&self, from: u64, to: u64) -> Result<Vec<BlockLogs>, FollowError> {
+        let mut out = Vec::with_capacity((to - from + 1) as usize);
+        let mut start = from;
+        while start <= to {
+            let size = self.range_blocks.load(Ordering::Relaxed).min(to - start + 1);
+            let end = start + size - 1;
+            match self.chunk(start, end).await {
+                Ok(blocks) => {
+                    out.extend(blocks);
+                    start = end + 1;
+                    self.grow();
+                }
+                Err(FollowError::Rpc(e)) if e.is_range_refused() && size > 1 => {
+                    let smaller = (size / 2).max(1);
+                    self.range_blocks.store(smaller, Ordering::Relaxed);
+                    self.successes.store(0, Ordering::Relaxed);
+                    events::RangeShrunk { chain: self.chain, from_blocks: size, to_blocks: smaller }.emit();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    fn grow(&self) {
+        if self.successes.fetch_add(1, Ordering::Relaxed) + 1 >= GROW_AFTER_SUCCESSES {
+            self.successes.store(0, Ordering::Relaxed);
+            let now = self.range_blocks.load(Ordering::Relaxed);
+            self.range_blocks.store((now * 2).min(self.max_range_blocks), Ordering::Relaxed);
+        }
+    }
+
+    /// One ranged `eth_getLogs` plus every header in the range, checked against each other.
+    async fn chunk(&self, from: u64, to: u64) -> Result<Vec<BlockLogs>, FollowError> {
+        let headers = stream::iter(from..=to)
+            .map(|n| self.rpc.header_by_number(n))
+            .buffered(HEADER_CONCURRENCY)
+            .try_collect::<Vec<Option<Header>>>();
+        let (logs, headers) = tokio::try_join!(self.rpc.logs_in_range(from, to), headers)?;
+        assemble_range(from, headers, logs).map_err(FollowError::from)
+    }
+}
+
+/// Pairs headers `from..` with the logs of a ranged query: headers must be present and
+/// linked, logs sorted by block and each attached to the header it names.
+fn assemble_range(from: u64, headers: Vec<Option<Header>>, logs: Vec<Log>) -> Result<Vec<BlockLogs>, Inconsistent> {
+    let mut out = Vec::with_capacity(headers.len());
+    let mut logs = logs.into_iter().peekable();
+    let mut prev: Option<(u64, crate::rpc::hex::B256)> = None;
+    for (i, header) in headers.into_iter().enumerate() {
+        let number = from + i as u64;
+        let header = header.ok_or_else(|| Inconsistent(format!("block {number} unknown to the node below its head")))?;
+        check_link(prev, &header)?;
+        prev = Some((header.number, header.hash));
+        let mut mine = Vec::new();
+        while let Some(log) = logs.next_if(|l| l.block_number == number) {
+            mine.push(log);
+        }
+        out.push(BlockLogs::assemble(header, mine)?);
+    }
+    if let Some(stray) = logs.next() {
+        return Err(Inconsistent(format!(
+            "ranged logs out of order or outside the range: log in block {}",
+            stray.block_number
+        )));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::hex::{Address, B256};
+
+    fn header(n: u64) -> Header {
+        Header { number: n, hash: B256::new([n as u8; 32]), parent_hash: B256::new([(n - 1) as u8; 32]), timestamp_s: n }
+    }
+
+    fn log(n: u64, index: u64) -> Log {
+        Log {
+            block_number: n,
+            block_hash: B256::new([n as u8; 32]),
+            transaction_hash: B256::new([0; 32]),
+            transaction_index: 0,
+            log_index: index,
+            address: Address::new([0; 20]),
+            topics: vec![],
+            data: vec![],
+        }
+    }
+
+    #[test]
+    fn groups_logs_by_block_including_empty_blocks() {
+        let headers = vec![Some(header(5)), Some(header(6)), Some(header(7))];
+        let blocks = assemble_range(5, headers, vec![log(5, 0), log(5, 1), log(7, 0)]).expect("consistent");
+        let counts: Vec<_> = blocks.iter().map(|b| b.logs.len()).collect();
+        assert_eq!(counts, [2, 0, 1]);
+    }
+
+    #[test]
+    fn rejects_what_does_not_fit() {
+        let missing = assemble_range(5, vec![Some(header(5)), None], vec![]);
+        assert!(missing.is_err());
+        let unsorted = assemble_range(5, vec![Some(header(5)), Some(header(6))], vec![log(6, 0), log(5, 0)]);
+        assert!(unsorted.is_err());
+        let mut forked = header(6);
+        forked.parent_hash = B256::new([0xee; 32]);
+        assert!(assemble_range(5, vec![Some(header(5)), Some(forked)], vec![]).is_err());
+        let mut wrong_hash = log(5, 0);
+        wrong_hash.block_hash = B256::new([0xee; 32]);
+        assert!(assemble_range(5, vec![Some(header(5))], vec![wrong_hash]).is_err());
+    }
+}

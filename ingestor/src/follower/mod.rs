@@ -1,0 +1,203 @@
+//! The chain follower: one per chain. It connects, checks the chain id, subscribes to
+//! `newHeads` (as a wake-up only), and walks from the last handed-over block to the head,
+//! checking every `parentHash`. Far behind, it catches up with ranged `eth_getLogs`
+//! (bounded range, bounded requests in flight); near the head, block by block with
+//! `eth_getLogs {blockHash}`. Blocks go to the sink through a bounded channel, strictly in
+//! order: a full channel pauses the follower.
+
+mod backoff;
+mod block;
+mod error;
+mod fetch;
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use tokio::sync::mpsc;
+use tokio::time::{MissedTickBehavior, interval};
+use tokio_util::sync::CancellationToken;
+
+pub use backoff::{delay as backoff_delay, jittered as backoff_jittered};
+pub use block::{BlockLogs, Inconsistent};
+pub use error::FollowError;
+
+use crate::config::{ChainConfig, StartBlock};
+use crate::events;
+use crate::rpc::hex::B256;
+use crate::rpc::redact::redact_url;
+use crate::rpc::{RpcClient, RpcError, WsOptions};
+use fetch::Fetcher;
+
+/// Follows one chain until shutdown or a fatal error.
+pub struct Follower {
+    cfg: Arc<ChainConfig>,
+    sink: mpsc::Sender<BlockLogs>,
+    /// The last block handed to the sink.
+    cursor: Option<(u64, B256)>,
+    /// Where to start when there is no cursor; `Latest` is resolved on first connect.
+    start: StartBlock,
+    shutdown: CancellationToken,
+}
+
+impl Follower {
+    /// A follower that starts at the configured `start_block`.
+    pub fn new(cfg: Arc<ChainConfig>, sink: mpsc::Sender<BlockLogs>, shutdown: CancellationToken) -> Self {
+        let start = cfg.start_block;
+        Self { cfg, sink, cursor: None, start, shutdown }
+    }
+
+    /// Runs until shutdown (`Ok`) or an error retrying cannot fix.
+    pub async fn run(mut self) -> Result<(), FollowError> {
+        let mut attempt = 0u32;
+        loop {
+            let shutdown = self.shutdown.clone();
+            let result = tokio::select! {
+                r = self.session(&mut attempt) => r,
+                _ = shutdown.cancelled() => return Ok(()),
+            };
+            let err = match result {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_fatal() => return Err(e),
+                Err(e) => e,
+            };
+            let wait = backoff::jittered(
+                attempt,
+                ChainConfig::ms(self.cfg.reconnect_backoff_initial_ms),
+                ChainConfig::ms(self.cfg.reconnect_backoff_max_ms),
+            );
+            attempt = attempt.saturating_add(1);
+            match &err {
+                FollowError::Inconsistent(i) => events::InconsistentAnswer { chain: &self.cfg.name, what: &i.0 }.emit(),
+                other => events::NodeCallFailed {
+                    chain: &self.cfg.name,
+                    error_type: other.error_type(),
+                    error: other,
+                    retry_in_ms: wait.as_millis() as u64,
+                    reconnect: true,
+                }
+                .emit(),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    fn ws_options(&self) -> WsOptions {
+        WsOptions {
+            connect_timeout: ChainConfig::ms(self.cfg.connect_timeout_ms),
+            request_timeout: ChainConfig::ms(self.cfg.request_timeout_ms),
+            keepalive_interval: ChainConfig::ms(self.cfg.keepalive_interval_ms),
+            max_message_bytes: self.cfg.max_message_bytes,
+        }
+    }
+
+    /// One connection's life: returns on error (to reconnect) or when the sink closed.
+    async fn session(&mut self, attempt: &mut u32) -> Result<(), FollowError> {
+        let (rpc, mut notes) = RpcClient::connect(&self.cfg.ws_url, &self.ws_options()).await?;
+        let actual = rpc.chain_id().await?;
+        if actual != self.cfg.chain_id {
+            return Err(FollowError::ChainIdMismatch {
+                expected: self.cfg.chain_id,
+                actual,
+                url: redact_url(&self.cfg.ws_url),
+            });
+        }
+        rpc.subscribe_new_heads().await?;
+        let head = rpc.block_number().await?;
+        events::ChainConnected { chain: &self.cfg.name, url: &redact_url(&self.cfg.ws_url), head }.emit();
+        if self.start == StartBlock::Latest {
+            self.start = StartBlock::Number(head);
+        }
+        let cfg = self.cfg.clone();
+        let fetcher = Fetcher::new(&rpc, &cfg.name, cfg.backfill_range_blocks);
+        let mut poll = interval(ChainConfig::ms(self.cfg.head_poll_interval_ms));
+        poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            let head = rpc.block_number().await?;
+            let next = self.next_block();
+            if next <= head {
+                if head - next + 1 > self.cfg.live_threshold_blocks {
+                    self.catch_up(&fetcher, next, head).await?;
+                } else {
+                    self.step_to(&fetcher, next, head).await?;
+                }
+                *attempt = 0;
+                continue;
+            }
+            tokio::select! {
+                note = notes.recv() => if note.is_none() {
+                    return Err(RpcError::Disconnected("notification stream ended".into()).into());
+                },
+                _ = poll.tick() => {}
+            }
+        }
+    }
+
+    fn next_block(&self) -> u64 {
+        match (self.cursor, self.start) {
+            (Some((n, _)), _) => n + 1,
+            (None, StartBlock::Number(n)) => n,
+            (None, StartBlock::Latest) => 0,
+        }
+    }
+
+    /// Block by block from `from` to `head`.
+    async fn step_to(&mut self, fetcher: &Fetcher<'_>, from: u64, head: u64) -> Result<(), FollowError> {
+        for number in from..=head {
+            let Some(block) = fetcher.block(number).await? else {
+                return Ok(()); // not served yet: wait for the next wake-up
+            };
+            self.hand_over(block).await?;
+        }
+        Ok(())
+    }
+
+    /// Ranged catch-up from `from` to `head`, `backfill_concurrency` ranges in flight,
+    /// handed over in order.
+    async fn catch_up(&mut self, fetcher: &Fetcher<'_>, from: u64, head: u64) -> Result<(), FollowError> {
+        let span = self.cfg.backfill_range_blocks;
+        let mut in_flight = FuturesOrdered::new();
+        let mut next = from;
+        loop {
+            while in_flight.len() < self.cfg.backfill_concurrency && next <= head {
+                let end = next.saturating_add(span - 1).min(head);
+                in_flight.push_back(fetcher.range(next, end));
+                next = end + 1;
+            }
+            let Some(blocks) = in_flight.next().await else {
+                return Ok(());
+            };
+            let blocks = blocks?;
+            let (last, logs) = (blocks.last().map(|b| b.header.number), blocks.iter().map(|b| b.logs.len()).sum());
+            for block in blocks {
+                self.hand_over(block).await?;
+            }
+            if let Some(block) = last {
+                events::BackfillProgress { chain: &self.cfg.name, block, head, logs }.emit();
+            }
+        }
+    }
+
+    /// Checks that `block` extends the cursor, then gives it to the sink (waiting if full).
+    async fn hand_over(&mut self, block: BlockLogs) -> Result<(), FollowError> {
+        if let Some((n, hash)) = self.cursor {
+            if block.header.number != n + 1 {
+                return Err(Inconsistent(format!("expected block {}, got {}", n + 1, block.header.number)).into());
+            }
+            if block.header.parent_hash != hash {
+                return Err(FollowError::Reorg {
+                    number: block.header.number,
+                    expected: hash.to_string(),
+                    actual: block.header.parent_hash.to_string(),
+                });
+            }
+        }
+        let id = (block.header.number, block.header.hash);
+        self.sink.send(block).await.map_err(|_| FollowError::SinkClosed)?;
+        self.cursor = Some(id);
+        Ok(())
+    }
+}

@@ -1,0 +1,35 @@
+//! EthHook Ingestor: follows EVM chains over WebSocket JSON-RPC and publishes every
+//! event log to a Kafka-API topic per chain, Avro-encoded, in block order.
+//!
+//! # Map
+//! - [`config`]: the TOML contract, environment overrides and validation.
+//! - [`rpc`]: WebSocket JSON-RPC transport (correlation by id, subscriptions, keepalive),
+//!   frame parsing, and the validated chain types ([`rpc::types`]).
+//! - [`follower`]: one task per chain; walks `parentHash` from the last processed block to
+//!   the head, backfills with ranged `eth_getLogs`, and emits [`follower::BlockLogs`] in order.
+//! - [`encode`]: the `EvmLog` Avro schema (embedded from `schemas/evm_log.avsc`) and the
+//!   single-object encoding.
+//! - [`sink`]: the rdkafka producer, topic bootstrap, key/value construction and the
+//!   in-process dedup LRU; reports each block once the broker acknowledged all its records.
+//! - [`supervisor`]: starts one supervised task pair per chain and handles shutdown.
+//! - [`events`]: every log line the service writes goes through here.
+//!
+//! # Invariants
+//! - A chain's blocks are handed to the sink strictly in order, each linked to the previous
+//!   one by `parentHash`; a block is never skipped or repeated because of a missed or
+//!   duplicated `newHeads` notification (notifications are only wake-ups).
+//! - A block counts as delivered only after the broker acknowledged every one of its records.
+//!   A failed delivery stops the chain: nothing after it is reported delivered.
+//!
+//! # Assumptions
+//! - The node answers `eth_getLogs {blockHash}` and ranged `eth_getLogs` with logs whose
+//!   `blockHash` matches the header it served; answers that do not are retried, never published.
+
+pub mod config;
+pub mod encode;
+pub mod events;
+pub mod follower;
+pub mod rpc;
+pub mod shutdown;
+pub mod sink;
+pub mod supervisor;

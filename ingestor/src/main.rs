@@ -1,0 +1,73 @@
+//! `ingestor`: the binary. Parses the command line and hands over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ingestor::{config, shutdown, sink, supervisor};
+use tracing_subscriber::EnvFilter;
+
+/// Follows EVM chains and publishes every event log to Kafka-API topics as Avro.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service until SIGINT/SIGTERM.
+    Run {
+        /// The TOML configuration file (environment variables INGESTOR_* override it).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate the configuration file and exit.
+    CheckConfig {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::CheckConfig { config } => check(&config),
+        Command::Run { config } => run(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> anyhow::Result<()> {
+    let cfg = config::load(path)?;
+    let names: Vec<_> = cfg.chains.iter().map(|c| format!("{} ({} -> {})", c.name, c.chain_id, c.topic())).collect();
+    println!("config OK: {} chain(s): {}", names.len(), names.join(", "));
+    Ok(())
+}
+
+fn run(path: &std::path::Path) -> anyhow::Result<()> {
+    let cfg = config::load(path)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let stop = shutdown::on_signal().context("cannot install signal handlers")?;
+        let producer = sink::producer(&cfg.kafka)?;
+        for chain in &cfg.chains {
+            sink::ensure_topic(&cfg.kafka, &chain.topic()).await?;
+        }
+        supervisor::run(cfg, producer, stop).await?;
+        Ok(())
+    })
+}

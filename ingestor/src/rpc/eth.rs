@@ -1,0 +1,78 @@
+//! The `eth_*` calls the follower makes, with their results validated.
+
+use serde_json::{Value, json};
+
+use super::client::RpcClient;
+use super::error::RpcError;
+use super::hex::{B256, decode_quantity, quantity};
+use super::types::{Header, Log, TypeError};
+
+fn invalid(method: &'static str) -> impl Fn(TypeError) -> RpcError {
+    move |source| RpcError::Invalid { method, source }
+}
+
+fn as_quantity(method: &'static str, v: &Value) -> Result<u64, RpcError> {
+    let s = v
+        .as_str()
+        .ok_or(RpcError::Invalid { method, source: TypeError::Missing("result") })?;
+    decode_quantity("result", s).map_err(|e| RpcError::Invalid { method, source: e.into() })
+}
+
+impl RpcClient {
+    /// `eth_chainId`.
+    pub async fn chain_id(&self) -> Result<u64, RpcError> {
+        const M: &str = "eth_chainId";
+        as_quantity(M, &self.request(M, json!([])).await?)
+    }
+
+    /// `eth_blockNumber`: the node's head.
+    pub async fn block_number(&self) -> Result<u64, RpcError> {
+        const M: &str = "eth_blockNumber";
+        as_quantity(M, &self.request(M, json!([])).await?)
+    }
+
+    /// `eth_getBlockByNumber(n, false)`; `None` when the node does not have it (yet).
+    pub async fn header_by_number(&self, number: u64) -> Result<Option<Header>, RpcError> {
+        const M: &str = "eth_getBlockByNumber";
+        let v = self.request(M, json!([quantity(number), false])).await?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        let header = Header::from_json(&v).map_err(invalid(M))?;
+        if header.number != number {
+            return Err(RpcError::Invalid {
+                method: M,
+                source: TypeError::Hex(super::hex::HexError::new(
+                    "number",
+                    format!("asked for block {number}, got block {}", header.number),
+                )),
+            });
+        }
+        Ok(Some(header))
+    }
+
+    /// `eth_getLogs {blockHash}`: every log of one block.
+    pub async fn logs_by_block_hash(&self, hash: &B256) -> Result<Vec<Log>, RpcError> {
+        const M: &str = "eth_getLogs";
+        let v = self.request(M, json!([{"blockHash": hash.to_string()}])).await?;
+        Log::list_from_json(&v).map_err(invalid(M))
+    }
+
+    /// Ranged `eth_getLogs {fromBlock, toBlock}`, both inclusive.
+    pub async fn logs_in_range(&self, from: u64, to: u64) -> Result<Vec<Log>, RpcError> {
+        const M: &str = "eth_getLogs";
+        let v = self
+            .request(M, json!([{"fromBlock": quantity(from), "toBlock": quantity(to)}]))
+            .await?;
+        Log::list_from_json(&v).map_err(invalid(M))
+    }
+
+    /// `eth_subscribe newHeads`; returns the subscription id.
+    pub async fn subscribe_new_heads(&self) -> Result<String, RpcError> {
+        const M: &str = "eth_subscribe";
+        let v = self.request(M, json!(["newHeads"])).await?;
+        v.as_str()
+            .map(str::to_owned)
+            .ok_or(RpcError::Invalid { method: M, source: TypeError::Missing("result") })
+    }
+}

@@ -1,0 +1,66 @@
+//! Building the rdkafka producer and creating chain topics at start-up.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::KafkaConfig;
+
+use super::error::SinkError;
+
+fn base_config(k: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.brokers).set("client.id", "ethhook-ingestor");
+    c
+}
+
+/// The idempotent producer all chains share (one librdkafka instance, one I/O thread set).
+pub fn producer(k: &KafkaConfig) -> Result<FutureProducer, SinkError> {
+    let mut c = base_config(k);
+    c.set("message.timeout.ms", k.message_timeout_ms.to_string())
+        .set("queue.buffering.max.messages", k.queue_max_messages.to_string())
+        .set("linger.ms", "5")
+        .set("acks", "all");
+    for (key, value) in &k.librdkafka_options {
+        c.set(key, value);
+    }
+    // Idempotence is part of the contract (ordering and no duplicates on retry): not overridable.
+    c.set("enable.idempotence", "true");
+    c.create().map_err(SinkError::Client)
+}
+
+/// Creates `topic` with `cleanup.policy=compact` if it does not exist, then checks that the
+/// broker lists it.
+pub async fn ensure_topic(k: &KafkaConfig, topic: &str) -> Result<(), SinkError> {
+    let err = |reason: String| SinkError::Topic { topic: topic.to_owned(), brokers: k.brokers.clone(), reason };
+    let admin: AdminClient<DefaultClientContext> = base_config(k).create().map_err(SinkError::Client)?;
+    let timeout = Duration::from_millis(k.admin_timeout_ms);
+    let new = NewTopic::new(topic, k.topic_partitions, TopicReplication::Fixed(k.topic_replication_factor))
+        .set("cleanup.policy", "compact");
+    let opts = AdminOptions::new().request_timeout(Some(timeout)).operation_timeout(Some(timeout));
+    let results = admin.create_topics([&new], &opts).await.map_err(|e| err(e.to_string()))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(err(format!("create failed: {code}"))),
+        }
+    }
+    let metadata = admin
+        .inner()
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| err(format!("metadata request failed: {e}")))?;
+    match metadata.topics().iter().find(|t| t.name() == topic) {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
+        Some(t) => Err(err(format!("broker reports it unusable: {:?}", t.error()))),
+        None => Err(err("broker does not list it after creation".into())),
+    }
+}
+
+/// Waits up to `timeout` for every queued record to be acknowledged.
+pub fn flush(producer: &FutureProducer, timeout: Duration) -> Result<(), String> {
+    producer.flush(timeout).map_err(|e| e.to_string())
+}
