@@ -1,1 +1,27 @@
-//! x
+//! The local stack EthHook Ingestor is run and tested against: real processes on free
+//! loopback ports, stopped when dropped (and killed if the owning thread dies).
+//!
+//! - [`proc`]: spawning, readiness waits with deadlines, cleanup.
+//! - [`anvil`] and [`tansu`]: the pinned chain node and Kafka-API broker.
+//! - [`node`]: a minimal HTTP JSON-RPC client, independent of the ingestor's own.
+//! - [`traffic`]: transactions that emit realistic logs (0-4 topics, empty to >1 KB data,
+//!   many per transaction and per block, empty blocks).
+//! - [`consumer`]: an independent consumer decoding records with `schemas/evm_log.avsc`.
+//! - [`compare`]: the node's `eth_getLogs` versus what the topic holds, field by field.
+//! - [`service`]: the ingestor binary as a child process with a generated config.
+
+pub mod anvil;
+pub mod compare;
+pub mod consumer;
+pub mod node;
+pub mod proc;
+pub mod service;
+pub mod tansu;
+pub mod traffic;
+
+/// Where the pinned binaries are: `ANVIL_BIN` / `TANSU_BIN` (set by `scripts/deps.sh env`).
+pub fn tool(var: &str) -> anyhow::Result<std::path::PathBuf> {
+    std::env::var_os(var)
+        .map(Into::into)
+        .ok_or_else(|| anyhow::anyhow!("{var} is not set: run through scripts/test.sh or eval \"$(scripts/deps.sh env)\""))
+}

@@ -196,3 +196,74 @@ async fn run_connection<S>(
         let _ = reply.send(Err(err));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    fn opts() -> WsOptions {
+        WsOptions {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+            keepalive_interval: Duration::from_secs(30),
+            max_message_bytes: 1 << 20,
+        }
+    }
+
+    /// A one-connection node that answers the first request with `reply` (or hangs up).
+    async fn fake_node(reply: Option<&'static str>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("handshake");
+            let _ = ws.next().await;
+            if let Some(text) = reply {
+                let _ = ws.send(Message::Text(text.into())).await;
+                let _ = ws.next().await;
+            }
+        });
+        format!("ws://{addr}")
+    }
+
+    #[tokio::test]
+    async fn answers_are_correlated_by_id() {
+        let url = fake_node(Some(r#"{"jsonrpc":"2.0","id":1,"result":"0x539"}"#)).await;
+        let (client, _notes) = RpcClient::connect(&url, &opts()).await.expect("connect");
+        assert_eq!(client.chain_id().await.expect("chain id"), 1337);
+    }
+
+    #[tokio::test]
+    async fn malformed_frames_fail_the_call_without_panicking() {
+        for garbage in ["not json", "[]", r#"{"id":1}"#, r#"{"jsonrpc":"2.0","id":1,"error":"x"}"#] {
+            let url = fake_node(Some(garbage)).await;
+            let (client, _notes) = RpcClient::connect(&url, &opts()).await.expect("connect");
+            let err = client.chain_id().await.expect_err(garbage);
+            assert!(matches!(err, RpcError::Frame(_)), "{garbage}: {err}");
+            assert!(err.backend_gone());
+        }
+    }
+
+    #[tokio::test]
+    async fn node_errors_and_invalid_results_are_typed() {
+        let url = fake_node(Some(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32005,"message":"query returned more than 10000 results"}}"#)).await;
+        let (client, _notes) = RpcClient::connect(&url, &opts()).await.expect("connect");
+        let err = client.logs_in_range(0, 10).await.expect_err("refused");
+        assert!(err.is_range_refused() && !err.backend_gone(), "{err}");
+
+        let url = fake_node(Some(r#"{"jsonrpc":"2.0","id":1,"result":"0xZZ"}"#)).await;
+        let (client, _notes) = RpcClient::connect(&url, &opts()).await.expect("connect");
+        assert!(matches!(client.chain_id().await, Err(RpcError::Invalid { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_node_that_hangs_up_gives_a_retryable_disconnect() {
+        let url = fake_node(None).await;
+        let (client, _notes) = RpcClient::connect(&url, &opts()).await.expect("connect");
+        let err = client.block_number().await.expect_err("hung up");
+        assert!(err.backend_gone(), "{err}");
+        let refused = RpcClient::connect("ws://127.0.0.1:1", &opts()).await.err().expect("nobody listens");
+        assert!(matches!(refused, RpcError::Connect { .. }));
+    }
+}

@@ -1,0 +1,52 @@
+//! The pinned anvil node as a child process.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::node::Node;
+use crate::proc::{Managed, free_port, wait_for};
+
+/// A running anvil with automine off: blocks are mined only by `anvil_mine`.
+pub struct Anvil {
+    /// The process.
+    pub process: Managed,
+    /// Its port (HTTP and WebSocket on the same port).
+    pub port: u16,
+    /// Its chain id.
+    pub chain_id: u64,
+}
+
+impl Anvil {
+    /// Starts anvil with `chain_id` on a free loopback port, logging into `dir`.
+    pub fn start(chain_id: u64, dir: &Path) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        Self::start_on(chain_id, port, dir)
+    }
+
+    /// Starts anvil on a given port (used to restart a node where it was).
+    pub fn start_on(chain_id: u64, port: u16, dir: &Path) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(crate::tool("ANVIL_BIN")?);
+        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--chain-id", &chain_id.to_string()])
+            .args(["--no-mining", "--gas-limit", "1000000000", "--disable-code-size-limit"])
+            .args(["--accounts", "4", "--balance", "1000000"])
+            .env_remove("ETH_RPC_URL");
+        let process = Managed::spawn(&format!("anvil-{chain_id}"), cmd, dir.join(format!("anvil-{chain_id}.log")))?;
+        let anvil = Self { process, port, chain_id };
+        let node = anvil.node();
+        wait_for(&format!("anvil {chain_id} on port {port}"), Duration::from_secs(30), || {
+            node.call("eth_chainId", serde_json::json!([])).ok()
+        })?;
+        Ok(anvil)
+    }
+
+    /// The WebSocket URL the ingestor uses.
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// An HTTP client for it.
+    pub fn node(&self) -> Node {
+        Node::new(self.port)
+    }
+}

@@ -1,0 +1,196 @@
+//! An independent consumer: reads a topic from the beginning with its own rdkafka client
+//! and decodes each value with the schema *file* (`schemas/evm_log.avsc`), checking the
+//! single-object header (`C3 01` + the schema's CRC-64-AVRO fingerprint).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use apache_avro::Schema;
+use apache_avro::rabin::Rabin;
+use apache_avro::types::Value;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// The schema file, read at run time (not the copy embedded in the ingestor).
+pub const SCHEMA_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/evm_log.avsc");
+
+/// One decoded `EvmLog`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedLog {
+    /// `chain_id`.
+    pub chain_id: i64,
+    /// `block_number`.
+    pub block_number: i64,
+    /// `block_hash`.
+    pub block_hash: String,
+    /// `block_timestamp` (ms).
+    pub block_timestamp_ms: i64,
+    /// `transaction_hash`.
+    pub transaction_hash: String,
+    /// `transaction_index`.
+    pub transaction_index: i64,
+    /// `log_index`.
+    pub log_index: i64,
+    /// `address`.
+    pub address: String,
+    /// `topics`.
+    pub topics: Vec<String>,
+    /// `data`.
+    pub data: Vec<u8>,
+}
+
+/// One record as read from the broker.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Key, as UTF-8.
+    pub key: String,
+    /// Kafka timestamp (ms), if any.
+    pub timestamp_ms: Option<i64>,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// The decoded value; `None` for a tombstone.
+    pub log: Option<DecodedLog>,
+}
+
+/// Reads one topic from the beginning.
+pub struct TopicReader {
+    consumer: BaseConsumer,
+    topic: String,
+    schema: Schema,
+    fingerprint: Vec<u8>,
+    /// Next offset to read per partition.
+    positions: HashMap<i32, i64>,
+}
+
+impl TopicReader {
+    /// Assigns every partition of `topic` from the beginning.
+    pub fn new(brokers: &str, topic: &str) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(SCHEMA_PATH).context("reading the schema file")?;
+        let schema = Schema::parse_str(&text)?;
+        let fingerprint = schema.fingerprint::<Rabin>().bytes;
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", format!("devstack-reader-{}", std::process::id()))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .create()?;
+        // The ingestor creates its topics at start-up: wait until the broker lists this one.
+        let partitions = crate::proc::wait_for(&format!("topic {topic} to exist"), Duration::from_secs(60), || {
+            let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
+            let ids: Vec<i32> = metadata
+                .topics()
+                .iter()
+                .filter(|t| t.name() == topic && t.error().is_none())
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+            (!ids.is_empty()).then_some(ids)
+        })?;
+        let mut tpl = TopicPartitionList::new();
+        for p in &partitions {
+            tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
+        }
+        consumer.assign(&tpl)?;
+        let positions = partitions.iter().map(|p| (*p, 0)).collect();
+        Ok(Self { consumer, topic: topic.to_owned(), schema, fingerprint, positions })
+    }
+
+    /// Reads until every partition's position reaches its high watermark as of now.
+    pub fn read_to_end(&mut self, out: &mut Vec<Record>, deadline: Duration) -> anyhow::Result<()> {
+        let mut targets = HashMap::new();
+        for p in self.positions.keys() {
+            let (_, high) = self.consumer.fetch_watermarks(&self.topic, *p, Duration::from_secs(30))?;
+            targets.insert(*p, high);
+        }
+        let start = Instant::now();
+        while self.positions.iter().any(|(p, pos)| *pos < targets[p]) {
+            if start.elapsed() > deadline {
+                bail!("reading {} timed out at {:?} of {:?}", self.topic, self.positions, targets);
+            }
+            self.poll_one(out)?;
+        }
+        Ok(())
+    }
+
+    /// Reads until `done(records)` holds, failing after `deadline`.
+    pub fn read_until(
+        &mut self,
+        out: &mut Vec<Record>,
+        deadline: Duration,
+        mut done: impl FnMut(&[Record]) -> bool,
+    ) -> anyhow::Result<()> {
+        let start = Instant::now();
+        while !done(out) {
+            if start.elapsed() > deadline {
+                bail!("timed out after {deadline:?} reading {}: {} records so far", self.topic, out.len());
+            }
+            self.poll_one(out)?;
+        }
+        Ok(())
+    }
+
+    fn poll_one(&mut self, out: &mut Vec<Record>) -> anyhow::Result<()> {
+        let Some(msg) = self.consumer.poll(Duration::from_millis(200)) else {
+            return Ok(());
+        };
+        let msg = msg?;
+        let key = String::from_utf8(msg.key().unwrap_or_default().to_vec())?;
+        let log = msg.payload().map(|p| self.decode(p)).transpose().with_context(|| format!("record {key}"))?;
+        self.positions.insert(msg.partition(), msg.offset() + 1);
+        out.push(Record {
+            key,
+            timestamp_ms: msg.timestamp().to_millis(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            log,
+        });
+        Ok(())
+    }
+
+    /// Decodes one single-object encoded value.
+    pub fn decode(&self, payload: &[u8]) -> anyhow::Result<DecodedLog> {
+        ensure!(payload.len() >= 10 && payload[..2] == [0xc3, 0x01], "not Avro single-object encoding");
+        ensure!(payload[2..10] == self.fingerprint[..], "schema fingerprint differs from the schema file's");
+        let value = apache_avro::from_avro_datum(&self.schema, &mut &payload[10..], None)?;
+        let Value::Record(fields) = value else { bail!("not a record") };
+        let f: HashMap<_, _> = fields.into_iter().collect();
+        let long = |n: &str| match f.get(n) {
+            Some(Value::Long(v) | Value::TimestampMillis(v)) => Ok(*v),
+            other => Err(anyhow::anyhow!("{n}: {other:?}")),
+        };
+        let string = |n: &str| match f.get(n) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            other => Err(anyhow::anyhow!("{n}: {other:?}")),
+        };
+        let topics = match f.get("topics") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|t| match t {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(anyhow::anyhow!("topic: {other:?}")),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+            other => bail!("topics: {other:?}"),
+        };
+        let data = match f.get("data") {
+            Some(Value::Bytes(b)) => b.clone(),
+            other => bail!("data: {other:?}"),
+        };
+        ensure!(matches!(f.get("block_timestamp"), Some(Value::TimestampMillis(_))), "block_timestamp is not timestamp-millis");
+        Ok(DecodedLog {
+            chain_id: long("chain_id")?,
+            block_number: long("block_number")?,
+            block_hash: string("block_hash")?,
+            block_timestamp_ms: long("block_timestamp")?,
+            transaction_hash: string("transaction_hash")?,
+            transaction_index: long("transaction_index")?,
+            log_index: long("log_index")?,
+            address: string("address")?,
+            topics,
+            data,
+        })
+    }
+}

@@ -1,0 +1,76 @@
+//! The ingestor binary as a child process, with a generated configuration file.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::proc::Managed;
+
+/// One `[[chains]]` entry of a generated config.
+#[derive(Debug, Clone)]
+pub struct ChainEntry {
+    /// `name`.
+    pub name: String,
+    /// `chain_id`.
+    pub chain_id: u64,
+    /// `ws_url`.
+    pub ws_url: String,
+    /// `start_block` as TOML (`0`, `"latest"`).
+    pub start_block: String,
+    /// Extra `key = value` lines for the chain table.
+    pub extra: Vec<String>,
+}
+
+impl ChainEntry {
+    /// A chain named `chain-<id>` starting at block 0.
+    pub fn new(chain_id: u64, ws_url: String) -> Self {
+        Self { name: format!("chain-{chain_id}"), chain_id, ws_url, start_block: "0".into(), extra: vec![] }
+    }
+}
+
+/// Renders a config file for `brokers` and `chains`.
+pub fn config_toml(brokers: &str, chains: &[ChainEntry], extra_top: &str) -> String {
+    let mut s = format!("{extra_top}\n[kafka]\nbrokers = \"{brokers}\"\n");
+    for c in chains {
+        let _ = write!(
+            s,
+            "\n[[chains]]\nname = \"{}\"\nchain_id = {}\nws_url = \"{}\"\nstart_block = {}\n",
+            c.name, c.chain_id, c.ws_url, c.start_block
+        );
+        for line in &c.extra {
+            let _ = writeln!(s, "{line}");
+        }
+    }
+    s
+}
+
+/// A running `ingestor run`.
+pub struct Service {
+    /// The process.
+    pub process: Managed,
+    /// Its config file.
+    pub config: PathBuf,
+}
+
+impl Service {
+    /// Writes `toml` into `dir` and starts `bin run --config` on it.
+    pub fn start(bin: &Path, dir: &Path, toml: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let config = dir.join("ingestor.toml");
+        std::fs::write(&config, toml)?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("run").arg("--config").arg(&config);
+        cmd.env("RUST_LOG", std::env::var("INGESTOR_TEST_LOG").unwrap_or_else(|_| "info".into()));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let process = Managed::spawn("ingestor", cmd, dir.join("ingestor.log"))?;
+        Ok(Self { process, config })
+    }
+
+    /// SIGTERM, then waits for the exit code.
+    pub fn stop(&mut self, deadline: Duration) -> anyhow::Result<Option<i32>> {
+        self.process.signal(libc::SIGTERM);
+        self.process.wait_exit(deadline)
+    }
+}

@@ -1,0 +1,197 @@
+//! Realistic log traffic on anvil without a Solidity compiler.
+//!
+//! Each transaction is a contract creation whose init code is straight-line EVM that
+//! writes a log's data into memory and executes `LOG0`..`LOG4`, once per log, then stops
+//! (deploying empty code). So one transaction emits exactly the logs asked for: any number
+//! of topics from 0 to 4, data from empty to several KB, many logs per transaction.
+
+use std::ops::Range;
+
+use anyhow::Context;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+use crate::node::{Node, quantity};
+
+/// One log to emit.
+#[derive(Debug, Clone)]
+pub struct LogSpec {
+    /// 0 to 4 topics.
+    pub topics: Vec<[u8; 32]>,
+    /// Data bytes.
+    pub data: Vec<u8>,
+}
+
+/// Largest init code per transaction (EIP-3860 allows 49152).
+const MAX_INITCODE: usize = 40_000;
+
+const PUSH2: u8 = 0x61;
+const PUSH32: u8 = 0x7f;
+const MSTORE: u8 = 0x52;
+const LOG0: u8 = 0xa0;
+const STOP: u8 = 0x00;
+
+fn push2(code: &mut Vec<u8>, v: usize) {
+    code.push(PUSH2);
+    code.extend_from_slice(&(v as u16).to_be_bytes());
+}
+
+/// EVM code that emits `spec` (appended to `code`).
+fn emit_log(code: &mut Vec<u8>, spec: &LogSpec) {
+    for (i, chunk) in spec.data.chunks(32).enumerate() {
+        let mut word = [0u8; 32];
+        word[..chunk.len()].copy_from_slice(chunk);
+        code.push(PUSH32);
+        code.extend_from_slice(&word);
+        push2(code, i * 32);
+        code.push(MSTORE);
+    }
+    for topic in spec.topics.iter().rev() {
+        code.push(PUSH32);
+        code.extend_from_slice(topic);
+    }
+    push2(code, spec.data.len());
+    push2(code, 0);
+    code.push(LOG0 + spec.topics.len() as u8);
+}
+
+fn code_len(spec: &LogSpec) -> usize {
+    spec.data.len().div_ceil(32) * 36 + spec.topics.len() * 33 + 7
+}
+
+/// Splits `logs` into init codes of at most [`MAX_INITCODE`] bytes each, with the range of
+/// `logs` each one emits.
+pub fn initcodes(logs: &[LogSpec]) -> Vec<(Vec<u8>, Range<usize>)> {
+    let mut out = Vec::new();
+    let mut code = Vec::new();
+    let mut first = 0;
+    for (i, spec) in logs.iter().enumerate() {
+        if !code.is_empty() && code.len() + code_len(spec) > MAX_INITCODE {
+            code.push(STOP);
+            out.push((std::mem::take(&mut code), first..i));
+            first = i;
+        }
+        emit_log(&mut code, spec);
+    }
+    if !code.is_empty() {
+        code.push(STOP);
+        out.push((code, first..logs.len()));
+    }
+    out
+}
+
+/// A gas limit that covers `code` (intrinsic, calldata, per-log and memory costs, with margin).
+fn gas_for(code: &[u8], logs: &[LogSpec]) -> u64 {
+    let calldata = 16 * code.len() as u64;
+    let per_log: u64 = logs.iter().map(|l| 2000 + 375 * l.topics.len() as u64 + 8 * l.data.len() as u64).sum();
+    let words = logs.iter().map(|l| l.data.len().div_ceil(32) as u64).max().unwrap_or(0);
+    let memory = 3 * words + words * words / 512;
+    (53_000 + calldata + 6 * code.len() as u64 + per_log + memory) * 2
+}
+
+/// Random but reproducible log shapes.
+pub struct LogShapes {
+    rng: StdRng,
+}
+
+impl LogShapes {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self { rng: StdRng::seed_from_u64(seed) }
+    }
+
+    /// One random log: 0-4 topics; data empty (25%), small, or 1-2 KB (15%).
+    pub fn log(&mut self) -> LogSpec {
+        let topics = (0..self.rng.random_range(0..=4)).map(|_| self.rng.random()).collect();
+        let len = match self.rng.random_range(0..100) {
+            0..25 => 0,
+            25..85 => self.rng.random_range(1..=256),
+            _ => self.rng.random_range(1024..=2048),
+        };
+        let data = (0..len).map(|_| self.rng.random()).collect();
+        LogSpec { topics, data }
+    }
+
+    /// `n` random logs.
+    pub fn logs(&mut self, n: usize) -> Vec<LogSpec> {
+        (0..n).map(|_| self.log()).collect()
+    }
+}
+
+/// Sends transactions from one of anvil's unlocked accounts.
+pub struct Sender {
+    node: Node,
+    from: String,
+    nonce: u64,
+}
+
+impl Sender {
+    /// Uses the node's first account, starting at its pending nonce.
+    pub fn new(node: Node) -> anyhow::Result<Self> {
+        let accounts = node.call("eth_accounts", json!([]))?;
+        let from = accounts.get(0).and_then(|a| a.as_str()).context("node has no unlocked account")?.to_owned();
+        let nonce = quantity(&node.call("eth_getTransactionCount", json!([from, "pending"]))?)?;
+        Ok(Self { node, from, nonce })
+    }
+
+    /// Sends one creation transaction per init code that emits `logs`; returns tx hashes.
+    pub fn send_logs(&mut self, logs: &[LogSpec]) -> anyhow::Result<Vec<String>> {
+        let mut hashes = Vec::new();
+        for (code, range) in initcodes(logs) {
+            let gas = gas_for(&code, &logs[range]);
+            let tx = json!({
+                "from": self.from,
+                "data": format!("0x{}", hex::encode(&code)),
+                "gas": format!("{gas:#x}"),
+                "nonce": format!("{:#x}", self.nonce),
+            });
+            let hash = self.node.call("eth_sendTransaction", json!([tx]))?;
+            self.nonce += 1;
+            hashes.push(hash.as_str().unwrap_or_default().to_owned());
+        }
+        Ok(hashes)
+    }
+
+    /// Sends `txs` transactions carrying `logs` split evenly, mines one block, and checks
+    /// every transaction succeeded. Returns the number of logs in the block.
+    pub fn block(&mut self, txs: &[Vec<LogSpec>]) -> anyhow::Result<usize> {
+        let mut hashes = Vec::new();
+        for logs in txs {
+            hashes.extend(self.send_logs(logs)?);
+        }
+        self.node.mine(1)?;
+        for hash in &hashes {
+            let receipt = self.node.call("eth_getTransactionReceipt", json!([hash]))?;
+            let status = receipt.get("status").and_then(|s| s.as_str()).unwrap_or("none");
+            anyhow::ensure!(status == "0x1", "transaction {hash} failed (status {status}): raise its gas");
+        }
+        Ok(txs.iter().map(Vec::len).sum())
+    }
+
+    /// The node this sender uses.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initcode_emits_topics_in_order_and_splits() {
+        let spec = LogSpec { topics: vec![[1; 32], [2; 32]], data: vec![7; 33] };
+        let codes = initcodes(std::slice::from_ref(&spec));
+        assert_eq!(codes.len(), 1);
+        let (code, range) = &codes[0];
+        assert_eq!(*range, 0..1);
+        assert_eq!(code.len(), code_len(&spec) + 1);
+        assert_eq!(*code.last().expect("stop"), STOP);
+        assert_eq!(code[code.len() - 2], LOG0 + 2);
+        let many = vec![LogSpec { topics: vec![], data: vec![1; 2048] }; 40];
+        let split = initcodes(&many);
+        assert!(split.len() > 1 && split.iter().all(|(c, _)| c.len() <= MAX_INITCODE + 1));
+        assert_eq!(split.iter().map(|(_, r)| r.len()).sum::<usize>(), 40);
+    }
+}
