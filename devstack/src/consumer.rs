@@ -64,6 +64,8 @@ pub struct TopicReader {
     fingerprint: Vec<u8>,
     /// Next offset to read per partition.
     positions: HashMap<i32, i64>,
+    /// Partitions whose end was reached since their last record.
+    at_eof: std::collections::HashSet<i32>,
 }
 
 impl TopicReader {
@@ -76,7 +78,7 @@ impl TopicReader {
             .set("bootstrap.servers", brokers)
             .set("group.id", format!("devstack-reader-{}", std::process::id()))
             .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false")
+            .set("enable.partition.eof", "true")
             .create()?;
         // The ingestor creates its topics at start-up: wait until the broker lists this one.
         let partitions = crate::proc::wait_for(&format!("topic {topic} to exist"), Duration::from_secs(60), || {
@@ -95,20 +97,18 @@ impl TopicReader {
         }
         consumer.assign(&tpl)?;
         let positions = partitions.iter().map(|p| (*p, 0)).collect();
-        Ok(Self { consumer, topic: topic.to_owned(), schema, fingerprint, positions })
+        Ok(Self { consumer, topic: topic.to_owned(), schema, fingerprint, positions, at_eof: Default::default() })
     }
 
-    /// Reads until every partition's position reaches its high watermark as of now.
+    /// Reads until the broker reports the end of every partition (a fetch that returned
+    /// nothing more). tansu 0.6's ListOffsets high watermark lags the log (it points into
+    /// the last batch), so watermarks are not used to find the end.
     pub fn read_to_end(&mut self, out: &mut Vec<Record>, deadline: Duration) -> anyhow::Result<()> {
-        let mut targets = HashMap::new();
-        for p in self.positions.keys() {
-            let (_, high) = self.consumer.fetch_watermarks(&self.topic, *p, Duration::from_secs(30))?;
-            targets.insert(*p, high);
-        }
+        self.at_eof.clear();
         let start = Instant::now();
-        while self.positions.iter().any(|(p, pos)| *pos < targets[p]) {
+        while self.at_eof.len() < self.positions.len() {
             if start.elapsed() > deadline {
-                bail!("reading {} timed out at {:?} of {:?}", self.topic, self.positions, targets);
+                bail!("reading {} to its end timed out at {:?}", self.topic, self.positions);
             }
             self.poll_one(out)?;
         }
@@ -133,22 +133,36 @@ impl TopicReader {
     }
 
     fn poll_one(&mut self, out: &mut Vec<Record>) -> anyhow::Result<()> {
-        let Some(msg) = self.consumer.poll(Duration::from_millis(200)) else {
-            return Ok(());
+        if let Some(record) = self.poll()? {
+            out.push(record);
+        }
+        Ok(())
+    }
+
+    /// Waits up to 200 ms for the next record.
+    pub fn poll(&mut self) -> anyhow::Result<Option<Record>> {
+        let msg = match self.consumer.poll(Duration::from_millis(200)) {
+            None => return Ok(None),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                self.at_eof.insert(p);
+                return Ok(None);
+            }
+            Some(other) => other?,
         };
-        let msg = msg?;
+        self.at_eof.remove(&msg.partition());
         let key = String::from_utf8(msg.key().unwrap_or_default().to_vec())?;
         let log = msg.payload().map(|p| self.decode(p)).transpose().with_context(|| format!("record {key}"))?;
         self.positions.insert(msg.partition(), msg.offset() + 1);
-        out.push(Record {
+        Ok(Some(Record {
             key,
             timestamp_ms: msg.timestamp().to_millis(),
             partition: msg.partition(),
             offset: msg.offset(),
             log,
-        });
-        Ok(())
+        }))
     }
+
+
 
     /// Decodes one single-object encoded value.
     pub fn decode(&self, payload: &[u8]) -> anyhow::Result<DecodedLog> {

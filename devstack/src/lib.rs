@@ -11,8 +11,10 @@
 //! - [`service`]: the ingestor binary as a child process with a generated config.
 
 pub mod anvil;
+pub mod bench;
 pub mod compare;
 pub mod consumer;
+pub mod demo;
 pub mod node;
 pub mod proc;
 pub mod service;

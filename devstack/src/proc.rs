@@ -49,9 +49,11 @@ impl Managed {
     pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> anyhow::Result<Self> {
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
         cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out);
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        // Own process group: a terminal's Ctrl-C reaches only the parent, which stops its
+        // children in order. SAFETY: setpgid and prctl are async-signal-safe syscalls.
         unsafe {
             cmd.pre_exec(|| {
+                libc::setpgid(0, 0);
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 Ok(())
             });

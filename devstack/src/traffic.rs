@@ -57,7 +57,8 @@ fn emit_log(code: &mut Vec<u8>, spec: &LogSpec) {
 }
 
 fn code_len(spec: &LogSpec) -> usize {
-    spec.data.len().div_ceil(32) * 36 + spec.topics.len() * 33 + 7
+    // Per data word: PUSH32 (33) + PUSH2 (3) + MSTORE (1); then PUSH32 per topic, two PUSH2 and LOGn.
+    spec.data.len().div_ceil(32) * 37 + spec.topics.len() * 33 + 7
 }
 
 /// Splits `logs` into init codes of at most [`MAX_INITCODE`] bytes each, with the range of

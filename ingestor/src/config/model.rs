@@ -140,10 +140,14 @@ pub struct ChainConfig {
     /// Largest WebSocket message accepted from the node. Default 268435456 (256 MiB).
     #[serde(default = "defaults::max_message_bytes")]
     pub max_message_bytes: usize,
-    /// Blocks per ranged `eth_getLogs` during catch-up, at most; halved when the node refuses
-    /// a range, grown back after successes. Default 200.
+    /// Blocks per ranged `eth_getLogs` during catch-up, at most. Default 1000.
     #[serde(default = "defaults::backfill_range_blocks")]
     pub backfill_range_blocks: u64,
+    /// Logs each ranged `eth_getLogs` aims at: the range size follows the chain's density
+    /// (at most doubling per request, never above `backfill_range_blocks`) and halves when
+    /// the node refuses a range. Default 10000.
+    #[serde(default = "defaults::backfill_target_logs")]
+    pub backfill_target_logs: u64,
     /// Ranged requests in flight at once during catch-up. Default 4.
     #[serde(default = "defaults::backfill_concurrency")]
     pub backfill_concurrency: usize,
@@ -190,7 +194,8 @@ mod defaults {
     pub(super) fn keepalive_interval_ms() -> u64 { 10_000 }
     pub(super) fn head_poll_interval_ms() -> u64 { 2_000 }
     pub(super) fn max_message_bytes() -> usize { 256 << 20 }
-    pub(super) fn backfill_range_blocks() -> u64 { 200 }
+    pub(super) fn backfill_range_blocks() -> u64 { 1_000 }
+    pub(super) fn backfill_target_logs() -> u64 { 10_000 }
     pub(super) fn backfill_concurrency() -> usize { 4 }
     pub(super) fn live_threshold_blocks() -> u64 { 16 }
     pub(super) fn max_blocks_in_flight() -> usize { 256 }

@@ -52,6 +52,7 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
             ("keepalive_interval_ms", ch.keepalive_interval_ms),
             ("head_poll_interval_ms", ch.head_poll_interval_ms),
             ("backfill_range_blocks", ch.backfill_range_blocks),
+            ("backfill_target_logs", ch.backfill_target_logs),
             ("backfill_concurrency", ch.backfill_concurrency as u64),
             ("max_blocks_in_flight", ch.max_blocks_in_flight as u64),
             ("max_message_bytes", ch.max_message_bytes as u64),

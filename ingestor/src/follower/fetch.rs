@@ -1,7 +1,9 @@
-//! Fetching blocks with their logs: one block by hash (live), or a range (catch-up) with a
-//! range size that shrinks when the node refuses it and grows back after successes.
+//! Fetching blocks with their logs: one block by hash (live), or a range (catch-up) whose
+//! size adapts: it aims at `backfill_target_logs` logs per request (dense chains get short
+//! ranges, sparse chains long ones, up to `backfill_range_blocks`), and halves when the
+//! node refuses a range.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 
@@ -14,8 +16,13 @@ use super::error::FollowError;
 
 /// Header requests in flight at once for one range.
 const HEADER_CONCURRENCY: usize = 64;
-/// Successful ranged requests before the range size doubles again.
-const GROW_AFTER_SUCCESSES: u32 = 8;
+
+/// The next range size after `size` blocks returned `logs` logs: proportional to the
+/// target, at most doubling, between 1 and `max`.
+pub(super) fn next_range(size: u64, logs: usize, target_logs: u64, max: u64) -> u64 {
+    let proportional = size.saturating_mul(target_logs) / (logs as u64).max(1);
+    proportional.min(size.saturating_mul(2)).clamp(1, max)
+}
 
 /// Fetches blocks for one chain over one connection.
 pub(super) struct Fetcher<'a> {
@@ -23,18 +30,24 @@ pub(super) struct Fetcher<'a> {
     pub(super) chain: &'a str,
     range_blocks: AtomicU64,
     max_range_blocks: u64,
-    successes: AtomicU32,
+    target_logs: u64,
 }
 
 impl<'a> Fetcher<'a> {
-    pub(super) fn new(rpc: &'a RpcClient, chain: &'a str, max_range_blocks: u64) -> Self {
+    pub(super) fn new(rpc: &'a RpcClient, chain: &'a str, max_range_blocks: u64, target_logs: u64) -> Self {
         Self {
             rpc,
             chain,
-            range_blocks: AtomicU64::new(max_range_blocks),
+            // Start small: the first answer tells how dense the chain is.
+            range_blocks: AtomicU64::new(max_range_blocks.min(16)),
             max_range_blocks,
-            successes: AtomicU32::new(0),
+            target_logs,
         }
+    }
+
+    /// The current range size, in blocks.
+    pub(super) fn span(&self) -> u64 {
+        self.range_blocks.load(Ordering::Relaxed)
     }
 
     /// One block by number: its header, then `eth_getLogs {blockHash}`. `None` when the
@@ -56,28 +69,21 @@ impl<'a> Fetcher<'a> {
             let end = start + size - 1;
             match self.chunk(start, end).await {
                 Ok(blocks) => {
+                    let logs = blocks.iter().map(|b| b.logs.len()).sum();
+                    let next = next_range(size, logs, self.target_logs, self.max_range_blocks);
+                    self.range_blocks.store(next, Ordering::Relaxed);
                     out.extend(blocks);
                     start = end + 1;
-                    self.grow();
                 }
                 Err(FollowError::Rpc(e)) if e.is_range_refused() && size > 1 => {
                     let smaller = (size / 2).max(1);
                     self.range_blocks.store(smaller, Ordering::Relaxed);
-                    self.successes.store(0, Ordering::Relaxed);
                     events::RangeShrunk { chain: self.chain, from_blocks: size, to_blocks: smaller }.emit();
                 }
                 Err(e) => return Err(e),
             }
         }
         Ok(out)
-    }
-
-    fn grow(&self) {
-        if self.successes.fetch_add(1, Ordering::Relaxed) + 1 >= GROW_AFTER_SUCCESSES {
-            self.successes.store(0, Ordering::Relaxed);
-            let now = self.range_blocks.load(Ordering::Relaxed);
-            self.range_blocks.store((now * 2).min(self.max_range_blocks), Ordering::Relaxed);
-        }
     }
 
     /// One ranged `eth_getLogs` plus every header in the range, checked against each other.
@@ -137,6 +143,14 @@ mod tests {
             topics: vec![],
             data: vec![],
         }
+    }
+
+    #[test]
+    fn range_adapts_to_density() {
+        assert_eq!(next_range(16, 6400, 10_000, 1000), 25, "400 logs per block");
+        assert_eq!(next_range(16, 0, 10_000, 1000), 32, "empty: at most doubles");
+        assert_eq!(next_range(800, 10, 10_000, 1000), 1000, "capped");
+        assert_eq!(next_range(10, 1_000_000, 10_000, 1000), 1, "never below one block");
     }
 
     #[test]

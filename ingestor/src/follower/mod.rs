@@ -112,7 +112,7 @@ impl Follower {
             self.start = StartBlock::Number(head);
         }
         let cfg = self.cfg.clone();
-        let fetcher = Fetcher::new(&rpc, &cfg.name, cfg.backfill_range_blocks);
+        let fetcher = Fetcher::new(&rpc, &cfg.name, cfg.backfill_range_blocks, cfg.backfill_target_logs);
         let mut poll = interval(ChainConfig::ms(self.cfg.head_poll_interval_ms));
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -158,12 +158,11 @@ impl Follower {
     /// Ranged catch-up from `from` to `head`, `backfill_concurrency` ranges in flight,
     /// handed over in order.
     async fn catch_up(&mut self, fetcher: &Fetcher<'_>, from: u64, head: u64) -> Result<(), FollowError> {
-        let span = self.cfg.backfill_range_blocks;
         let mut in_flight = FuturesOrdered::new();
         let mut next = from;
         loop {
             while in_flight.len() < self.cfg.backfill_concurrency && next <= head {
-                let end = next.saturating_add(span - 1).min(head);
+                let end = next.saturating_add(fetcher.span() - 1).min(head);
                 in_flight.push_back(fetcher.range(next, end));
                 next = end + 1;
             }

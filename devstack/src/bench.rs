@@ -1,0 +1,103 @@
+//! `devstack bench`: builds a chain of N blocks x M logs on anvil, then measures in one run
+//! the node's own ranged `eth_getLogs` rate (the limit) and the ingestor's rate from process
+//! start until the broker stores every record. Prints numbers, asserts nothing.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::ensure;
+
+use crate::anvil::Anvil;
+use crate::consumer::TopicReader;
+use crate::proc::wait_for;
+use crate::service::{ChainEntry, Service, config_toml};
+use crate::tansu::Tansu;
+use crate::traffic::{LogSpec, Sender};
+
+/// Benchmark parameters.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// Blocks with logs.
+    pub blocks: u64,
+    /// Logs per block.
+    pub logs_per_block: usize,
+    /// Logs per transaction.
+    pub logs_per_tx: usize,
+    /// Blocks per ranged request of the node measurement (the ingestor uses its defaults).
+    pub range_blocks: u64,
+}
+
+/// A typical ERC-20 `Transfer`: 3 topics, 32 bytes of data.
+fn transfer_like(i: usize) -> LogSpec {
+    let mut t = [[0u8; 32]; 3];
+    t[0][0] = 0xdd;
+    t[1][31] = (i % 251) as u8;
+    t[2][30] = (i % 241) as u8;
+    LogSpec { topics: t.to_vec(), data: (i as u64).to_be_bytes().repeat(4) }
+}
+
+/// Runs the benchmark and prints a report.
+pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new().prefix("ethhook-bench-").tempdir()?;
+    let tansu = Tansu::start(dir.path())?;
+    let anvil = Anvil::start(31337, dir.path())?;
+    let node = anvil.node();
+    let mut sender = Sender::new(node.clone())?;
+
+    let started = Instant::now();
+    let block: Vec<Vec<LogSpec>> = (0..p.logs_per_block)
+        .map(transfer_like)
+        .collect::<Vec<_>>()
+        .chunks(p.logs_per_tx)
+        .map(<[LogSpec]>::to_vec)
+        .collect();
+    for b in 0..p.blocks {
+        sender.block(&block)?;
+        if (b + 1) % 50 == 0 {
+            eprintln!("bench: built {} of {} blocks", b + 1, p.blocks);
+        }
+    }
+    let head = node.head()?;
+    let total = p.blocks as usize * p.logs_per_block;
+    println!("chain: {} blocks x {} logs = {total} logs, built in {:.1} s", p.blocks, p.logs_per_block, started.elapsed().as_secs_f64());
+
+    // The node's own rate: sequential ranged eth_getLogs over the whole chain.
+    let t = Instant::now();
+    let mut fetched = 0;
+    let mut from = 0;
+    while from <= head {
+        let to = (from + p.range_blocks - 1).min(head);
+        fetched += node.logs(from, to)?.len();
+        from = to + 1;
+    }
+    let node_s = t.elapsed().as_secs_f64();
+    ensure!(fetched == total, "node returned {fetched} logs, expected {total}");
+    let node_rate = total as f64 / node_s;
+    println!("node eth_getLogs: {total} logs in {node_s:.2} s = {node_rate:.0} logs/s (ranges of {} blocks, sequential, HTTP)", p.range_blocks);
+
+    // The ingestor: from process start until it reports the head block delivered (every
+    // record of every block acknowledged by the broker), read from its own event log line.
+    let entry = ChainEntry::new(31337, anvil.ws_url());
+    let toml = config_toml(&tansu.brokers(), &[entry], "");
+    let started_at = SystemTime::now();
+    let mut service = Service::start(ingestor, dir.path(), &toml, &[("RUST_LOG", "warn,ingestor::events=debug")])?;
+    let marker = format!("block={head} ");
+    let acked_at = wait_for("the ingestor to deliver the head block", Duration::from_secs(1800), || {
+        let log = service.process.log_text();
+        let line = log.lines().find(|l| l.contains("block delivered") && l.contains(&marker))?;
+        humantime::parse_rfc3339_weak(line.split_whitespace().next()?.trim_end_matches('Z')).ok()
+    })?;
+    let ingest_s = acked_at.duration_since(started_at)?.as_secs_f64();
+    let ingest_rate = total as f64 / ingest_s;
+    println!("ingestor: {total} logs acknowledged in {ingest_s:.2} s = {ingest_rate:.0} logs/s (process start to last ack, broker tansu memory://)");
+
+    // Not timed: every record is on the topic, exactly once.
+    let mut reader = TopicReader::new(&tansu.brokers(), "evm.logs.31337")?;
+    let mut records = Vec::with_capacity(total);
+    reader.read_until(&mut records, Duration::from_secs(600), |r| r.len() >= total)?;
+    reader.read_to_end(&mut records, Duration::from_secs(60))?;
+    ensure!(records.len() == total, "topic holds {} records, expected {total}", records.len());
+    println!("ratio ingestor/node: {:.2}", ingest_rate / node_rate);
+    service.stop(Duration::from_secs(60))?;
+    Ok(())
+}

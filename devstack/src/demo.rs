@@ -1,0 +1,136 @@
+//! `devstack up`: two anvil chains, tansu, the ingestor and a traffic source, with every
+//! published record decoded and printed as it arrives. Ctrl-C stops it all cleanly.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use rand::Rng;
+
+use crate::anvil::Anvil;
+use crate::consumer::{Record, TopicReader};
+use crate::service::{ChainEntry, Service, config_toml};
+use crate::tansu::Tansu;
+use crate::traffic::{LogShapes, Sender};
+
+/// The demo chains: (name, chain id).
+const CHAINS: [(&str, u64); 2] = [("devnet-a", 31337), ("devnet-b", 31338)];
+
+/// Runs the demo until Ctrl-C (or SIGTERM).
+pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+
+    let dir = tempfile::Builder::new().prefix("ethhook-demo-").tempdir()?;
+    eprintln!("devstack: logs of every process in {}", dir.path().display());
+    let tansu = Tansu::start(dir.path())?;
+    eprintln!("devstack: broker (tansu) on {}", tansu.brokers());
+    let mut anvils = Vec::new();
+    let mut entries = Vec::new();
+    for (name, id) in CHAINS {
+        let anvil = Anvil::start(id, dir.path())?;
+        eprintln!("devstack: chain {name} (id {id}) on {}", anvil.ws_url());
+        let mut entry = ChainEntry::new(id, anvil.ws_url());
+        entry.name = name.into();
+        entries.push(entry);
+        anvils.push(anvil);
+    }
+    let toml = config_toml(&tansu.brokers(), &entries, "shutdown_timeout_ms = 15000");
+    let mut service = Service::start(ingestor, dir.path(), &toml, &[])?;
+    eprintln!("devstack: ingestor running with {} (its log: ingestor.log)", service.config.display());
+    eprintln!("devstack: printing every record as it arrives; Ctrl-C stops everything\n");
+
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        for (seed, anvil) in anvils.iter().enumerate() {
+            let stop = &stop;
+            s.spawn(move || traffic(anvil, seed as u64, block_interval, stop));
+        }
+        for (name, id) in CHAINS {
+            let (stop, brokers) = (&stop, tansu.brokers());
+            s.spawn(move || tail(&brokers, name, id, stop));
+        }
+        while !stop.load(Ordering::SeqCst) {
+            if !service.process.is_running() {
+                stop.store(true, Ordering::SeqCst);
+                anyhow::bail!("the ingestor exited:\n{}", service.process.log_tail(20));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    })?;
+    eprintln!("\ndevstack: stopping the ingestor (it flushes in-flight records)...");
+    let code = service.stop(Duration::from_secs(30))?;
+    eprintln!("devstack: ingestor exited with {code:?}; stopping the broker and the chains");
+    Ok(())
+}
+
+/// Mines a block every `interval`: mostly a few transactions of varied logs, sometimes an
+/// empty block, sometimes a block of many logs.
+fn traffic(anvil: &Anvil, seed: u64, interval: Duration, stop: &AtomicBool) {
+    let Ok(mut sender) = Sender::new(anvil.node()) else { return };
+    let mut shapes = LogShapes::new(seed);
+    let mut rng = rand::rng();
+    while !stop.load(Ordering::SeqCst) {
+        let txs: Vec<_> = match rng.random_range(0..10) {
+            0 => vec![],
+            1 => vec![shapes.logs(60), shapes.logs(40)],
+            _ => (0..rng.random_range(1..=3)).map(|_| shapes.logs(rng.random_range(1..=5))).collect(),
+        };
+        if let Err(e) = sender.block(&txs) {
+            if !stop.load(Ordering::SeqCst) {
+                eprintln!("devstack: traffic on chain {}: {e:#}", anvil.chain_id);
+            }
+            return;
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+fn tail(brokers: &str, name: &str, chain_id: u64, stop: &AtomicBool) {
+    let mut reader = match TopicReader::new(brokers, &format!("evm.logs.{chain_id}")) {
+        Ok(r) => r,
+        Err(e) => return eprintln!("devstack: cannot read evm.logs.{chain_id}: {e:#}"),
+    };
+    while !stop.load(Ordering::SeqCst) {
+        match reader.poll() {
+            Ok(Some(record)) => {
+                let line = render(name, &record);
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }
+            Ok(None) => {}
+            Err(e) => eprintln!("devstack: undecodable record on evm.logs.{chain_id}: {e:#}"),
+        }
+    }
+}
+
+fn short(hex: &str) -> String {
+    if hex.len() <= 14 { hex.to_owned() } else { format!("{}…{}", &hex[..8], &hex[hex.len() - 4..]) }
+}
+
+/// One record as a line a person can read.
+pub fn render(chain: &str, r: &Record) -> String {
+    let Some(log) = &r.log else {
+        return format!("[{chain}] tombstone {}", r.key);
+    };
+    let when = UNIX_EPOCH + Duration::from_millis(log.block_timestamp_ms.max(0) as u64);
+    let when = humantime::format_rfc3339_seconds(when.min(SystemTime::now() + Duration::from_secs(86_400 * 365)));
+    let topics: Vec<_> = log.topics.iter().map(|t| short(t)).collect();
+    format!(
+        "[{chain}] block {:>5} {}  {}  tx {} #{:<2} log {:<3} from {}  topics {} [{}]  data {} B  (offset {})",
+        log.block_number,
+        short(&log.block_hash),
+        when,
+        short(&log.transaction_hash),
+        log.transaction_index,
+        log.log_index,
+        short(&log.address),
+        log.topics.len(),
+        topics.join(", "),
+        log.data.len(),
+        r.offset,
+    )
+}
