@@ -27,16 +27,38 @@ impl Anvil {
     /// Starts anvil on a given port (used to restart a node where it was).
     pub fn start_on(chain_id: u64, port: u16, dir: &Path) -> anyhow::Result<Self> {
         let mut cmd = Command::new(crate::tool("ANVIL_BIN")?);
-        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--chain-id", &chain_id.to_string()])
-            .args(["--no-mining", "--gas-limit", "1000000000", "--disable-code-size-limit"])
-            .args(["--accounts", "4", "--balance", "1000000"])
-            .env_remove("ETH_RPC_URL");
-        let process = Managed::spawn(&format!("anvil-{chain_id}"), cmd, dir.join(format!("anvil-{chain_id}.log")))?;
-        let anvil = Self { process, port, chain_id };
+        cmd.args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--chain-id",
+            &chain_id.to_string(),
+        ])
+        .args([
+            "--no-mining",
+            "--gas-limit",
+            "1000000000",
+            "--disable-code-size-limit",
+        ])
+        .args(["--accounts", "4", "--balance", "1000000"])
+        .env_remove("ETH_RPC_URL");
+        let process = Managed::spawn(
+            &format!("anvil-{chain_id}"),
+            cmd,
+            dir.join(format!("anvil-{chain_id}.log")),
+        )?;
+        let anvil = Self {
+            process,
+            port,
+            chain_id,
+        };
         let node = anvil.node();
-        wait_for(&format!("anvil {chain_id} on port {port}"), Duration::from_secs(30), || {
-            node.call("eth_chainId", serde_json::json!([])).ok()
-        })?;
+        wait_for(
+            &format!("anvil {chain_id} on port {port}"),
+            Duration::from_secs(30),
+            || node.call("eth_chainId", serde_json::json!([])).ok(),
+        )?;
         Ok(anvil)
     }
 

@@ -33,12 +33,17 @@ fn transfer_like(i: usize) -> LogSpec {
     t[0][0] = 0xdd;
     t[1][31] = (i % 251) as u8;
     t[2][30] = (i % 241) as u8;
-    LogSpec { topics: t.to_vec(), data: (i as u64).to_be_bytes().repeat(4) }
+    LogSpec {
+        topics: t.to_vec(),
+        data: (i as u64).to_be_bytes().repeat(4),
+    }
 }
 
 /// Runs the benchmark and prints a report.
 pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
-    let dir = tempfile::Builder::new().prefix("ethhook-bench-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("ethhook-bench-")
+        .tempdir()?;
     let tansu = Tansu::start(dir.path())?;
     let anvil = Anvil::start(31337, dir.path())?;
     let node = anvil.node();
@@ -59,7 +64,12 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
     }
     let head = node.head()?;
     let total = p.blocks as usize * p.logs_per_block;
-    println!("chain: {} blocks x {} logs = {total} logs, built in {:.1} s", p.blocks, p.logs_per_block, started.elapsed().as_secs_f64());
+    println!(
+        "chain: {} blocks x {} logs = {total} logs, built in {:.1} s",
+        p.blocks,
+        p.logs_per_block,
+        started.elapsed().as_secs_f64()
+    );
 
     // The node's own rate: sequential ranged eth_getLogs over the whole chain.
     let t = Instant::now();
@@ -71,32 +81,56 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
         from = to + 1;
     }
     let node_s = t.elapsed().as_secs_f64();
-    ensure!(fetched == total, "node returned {fetched} logs, expected {total}");
+    ensure!(
+        fetched == total,
+        "node returned {fetched} logs, expected {total}"
+    );
     let node_rate = total as f64 / node_s;
-    println!("node eth_getLogs: {total} logs in {node_s:.2} s = {node_rate:.0} logs/s (ranges of {} blocks, sequential, HTTP)", p.range_blocks);
+    println!(
+        "node eth_getLogs: {total} logs in {node_s:.2} s = {node_rate:.0} logs/s (ranges of {} blocks, sequential, HTTP)",
+        p.range_blocks
+    );
 
     // The ingestor: from process start until it reports the head block delivered (every
     // record of every block acknowledged by the broker), read from its own event log line.
     let entry = ChainEntry::new(31337, anvil.ws_url());
     let toml = config_toml(&tansu.brokers(), &[entry], "");
     let started_at = SystemTime::now();
-    let mut service = Service::start(ingestor, dir.path(), &toml, &[("RUST_LOG", "warn,ingestor::events=debug")])?;
+    let mut service = Service::start(
+        ingestor,
+        dir.path(),
+        &toml,
+        &[("RUST_LOG", "warn,ingestor::events=debug")],
+    )?;
     let marker = format!("block={head} ");
-    let acked_at = wait_for("the ingestor to deliver the head block", Duration::from_secs(1800), || {
-        let log = service.process.log_text();
-        let line = log.lines().find(|l| l.contains("block delivered") && l.contains(&marker))?;
-        humantime::parse_rfc3339_weak(line.split_whitespace().next()?.trim_end_matches('Z')).ok()
-    })?;
+    let acked_at = wait_for(
+        "the ingestor to deliver the head block",
+        Duration::from_secs(1800),
+        || {
+            let log = service.process.log_text();
+            let line = log
+                .lines()
+                .find(|l| l.contains("block delivered") && l.contains(&marker))?;
+            humantime::parse_rfc3339_weak(line.split_whitespace().next()?.trim_end_matches('Z'))
+                .ok()
+        },
+    )?;
     let ingest_s = acked_at.duration_since(started_at)?.as_secs_f64();
     let ingest_rate = total as f64 / ingest_s;
-    println!("ingestor: {total} logs acknowledged in {ingest_s:.2} s = {ingest_rate:.0} logs/s (process start to last ack, broker tansu memory://)");
+    println!(
+        "ingestor: {total} logs acknowledged in {ingest_s:.2} s = {ingest_rate:.0} logs/s (process start to last ack, broker tansu memory://)"
+    );
 
     // Not timed: every record is on the topic, exactly once.
     let mut reader = TopicReader::new(&tansu.brokers(), "evm.logs.31337")?;
     let mut records = Vec::with_capacity(total);
     reader.read_until(&mut records, Duration::from_secs(600), |r| r.len() >= total)?;
     reader.read_to_end(&mut records, Duration::from_secs(60))?;
-    ensure!(records.len() == total, "topic holds {} records, expected {total}", records.len());
+    ensure!(
+        records.len() == total,
+        "topic holds {} records, expected {total}",
+        records.len()
+    );
     println!("ratio ingestor/node: {:.2}", ingest_rate / node_rate);
     service.stop(Duration::from_secs(60))?;
     Ok(())

@@ -16,7 +16,12 @@ pub type Expected = BTreeMap<String, DecodedLog>;
 const RANGE: u64 = 200;
 
 /// Reads the node's logs over `from..=to` and the timestamps of their blocks.
-pub fn expected_from_node(node: &Node, chain_id: u64, from: u64, to: u64) -> anyhow::Result<Expected> {
+pub fn expected_from_node(
+    node: &Node,
+    chain_id: u64,
+    from: u64,
+    to: u64,
+) -> anyhow::Result<Expected> {
     let mut out = Expected::new();
     let mut timestamps: HashMap<u64, i64> = HashMap::new();
     let mut start = from;
@@ -29,7 +34,10 @@ pub fn expected_from_node(node: &Node, chain_id: u64, from: u64, to: u64) -> any
                 e.insert(quantity(&block["timestamp"])? as i64 * 1000);
             }
             let decoded = from_node_json(chain_id, &log, timestamps[&number])?;
-            let key = format!("{chain_id}:{}:{}", decoded.transaction_hash, decoded.log_index);
+            let key = format!(
+                "{chain_id}:{}:{}",
+                decoded.transaction_hash, decoded.log_index
+            );
             out.insert(key, decoded);
         }
         start = end + 1;
@@ -39,7 +47,10 @@ pub fn expected_from_node(node: &Node, chain_id: u64, from: u64, to: u64) -> any
 
 fn from_node_json(chain_id: u64, log: &Value, timestamp_ms: i64) -> anyhow::Result<DecodedLog> {
     let s = |n: &str| -> anyhow::Result<String> {
-        Ok(log[n].as_str().with_context(|| format!("log.{n}"))?.to_ascii_lowercase())
+        Ok(log[n]
+            .as_str()
+            .with_context(|| format!("log.{n}"))?
+            .to_ascii_lowercase())
     };
     let q = |n: &str| -> anyhow::Result<i64> { Ok(quantity(&log[n])? as i64) };
     let topics = log["topics"]
@@ -119,17 +130,25 @@ impl fmt::Display for Report {
 
 /// Compares every record (not only the latest per key) with the node's logs.
 pub fn compare(expected: &Expected, records: &[Record]) -> Report {
-    let mut report = Report { records: records.len(), ..Report::default() };
+    let mut report = Report {
+        records: records.len(),
+        ..Report::default()
+    };
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut last: HashMap<i32, (i64, i64)> = HashMap::new();
     for r in records {
         *seen.entry(&r.key).or_default() += 1;
         let Some(log) = &r.log else {
-            report.mismatched.push(format!("{}: unexpected tombstone", r.key));
+            report
+                .mismatched
+                .push(format!("{}: unexpected tombstone", r.key));
             continue;
         };
         let pos = (log.block_number, log.log_index);
-        if last.insert(r.partition, pos).is_some_and(|prev| prev >= pos) {
+        if last
+            .insert(r.partition, pos)
+            .is_some_and(|prev| prev >= pos)
+        {
             report.out_of_order.push(r.key.clone());
         }
         match expected.get(&r.key) {
@@ -141,30 +160,76 @@ pub fn compare(expected: &Expected, records: &[Record]) -> Report {
             }
         }
     }
-    report.duplicates = seen.iter().filter(|(_, n)| **n > 1).map(|(k, _)| (*k).to_owned()).collect();
-    report.missing = expected.keys().filter(|k| !seen.contains_key(k.as_str())).cloned().collect();
+    report.duplicates = seen
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, _)| (*k).to_owned())
+        .collect();
+    report.missing = expected
+        .keys()
+        .filter(|k| !seen.contains_key(k.as_str()))
+        .cloned()
+        .collect();
     report
 }
 
 fn first_difference(want: &DecodedLog, got: &DecodedLog, r: &Record) -> Option<String> {
-    let key = format!("{}:{}:{}", got.chain_id, got.transaction_hash, got.log_index);
+    let key = format!(
+        "{}:{}:{}",
+        got.chain_id, got.transaction_hash, got.log_index
+    );
     if key != r.key {
         return Some(format!("key does not match its fields ({key})"));
     }
     if r.timestamp_ms != Some(want.block_timestamp_ms) {
-        return Some(format!("kafka timestamp {:?} != block timestamp {}", r.timestamp_ms, want.block_timestamp_ms));
+        return Some(format!(
+            "kafka timestamp {:?} != block timestamp {}",
+            r.timestamp_ms, want.block_timestamp_ms
+        ));
     }
     let fields: [(&str, String, String); 10] = [
-        ("chain_id", want.chain_id.to_string(), got.chain_id.to_string()),
-        ("block_number", want.block_number.to_string(), got.block_number.to_string()),
-        ("block_hash", want.block_hash.clone(), got.block_hash.clone()),
-        ("block_timestamp", want.block_timestamp_ms.to_string(), got.block_timestamp_ms.to_string()),
-        ("transaction_hash", want.transaction_hash.clone(), got.transaction_hash.clone()),
-        ("transaction_index", want.transaction_index.to_string(), got.transaction_index.to_string()),
-        ("log_index", want.log_index.to_string(), got.log_index.to_string()),
+        (
+            "chain_id",
+            want.chain_id.to_string(),
+            got.chain_id.to_string(),
+        ),
+        (
+            "block_number",
+            want.block_number.to_string(),
+            got.block_number.to_string(),
+        ),
+        (
+            "block_hash",
+            want.block_hash.clone(),
+            got.block_hash.clone(),
+        ),
+        (
+            "block_timestamp",
+            want.block_timestamp_ms.to_string(),
+            got.block_timestamp_ms.to_string(),
+        ),
+        (
+            "transaction_hash",
+            want.transaction_hash.clone(),
+            got.transaction_hash.clone(),
+        ),
+        (
+            "transaction_index",
+            want.transaction_index.to_string(),
+            got.transaction_index.to_string(),
+        ),
+        (
+            "log_index",
+            want.log_index.to_string(),
+            got.log_index.to_string(),
+        ),
         ("address", want.address.clone(), got.address.clone()),
         ("topics", want.topics.join(","), got.topics.join(",")),
-        ("data", format!("{} bytes {}", want.data.len(), hex::encode(&want.data)), format!("{} bytes {}", got.data.len(), hex::encode(&got.data))),
+        (
+            "data",
+            format!("{} bytes {}", want.data.len(), hex::encode(&want.data)),
+            format!("{} bytes {}", got.data.len(), hex::encode(&got.data)),
+        ),
     ];
     fields
         .into_iter()

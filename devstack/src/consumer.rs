@@ -76,28 +76,44 @@ impl TopicReader {
         let fingerprint = schema.fingerprint::<Rabin>().bytes;
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
-            .set("group.id", format!("devstack-reader-{}", std::process::id()))
+            .set(
+                "group.id",
+                format!("devstack-reader-{}", std::process::id()),
+            )
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .create()?;
         // The ingestor creates its topics at start-up: wait until the broker lists this one.
-        let partitions = crate::proc::wait_for(&format!("topic {topic} to exist"), Duration::from_secs(60), || {
-            let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
-            let ids: Vec<i32> = metadata
-                .topics()
-                .iter()
-                .filter(|t| t.name() == topic && t.error().is_none())
-                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                .collect();
-            (!ids.is_empty()).then_some(ids)
-        })?;
+        let partitions = crate::proc::wait_for(
+            &format!("topic {topic} to exist"),
+            Duration::from_secs(60),
+            || {
+                let metadata = consumer
+                    .fetch_metadata(Some(topic), Duration::from_secs(5))
+                    .ok()?;
+                let ids: Vec<i32> = metadata
+                    .topics()
+                    .iter()
+                    .filter(|t| t.name() == topic && t.error().is_none())
+                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                    .collect();
+                (!ids.is_empty()).then_some(ids)
+            },
+        )?;
         let mut tpl = TopicPartitionList::new();
         for p in &partitions {
             tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
         }
         consumer.assign(&tpl)?;
         let positions = partitions.iter().map(|p| (*p, 0)).collect();
-        Ok(Self { consumer, topic: topic.to_owned(), schema, fingerprint, positions, at_eof: Default::default() })
+        Ok(Self {
+            consumer,
+            topic: topic.to_owned(),
+            schema,
+            fingerprint,
+            positions,
+            at_eof: Default::default(),
+        })
     }
 
     /// Reads until the broker reports the end of every partition (a fetch that returned
@@ -108,7 +124,11 @@ impl TopicReader {
         let start = Instant::now();
         while self.at_eof.len() < self.positions.len() {
             if start.elapsed() > deadline {
-                bail!("reading {} to its end timed out at {:?}", self.topic, self.positions);
+                bail!(
+                    "reading {} to its end timed out at {:?}",
+                    self.topic,
+                    self.positions
+                );
             }
             self.poll_one(out)?;
         }
@@ -125,7 +145,11 @@ impl TopicReader {
         let start = Instant::now();
         while !done(out) {
             if start.elapsed() > deadline {
-                bail!("timed out after {deadline:?} reading {}: {} records so far", self.topic, out.len());
+                bail!(
+                    "timed out after {deadline:?} reading {}: {} records so far",
+                    self.topic,
+                    out.len()
+                );
             }
             self.poll_one(out)?;
         }
@@ -151,7 +175,11 @@ impl TopicReader {
         };
         self.at_eof.remove(&msg.partition());
         let key = String::from_utf8(msg.key().unwrap_or_default().to_vec())?;
-        let log = msg.payload().map(|p| self.decode(p)).transpose().with_context(|| format!("record {key}"))?;
+        let log = msg
+            .payload()
+            .map(|p| self.decode(p))
+            .transpose()
+            .with_context(|| format!("record {key}"))?;
         self.positions.insert(msg.partition(), msg.offset() + 1);
         Ok(Some(Record {
             key,
@@ -162,14 +190,20 @@ impl TopicReader {
         }))
     }
 
-
-
     /// Decodes one single-object encoded value.
     pub fn decode(&self, payload: &[u8]) -> anyhow::Result<DecodedLog> {
-        ensure!(payload.len() >= 10 && payload[..2] == [0xc3, 0x01], "not Avro single-object encoding");
-        ensure!(payload[2..10] == self.fingerprint[..], "schema fingerprint differs from the schema file's");
+        ensure!(
+            payload.len() >= 10 && payload[..2] == [0xc3, 0x01],
+            "not Avro single-object encoding"
+        );
+        ensure!(
+            payload[2..10] == self.fingerprint[..],
+            "schema fingerprint differs from the schema file's"
+        );
         let value = apache_avro::from_avro_datum(&self.schema, &mut &payload[10..], None)?;
-        let Value::Record(fields) = value else { bail!("not a record") };
+        let Value::Record(fields) = value else {
+            bail!("not a record")
+        };
         let f: HashMap<_, _> = fields.into_iter().collect();
         let long = |n: &str| match f.get(n) {
             Some(Value::Long(v) | Value::TimestampMillis(v)) => Ok(*v),
@@ -193,7 +227,10 @@ impl TopicReader {
             Some(Value::Bytes(b)) => b.clone(),
             other => bail!("data: {other:?}"),
         };
-        ensure!(matches!(f.get("block_timestamp"), Some(Value::TimestampMillis(_))), "block_timestamp is not timestamp-millis");
+        ensure!(
+            matches!(f.get("block_timestamp"), Some(Value::TimestampMillis(_))),
+            "block_timestamp is not timestamp-millis"
+        );
         Ok(DecodedLog {
             chain_id: long("chain_id")?,
             block_number: long("block_number")?,

@@ -23,10 +23,14 @@ const CHAINS: [(&str, u64); 2] = [("devnet-a", 31337), ("devnet-b", 31338)];
 pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("installing the Ctrl-C handler")?;
 
     let dir = tempfile::Builder::new().prefix("ethhook-demo-").tempdir()?;
-    eprintln!("devstack: logs of every process in {}", dir.path().display());
+    eprintln!(
+        "devstack: logs of every process in {}",
+        dir.path().display()
+    );
     let tansu = Tansu::start(dir.path())?;
     eprintln!("devstack: broker (tansu) on {}", tansu.brokers());
     let mut anvils = Vec::new();
@@ -41,7 +45,10 @@ pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
     }
     let toml = config_toml(&tansu.brokers(), &entries, "shutdown_timeout_ms = 15000");
     let mut service = Service::start(ingestor, dir.path(), &toml, &[])?;
-    eprintln!("devstack: ingestor running with {} (its log: ingestor.log)", service.config.display());
+    eprintln!(
+        "devstack: ingestor running with {} (its log: ingestor.log)",
+        service.config.display()
+    );
     eprintln!("devstack: printing every record as it arrives; Ctrl-C stops everything\n");
 
     std::thread::scope(|s| -> anyhow::Result<()> {
@@ -71,14 +78,18 @@ pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
 /// Mines a block every `interval`: mostly a few transactions of varied logs, sometimes an
 /// empty block, sometimes a block of many logs.
 fn traffic(anvil: &Anvil, seed: u64, interval: Duration, stop: &AtomicBool) {
-    let Ok(mut sender) = Sender::new(anvil.node()) else { return };
+    let Ok(mut sender) = Sender::new(anvil.node()) else {
+        return;
+    };
     let mut shapes = LogShapes::new(seed);
     let mut rng = rand::rng();
     while !stop.load(Ordering::SeqCst) {
         let txs: Vec<_> = match rng.random_range(0..10) {
             0 => vec![],
             1 => vec![shapes.logs(60), shapes.logs(40)],
-            _ => (0..rng.random_range(1..=3)).map(|_| shapes.logs(rng.random_range(1..=5))).collect(),
+            _ => (0..rng.random_range(1..=3))
+                .map(|_| shapes.logs(rng.random_range(1..=5)))
+                .collect(),
         };
         if let Err(e) = sender.block(&txs) {
             if !stop.load(Ordering::SeqCst) {
@@ -108,7 +119,11 @@ fn tail(brokers: &str, name: &str, chain_id: u64, stop: &AtomicBool) {
 }
 
 fn short(hex: &str) -> String {
-    if hex.len() <= 14 { hex.to_owned() } else { format!("{}…{}", &hex[..8], &hex[hex.len() - 4..]) }
+    if hex.len() <= 14 {
+        hex.to_owned()
+    } else {
+        format!("{}…{}", &hex[..8], &hex[hex.len() - 4..])
+    }
 }
 
 /// One record as a line a person can read.
@@ -117,7 +132,9 @@ pub fn render(chain: &str, r: &Record) -> String {
         return format!("[{chain}] tombstone {}", r.key);
     };
     let when = UNIX_EPOCH + Duration::from_millis(log.block_timestamp_ms.max(0) as u64);
-    let when = humantime::format_rfc3339_seconds(when.min(SystemTime::now() + Duration::from_secs(86_400 * 365)));
+    let when = humantime::format_rfc3339_seconds(
+        when.min(SystemTime::now() + Duration::from_secs(86_400 * 365)),
+    );
     let topics: Vec<_> = log.topics.iter().map(|t| short(t)).collect();
     format!(
         "[{chain}] block {:>5} {}  {}  tx {} #{:<2} log {:<3} from {}  topics {} [{}]  data {} B  (offset {})",

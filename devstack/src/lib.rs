@@ -23,7 +23,9 @@ pub mod traffic;
 
 /// Where the pinned binaries are: `ANVIL_BIN` / `TANSU_BIN` (set by `scripts/deps.sh env`).
 pub fn tool(var: &str) -> anyhow::Result<std::path::PathBuf> {
-    std::env::var_os(var)
-        .map(Into::into)
-        .ok_or_else(|| anyhow::anyhow!("{var} is not set: run through scripts/test.sh or eval \"$(scripts/deps.sh env)\""))
+    std::env::var_os(var).map(Into::into).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{var} is not set: run through scripts/test.sh or eval \"$(scripts/deps.sh env)\""
+        )
+    })
 }

@@ -47,10 +47,26 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Up { ingestor, block_interval_ms } => demo::up(&ingestor, Duration::from_millis(block_interval_ms)),
-        Command::Bench { ingestor, blocks, logs_per_block, logs_per_tx, range_blocks } => {
-            let params = bench::Params { blocks, logs_per_block, logs_per_tx, range_blocks };
-            println!("command: scripts/bench.sh --blocks {blocks} --logs-per-block {logs_per_block} --logs-per-tx {logs_per_tx} --range-blocks {range_blocks}");
+        Command::Up {
+            ingestor,
+            block_interval_ms,
+        } => demo::up(&ingestor, Duration::from_millis(block_interval_ms)),
+        Command::Bench {
+            ingestor,
+            blocks,
+            logs_per_block,
+            logs_per_tx,
+            range_blocks,
+        } => {
+            let params = bench::Params {
+                blocks,
+                logs_per_block,
+                logs_per_tx,
+                range_blocks,
+            };
+            println!(
+                "command: scripts/bench.sh --blocks {blocks} --logs-per-block {logs_per_block} --logs-per-tx {logs_per_tx} --range-blocks {range_blocks}"
+            );
             bench::run(&ingestor, &params)
         }
     }

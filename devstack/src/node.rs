@@ -16,8 +16,13 @@ pub struct Node {
 impl Node {
     /// A client for `http://127.0.0.1:<port>`.
     pub fn new(port: u16) -> Self {
-        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(120)).build();
-        Self { url: format!("http://127.0.0.1:{port}"), agent }
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(120))
+            .build();
+        Self {
+            url: format!("http://127.0.0.1:{port}"),
+            agent,
+        }
     }
 
     /// Calls `method`; a JSON-RPC error is an `Err`.
@@ -32,7 +37,9 @@ impl Node {
         if let Some(err) = resp.get("error") {
             bail!("{method}: {err}");
         }
-        resp.get("result").cloned().with_context(|| format!("{method}: no result"))
+        resp.get("result")
+            .cloned()
+            .with_context(|| format!("{method}: no result"))
     }
 
     /// `eth_blockNumber`.
@@ -48,7 +55,10 @@ impl Node {
 
     /// `eth_getLogs` over `from..=to`.
     pub fn logs(&self, from: u64, to: u64) -> anyhow::Result<Vec<Value>> {
-        let v = self.call("eth_getLogs", json!([{"fromBlock": format!("{from:#x}"), "toBlock": format!("{to:#x}")}]))?;
+        let v = self.call(
+            "eth_getLogs",
+            json!([{"fromBlock": format!("{from:#x}"), "toBlock": format!("{to:#x}")}]),
+        )?;
         v.as_array().cloned().context("eth_getLogs: not an array")
     }
 

@@ -15,7 +15,11 @@ pub fn free_port() -> anyhow::Result<u16> {
 
 /// Polls `check` until it returns `Some`, failing after `deadline` with `what` in the error.
 /// This waits for a condition, it does not sleep and hope.
-pub fn wait_for<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+pub fn wait_for<T>(
+    what: &str,
+    deadline: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> anyhow::Result<T> {
     let start = Instant::now();
     loop {
         if let Some(v) = check() {
@@ -30,9 +34,11 @@ pub fn wait_for<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Op
 
 /// Waits until something accepts TCP connections on `port`.
 pub fn wait_for_port(port: u16, deadline: Duration) -> anyhow::Result<()> {
-    wait_for(&format!("127.0.0.1:{port} to accept connections"), deadline, || {
-        TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
-    })
+    wait_for(
+        &format!("127.0.0.1:{port} to accept connections"),
+        deadline,
+        || TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ()),
+    )
 }
 
 /// A running child process; killed (SIGKILL) and reaped on drop. Its output goes to a log
@@ -47,8 +53,13 @@ impl Managed {
     /// Spawns `cmd` with stdout and stderr appended to `log`. On Linux the child also gets
     /// SIGKILL if the spawning thread dies, so a crashed test leaves no process behind.
     pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> anyhow::Result<Self> {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
-        cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out);
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
+        cmd.stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out);
         // Own process group: a terminal's Ctrl-C reaches only the parent, which stops its
         // children in order. SAFETY: setpgid and prctl are async-signal-safe syscalls.
         unsafe {
@@ -58,8 +69,14 @@ impl Managed {
                 Ok(())
             });
         }
-        let child = cmd.spawn().with_context(|| format!("cannot start {name}"))?;
-        Ok(Self { name: name.to_owned(), child: Some(child), log })
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        Ok(Self {
+            name: name.to_owned(),
+            child: Some(child),
+            log,
+        })
     }
 
     /// The process id.
@@ -80,14 +97,18 @@ impl Managed {
     /// Waits for exit up to `deadline`; returns the exit code (None if killed by a signal).
     pub fn wait_exit(&mut self, deadline: Duration) -> anyhow::Result<Option<i32>> {
         let child = self.child.as_mut().context("already reaped")?;
-        let status = wait_for(&format!("{} to exit", self.name), deadline, || child.try_wait().ok().flatten())?;
+        let status = wait_for(&format!("{} to exit", self.name), deadline, || {
+            child.try_wait().ok().flatten()
+        })?;
         self.child = None;
         Ok(status.code())
     }
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// The last `lines` lines of the process's output.

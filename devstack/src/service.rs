@@ -25,7 +25,13 @@ pub struct ChainEntry {
 impl ChainEntry {
     /// A chain named `chain-<id>` starting at block 0.
     pub fn new(chain_id: u64, ws_url: String) -> Self {
-        Self { name: format!("chain-{chain_id}"), chain_id, ws_url, start_block: "0".into(), extra: vec![] }
+        Self {
+            name: format!("chain-{chain_id}"),
+            chain_id,
+            ws_url,
+            start_block: "0".into(),
+            extra: vec![],
+        }
     }
 }
 
@@ -60,7 +66,10 @@ impl Service {
         std::fs::write(&config, toml)?;
         let mut cmd = Command::new(bin);
         cmd.arg("run").arg("--config").arg(&config);
-        cmd.env("RUST_LOG", std::env::var("INGESTOR_TEST_LOG").unwrap_or_else(|_| "info".into()));
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("INGESTOR_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        );
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -24,10 +24,16 @@ impl Tansu {
     pub fn start_with(dir: &Path, port: u16, storage: &str) -> anyhow::Result<Self> {
         let url = format!("tcp://127.0.0.1:{port}");
         let mut cmd = Command::new(crate::tool("TANSU_BIN")?);
-        cmd.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", storage])
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .env("RUST_LOG", "warn");
+        cmd.args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", storage])
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env("RUST_LOG", "warn");
         let process = Managed::spawn("tansu", cmd, dir.join("tansu.log"))?;
         wait_for_port(port, Duration::from_secs(30))?;
         Ok(Self { process, port })

@@ -85,8 +85,15 @@ pub fn initcodes(logs: &[LogSpec]) -> Vec<(Vec<u8>, Range<usize>)> {
 /// A gas limit that covers `code` (intrinsic, calldata, per-log and memory costs, with margin).
 fn gas_for(code: &[u8], logs: &[LogSpec]) -> u64 {
     let calldata = 16 * code.len() as u64;
-    let per_log: u64 = logs.iter().map(|l| 2000 + 375 * l.topics.len() as u64 + 8 * l.data.len() as u64).sum();
-    let words = logs.iter().map(|l| l.data.len().div_ceil(32) as u64).max().unwrap_or(0);
+    let per_log: u64 = logs
+        .iter()
+        .map(|l| 2000 + 375 * l.topics.len() as u64 + 8 * l.data.len() as u64)
+        .sum();
+    let words = logs
+        .iter()
+        .map(|l| l.data.len().div_ceil(32) as u64)
+        .max()
+        .unwrap_or(0);
     let memory = 3 * words + words * words / 512;
     (53_000 + calldata + 6 * code.len() as u64 + per_log + memory) * 2
 }
@@ -99,12 +106,16 @@ pub struct LogShapes {
 impl LogShapes {
     /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> Self {
-        Self { rng: StdRng::seed_from_u64(seed) }
+        Self {
+            rng: StdRng::seed_from_u64(seed),
+        }
     }
 
     /// One random log: 0-4 topics; data empty (25%), small, or 1-2 KB (15%).
     pub fn log(&mut self) -> LogSpec {
-        let topics = (0..self.rng.random_range(0..=4)).map(|_| self.rng.random()).collect();
+        let topics = (0..self.rng.random_range(0..=4))
+            .map(|_| self.rng.random())
+            .collect();
         let len = match self.rng.random_range(0..100) {
             0..25 => 0,
             25..85 => self.rng.random_range(1..=256),
@@ -131,7 +142,11 @@ impl Sender {
     /// Uses the node's first account, starting at its pending nonce.
     pub fn new(node: Node) -> anyhow::Result<Self> {
         let accounts = node.call("eth_accounts", json!([]))?;
-        let from = accounts.get(0).and_then(|a| a.as_str()).context("node has no unlocked account")?.to_owned();
+        let from = accounts
+            .get(0)
+            .and_then(|a| a.as_str())
+            .context("node has no unlocked account")?
+            .to_owned();
         let nonce = quantity(&node.call("eth_getTransactionCount", json!([from, "pending"]))?)?;
         Ok(Self { node, from, nonce })
     }
@@ -164,8 +179,14 @@ impl Sender {
         self.node.mine(1)?;
         for hash in &hashes {
             let receipt = self.node.call("eth_getTransactionReceipt", json!([hash]))?;
-            let status = receipt.get("status").and_then(|s| s.as_str()).unwrap_or("none");
-            anyhow::ensure!(status == "0x1", "transaction {hash} failed (status {status}): raise its gas");
+            let status = receipt
+                .get("status")
+                .and_then(|s| s.as_str())
+                .unwrap_or("none");
+            anyhow::ensure!(
+                status == "0x1",
+                "transaction {hash} failed (status {status}): raise its gas"
+            );
         }
         Ok(txs.iter().map(Vec::len).sum())
     }
@@ -182,7 +203,10 @@ mod tests {
 
     #[test]
     fn initcode_emits_topics_in_order_and_splits() {
-        let spec = LogSpec { topics: vec![[1; 32], [2; 32]], data: vec![7; 33] };
+        let spec = LogSpec {
+            topics: vec![[1; 32], [2; 32]],
+            data: vec![7; 33],
+        };
         let codes = initcodes(std::slice::from_ref(&spec));
         assert_eq!(codes.len(), 1);
         let (code, range) = &codes[0];
@@ -190,7 +214,13 @@ mod tests {
         assert_eq!(code.len(), code_len(&spec) + 1);
         assert_eq!(*code.last().expect("stop"), STOP);
         assert_eq!(code[code.len() - 2], LOG0 + 2);
-        let many = vec![LogSpec { topics: vec![], data: vec![1; 2048] }; 40];
+        let many = vec![
+            LogSpec {
+                topics: vec![],
+                data: vec![1; 2048]
+            };
+            40
+        ];
         let split = initcodes(&many);
         assert!(split.len() > 1 && split.iter().all(|(c, _)| c.len() <= MAX_INITCODE + 1));
         assert_eq!(split.iter().map(|(_, r)| r.len()).sum::<usize>(), 40);

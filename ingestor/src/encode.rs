@@ -35,7 +35,9 @@ pub fn schema() -> Result<&'static Schema, EncodeError> {
 /// The schema's CRC-64-AVRO (Rabin) fingerprint, as it appears in every record's header.
 pub fn fingerprint() -> Result<[u8; 8], EncodeError> {
     let fp = schema()?.fingerprint::<Rabin>();
-    fp.bytes.try_into().map_err(|_| EncodeError::Schema("fingerprint is not 8 bytes".into()))
+    fp.bytes
+        .try_into()
+        .map_err(|_| EncodeError::Schema("fingerprint is not 8 bytes".into()))
 }
 
 /// Builds the record value for one log, field by field in schema order.
@@ -43,13 +45,33 @@ pub fn to_value(chain_id: u64, block_timestamp_s: u64, log: &Log) -> Value {
     Value::Record(vec![
         ("chain_id".into(), Value::Long(chain_id as i64)),
         ("block_number".into(), Value::Long(log.block_number as i64)),
-        ("block_hash".into(), Value::String(log.block_hash.to_string())),
-        ("block_timestamp".into(), Value::TimestampMillis(block_timestamp_s.saturating_mul(1000) as i64)),
-        ("transaction_hash".into(), Value::String(log.transaction_hash.to_string())),
-        ("transaction_index".into(), Value::Long(log.transaction_index as i64)),
+        (
+            "block_hash".into(),
+            Value::String(log.block_hash.to_string()),
+        ),
+        (
+            "block_timestamp".into(),
+            Value::TimestampMillis(block_timestamp_s.saturating_mul(1000) as i64),
+        ),
+        (
+            "transaction_hash".into(),
+            Value::String(log.transaction_hash.to_string()),
+        ),
+        (
+            "transaction_index".into(),
+            Value::Long(log.transaction_index as i64),
+        ),
         ("log_index".into(), Value::Long(log.log_index as i64)),
         ("address".into(), Value::String(log.address.to_string())),
-        ("topics".into(), Value::Array(log.topics.iter().map(|t| Value::String(t.to_string())).collect())),
+        (
+            "topics".into(),
+            Value::Array(
+                log.topics
+                    .iter()
+                    .map(|t| Value::String(t.to_string()))
+                    .collect(),
+            ),
+        ),
         ("data".into(), Value::Bytes(log.data.clone())),
     ])
 }
@@ -68,7 +90,12 @@ impl Encoder {
     }
 
     /// Encodes one log as a complete single-object message.
-    pub fn encode(&mut self, chain_id: u64, block_timestamp_s: u64, log: &Log) -> Result<Vec<u8>, EncodeError> {
+    pub fn encode(
+        &mut self,
+        chain_id: u64,
+        block_timestamp_s: u64,
+        log: &Log,
+    ) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::with_capacity(256 + log.data.len());
         self.writer
             .write_value(to_value(chain_id, block_timestamp_s, log), &mut out)
@@ -94,10 +121,15 @@ mod tests {
             topics: vec![B256::new([5; 32]), B256::new([6; 32])],
             data: vec![9; 1500],
         };
-        let bytes = Encoder::new().expect("schema").encode(31337, 1_700_000_000, &log).expect("encode");
+        let bytes = Encoder::new()
+            .expect("schema")
+            .encode(31337, 1_700_000_000, &log)
+            .expect("encode");
         assert_eq!(&bytes[..2], &[0xc3, 0x01]);
         assert_eq!(&bytes[2..10], &fingerprint().expect("fp"));
-        let value = apache_avro::from_avro_datum(schema().expect("schema"), &mut &bytes[10..], None).expect("decode");
+        let value =
+            apache_avro::from_avro_datum(schema().expect("schema"), &mut &bytes[10..], None)
+                .expect("decode");
         assert_eq!(value, to_value(31337, 1_700_000_000, &log));
     }
 
@@ -105,12 +137,29 @@ mod tests {
     fn schema_documents_every_field() {
         let json: serde_json::Value = serde_json::from_str(SCHEMA_JSON).expect("json");
         let fields = json["fields"].as_array().expect("fields");
-        let names: Vec<_> = fields.iter().map(|f| f["name"].as_str().unwrap_or_default()).collect();
+        let names: Vec<_> = fields
+            .iter()
+            .map(|f| f["name"].as_str().unwrap_or_default())
+            .collect();
         assert_eq!(
             names,
-            ["chain_id", "block_number", "block_hash", "block_timestamp", "transaction_hash",
-             "transaction_index", "log_index", "address", "topics", "data"]
+            [
+                "chain_id",
+                "block_number",
+                "block_hash",
+                "block_timestamp",
+                "transaction_hash",
+                "transaction_index",
+                "log_index",
+                "address",
+                "topics",
+                "data"
+            ]
         );
-        assert!(fields.iter().all(|f| f["doc"].as_str().is_some_and(|d| !d.is_empty())));
+        assert!(
+            fields
+                .iter()
+                .all(|f| f["doc"].as_str().is_some_and(|d| !d.is_empty()))
+        );
     }
 }

@@ -17,7 +17,12 @@ pub struct ChainConnected<'a> {
 impl ChainConnected<'_> {
     /// Writes the event.
     pub fn emit(self) {
-        info!(chain = self.chain, url = self.url, head = self.head, "connected to node");
+        info!(
+            chain = self.chain,
+            url = self.url,
+            head = self.head,
+            "connected to node"
+        );
     }
 }
 
@@ -38,8 +43,12 @@ impl NodeCallFailed<'_> {
     /// Writes the event.
     pub fn emit(self) {
         warn!(
-            chain = self.chain, error_type = self.error_type, retry_in_ms = self.retry_in_ms,
-            reconnect = self.reconnect, "node call failed: {}", self.error
+            chain = self.chain,
+            error_type = self.error_type,
+            retry_in_ms = self.retry_in_ms,
+            reconnect = self.reconnect,
+            "node call failed: {}",
+            self.error
         );
     }
 }
@@ -54,7 +63,12 @@ pub struct InconsistentAnswer<'a> {
 impl InconsistentAnswer<'_> {
     /// Writes the event.
     pub fn emit(self) {
-        warn!(chain = self.chain, error_type = "inconsistent_answer", "node answer rejected, retrying: {}", self.what);
+        warn!(
+            chain = self.chain,
+            error_type = "inconsistent_answer",
+            "node answer rejected, retrying: {}",
+            self.what
+        );
     }
 }
 
@@ -70,7 +84,12 @@ pub struct RangeShrunk<'a> {
 impl RangeShrunk<'_> {
     /// Writes the event.
     pub fn emit(self) {
-        info!(chain = self.chain, from_blocks = self.from_blocks, to_blocks = self.to_blocks, "log range refused, shrinking");
+        info!(
+            chain = self.chain,
+            from_blocks = self.from_blocks,
+            to_blocks = self.to_blocks,
+            "log range refused, shrinking"
+        );
     }
 }
 
@@ -88,7 +107,13 @@ pub struct BackfillProgress<'a> {
 impl BackfillProgress<'_> {
     /// Writes the event.
     pub fn emit(self) {
-        debug!(chain = self.chain, block = self.block, head = self.head, logs = self.logs, "backfill chunk fetched");
+        debug!(
+            chain = self.chain,
+            block = self.block,
+            head = self.head,
+            logs = self.logs,
+            "backfill chunk fetched"
+        );
     }
 }
 
@@ -139,7 +164,12 @@ pub struct ChainFailed<'a> {
 impl ChainFailed<'_> {
     /// Writes the event.
     pub fn emit(self) {
-        error!(chain = self.chain, stage = self.stage, "chain stopped: {}", self.error);
+        error!(
+            chain = self.chain,
+            stage = self.stage,
+            "chain stopped: {}",
+            self.error
+        );
     }
 }
 
@@ -153,7 +183,11 @@ pub struct ShutdownStarted<'a> {
 impl ShutdownStarted<'_> {
     /// Writes the event.
     pub fn emit(self) {
-        info!(reason = self.reason, deadline_ms = self.deadline_ms, "shutting down: flushing in-flight records");
+        info!(
+            reason = self.reason,
+            deadline_ms = self.deadline_ms,
+            "shutting down: flushing in-flight records"
+        );
     }
 }
 

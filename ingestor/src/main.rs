@@ -36,7 +36,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
@@ -55,7 +57,11 @@ fn main() -> ExitCode {
 
 fn check(path: &std::path::Path) -> anyhow::Result<()> {
     let cfg = config::load(path)?;
-    let names: Vec<_> = cfg.chains.iter().map(|c| format!("{} ({} -> {})", c.name, c.chain_id, c.topic())).collect();
+    let names: Vec<_> = cfg
+        .chains
+        .iter()
+        .map(|c| format!("{} ({} -> {})", c.name, c.chain_id, c.topic()))
+        .collect();
     println!("config OK: {} chain(s): {}", names.len(), names.join(", "));
     Ok(())
 }

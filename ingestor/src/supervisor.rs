@@ -49,14 +49,26 @@ pub async fn run(
     for chain in config.chains {
         let cfg = Arc::new(chain);
         let (tx, rx) = mpsc::channel(HANDOVER_CAPACITY);
-        let follower = Follower::new(cfg.clone(), tx, shutdown.clone());
-        let publisher = Publisher::new(cfg.clone(), producer.clone(), config.kafka.dedup_cache_capacity)?;
+        // The chain's own stop: cancelled by shutdown, or when its publisher ends (a
+        // follower idle at the head would otherwise only notice at its next block).
+        let chain_stop = shutdown.child_token();
+        let follower = Follower::new(cfg.clone(), tx, chain_stop.clone());
+        let publisher = Publisher::new(
+            cfg.clone(),
+            producer.clone(),
+            config.kafka.dedup_cache_capacity,
+        )?;
         let name = cfg.name.clone();
         chains.spawn(async move {
             let follow = tokio::spawn(follower.run());
-            let publish = tokio::spawn(publisher.run(rx));
-            let (follow, publish) = tokio::join!(follow, publish);
-            ChainOutcome { result: combine(&name, follow, publish), name }
+            // The publisher ends when the follower drops its sender, or on its own error.
+            let publish = tokio::spawn(publisher.run(rx)).await;
+            chain_stop.cancel();
+            let follow = follow.await;
+            ChainOutcome {
+                result: combine(&name, follow, publish),
+                name,
+            }
         });
     }
 
@@ -69,7 +81,11 @@ pub async fn run(
         }
     };
     shutdown.cancel();
-    events::ShutdownStarted { reason, deadline_ms: config.shutdown_timeout_ms }.emit();
+    events::ShutdownStarted {
+        reason,
+        deadline_ms: config.shutdown_timeout_ms,
+    }
+    .emit();
     let deadline = Duration::from_millis(config.shutdown_timeout_ms);
     let drained = tokio::time::timeout(deadline, async {
         while let Some(outcome) = chains.join_next().await {
@@ -79,18 +95,37 @@ pub async fn run(
     .await;
     if drained.is_err() {
         chains.abort_all();
-        let left = flush(&producer, Duration::from_secs(1)).err().unwrap_or_default();
-        failures.push(format!("shutdown deadline of {} ms passed with records unacknowledged {left}", config.shutdown_timeout_ms));
+        let left = flush(&producer, Duration::from_secs(1))
+            .err()
+            .unwrap_or_default();
+        failures.push(format!(
+            "shutdown deadline of {} ms passed with records unacknowledged {left}",
+            config.shutdown_timeout_ms
+        ));
     }
-    if failures.is_empty() { Ok(()) } else { Err(SupervisorError::Failed(failures)) }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(SupervisorError::Failed(failures))
+    }
 }
 
 fn record(outcome: Result<ChainOutcome, tokio::task::JoinError>, failures: &mut Vec<String>) {
     match outcome {
-        Ok(ChainOutcome { name, result: Ok(delivered) }) => {
-            events::ChainStopped { chain: &name, delivered: delivered.map(|d| d.number) }.emit();
+        Ok(ChainOutcome {
+            name,
+            result: Ok(delivered),
+        }) => {
+            events::ChainStopped {
+                chain: &name,
+                delivered: delivered.map(|d| d.number),
+            }
+            .emit();
         }
-        Ok(ChainOutcome { name, result: Err(e) }) => failures.push(format!("chain {name}: {e}")),
+        Ok(ChainOutcome {
+            name,
+            result: Err(e),
+        }) => failures.push(format!("chain {name}: {e}")),
         Err(e) => failures.push(format!("chain task failed: {e}")),
     }
 }
@@ -104,7 +139,12 @@ fn combine(
     let publish = match publish {
         Ok(Ok(last)) => Ok(last),
         Ok(Err(e)) => {
-            events::ChainFailed { chain, stage: "publish", error: &e }.emit();
+            events::ChainFailed {
+                chain,
+                stage: "publish",
+                error: &e,
+            }
+            .emit();
             Err(e.to_string())
         }
         Err(e) => Err(format!("publisher task failed: {e}")),
@@ -112,7 +152,12 @@ fn combine(
     match follow {
         Ok(Ok(())) | Ok(Err(FollowError::SinkClosed)) => publish,
         Ok(Err(e)) => {
-            events::ChainFailed { chain, stage: "follow", error: &e }.emit();
+            events::ChainFailed {
+                chain,
+                stage: "follow",
+                error: &e,
+            }
+            .emit();
             Err(e.to_string())
         }
         Err(e) => Err(format!("follower task failed: {e}")),

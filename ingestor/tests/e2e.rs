@@ -16,9 +16,15 @@ use devstack::traffic::{LogShapes, Sender};
 fn two_chains_history_then_live_match_the_node_field_by_field() {
     let dir = tempdir();
     let tansu = Tansu::start(dir.path()).expect("tansu");
-    let chains = [Anvil::start(1337, dir.path()).expect("anvil"), Anvil::start(4242, dir.path()).expect("anvil")];
+    let chains = [
+        Anvil::start(1337, dir.path()).expect("anvil"),
+        Anvil::start(4242, dir.path()).expect("anvil"),
+    ];
     let mut shapes = LogShapes::new(7);
-    let mut senders: Vec<_> = chains.iter().map(|a| Sender::new(a.node()).expect("sender")).collect();
+    let mut senders: Vec<_> = chains
+        .iter()
+        .map(|a| Sender::new(a.node()).expect("sender"))
+        .collect();
 
     // History, mined before the ingestor starts.
     let mut history = Vec::new();
@@ -31,16 +37,23 @@ fn two_chains_history_then_live_match_the_node_field_by_field() {
         .iter()
         .map(|a| {
             let mut e = ChainEntry::new(a.chain_id, a.ws_url());
-            e.extra = vec!["backfill_range_blocks = 5".into(), "live_threshold_blocks = 3".into()];
+            e.extra = vec![
+                "backfill_range_blocks = 5".into(),
+                "live_threshold_blocks = 3".into(),
+            ];
             e
         })
         .collect();
-    let toml = config_toml(&tansu.brokers(), &entries, "shutdown_timeout_ms = 20000");
+    // A tiny producer queue, so that backpressure (QueueFull: wait, never drop) is exercised.
+    let toml = config_toml(&tansu.brokers(), &entries, "shutdown_timeout_ms = 20000")
+        .replace("[kafka]\n", "[kafka]\nqueue_max_messages = 64\n");
     let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
 
     // Wait (on a condition) until the history is on the topics, then mine live blocks.
     for (anvil, count) in chains.iter().zip(&history) {
-        let mut reader = TopicReader::new(&tansu.brokers(), &format!("evm.logs.{}", anvil.chain_id)).expect("reader");
+        let mut reader =
+            TopicReader::new(&tansu.brokers(), &format!("evm.logs.{}", anvil.chain_id))
+                .expect("reader");
         let mut records = Vec::new();
         let read = reader.read_until(&mut records, READ_DEADLINE, |r| r.len() >= *count);
         if read.is_err() {
@@ -53,16 +66,21 @@ fn two_chains_history_then_live_match_the_node_field_by_field() {
             if round == 2 {
                 sender.node().mine(1).expect("empty live block");
             }
-            sender.block(&[shapes.logs(3 + round), shapes.logs(2)]).expect("live block");
+            sender
+                .block(&[shapes.logs(3 + round), shapes.logs(2)])
+                .expect("live block");
         }
     }
 
     for anvil in &chains {
         let topic = format!("evm.logs.{}", anvil.chain_id);
-        let report = assert_topic_matches_node(&tansu.brokers(), &topic, &anvil.node(), anvil.chain_id);
+        let report =
+            assert_topic_matches_node(&tansu.brokers(), &topic, &anvil.node(), anvil.chain_id);
         eprintln!("{topic}: {report}");
     }
-    let code = service.stop(Duration::from_secs(60)).expect("ingestor exits");
+    let code = service
+        .stop(Duration::from_secs(60))
+        .expect("ingestor exits");
     if code != Some(0) {
         show_logs_on_failure(dir.path());
     }

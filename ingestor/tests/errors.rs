@@ -19,23 +19,31 @@ fn wrong_chain_id_is_a_clear_error_and_publishes_nothing() {
     let tansu = Tansu::start(dir.path()).expect("tansu");
     let anvil = Anvil::start(5, dir.path()).expect("anvil");
     let mut sender = Sender::new(anvil.node()).expect("sender");
-    sender.block(&[LogShapes::new(1).logs(10)]).expect("logs on chain 5");
+    sender
+        .block(&[LogShapes::new(1).logs(10)])
+        .expect("logs on chain 5");
 
     let entry = ChainEntry::new(6, anvil.ws_url());
     let toml = config_toml(&tansu.brokers(), &[entry], "");
     let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
-    let code = service.process.wait_exit(Duration::from_secs(60)).expect("ingestor exits by itself");
+    let code = service
+        .process
+        .wait_exit(Duration::from_secs(60))
+        .expect("ingestor exits by itself");
     let log = service.process.log_text();
     assert_ne!(code, Some(0), "{log}");
     let last = log.lines().last().unwrap_or_default();
     assert!(
-        last.starts_with("error: chain chain-6: node at ws://127.0.0.1:") && last.contains("reports chain id 5, but the config says chain_id = 6"),
+        last.starts_with("error: chain chain-6: node at ws://127.0.0.1:")
+            && last.contains("reports chain id 5, but the config says chain_id = 6"),
         "last line: {last}"
     );
 
     let mut reader = TopicReader::new(&tansu.brokers(), "evm.logs.6").expect("topic exists");
     let mut records = Vec::new();
-    reader.read_to_end(&mut records, Duration::from_secs(30)).expect("read");
+    reader
+        .read_to_end(&mut records, Duration::from_secs(30))
+        .expect("read");
     assert!(records.is_empty(), "nothing may be published: {records:?}");
 }
 
@@ -46,13 +54,21 @@ fn run_bin(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String)
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run ingestor");
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
 fn bad_configs_are_one_line_and_a_nonzero_exit() {
     let dir = tempdir();
-    let good = config_toml("127.0.0.1:1", &[ChainEntry::new(1, "ws://127.0.0.1:2".into())], "");
+    let good = config_toml(
+        "127.0.0.1:1",
+        &[ChainEntry::new(1, "ws://127.0.0.1:2".into())],
+        "",
+    );
     let path = dir.path().join("c.toml");
     std::fs::write(&path, &good).expect("write");
     let path_s = path.to_str().expect("utf-8 path");
@@ -60,13 +76,34 @@ fn bad_configs_are_one_line_and_a_nonzero_exit() {
     assert_eq!(code, Some(0));
     assert!(stdout.contains("config OK: 1 chain(s)"), "{stdout}");
 
-    let cases: [(&str, &[(&str, &str)], &str); 6] = [
-        (&good.replace("chain_id = 1", "chain_id = \"one\""), &[], "`chains[0].chain_id`"),
-        (&good.replace("brokers", "brokerz"), &[], "unknown field `brokerz`"),
-        (&good.replace("ws://", "http://"), &[], "`ws_url` must be a ws:// or wss:// URL"),
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 6] = [
+        (
+            &good.replace("chain_id = 1", "chain_id = \"one\""),
+            &[],
+            "`chains[0].chain_id`",
+        ),
+        (
+            &good.replace("brokers", "brokerz"),
+            &[],
+            "unknown field `brokerz`",
+        ),
+        (
+            &good.replace("ws://", "http://"),
+            &[],
+            "`ws_url` must be a ws:// or wss:// URL",
+        ),
         (&good.replace("[kafka]", "[kafka"), &[], "line 2"),
-        (&good, &[("INGESTOR_CHAINS__CHAIN_1__START_BLOCK", "soon")], "expected a block number or \"latest\""),
-        (&good, &[("INGESTOR_CHAINS__NOPE__WS_URL", "ws://x")], "INGESTOR_CHAINS__NOPE__WS_URL: no chain named `nope`"),
+        (
+            &good,
+            &[("INGESTOR_CHAINS__CHAIN_1__START_BLOCK", "soon")],
+            "expected a block number or \"latest\"",
+        ),
+        (
+            &good,
+            &[("INGESTOR_CHAINS__NOPE__WS_URL", "ws://x")],
+            "INGESTOR_CHAINS__NOPE__WS_URL: no chain named `nope`",
+        ),
     ];
     for (text, env, want) in cases {
         std::fs::write(&path, text).expect("write");
@@ -74,7 +111,10 @@ fn bad_configs_are_one_line_and_a_nonzero_exit() {
             let (code, _, stderr) = run_bin(&[command, "--config", path_s], env);
             assert_eq!(code, Some(1), "{command} {want}: {stderr}");
             assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-            assert!(stderr.starts_with("error: ") && stderr.contains(want), "{command}: want {want:?} in {stderr}");
+            assert!(
+                stderr.starts_with("error: ") && stderr.contains(want),
+                "{command}: want {want:?} in {stderr}"
+            );
         }
     }
     let (code, _, stderr) = run_bin(&["run", "--config", "/nonexistent/ingestor.toml"], &[]);
@@ -91,7 +131,10 @@ fn a_dead_node_does_not_delay_another_chain() {
     let mut shapes = LogShapes::new(3);
     mine_history(&mut sender, &mut shapes, 6).expect("history");
 
-    let dead = ChainEntry::new(999, format!("ws://127.0.0.1:{}", free_port().expect("port")));
+    let dead = ChainEntry::new(
+        999,
+        format!("ws://127.0.0.1:{}", free_port().expect("port")),
+    );
     let live = ChainEntry::new(31337, anvil.ws_url());
     let toml = config_toml(&tansu.brokers(), &[dead, live], "");
     let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
@@ -99,8 +142,14 @@ fn a_dead_node_does_not_delay_another_chain() {
         sender.block(&[shapes.logs(4)]).expect("live block");
     }
     assert_topic_matches_node(&tansu.brokers(), "evm.logs.31337", &anvil.node(), 31337);
-    assert!(service.process.log_text().contains("chain=\"chain-999\""), "the dead chain is retried and logged");
-    assert_eq!(service.stop(Duration::from_secs(60)).expect("exit"), Some(0));
+    assert!(
+        service.process.log_text().contains("chain=\"chain-999\""),
+        "the dead chain is retried and logged"
+    );
+    assert_eq!(
+        service.stop(Duration::from_secs(60)).expect("exit"),
+        Some(0)
+    );
 }
 
 #[test]
@@ -111,9 +160,61 @@ fn a_broker_that_is_down_is_a_clear_error() {
     let toml = config_toml(&brokers, &[ChainEntry::new(31337, anvil.ws_url())], "");
     let toml = toml.replace("[kafka]\n", "[kafka]\nadmin_timeout_ms = 3000\n");
     let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
-    let code = service.process.wait_exit(Duration::from_secs(60)).expect("exits by itself");
+    let code = service
+        .process
+        .wait_exit(Duration::from_secs(60))
+        .expect("exits by itself");
     assert_eq!(code, Some(1));
     let log = service.process.log_text();
     let last = log.lines().last().unwrap_or_default();
-    assert!(last.starts_with("error: topic `evm.logs.31337` on brokers 127.0.0.1:"), "{last}");
+    assert!(
+        last.starts_with("error: topic `evm.logs.31337` on brokers 127.0.0.1:"),
+        "{last}"
+    );
+}
+
+#[test]
+fn a_failed_delivery_stops_the_chain_with_a_clear_error() {
+    let dir = tempdir();
+    let mut tansu = Tansu::start(dir.path()).expect("tansu");
+    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
+    let mut sender = Sender::new(anvil.node()).expect("sender");
+    let mut shapes = LogShapes::new(11);
+    let first = sender.block(&[shapes.logs(5)]).expect("block");
+
+    let toml = config_toml(
+        &tansu.brokers(),
+        &[ChainEntry::new(31337, anvil.ws_url())],
+        "",
+    )
+    .replace("[kafka]\n", "[kafka]\nmessage_timeout_ms = 2000\n");
+    let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
+    let mut reader = TopicReader::new(&tansu.brokers(), "evm.logs.31337").expect("reader");
+    let mut records = Vec::new();
+    reader
+        .read_until(&mut records, READ_DEADLINE, |r| r.len() >= first)
+        .expect("first block published");
+
+    // The broker dies; the next block's records cannot be acknowledged.
+    tansu.process.signal(libc::SIGKILL);
+    tansu
+        .process
+        .wait_exit(Duration::from_secs(10))
+        .expect("broker gone");
+    sender
+        .block(&[shapes.logs(3)])
+        .expect("block after the broker died");
+
+    let code = service
+        .process
+        .wait_exit(Duration::from_secs(120))
+        .expect("ingestor stops by itself");
+    let log = service.process.log_text();
+    let last = log.lines().last().unwrap_or_default();
+    assert_eq!(code, Some(1), "{last}");
+    assert!(
+        last.starts_with("error: chain chain-31337: delivery of record 31337:0x")
+            && last.contains("to `evm.logs.31337` failed"),
+        "{last}"
+    );
 }

@@ -19,11 +19,20 @@ pub(super) fn apply(
     table: &mut toml::Table,
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<(), ConfigError> {
-    let mut vars: Vec<_> = vars.into_iter().filter(|(k, _)| k.starts_with(PREFIX)).collect();
+    let mut vars: Vec<_> = vars
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(PREFIX))
+        .collect();
     vars.sort();
     for (var, raw) in vars {
-        let path: Vec<String> = var[PREFIX.len()..].split("__").map(str::to_ascii_lowercase).collect();
-        let err = |message: String| ConfigError::Env { var: var.clone(), message };
+        let path: Vec<String> = var[PREFIX.len()..]
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect();
+        let err = |message: String| ConfigError::Env {
+            var: var.clone(),
+            message,
+        };
         if path.iter().any(String::is_empty) {
             return Err(err("empty key segment; use `__` only between keys".into()));
         }
@@ -34,7 +43,9 @@ pub(super) fn apply(
                 chain.insert(key.clone(), value);
             }
             [chains, ..] if chains == "chains" => {
-                return Err(err("chain overrides are INGESTOR_CHAINS__<NAME>__<KEY>".into()));
+                return Err(err(
+                    "chain overrides are INGESTOR_CHAINS__<NAME>__<KEY>".into()
+                ));
             }
             [key] => {
                 table.insert(key.clone(), value);
@@ -80,7 +91,9 @@ fn find_chain<'a>(table: &'a mut toml::Table, name: &str) -> Result<&'a mut toml
 fn scalar(raw: &str) -> toml::Value {
     match format!("v = {raw}").parse::<toml::Table>() {
         Ok(mut t) => match t.remove("v") {
-            Some(v @ (toml::Value::Integer(_) | toml::Value::Boolean(_) | toml::Value::Float(_))) => v,
+            Some(
+                v @ (toml::Value::Integer(_) | toml::Value::Boolean(_) | toml::Value::Float(_)),
+            ) => v,
             _ => toml::Value::String(raw.to_owned()),
         },
         Err(_) => toml::Value::String(raw.to_owned()),

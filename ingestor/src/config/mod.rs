@@ -64,9 +64,15 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// As [`load`], with the environment given explicitly (for tests).
-pub fn load_with_env(path: &Path, vars: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+pub fn load_with_env(
+    path: &Path,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: shown.clone(), reason: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: shown.clone(),
+        reason: e.to_string(),
+    })?;
     parse(&shown, &text, vars)
 }
 
@@ -76,18 +82,29 @@ pub fn parse(
     text: &str,
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
-    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
-        path: shown.to_owned(),
-        line: e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1)).unwrap_or(1),
-        message: one_line(e.message()),
-    })?;
+    let mut table: toml::Table =
+        text.parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                path: shown.to_owned(),
+                line: e
+                    .span()
+                    .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+                    .unwrap_or(1),
+                message: one_line(e.message()),
+            })?;
     env::apply(&mut table, vars)?;
-    let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Field {
+    let config: Config =
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            ConfigError::Field {
+                path: shown.to_owned(),
+                key: e.path().to_string(),
+                message: one_line(&e.inner().to_string()),
+            }
+        })?;
+    validate::check(&config).map_err(|message| ConfigError::Invalid {
         path: shown.to_owned(),
-        key: e.path().to_string(),
-        message: one_line(&e.inner().to_string()),
+        message,
     })?;
-    validate::check(&config).map_err(|message| ConfigError::Invalid { path: shown.to_owned(), message })?;
     Ok(config)
 }
 

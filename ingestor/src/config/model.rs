@@ -56,7 +56,9 @@ pub struct KafkaConfig {
 }
 
 /// librdkafka takes every setting as a string; accept `linger.ms = 10` as well as `"10"`.
-fn scalars_as_strings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+fn scalars_as_strings<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Scalar {
@@ -169,7 +171,9 @@ pub struct ChainConfig {
 impl ChainConfig {
     /// The topic this chain publishes to.
     pub fn topic(&self) -> String {
-        self.topic.clone().unwrap_or_else(|| format!("evm.logs.{}", self.chain_id))
+        self.topic
+            .clone()
+            .unwrap_or_else(|| format!("evm.logs.{}", self.chain_id))
     }
 
     /// Milliseconds as a [`Duration`].
@@ -181,24 +185,64 @@ impl ChainConfig {
 mod defaults {
     use super::StartBlock;
 
-    pub(super) fn shutdown_timeout_ms() -> u64 { 30_000 }
-    pub(super) fn topic_partitions() -> i32 { 1 }
-    pub(super) fn topic_replication_factor() -> i32 { 1 }
-    pub(super) fn message_timeout_ms() -> u64 { 300_000 }
-    pub(super) fn queue_max_messages() -> u64 { 100_000 }
-    pub(super) fn dedup_cache_capacity() -> usize { 100_000 }
-    pub(super) fn admin_timeout_ms() -> u64 { 30_000 }
-    pub(super) fn start_block() -> StartBlock { StartBlock::Latest }
-    pub(super) fn connect_timeout_ms() -> u64 { 10_000 }
-    pub(super) fn request_timeout_ms() -> u64 { 30_000 }
-    pub(super) fn keepalive_interval_ms() -> u64 { 10_000 }
-    pub(super) fn head_poll_interval_ms() -> u64 { 2_000 }
-    pub(super) fn max_message_bytes() -> usize { 256 << 20 }
-    pub(super) fn backfill_range_blocks() -> u64 { 1_000 }
-    pub(super) fn backfill_target_logs() -> u64 { 10_000 }
-    pub(super) fn backfill_concurrency() -> usize { 4 }
-    pub(super) fn live_threshold_blocks() -> u64 { 16 }
-    pub(super) fn max_blocks_in_flight() -> usize { 256 }
-    pub(super) fn reconnect_backoff_initial_ms() -> u64 { 500 }
-    pub(super) fn reconnect_backoff_max_ms() -> u64 { 30_000 }
+    pub(super) fn shutdown_timeout_ms() -> u64 {
+        30_000
+    }
+    pub(super) fn topic_partitions() -> i32 {
+        1
+    }
+    pub(super) fn topic_replication_factor() -> i32 {
+        1
+    }
+    pub(super) fn message_timeout_ms() -> u64 {
+        300_000
+    }
+    pub(super) fn queue_max_messages() -> u64 {
+        100_000
+    }
+    pub(super) fn dedup_cache_capacity() -> usize {
+        100_000
+    }
+    pub(super) fn admin_timeout_ms() -> u64 {
+        30_000
+    }
+    pub(super) fn start_block() -> StartBlock {
+        StartBlock::Latest
+    }
+    pub(super) fn connect_timeout_ms() -> u64 {
+        10_000
+    }
+    pub(super) fn request_timeout_ms() -> u64 {
+        30_000
+    }
+    pub(super) fn keepalive_interval_ms() -> u64 {
+        10_000
+    }
+    pub(super) fn head_poll_interval_ms() -> u64 {
+        2_000
+    }
+    pub(super) fn max_message_bytes() -> usize {
+        256 << 20
+    }
+    pub(super) fn backfill_range_blocks() -> u64 {
+        1_000
+    }
+    pub(super) fn backfill_target_logs() -> u64 {
+        10_000
+    }
+    pub(super) fn backfill_concurrency() -> usize {
+        4
+    }
+    pub(super) fn live_threshold_blocks() -> u64 {
+        16
+    }
+    pub(super) fn max_blocks_in_flight() -> usize {
+        256
+    }
+    pub(super) fn reconnect_backoff_initial_ms() -> u64 {
+        500
+    }
+    pub(super) fn reconnect_backoff_max_ms() -> u64 {
+        30_000
+    }
 }

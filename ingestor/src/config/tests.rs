@@ -17,11 +17,16 @@ ws_url = "wss://node.example/KEY"
 "#;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn err(text: &str, vars: &[(&str, &str)]) -> String {
-    let e = parse("c.toml", text, env(vars)).expect_err("must fail").to_string();
+    let e = parse("c.toml", text, env(vars))
+        .expect_err("must fail")
+        .to_string();
     assert!(!e.contains('\n'), "error must be one line: {e}");
     e
 }
@@ -55,19 +60,43 @@ fn environment_overrides_file_values() {
     assert_eq!(c.shutdown_timeout_ms, 5000);
     assert_eq!(c.chains[1].start_block, StartBlock::Number(7));
     assert_eq!(c.chains[0].topic(), "eth.logs");
-    assert_eq!(c.kafka.librdkafka_options.get("linger.ms").map(String::as_str), Some("10"));
+    assert_eq!(
+        c.kafka
+            .librdkafka_options
+            .get("linger.ms")
+            .map(String::as_str),
+        Some("10")
+    );
 }
 
 #[test]
 fn wrong_values_are_one_line_naming_the_key() {
     assert!(err("[kafka\n", &[]).contains("line 1"));
-    assert!(err(&GOOD.replace("chain_id = 1\n", "chain_id = \"one\"\n"), &[]).contains("chains[0].chain_id"));
-    assert!(err(&GOOD.replace("start_block = 0", "start_block = \"earliest\""), &[]).contains("latest"));
+    assert!(
+        err(&GOOD.replace("chain_id = 1\n", "chain_id = \"one\"\n"), &[])
+            .contains("chains[0].chain_id")
+    );
+    assert!(
+        err(
+            &GOOD.replace("start_block = 0", "start_block = \"earliest\""),
+            &[]
+        )
+        .contains("latest")
+    );
     assert!(err(&GOOD.replace("brokers", "broker"), &[]).contains("unknown field"));
     assert!(err(&GOOD.replace("ws://", "http://"), &[]).contains("ws_url"));
     assert!(err(&GOOD.replace("chain_id = 84532", "chain_id = 1"), &[]).contains("chain_id"));
-    assert!(err(GOOD, &[("INGESTOR_CHAINS__POLYGON__WS_URL", "ws://x")]).contains("no chain named `polygon`"));
+    assert!(
+        err(GOOD, &[("INGESTOR_CHAINS__POLYGON__WS_URL", "ws://x")])
+            .contains("no chain named `polygon`")
+    );
     assert!(err(GOOD, &[("INGESTOR_KAFKA__NOPE", "1")]).contains("nope"));
-    assert!(err(GOOD, &[("INGESTOR_CHAINS__ETHEREUM__BACKFILL_RANGE_BLOCKS", "0")]).contains("backfill_range_blocks"));
+    assert!(
+        err(
+            GOOD,
+            &[("INGESTOR_CHAINS__ETHEREUM__BACKFILL_RANGE_BLOCKS", "0")]
+        )
+        .contains("backfill_range_blocks")
+    );
     assert!(err("chains = []\n[kafka]\nbrokers = \"b:1\"\n", &[]).contains("no [[chains]]"));
 }

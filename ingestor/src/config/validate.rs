@@ -13,7 +13,10 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
         return Err("`kafka.topic_partitions` must be at least 1".into());
     }
     if c.kafka.topic_replication_factor < 1 && c.kafka.topic_replication_factor != -1 {
-        return Err("`kafka.topic_replication_factor` must be at least 1 (or -1 for the broker default)".into());
+        return Err(
+            "`kafka.topic_replication_factor` must be at least 1 (or -1 for the broker default)"
+                .into(),
+        );
     }
     if c.chains.is_empty() {
         return Err("no [[chains]] configured; add at least one".into());
@@ -23,14 +26,24 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
     let mut topics = HashSet::new();
     for (i, ch) in c.chains.iter().enumerate() {
         let at = format!("chains[{i}] ({})", ch.name);
-        if ch.name.is_empty() || !ch.name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
-            return Err(format!("{at}: `name` must be non-empty ASCII letters, digits, `-` or `_`"));
+        if ch.name.is_empty()
+            || !ch
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            return Err(format!(
+                "{at}: `name` must be non-empty ASCII letters, digits, `-` or `_`"
+            ));
         }
         if !names.insert(ch.name.to_ascii_lowercase().replace('-', "_")) {
             return Err(format!("{at}: `name` is used by another chain"));
         }
         if !ids.insert(ch.chain_id) {
-            return Err(format!("{at}: `chain_id` {} is used by another chain", ch.chain_id));
+            return Err(format!(
+                "{at}: `chain_id` {} is used by another chain",
+                ch.chain_id
+            ));
         }
         match url::Url::parse(&ch.ws_url) {
             Ok(u) if u.scheme() == "ws" || u.scheme() == "wss" => {}
@@ -39,9 +52,13 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
         let topic = ch.topic();
         if topic.is_empty()
             || topic.len() > 249
-            || !topic.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
+            || !topic
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
         {
-            return Err(format!("{at}: topic `{topic}` must be 1-249 of [a-zA-Z0-9._-]"));
+            return Err(format!(
+                "{at}: topic `{topic}` must be 1-249 of [a-zA-Z0-9._-]"
+            ));
         }
         if !topics.insert(topic.clone()) {
             return Err(format!("{at}: topic `{topic}` is used by another chain"));
@@ -56,13 +73,18 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
             ("backfill_concurrency", ch.backfill_concurrency as u64),
             ("max_blocks_in_flight", ch.max_blocks_in_flight as u64),
             ("max_message_bytes", ch.max_message_bytes as u64),
-            ("reconnect_backoff_initial_ms", ch.reconnect_backoff_initial_ms),
+            (
+                "reconnect_backoff_initial_ms",
+                ch.reconnect_backoff_initial_ms,
+            ),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{at}: `{key}` must be greater than 0"));
         }
         if ch.reconnect_backoff_max_ms < ch.reconnect_backoff_initial_ms {
-            return Err(format!("{at}: `reconnect_backoff_max_ms` must be at least `reconnect_backoff_initial_ms`"));
+            return Err(format!(
+                "{at}: `reconnect_backoff_max_ms` must be at least `reconnect_backoff_initial_ms`"
+            ));
         }
     }
     Ok(())

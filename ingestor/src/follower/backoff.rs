@@ -24,7 +24,10 @@ mod tests {
     #[test]
     fn doubles_then_caps() {
         let d = |a| delay(a, 100 * MS, 1000 * MS, 1.0);
-        assert_eq!([d(0), d(1), d(2), d(3), d(4), d(40)], [100 * MS, 200 * MS, 400 * MS, 800 * MS, 1000 * MS, 1000 * MS]);
+        assert_eq!(
+            [d(0), d(1), d(2), d(3), d(4), d(40)],
+            [100 * MS, 200 * MS, 400 * MS, 800 * MS, 1000 * MS, 1000 * MS]
+        );
     }
 
     #[test]

@@ -31,7 +31,10 @@ impl BlockLogs {
                 )));
             }
             if last.is_some_and(|l| log.log_index <= l) {
-                return Err(Inconsistent(format!("block {}: log indexes out of order", header.number)));
+                return Err(Inconsistent(format!(
+                    "block {}: log indexes out of order",
+                    header.number
+                )));
             }
             last = Some(log.log_index);
         }
@@ -61,7 +64,12 @@ mod tests {
     use crate::rpc::hex::Address;
 
     fn header(n: u64, h: u8, p: u8) -> Header {
-        Header { number: n, hash: B256::new([h; 32]), parent_hash: B256::new([p; 32]), timestamp_s: n }
+        Header {
+            number: n,
+            hash: B256::new([h; 32]),
+            parent_hash: B256::new([p; 32]),
+            timestamp_s: n,
+        }
     }
 
     fn log(block: &Header, index: u64) -> Log {

@@ -14,7 +14,9 @@ pub enum FollowError {
     #[error("inconsistent answer from the node: {0}")]
     Inconsistent(#[from] Inconsistent),
     /// The node serves another chain than configured. Nothing is published.
-    #[error("node at {url} reports chain id {actual}, but the config says chain_id = {expected}; fix `chain_id` or `ws_url`")]
+    #[error(
+        "node at {url} reports chain id {actual}, but the config says chain_id = {expected}; fix `chain_id` or `ws_url`"
+    )]
     ChainIdMismatch {
         /// Configured chain id.
         expected: u64,
@@ -45,7 +47,10 @@ pub enum FollowError {
 impl FollowError {
     /// Whether retrying cannot help: the chain stops.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, Self::ChainIdMismatch { .. } | Self::Reorg { .. } | Self::SinkClosed)
+        matches!(
+            self,
+            Self::ChainIdMismatch { .. } | Self::Reorg { .. } | Self::SinkClosed
+        )
     }
 
     /// A short, bounded label for logs and metrics.

@@ -34,7 +34,12 @@ pub(super) struct Fetcher<'a> {
 }
 
 impl<'a> Fetcher<'a> {
-    pub(super) fn new(rpc: &'a RpcClient, chain: &'a str, max_range_blocks: u64, target_logs: u64) -> Self {
+    pub(super) fn new(
+        rpc: &'a RpcClient,
+        chain: &'a str,
+        max_range_blocks: u64,
+        target_logs: u64,
+    ) -> Self {
         Self {
             rpc,
             chain,
@@ -65,7 +70,10 @@ impl<'a> Fetcher<'a> {
         let mut out = Vec::with_capacity((to - from + 1) as usize);
         let mut start = from;
         while start <= to {
-            let size = self.range_blocks.load(Ordering::Relaxed).min(to - start + 1);
+            let size = self
+                .range_blocks
+                .load(Ordering::Relaxed)
+                .min(to - start + 1);
             let end = start + size - 1;
             match self.chunk(start, end).await {
                 Ok(blocks) => {
@@ -78,7 +86,12 @@ impl<'a> Fetcher<'a> {
                 Err(FollowError::Rpc(e)) if e.is_range_refused() && size > 1 => {
                     let smaller = (size / 2).max(1);
                     self.range_blocks.store(smaller, Ordering::Relaxed);
-                    events::RangeShrunk { chain: self.chain, from_blocks: size, to_blocks: smaller }.emit();
+                    events::RangeShrunk {
+                        chain: self.chain,
+                        from_blocks: size,
+                        to_blocks: smaller,
+                    }
+                    .emit();
                 }
                 Err(e) => return Err(e),
             }
@@ -99,13 +112,19 @@ impl<'a> Fetcher<'a> {
 
 /// Pairs headers `from..` with the logs of a ranged query: headers must be present and
 /// linked, logs sorted by block and each attached to the header it names.
-fn assemble_range(from: u64, headers: Vec<Option<Header>>, logs: Vec<Log>) -> Result<Vec<BlockLogs>, Inconsistent> {
+fn assemble_range(
+    from: u64,
+    headers: Vec<Option<Header>>,
+    logs: Vec<Log>,
+) -> Result<Vec<BlockLogs>, Inconsistent> {
     let mut out = Vec::with_capacity(headers.len());
     let mut logs = logs.into_iter().peekable();
     let mut prev: Option<(u64, crate::rpc::hex::B256)> = None;
     for (i, header) in headers.into_iter().enumerate() {
         let number = from + i as u64;
-        let header = header.ok_or_else(|| Inconsistent(format!("block {number} unknown to the node below its head")))?;
+        let header = header.ok_or_else(|| {
+            Inconsistent(format!("block {number} unknown to the node below its head"))
+        })?;
         check_link(prev, &header)?;
         prev = Some((header.number, header.hash));
         let mut mine = Vec::new();
@@ -129,7 +148,12 @@ mod tests {
     use crate::rpc::hex::{Address, B256};
 
     fn header(n: u64) -> Header {
-        Header { number: n, hash: B256::new([n as u8; 32]), parent_hash: B256::new([(n - 1) as u8; 32]), timestamp_s: n }
+        Header {
+            number: n,
+            hash: B256::new([n as u8; 32]),
+            parent_hash: B256::new([(n - 1) as u8; 32]),
+            timestamp_s: n,
+        }
     }
 
     fn log(n: u64, index: u64) -> Log {
@@ -148,15 +172,24 @@ mod tests {
     #[test]
     fn range_adapts_to_density() {
         assert_eq!(next_range(16, 6400, 10_000, 1000), 25, "400 logs per block");
-        assert_eq!(next_range(16, 0, 10_000, 1000), 32, "empty: at most doubles");
+        assert_eq!(
+            next_range(16, 0, 10_000, 1000),
+            32,
+            "empty: at most doubles"
+        );
         assert_eq!(next_range(800, 10, 10_000, 1000), 1000, "capped");
-        assert_eq!(next_range(10, 1_000_000, 10_000, 1000), 1, "never below one block");
+        assert_eq!(
+            next_range(10, 1_000_000, 10_000, 1000),
+            1,
+            "never below one block"
+        );
     }
 
     #[test]
     fn groups_logs_by_block_including_empty_blocks() {
         let headers = vec![Some(header(5)), Some(header(6)), Some(header(7))];
-        let blocks = assemble_range(5, headers, vec![log(5, 0), log(5, 1), log(7, 0)]).expect("consistent");
+        let blocks =
+            assemble_range(5, headers, vec![log(5, 0), log(5, 1), log(7, 0)]).expect("consistent");
         let counts: Vec<_> = blocks.iter().map(|b| b.logs.len()).collect();
         assert_eq!(counts, [2, 0, 1]);
     }
@@ -165,7 +198,11 @@ mod tests {
     fn rejects_what_does_not_fit() {
         let missing = assemble_range(5, vec![Some(header(5)), None], vec![]);
         assert!(missing.is_err());
-        let unsorted = assemble_range(5, vec![Some(header(5)), Some(header(6))], vec![log(6, 0), log(5, 0)]);
+        let unsorted = assemble_range(
+            5,
+            vec![Some(header(5)), Some(header(6))],
+            vec![log(6, 0), log(5, 0)],
+        );
         assert!(unsorted.is_err());
         let mut forked = header(6);
         forked.parent_hash = B256::new([0xee; 32]);

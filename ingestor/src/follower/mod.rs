@@ -42,9 +42,19 @@ pub struct Follower {
 
 impl Follower {
     /// A follower that starts at the configured `start_block`.
-    pub fn new(cfg: Arc<ChainConfig>, sink: mpsc::Sender<BlockLogs>, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        cfg: Arc<ChainConfig>,
+        sink: mpsc::Sender<BlockLogs>,
+        shutdown: CancellationToken,
+    ) -> Self {
         let start = cfg.start_block;
-        Self { cfg, sink, cursor: None, start, shutdown }
+        Self {
+            cfg,
+            sink,
+            cursor: None,
+            start,
+            shutdown,
+        }
     }
 
     /// Runs until shutdown (`Ok`) or an error retrying cannot fix.
@@ -68,7 +78,11 @@ impl Follower {
             );
             attempt = attempt.saturating_add(1);
             match &err {
-                FollowError::Inconsistent(i) => events::InconsistentAnswer { chain: &self.cfg.name, what: &i.0 }.emit(),
+                FollowError::Inconsistent(i) => events::InconsistentAnswer {
+                    chain: &self.cfg.name,
+                    what: &i.0,
+                }
+                .emit(),
                 other => events::NodeCallFailed {
                     chain: &self.cfg.name,
                     error_type: other.error_type(),
@@ -107,12 +121,22 @@ impl Follower {
         }
         rpc.subscribe_new_heads().await?;
         let head = rpc.block_number().await?;
-        events::ChainConnected { chain: &self.cfg.name, url: &redact_url(&self.cfg.ws_url), head }.emit();
+        events::ChainConnected {
+            chain: &self.cfg.name,
+            url: &redact_url(&self.cfg.ws_url),
+            head,
+        }
+        .emit();
         if self.start == StartBlock::Latest {
             self.start = StartBlock::Number(head);
         }
         let cfg = self.cfg.clone();
-        let fetcher = Fetcher::new(&rpc, &cfg.name, cfg.backfill_range_blocks, cfg.backfill_target_logs);
+        let fetcher = Fetcher::new(
+            &rpc,
+            &cfg.name,
+            cfg.backfill_range_blocks,
+            cfg.backfill_target_logs,
+        );
         let mut poll = interval(ChainConfig::ms(self.cfg.head_poll_interval_ms));
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -145,7 +169,12 @@ impl Follower {
     }
 
     /// Block by block from `from` to `head`.
-    async fn step_to(&mut self, fetcher: &Fetcher<'_>, from: u64, head: u64) -> Result<(), FollowError> {
+    async fn step_to(
+        &mut self,
+        fetcher: &Fetcher<'_>,
+        from: u64,
+        head: u64,
+    ) -> Result<(), FollowError> {
         for number in from..=head {
             let Some(block) = fetcher.block(number).await? else {
                 return Ok(()); // not served yet: wait for the next wake-up
@@ -157,7 +186,12 @@ impl Follower {
 
     /// Ranged catch-up from `from` to `head`, `backfill_concurrency` ranges in flight,
     /// handed over in order.
-    async fn catch_up(&mut self, fetcher: &Fetcher<'_>, from: u64, head: u64) -> Result<(), FollowError> {
+    async fn catch_up(
+        &mut self,
+        fetcher: &Fetcher<'_>,
+        from: u64,
+        head: u64,
+    ) -> Result<(), FollowError> {
         let mut in_flight = FuturesOrdered::new();
         let mut next = from;
         loop {
@@ -170,12 +204,21 @@ impl Follower {
                 return Ok(());
             };
             let blocks = blocks?;
-            let (last, logs) = (blocks.last().map(|b| b.header.number), blocks.iter().map(|b| b.logs.len()).sum());
+            let (last, logs) = (
+                blocks.last().map(|b| b.header.number),
+                blocks.iter().map(|b| b.logs.len()).sum(),
+            );
             for block in blocks {
                 self.hand_over(block).await?;
             }
             if let Some(block) = last {
-                events::BackfillProgress { chain: &self.cfg.name, block, head, logs }.emit();
+                events::BackfillProgress {
+                    chain: &self.cfg.name,
+                    block,
+                    head,
+                    logs,
+                }
+                .emit();
             }
         }
     }
@@ -184,7 +227,12 @@ impl Follower {
     async fn hand_over(&mut self, block: BlockLogs) -> Result<(), FollowError> {
         if let Some((n, hash)) = self.cursor {
             if block.header.number != n + 1 {
-                return Err(Inconsistent(format!("expected block {}, got {}", n + 1, block.header.number)).into());
+                return Err(Inconsistent(format!(
+                    "expected block {}, got {}",
+                    n + 1,
+                    block.header.number
+                ))
+                .into());
             }
             if block.header.parent_hash != hash {
                 return Err(FollowError::Reorg {
@@ -195,7 +243,10 @@ impl Follower {
             }
         }
         let id = (block.header.number, block.header.hash);
-        self.sink.send(block).await.map_err(|_| FollowError::SinkClosed)?;
+        self.sink
+            .send(block)
+            .await
+            .map_err(|_| FollowError::SinkClosed)?;
         self.cursor = Some(id);
         Ok(())
     }

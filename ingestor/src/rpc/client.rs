@@ -62,7 +62,10 @@ impl Drop for RpcClient {
 impl RpcClient {
     /// Opens the WebSocket and starts the connection task. Notifications go to the
     /// returned receiver; when it is full they are dropped (they are wake-ups only).
-    pub async fn connect(url: &str, opts: &WsOptions) -> Result<(Self, mpsc::Receiver<Frame>), RpcError> {
+    pub async fn connect(
+        url: &str,
+        opts: &WsOptions,
+    ) -> Result<(Self, mpsc::Receiver<Frame>), RpcError> {
         let config = WebSocketConfig::default()
             .max_message_size(Some(opts.max_message_bytes))
             .max_frame_size(Some(opts.max_message_bytes));
@@ -87,15 +90,21 @@ impl RpcClient {
     /// Calls `method` with `params` and waits for its result.
     pub async fn request(&self, method: &'static str, params: Value) -> Result<Value, RpcError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let text = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
+        let text =
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
         let (reply, rx) = oneshot::channel();
         self.outgoing
             .send(Outgoing { id, text, reply })
             .await
             .map_err(|_| RpcError::Disconnected("connection task ended".into()))?;
         match timeout(self.request_timeout, rx).await {
-            Err(_) => Err(RpcError::Timeout { method, timeout_ms: millis(self.request_timeout) }),
-            Ok(Err(_)) => Err(RpcError::Disconnected("connection closed with the request pending".into())),
+            Err(_) => Err(RpcError::Timeout {
+                method,
+                timeout_ms: millis(self.request_timeout),
+            }),
+            Ok(Err(_)) => Err(RpcError::Disconnected(
+                "connection closed with the request pending".into(),
+            )),
             Ok(Ok(result)) => result.map_err(|e| match e {
                 RpcError::Node { source, .. } => RpcError::Node { method, source },
                 other => other,
@@ -110,7 +119,10 @@ impl RpcClient {
 }
 
 fn connect_err(url: &str, reason: impl Into<String>) -> RpcError {
-    RpcError::Connect { url: redact_url(url), reason: reason.into() }
+    RpcError::Connect {
+        url: redact_url(url),
+        reason: reason.into(),
+    }
 }
 
 fn millis(d: Duration) -> u64 {
@@ -217,7 +229,9 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.expect("accept");
-            let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("handshake");
+            let mut ws = tokio_tungstenite::accept_async(tcp)
+                .await
+                .expect("handshake");
             let _ = ws.next().await;
             if let Some(text) = reply {
                 let _ = ws.send(Message::Text(text.into())).await;
@@ -236,7 +250,12 @@ mod tests {
 
     #[tokio::test]
     async fn malformed_frames_fail_the_call_without_panicking() {
-        for garbage in ["not json", "[]", r#"{"id":1}"#, r#"{"jsonrpc":"2.0","id":1,"error":"x"}"#] {
+        for garbage in [
+            "not json",
+            "[]",
+            r#"{"id":1}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":"x"}"#,
+        ] {
             let url = fake_node(Some(garbage)).await;
             let (client, _notes) = RpcClient::connect(&url, &opts()).await.expect("connect");
             let err = client.chain_id().await.expect_err(garbage);
@@ -254,7 +273,10 @@ mod tests {
 
         let url = fake_node(Some(r#"{"jsonrpc":"2.0","id":1,"result":"0xZZ"}"#)).await;
         let (client, _notes) = RpcClient::connect(&url, &opts()).await.expect("connect");
-        assert!(matches!(client.chain_id().await, Err(RpcError::Invalid { .. })));
+        assert!(matches!(
+            client.chain_id().await,
+            Err(RpcError::Invalid { .. })
+        ));
     }
 
     #[tokio::test]
@@ -263,7 +285,10 @@ mod tests {
         let (client, _notes) = RpcClient::connect(&url, &opts()).await.expect("connect");
         let err = client.block_number().await.expect_err("hung up");
         assert!(err.backend_gone(), "{err}");
-        let refused = RpcClient::connect("ws://127.0.0.1:1", &opts()).await.err().expect("nobody listens");
+        let refused = RpcClient::connect("ws://127.0.0.1:1", &opts())
+            .await
+            .err()
+            .expect("nobody listens");
         assert!(matches!(refused, RpcError::Connect { .. }));
     }
 }

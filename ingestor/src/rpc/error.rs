@@ -54,7 +54,10 @@ pub enum RpcError {
 impl RpcError {
     /// Whether the connection is gone and must be re-established before retrying.
     pub fn backend_gone(&self) -> bool {
-        matches!(self, Self::Connect { .. } | Self::Disconnected(_) | Self::Frame(_))
+        matches!(
+            self,
+            Self::Connect { .. } | Self::Disconnected(_) | Self::Frame(_)
+        )
     }
 
     /// Whether the node refused a ranged query as too large, so a smaller range may succeed.

@@ -12,10 +12,14 @@ fn invalid(method: &'static str) -> impl Fn(TypeError) -> RpcError {
 }
 
 fn as_quantity(method: &'static str, v: &Value) -> Result<u64, RpcError> {
-    let s = v
-        .as_str()
-        .ok_or(RpcError::Invalid { method, source: TypeError::Missing("result") })?;
-    decode_quantity("result", s).map_err(|e| RpcError::Invalid { method, source: e.into() })
+    let s = v.as_str().ok_or(RpcError::Invalid {
+        method,
+        source: TypeError::Missing("result"),
+    })?;
+    decode_quantity("result", s).map_err(|e| RpcError::Invalid {
+        method,
+        source: e.into(),
+    })
 }
 
 impl RpcClient {
@@ -54,7 +58,9 @@ impl RpcClient {
     /// `eth_getLogs {blockHash}`: every log of one block.
     pub async fn logs_by_block_hash(&self, hash: &B256) -> Result<Vec<Log>, RpcError> {
         const M: &str = "eth_getLogs";
-        let v = self.request(M, json!([{"blockHash": hash.to_string()}])).await?;
+        let v = self
+            .request(M, json!([{"blockHash": hash.to_string()}]))
+            .await?;
         Log::list_from_json(&v).map_err(invalid(M))
     }
 
@@ -62,7 +68,10 @@ impl RpcClient {
     pub async fn logs_in_range(&self, from: u64, to: u64) -> Result<Vec<Log>, RpcError> {
         const M: &str = "eth_getLogs";
         let v = self
-            .request(M, json!([{"fromBlock": quantity(from), "toBlock": quantity(to)}]))
+            .request(
+                M,
+                json!([{"fromBlock": quantity(from), "toBlock": quantity(to)}]),
+            )
             .await?;
         Log::list_from_json(&v).map_err(invalid(M))
     }
@@ -71,8 +80,9 @@ impl RpcClient {
     pub async fn subscribe_new_heads(&self) -> Result<String, RpcError> {
         const M: &str = "eth_subscribe";
         let v = self.request(M, json!(["newHeads"])).await?;
-        v.as_str()
-            .map(str::to_owned)
-            .ok_or(RpcError::Invalid { method: M, source: TypeError::Missing("result") })
+        v.as_str().map(str::to_owned).ok_or(RpcError::Invalid {
+            method: M,
+            source: TypeError::Missing("result"),
+        })
     }
 }

@@ -71,19 +71,34 @@ pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
             _ => return Err(FrameError::BadNotification),
         };
         let result = params.remove("result").ok_or(FrameError::BadNotification)?;
-        return Ok(Frame::Notification { subscription, result });
+        return Ok(Frame::Notification {
+            subscription,
+            result,
+        });
     }
-    let id = obj.get("id").and_then(Value::as_u64).ok_or(FrameError::BadId)?;
+    let id = obj
+        .get("id")
+        .and_then(Value::as_u64)
+        .ok_or(FrameError::BadId)?;
     match (obj.remove("result"), obj.remove("error")) {
-        (Some(result), None) => Ok(Frame::Response { id, result: Ok(result) }),
+        (Some(result), None) => Ok(Frame::Response {
+            id,
+            result: Ok(result),
+        }),
         (None, Some(err)) => {
-            let code = err.get("code").and_then(Value::as_i64).ok_or(FrameError::BadError(id))?;
+            let code = err
+                .get("code")
+                .and_then(Value::as_i64)
+                .ok_or(FrameError::BadError(id))?;
             let message = err
                 .get("message")
                 .and_then(Value::as_str)
                 .ok_or(FrameError::BadError(id))?
                 .to_owned();
-            Ok(Frame::Response { id, result: Err(NodeError { code, message }) })
+            Ok(Frame::Response {
+                id,
+                result: Err(NodeError { code, message }),
+            })
         }
         _ => Err(FrameError::BadResponse(id)),
     }
@@ -98,17 +113,26 @@ mod tests {
     fn responses_and_errors() {
         assert_eq!(
             parse_frame(r#"{"jsonrpc":"2.0","id":7,"result":"0x1"}"#),
-            Ok(Frame::Response { id: 7, result: Ok(json!("0x1")) })
+            Ok(Frame::Response {
+                id: 7,
+                result: Ok(json!("0x1"))
+            })
         );
         assert_eq!(
             parse_frame(r#"{"jsonrpc":"2.0","id":8,"result":null}"#),
-            Ok(Frame::Response { id: 8, result: Ok(Value::Null) })
+            Ok(Frame::Response {
+                id: 8,
+                result: Ok(Value::Null)
+            })
         );
         assert_eq!(
             parse_frame(r#"{"jsonrpc":"2.0","id":9,"error":{"code":-32005,"message":"too many"}}"#),
             Ok(Frame::Response {
                 id: 9,
-                result: Err(NodeError { code: -32005, message: "too many".into() })
+                result: Err(NodeError {
+                    code: -32005,
+                    message: "too many".into()
+                })
             })
         );
     }
@@ -120,7 +144,10 @@ mod tests {
         );
         assert_eq!(
             f,
-            Ok(Frame::Notification { subscription: "0xab".into(), result: json!({"number": "0x1"}) })
+            Ok(Frame::Notification {
+                subscription: "0xab".into(),
+                result: json!({"number": "0x1"})
+            })
         );
     }
 
@@ -135,11 +162,23 @@ mod tests {
             (r#"{"id":-1,"result":1}"#, "no numeric id"),
             (r#"{"result":1}"#, "no numeric id"),
             (r#"{"id":1}"#, "neither"),
-            (r#"{"id":1,"result":1,"error":{"code":1,"message":"x"}}"#, "neither"),
+            (
+                r#"{"id":1,"result":1,"error":{"code":1,"message":"x"}}"#,
+                "neither",
+            ),
             (r#"{"id":1,"error":"boom"}"#, "malformed `error`"),
-            (r#"{"id":1,"error":{"code":"x","message":"m"}}"#, "malformed `error`"),
-            (r#"{"method":"eth_subscription","params":[]}"#, "notification"),
-            (r#"{"method":"eth_subscription","params":{"result":1}}"#, "notification"),
+            (
+                r#"{"id":1,"error":{"code":"x","message":"m"}}"#,
+                "malformed `error`",
+            ),
+            (
+                r#"{"method":"eth_subscription","params":[]}"#,
+                "notification",
+            ),
+            (
+                r#"{"method":"eth_subscription","params":{"result":1}}"#,
+                "notification",
+            ),
             (r#"{"method":"eth_subscription"}"#, "notification"),
         ];
         for (input, want) in cases {

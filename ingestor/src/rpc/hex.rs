@@ -14,7 +14,10 @@ pub struct HexError {
 
 impl HexError {
     pub(crate) fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        Self { field, reason: reason.into() }
+        Self {
+            field,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -32,9 +35,13 @@ pub fn decode_quantity(field: &'static str, s: &str) -> Result<u64, HexError> {
         .strip_prefix("0x")
         .ok_or_else(|| HexError::new(field, "missing 0x prefix"))?;
     if body.is_empty() || body.len() > 16 {
-        return Err(HexError::new(field, format!("not a 64-bit quantity: {s:?}")));
+        return Err(HexError::new(
+            field,
+            format!("not a 64-bit quantity: {s:?}"),
+        ));
     }
-    u64::from_str_radix(body, 16).map_err(|_| HexError::new(field, format!("not a quantity: {s:?}")))
+    u64::from_str_radix(body, 16)
+        .map_err(|_| HexError::new(field, format!("not a quantity: {s:?}")))
 }
 
 /// Formats a `u64` as a JSON-RPC quantity.
@@ -60,9 +67,9 @@ impl<const N: usize> FixedBytes<N> {
     /// Parses exactly `N` bytes of `0x`-prefixed hex (either case).
     pub fn parse(field: &'static str, s: &str) -> Result<Self, HexError> {
         let bytes = decode_bytes(field, s)?;
-        let arr: [u8; N] = bytes
-            .try_into()
-            .map_err(|v: Vec<u8>| HexError::new(field, format!("expected {N} bytes, got {}", v.len())))?;
+        let arr: [u8; N] = bytes.try_into().map_err(|v: Vec<u8>| {
+            HexError::new(field, format!("expected {N} bytes, got {}", v.len()))
+        })?;
         Ok(Self(arr))
     }
 }
@@ -97,7 +104,8 @@ mod tests {
 
     #[test]
     fn fixed_bytes_normalise_to_lowercase() {
-        let a = Address::parse("address", "0xABCDEF0123456789abcdef0123456789ABCDEF01").expect("valid");
+        let a =
+            Address::parse("address", "0xABCDEF0123456789abcdef0123456789ABCDEF01").expect("valid");
         assert_eq!(a.to_string(), "0xabcdef0123456789abcdef0123456789abcdef01");
         assert!(Address::parse("address", "0xabcd").is_err());
         assert!(B256::parse("hash", "0xzz").is_err());

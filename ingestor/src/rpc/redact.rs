@@ -25,9 +25,18 @@ mod tests {
     #[test]
     fn keys_never_survive() {
         assert_eq!(redact_url("ws://127.0.0.1:8545"), "ws://127.0.0.1:8545");
-        assert_eq!(redact_url("wss://eth.example/v2/SECRETKEY"), "wss://eth.example/<redacted>");
-        assert_eq!(redact_url("wss://eth.example/?apikey=SECRET"), "wss://eth.example/<redacted>");
-        assert_eq!(redact_url("wss://user:SECRET@eth.example"), "wss://eth.example/<redacted>");
+        assert_eq!(
+            redact_url("wss://eth.example/v2/SECRETKEY"),
+            "wss://eth.example/<redacted>"
+        );
+        assert_eq!(
+            redact_url("wss://eth.example/?apikey=SECRET"),
+            "wss://eth.example/<redacted>"
+        );
+        assert_eq!(
+            redact_url("wss://user:SECRET@eth.example"),
+            "wss://eth.example/<redacted>"
+        );
         assert_eq!(redact_url("not a url SECRET"), "<unparsable url>");
     }
 }

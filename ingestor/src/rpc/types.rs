@@ -38,7 +38,9 @@ fn kind(v: &Value) -> &'static str {
 }
 
 fn str_field<'a>(v: &'a Value, field: &'static str) -> Result<&'a str, TypeError> {
-    v.get(field).and_then(Value::as_str).ok_or(TypeError::Missing(field))
+    v.get(field)
+        .and_then(Value::as_str)
+        .ok_or(TypeError::Missing(field))
 }
 
 fn quantity_field(v: &Value, field: &'static str) -> Result<u64, TypeError> {
@@ -67,7 +69,10 @@ impl Header {
     /// here; callers that expect it check for null first.
     pub fn from_json(v: &Value) -> Result<Self, TypeError> {
         if !v.is_object() {
-            return Err(TypeError::Shape { expected: "a block object", got: kind(v) });
+            return Err(TypeError::Shape {
+                expected: "a block object",
+                got: kind(v),
+            });
         }
         Ok(Self {
             number: quantity_field(v, "number")?,
@@ -103,17 +108,26 @@ impl Log {
     /// Parses one log object. A log marked `removed` or carrying more than 4 topics is refused.
     pub fn from_json(v: &Value) -> Result<Self, TypeError> {
         if !v.is_object() {
-            return Err(TypeError::Shape { expected: "a log object", got: kind(v) });
+            return Err(TypeError::Shape {
+                expected: "a log object",
+                got: kind(v),
+            });
         }
         if v.get("removed").and_then(Value::as_bool) == Some(true) {
-            return Err(TypeError::Hex(HexError::new("removed", "log is marked removed")));
+            return Err(TypeError::Hex(HexError::new(
+                "removed",
+                "log is marked removed",
+            )));
         }
         let topics = v
             .get("topics")
             .and_then(Value::as_array)
             .ok_or(TypeError::Missing("topics"))?;
         if topics.len() > 4 {
-            return Err(TypeError::Hex(HexError::new("topics", format!("{} topics, at most 4", topics.len()))));
+            return Err(TypeError::Hex(HexError::new(
+                "topics",
+                format!("{} topics, at most 4", topics.len()),
+            )));
         }
         let topics = topics
             .iter()
@@ -137,7 +151,10 @@ impl Log {
     /// Parses an `eth_getLogs` result array.
     pub fn list_from_json(v: &Value) -> Result<Vec<Self>, TypeError> {
         v.as_array()
-            .ok_or(TypeError::Shape { expected: "an array of logs", got: kind(v) })?
+            .ok_or(TypeError::Shape {
+                expected: "an array of logs",
+                got: kind(v),
+            })?
             .iter()
             .map(Self::from_json)
             .collect()
@@ -166,7 +183,10 @@ mod tests {
     #[test]
     fn parses_and_normalises_a_log() {
         let log = Log::from_json(&log_json()).expect("valid log");
-        assert_eq!(log.address.to_string(), "0x5fbdb2315678afecb367f032d93f642f64180aa3");
+        assert_eq!(
+            log.address.to_string(),
+            "0x5fbdb2315678afecb367f032d93f642f64180aa3"
+        );
         assert_eq!(log.topics[0].to_string(), format!("0x{}aa", "0".repeat(62)));
         assert_eq!(log.data, vec![1, 2]);
         assert_eq!((log.block_number, log.log_index), (16, 3));
@@ -185,7 +205,10 @@ mod tests {
         assert!(Log::from_json(&odd).is_err());
         let mut missing = log_json();
         missing.as_object_mut().expect("object").remove("blockHash");
-        assert_eq!(Log::from_json(&missing), Err(TypeError::Missing("blockHash")));
+        assert_eq!(
+            Log::from_json(&missing),
+            Err(TypeError::Missing("blockHash"))
+        );
         assert!(Log::list_from_json(&json!({"not": "a list"})).is_err());
     }
 

@@ -14,7 +14,8 @@ use super::error::SinkError;
 
 fn base_config(k: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &k.brokers).set("client.id", "ethhook-ingestor");
+    c.set("bootstrap.servers", &k.brokers)
+        .set("client.id", "ethhook-ingestor");
     c
 }
 
@@ -22,7 +23,10 @@ fn base_config(k: &KafkaConfig) -> ClientConfig {
 pub fn producer(k: &KafkaConfig) -> Result<FutureProducer, SinkError> {
     let mut c = base_config(k);
     c.set("message.timeout.ms", k.message_timeout_ms.to_string())
-        .set("queue.buffering.max.messages", k.queue_max_messages.to_string())
+        .set(
+            "queue.buffering.max.messages",
+            k.queue_max_messages.to_string(),
+        )
         .set("linger.ms", "5")
         .set("acks", "all");
     for (key, value) in &k.librdkafka_options {
@@ -30,19 +34,34 @@ pub fn producer(k: &KafkaConfig) -> Result<FutureProducer, SinkError> {
     }
     // Idempotence is part of the contract (ordering and no duplicates on retry): not overridable.
     c.set("enable.idempotence", "true");
-    c.create().map_err(SinkError::Client)
+    c.create().map_err(|e| SinkError::Client(Box::new(e)))
 }
 
 /// Creates `topic` with `cleanup.policy=compact` if it does not exist, then checks that the
 /// broker lists it.
 pub async fn ensure_topic(k: &KafkaConfig, topic: &str) -> Result<(), SinkError> {
-    let err = |reason: String| SinkError::Topic { topic: topic.to_owned(), brokers: k.brokers.clone(), reason };
-    let admin: AdminClient<DefaultClientContext> = base_config(k).create().map_err(SinkError::Client)?;
+    let err = |reason: String| SinkError::Topic {
+        topic: topic.to_owned(),
+        brokers: k.brokers.clone(),
+        reason,
+    };
+    let admin: AdminClient<DefaultClientContext> = base_config(k)
+        .create()
+        .map_err(|e| SinkError::Client(Box::new(e)))?;
     let timeout = Duration::from_millis(k.admin_timeout_ms);
-    let new = NewTopic::new(topic, k.topic_partitions, TopicReplication::Fixed(k.topic_replication_factor))
-        .set("cleanup.policy", "compact");
-    let opts = AdminOptions::new().request_timeout(Some(timeout)).operation_timeout(Some(timeout));
-    let results = admin.create_topics([&new], &opts).await.map_err(|e| err(e.to_string()))?;
+    let new = NewTopic::new(
+        topic,
+        k.topic_partitions,
+        TopicReplication::Fixed(k.topic_replication_factor),
+    )
+    .set("cleanup.policy", "compact");
+    let opts = AdminOptions::new()
+        .request_timeout(Some(timeout))
+        .operation_timeout(Some(timeout));
+    let results = admin
+        .create_topics([&new], &opts)
+        .await
+        .map_err(|e| err(e.to_string()))?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

@@ -15,7 +15,10 @@ pub struct Dedup {
 impl Dedup {
     /// A cache holding at most `capacity` keys.
     pub fn new(capacity: usize) -> Self {
-        Self { cache: NonZeroUsize::new(capacity).map(LruCache::new), hits: 0 }
+        Self {
+            cache: NonZeroUsize::new(capacity).map(LruCache::new),
+            hits: 0,
+        }
     }
 
     /// Whether `key` was already produced with exactly `value` (counts a hit). Otherwise

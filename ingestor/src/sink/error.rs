@@ -9,9 +9,11 @@ use crate::encode::EncodeError;
 pub enum SinkError {
     /// The producer or admin client could not be created from the settings.
     #[error("kafka client settings rejected: {0}")]
-    Client(KafkaError),
+    Client(Box<KafkaError>),
     /// A topic could not be created or checked at start-up.
-    #[error("topic `{topic}` on brokers {brokers}: {reason}; check `kafka.brokers` and that the broker is up")]
+    #[error(
+        "topic `{topic}` on brokers {brokers}: {reason}; check `kafka.brokers` and that the broker is up"
+    )]
     Topic {
         /// The topic.
         topic: String,
@@ -33,7 +35,7 @@ pub enum SinkError {
         /// Its block.
         block: u64,
         /// librdkafka's error.
-        error: KafkaError,
+        error: Box<KafkaError>,
     },
     /// The producer went away with records pending (only during a forced shutdown).
     #[error("producer dropped with record {key} (block {block}) unacknowledged")]
@@ -49,7 +51,7 @@ pub enum SinkError {
         /// The record key.
         key: String,
         /// librdkafka's error.
-        error: KafkaError,
+        error: Box<KafkaError>,
     },
 }
 

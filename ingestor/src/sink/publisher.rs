@@ -58,7 +58,11 @@ pub struct Publisher {
 
 impl Publisher {
     /// A publisher for `cfg`'s topic on the shared `producer`.
-    pub fn new(cfg: Arc<ChainConfig>, producer: FutureProducer, dedup_capacity: usize) -> Result<Self, SinkError> {
+    pub fn new(
+        cfg: Arc<ChainConfig>,
+        producer: FutureProducer,
+        dedup_capacity: usize,
+    ) -> Result<Self, SinkError> {
         Ok(Self {
             topic: cfg.topic(),
             cfg,
@@ -71,8 +75,12 @@ impl Publisher {
 
     /// Publishes blocks until the channel closes and everything is acknowledged; returns
     /// the last delivered block.
-    pub async fn run(mut self, mut blocks: mpsc::Receiver<BlockLogs>) -> Result<Option<Delivered>, SinkError> {
-        let mut pending: FuturesOrdered<BoxFuture<'static, Result<Delivered, SinkError>>> = FuturesOrdered::new();
+    pub async fn run(
+        mut self,
+        mut blocks: mpsc::Receiver<BlockLogs>,
+    ) -> Result<Option<Delivered>, SinkError> {
+        let mut pending: FuturesOrdered<BoxFuture<'static, Result<Delivered, SinkError>>> =
+            FuturesOrdered::new();
         loop {
             tokio::select! {
                 biased;
@@ -103,7 +111,10 @@ impl Publisher {
 
     /// Encodes and enqueues every record of `block`; the returned future resolves when all
     /// are acknowledged.
-    async fn enqueue(&mut self, block: BlockLogs) -> Result<BoxFuture<'static, Result<Delivered, SinkError>>, SinkError> {
+    async fn enqueue(
+        &mut self,
+        block: BlockLogs,
+    ) -> Result<BoxFuture<'static, Result<Delivered, SinkError>>, SinkError> {
         let chain_id = self.cfg.chain_id;
         let ts_s = block.header.timestamp_s;
         let ts_ms = ts_s.saturating_mul(1000) as i64;
@@ -116,16 +127,27 @@ impl Publisher {
                 dedup_hits += 1;
                 continue;
             }
-            let mut record = FutureRecord::to(&self.topic).key(&key).payload(&value).timestamp(ts_ms);
+            let mut record = FutureRecord::to(&self.topic)
+                .key(&key)
+                .payload(&value)
+                .timestamp(ts_ms);
             let delivery = loop {
                 match self.producer.send_result(record) {
                     Ok(delivery) => break delivery,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        events::ProducerQueueFull { chain: &self.cfg.name }.emit();
+                        events::ProducerQueueFull {
+                            chain: &self.cfg.name,
+                        }
+                        .emit();
                         record = back;
                         tokio::time::sleep(QUEUE_FULL_WAIT).await;
                     }
-                    Err((error, _)) => return Err(SinkError::Enqueue { key, error }),
+                    Err((error, _)) => {
+                        return Err(SinkError::Enqueue {
+                            key,
+                            error: Box::new(error),
+                        });
+                    }
                 }
             };
             deliveries.push((key, delivery));
@@ -136,11 +158,23 @@ impl Publisher {
             for (key, delivery) in deliveries {
                 match delivery.await {
                     Ok(Ok(_)) => {}
-                    Ok(Err((error, _))) => return Err(SinkError::Delivery { topic, key, block: number, error }),
+                    Ok(Err((error, _))) => {
+                        return Err(SinkError::Delivery {
+                            topic,
+                            key,
+                            block: number,
+                            error: Box::new(error),
+                        });
+                    }
                     Err(_) => return Err(SinkError::Cancelled { key, block: number }),
                 }
             }
-            Ok(Delivered { number, hash, records, dedup_hits })
+            Ok(Delivered {
+                number,
+                hash,
+                records,
+                dedup_hits,
+            })
         }
         .boxed())
     }

@@ -19,7 +19,9 @@ pub fn edge_logs() -> Vec<LogSpec> {
     for topics in 0..=4u8 {
         for len in [0usize, 1, 31, 32, 33, 1024, 2500] {
             out.push(LogSpec {
-                topics: (0..topics).map(|t| [t.wrapping_mul(37).wrapping_add(len as u8); 32]).collect(),
+                topics: (0..topics)
+                    .map(|t| [t.wrapping_mul(37).wrapping_add(len as u8); 32])
+                    .collect(),
                 data: (0..len).map(|i| (i % 251) as u8).collect(),
             });
         }
@@ -29,14 +31,20 @@ pub fn edge_logs() -> Vec<LogSpec> {
 
 /// Mines a varied history: edge shapes, many logs per tx and per block, empty blocks.
 /// Returns the number of logs.
-pub fn mine_history(sender: &mut Sender, shapes: &mut LogShapes, blocks: usize) -> anyhow::Result<usize> {
+pub fn mine_history(
+    sender: &mut Sender,
+    shapes: &mut LogShapes,
+    blocks: usize,
+) -> anyhow::Result<usize> {
     let mut logs = sender.block(&[edge_logs()])?;
     logs += sender.block(&[shapes.logs(150), shapes.logs(120), shapes.logs(60)])?;
     for i in 0..blocks {
         if i % 4 == 3 {
             sender.node().mine(2)?; // empty blocks
         } else {
-            let txs: Vec<_> = (0..1 + i % 3).map(|_| shapes.logs(1 + (i * 7) % 12)).collect();
+            let txs: Vec<_> = (0..1 + i % 3)
+                .map(|_| shapes.logs(1 + (i * 7) % 12))
+                .collect();
             logs += sender.block(&txs)?;
         }
     }
@@ -45,7 +53,12 @@ pub fn mine_history(sender: &mut Sender, shapes: &mut LogShapes, blocks: usize) 
 
 /// Reads `topic` until it holds at least every key the node has over the whole chain,
 /// then to the end; returns the records and the node's expectation.
-pub fn read_all(brokers: &str, topic: &str, node: &Node, chain_id: u64) -> anyhow::Result<(Vec<Record>, Expected)> {
+pub fn read_all(
+    brokers: &str,
+    topic: &str,
+    node: &Node,
+    chain_id: u64,
+) -> anyhow::Result<(Vec<Record>, Expected)> {
     let expected = expected_from_node(node, chain_id, 0, node.head()?)?;
     let mut reader = TopicReader::new(brokers, topic)?;
     let mut records = Vec::new();
@@ -67,14 +80,20 @@ pub fn assert_topic_matches_node(brokers: &str, topic: &str, node: &Node, chain_
 }
 
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("ethhook-test-").tempdir().expect("tempdir")
+    tempfile::Builder::new()
+        .prefix("ethhook-test-")
+        .tempdir()
+        .expect("tempdir")
 }
 
 pub fn show_logs_on_failure(dir: &Path) {
     for name in ["ingestor.log", "tansu.log"] {
         if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
             let lines: Vec<_> = text.lines().collect();
-            eprintln!("--- {name} (last 40 lines)\n{}", lines[lines.len().saturating_sub(40)..].join("\n"));
+            eprintln!(
+                "--- {name} (last 40 lines)\n{}",
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            );
         }
     }
 }
