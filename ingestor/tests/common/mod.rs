@@ -2,6 +2,8 @@
 //! ports, stopped when the test ends, pass or fail.
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
+pub mod proxy;
+
 use std::path::Path;
 use std::time::Duration;
 

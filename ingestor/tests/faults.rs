@@ -1,0 +1,127 @@
+//! A node that lies or disconnects: nothing wrong is published and nothing is lost.
+
+mod common;
+
+use std::time::Duration;
+
+use common::proxy::WsProxy;
+use common::*;
+use devstack::anvil::Anvil;
+use devstack::consumer::TopicReader;
+use devstack::proc::wait_for;
+use devstack::service::{ChainEntry, Service, config_toml};
+use devstack::tansu::Tansu;
+use devstack::traffic::{LogShapes, Sender};
+
+fn fast_retry_entry(chain_id: u64, ws_url: String) -> ChainEntry {
+    let mut entry = ChainEntry::new(chain_id, ws_url);
+    entry.extra = vec![
+        "reconnect_backoff_initial_ms = 100".into(),
+        "reconnect_backoff_max_ms = 1000".into(),
+        "keepalive_interval_ms = 1000".into(),
+        "head_poll_interval_ms = 200".into(),
+    ];
+    entry
+}
+
+#[test]
+fn answers_with_a_wrong_block_hash_are_retried_never_published() {
+    let dir = tempdir();
+    let tansu = Tansu::start(dir.path()).expect("tansu");
+    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
+    let proxy = WsProxy::start(anvil.port);
+    let mut sender = Sender::new(anvil.node()).expect("sender");
+    let mut shapes = LogShapes::new(5);
+    mine_history(&mut sender, &mut shapes, 8).expect("history");
+
+    // Lie in catch-up (ranged eth_getLogs) ...
+    proxy.corrupt_next(3);
+    let toml = config_toml(
+        &tansu.brokers(),
+        &[fast_retry_entry(31337, proxy.ws_url())],
+        "",
+    );
+    let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
+    wait_for("three lies told", Duration::from_secs(60), || {
+        (proxy.corrupted() == 3).then_some(())
+    })
+    .expect("lies");
+    assert_topic_matches_node(&tansu.brokers(), "evm.logs.31337", &anvil.node(), 31337);
+
+    // ... and live (eth_getLogs {blockHash}).
+    proxy.corrupt_next(2);
+    for _ in 0..3 {
+        sender.block(&[shapes.logs(4)]).expect("live block");
+    }
+    wait_for("two more lies told", Duration::from_secs(60), || {
+        (proxy.corrupted() == 5).then_some(())
+    })
+    .expect("lies");
+    assert_topic_matches_node(&tansu.brokers(), "evm.logs.31337", &anvil.node(), 31337);
+
+    let log = service.process.log_text();
+    assert!(
+        log.matches("node answer rejected, retrying").count() >= 5,
+        "{}",
+        service.process.log_tail(30)
+    );
+    assert_eq!(
+        service.stop(Duration::from_secs(60)).expect("exit"),
+        Some(0)
+    );
+}
+
+#[test]
+fn blocks_mined_while_the_connection_is_cut_are_caught_up() {
+    let dir = tempdir();
+    let tansu = Tansu::start(dir.path()).expect("tansu");
+    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
+    let proxy = WsProxy::start(anvil.port);
+    let mut sender = Sender::new(anvil.node()).expect("sender");
+    let mut shapes = LogShapes::new(9);
+    let history = mine_history(&mut sender, &mut shapes, 6).expect("history");
+
+    let toml = config_toml(
+        &tansu.brokers(),
+        &[fast_retry_entry(31337, proxy.ws_url())],
+        "",
+    );
+    let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
+    let mut reader = TopicReader::new(&tansu.brokers(), "evm.logs.31337").expect("reader");
+    let mut records = Vec::new();
+    reader
+        .read_until(&mut records, READ_DEADLINE, |r| r.len() >= history)
+        .expect("history published");
+
+    proxy.cut();
+    for _ in 0..5 {
+        sender
+            .block(&[shapes.logs(6), shapes.logs(2)])
+            .expect("block during the cut");
+    }
+    sender.node().mine(2).expect("empty blocks during the cut");
+    // The follower noticed the cut and is retrying against a refusing proxy.
+    wait_for("a failed reconnect", Duration::from_secs(60), || {
+        service
+            .process
+            .log_text()
+            .contains("error_type=\"connect\"")
+            .then_some(())
+    })
+    .expect("reconnect attempts");
+    proxy.restore();
+
+    assert_topic_matches_node(&tansu.brokers(), "evm.logs.31337", &anvil.node(), 31337);
+    assert!(
+        service
+            .process
+            .log_text()
+            .matches("connected to node")
+            .count()
+            >= 2
+    );
+    assert_eq!(
+        service.stop(Duration::from_secs(60)).expect("exit"),
+        Some(0)
+    );
+}
