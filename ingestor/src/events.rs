@@ -34,10 +34,8 @@ pub struct NodeCallFailed<'a> {
     pub error_type: &'static str,
     /// The full error (log text only).
     pub error: &'a dyn std::fmt::Display,
-    /// Delay before the next attempt.
+    /// Delay before the next attempt (on a new connection).
     pub retry_in_ms: u64,
-    /// Whether a new connection is opened.
-    pub reconnect: bool,
 }
 impl NodeCallFailed<'_> {
     /// Writes the event.
@@ -46,8 +44,7 @@ impl NodeCallFailed<'_> {
             chain = self.chain,
             error_type = self.error_type,
             retry_in_ms = self.retry_in_ms,
-            reconnect = self.reconnect,
-            "node call failed: {}",
+            "node call failed, reconnecting: {}",
             self.error
         );
     }

@@ -77,6 +77,11 @@ fn bad_configs_are_one_line_and_a_nonzero_exit() {
     assert!(stdout.contains("config OK: 1 chain(s)"), "{stdout}");
 
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../ingestor.example.toml");
+    let (code, stdout, stderr) = run_bin(&["check-config", "--config", example], &[]);
+    assert_eq!(code, Some(0), "the example config in the repository must stay valid: {stderr}");
+    assert!(stdout.contains("config OK: 2 chain(s)"), "{stdout}");
+
     let cases: [Case; 6] = [
         (
             &good.replace("chain_id = 1", "chain_id = \"one\""),

@@ -10,6 +10,7 @@ mod block;
 mod error;
 mod fetch;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -62,15 +63,13 @@ impl Follower {
         let mut attempt = 0u32;
         loop {
             let shutdown = self.shutdown.clone();
-            let result = tokio::select! {
+            let Err(err) = tokio::select! {
                 r = self.session(&mut attempt) => r,
                 _ = shutdown.cancelled() => return Ok(()),
             };
-            let err = match result {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_fatal() => return Err(e),
-                Err(e) => e,
-            };
+            if err.is_fatal() {
+                return Err(err);
+            }
             let wait = backoff::jittered(
                 attempt,
                 ChainConfig::ms(self.cfg.reconnect_backoff_initial_ms),
@@ -88,7 +87,6 @@ impl Follower {
                     error_type: other.error_type(),
                     error: other,
                     retry_in_ms: wait.as_millis() as u64,
-                    reconnect: true,
                 }
                 .emit(),
             }
@@ -108,8 +106,9 @@ impl Follower {
         }
     }
 
-    /// One connection's life: returns on error (to reconnect) or when the sink closed.
-    async fn session(&mut self, attempt: &mut u32) -> Result<(), FollowError> {
+    /// One connection's life. It only ends with the error that ended it: a retryable one
+    /// (reconnect) or a fatal one (including the sink having closed).
+    async fn session(&mut self, attempt: &mut u32) -> Result<Infallible, FollowError> {
         let (rpc, mut notes) = RpcClient::connect(&self.cfg.ws_url, &self.ws_options()).await?;
         let actual = rpc.chain_id().await?;
         if actual != self.cfg.chain_id {

@@ -111,11 +111,6 @@ impl RpcClient {
             }),
         }
     }
-
-    /// Whether the connection task is still running.
-    pub fn is_alive(&self) -> bool {
-        !self.task.is_finished()
-    }
 }
 
 fn connect_err(url: &str, reason: impl Into<String>) -> RpcError {
