@@ -79,7 +79,11 @@ fn bad_configs_are_one_line_and_a_nonzero_exit() {
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../ingestor.example.toml");
     let (code, stdout, stderr) = run_bin(&["check-config", "--config", example], &[]);
-    assert_eq!(code, Some(0), "the example config in the repository must stay valid: {stderr}");
+    assert_eq!(
+        code,
+        Some(0),
+        "the example config in the repository must stay valid: {stderr}"
+    );
     assert!(stdout.contains("config OK: 2 chain(s)"), "{stdout}");
 
     let cases: [Case; 6] = [
@@ -193,12 +197,8 @@ fn a_failed_delivery_stops_the_chain_with_a_clear_error() {
         "",
     )
     .replace("[kafka]\n", "[kafka]\nmessage_timeout_ms = 2000\n");
-    let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
-    let mut reader = TopicReader::new(&tansu.brokers(), "evm.logs.31337").expect("reader");
-    let mut records = Vec::new();
-    reader
-        .read_until(&mut records, READ_DEADLINE, |r| r.len() >= first)
-        .expect("first block published");
+    let (mut service, _, _) =
+        start_and_wait_for(dir.path(), &tansu.brokers(), &toml, "evm.logs.31337", first);
 
     // The broker dies; the next block's records cannot be acknowledged.
     tansu.process.signal(libc::SIGKILL);

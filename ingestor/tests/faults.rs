@@ -7,7 +7,6 @@ use std::time::Duration;
 use common::proxy::WsProxy;
 use common::*;
 use devstack::anvil::Anvil;
-use devstack::consumer::TopicReader;
 use devstack::proc::wait_for;
 use devstack::service::{ChainEntry, Service, config_toml};
 use devstack::tansu::Tansu;
@@ -86,12 +85,13 @@ fn blocks_mined_while_the_connection_is_cut_are_caught_up() {
         &[fast_retry_entry(31337, proxy.ws_url())],
         "",
     );
-    let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
-    let mut reader = TopicReader::new(&tansu.brokers(), "evm.logs.31337").expect("reader");
-    let mut records = Vec::new();
-    reader
-        .read_until(&mut records, READ_DEADLINE, |r| r.len() >= history)
-        .expect("history published");
+    let (mut service, _, _) = start_and_wait_for(
+        dir.path(),
+        &tansu.brokers(),
+        &toml,
+        "evm.logs.31337",
+        history,
+    );
 
     proxy.cut();
     for _ in 0..5 {
@@ -141,12 +141,13 @@ fn a_reorganisation_stops_the_chain_without_publishing_the_fork() {
         &[fast_retry_entry(31337, anvil.ws_url())],
         "",
     );
-    let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
-    let mut reader = TopicReader::new(&tansu.brokers(), "evm.logs.31337").expect("reader");
-    let mut records = Vec::new();
-    reader
-        .read_until(&mut records, READ_DEADLINE, |r| r.len() >= history)
-        .expect("history published");
+    let (mut service, mut reader, mut records) = start_and_wait_for(
+        dir.path(),
+        &tansu.brokers(),
+        &toml,
+        "evm.logs.31337",
+        history,
+    );
 
     // Replace the last two blocks with a fork holding another transaction, then extend it.
     let head = node.head().expect("head");

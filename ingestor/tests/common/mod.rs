@@ -10,6 +10,7 @@ use std::time::Duration;
 use devstack::compare::{Expected, Report, compare, expected_from_node};
 use devstack::consumer::{Record, TopicReader};
 use devstack::node::Node;
+use devstack::service::Service;
 use devstack::traffic::{LogShapes, LogSpec, Sender};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ingestor");
@@ -70,6 +71,26 @@ pub fn read_all(
     })?;
     reader.read_to_end(&mut records, READ_DEADLINE)?;
     Ok((records, expected))
+}
+
+/// Starts the ingestor with `toml` and waits until `topic` holds at least `count` records;
+/// returns the service and a reader positioned after them.
+pub fn start_and_wait_for(
+    dir: &Path,
+    brokers: &str,
+    toml: &str,
+    topic: &str,
+    count: usize,
+) -> (Service, TopicReader, Vec<Record>) {
+    let service = Service::start(BIN.as_ref(), dir, toml, &[]).expect("ingestor");
+    let mut reader = TopicReader::new(brokers, topic).expect("reader");
+    let mut records = Vec::new();
+    let read = reader.read_until(&mut records, READ_DEADLINE, |r| r.len() >= count);
+    if read.is_err() {
+        show_logs_on_failure(dir);
+    }
+    read.expect("first records published");
+    (service, reader, records)
 }
 
 /// Asserts the topic equals the node over the whole chain.
