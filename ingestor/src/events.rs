@@ -201,3 +201,93 @@ impl ChainStopped<'_> {
         info!(chain = self.chain, delivered = ?self.delivered, "chain stopped cleanly");
     }
 }
+
+/// The chain reorganised: blocks above `ancestor` were orphaned and are being retracted.
+pub struct ChainReorganised<'a> {
+    /// Chain name.
+    pub chain: &'a str,
+    /// Orphaned blocks.
+    pub depth: u64,
+    /// The common ancestor.
+    pub ancestor: u64,
+    /// Tombstones to publish (keys not published again by the new blocks).
+    pub retracted: usize,
+}
+impl ChainReorganised<'_> {
+    /// Writes the event.
+    pub fn emit(self) {
+        warn!(
+            chain = self.chain,
+            depth = self.depth,
+            ancestor = self.ancestor,
+            retracted = self.retracted,
+            "chain reorganised: retracting orphaned blocks"
+        );
+    }
+}
+
+/// The circuit breaker in front of a chain's node changed state.
+pub struct BreakerChanged<'a> {
+    /// Chain name.
+    pub chain: &'a str,
+    /// The new state.
+    pub state: crate::follower::BreakerState,
+    /// Delay before the next attempt.
+    pub retry_in_ms: u64,
+}
+impl BreakerChanged<'_> {
+    /// Writes the event.
+    pub fn emit(self) {
+        warn!(
+            chain = self.chain,
+            state = self.state.as_str(),
+            retry_in_ms = self.retry_in_ms,
+            "circuit breaker changed state"
+        );
+    }
+}
+
+/// A chain starts from its checkpoint (or from `start_block` when it has none).
+pub struct ChainResumed<'a> {
+    /// Chain name.
+    pub chain: &'a str,
+    /// The checkpoint's block, if any.
+    pub checkpoint: Option<u64>,
+    /// Blocks of reorg window restored.
+    pub window: usize,
+}
+impl ChainResumed<'_> {
+    /// Writes the event.
+    pub fn emit(self) {
+        info!(
+            chain = self.chain,
+            checkpoint = ?self.checkpoint,
+            window = self.window,
+            "resuming chain"
+        );
+    }
+}
+
+/// A transaction was aborted; the chain resumes from its last committed checkpoint.
+pub struct TransactionAborted<'a> {
+    /// Chain name.
+    pub chain: &'a str,
+    /// Bounded error type.
+    pub error_type: &'static str,
+    /// Whether the producer is recreated (fatal error) rather than reused.
+    pub recreate_producer: bool,
+    /// The error.
+    pub error: &'a dyn std::fmt::Display,
+}
+impl TransactionAborted<'_> {
+    /// Writes the event.
+    pub fn emit(self) {
+        warn!(
+            chain = self.chain,
+            error_type = self.error_type,
+            recreate_producer = self.recreate_producer,
+            "transaction aborted, resuming from the last committed checkpoint: {}",
+            self.error
+        );
+    }
+}

@@ -11,7 +11,10 @@
 //!   single-object encoding.
 //! - [`sink`]: the rdkafka producer, topic bootstrap, key/value construction and the
 //!   in-process dedup LRU; reports each block once the broker acknowledged all its records.
-//! - [`supervisor`]: starts one supervised task pair per chain and handles shutdown.
+//! - [`window`]: the reorg window (recent blocks with their hashes and published keys).
+//! - [`checkpoint`]: durable per-chain progress in a compacted topic, loaded at start-up.
+//! - [`supervisor`]: starts one supervised task pair per chain and handles shutdown; in
+//!   transactional mode, restarts a chain from its committed checkpoint after an abort.
 //! - [`events`]: every log line the service writes goes through here.
 //!
 //! # Invariants
@@ -20,11 +23,14 @@
 //!   duplicated `newHeads` notification (notifications are only wake-ups).
 //! - A block counts as delivered only after the broker acknowledged every one of its records.
 //!   A failed delivery stops the chain: nothing after it is reported delivered.
+//! - The checkpoint only ever names a delivered block; a reorganisation is retracted with
+//!   tombstones before any block of the new branch is published.
 //!
 //! # Assumptions
 //! - The node answers `eth_getLogs {blockHash}` and ranged `eth_getLogs` with logs whose
 //!   `blockHash` matches the header it served; answers that do not are retried, never published.
 
+pub mod checkpoint;
 pub mod config;
 pub mod encode;
 pub mod events;
@@ -33,3 +39,4 @@ pub mod rpc;
 pub mod shutdown;
 pub mod sink;
 pub mod supervisor;
+pub mod window;

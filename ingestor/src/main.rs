@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ingestor::{config, shutdown, sink, supervisor};
+use ingestor::{checkpoint, config, shutdown, sink, supervisor};
 use tracing_subscriber::EnvFilter;
 
 /// Follows EVM chains and publishes every event log to Kafka-API topics as Avro.
@@ -72,10 +72,15 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let stop = shutdown::on_signal().context("cannot install signal handlers")?;
         let producer = sink::producer(&cfg.kafka)?;
+        sink::ensure_topic(&cfg.kafka, &cfg.kafka.checkpoint_topic, Some(1)).await?;
         for chain in &cfg.chains {
-            sink::ensure_topic(&cfg.kafka, &chain.topic()).await?;
+            sink::ensure_topic(&cfg.kafka, &chain.topic(), None).await?;
         }
-        supervisor::run(cfg, producer, stop).await?;
+        let kafka = cfg.kafka.clone();
+        let checkpoints = tokio::task::spawn_blocking(move || checkpoint::load_all(&kafka))
+            .await
+            .context("checkpoint loader failed")??;
+        supervisor::run(cfg, producer, checkpoints, stop).await?;
         Ok(())
     })
 }

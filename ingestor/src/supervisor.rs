@@ -6,6 +6,7 @@
 //! refuses records). Transient trouble (a node down, a malformed answer) never stops a
 //! chain: the follower retries with backoff, independently of every other chain.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +15,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::checkpoint::Checkpoint;
+use crate::config::{ChainConfig, Config, KafkaConfig};
 use crate::events;
-use crate::follower::{FollowError, Follower};
-use crate::sink::{Delivered, Publisher, SinkError, flush};
+use crate::follower::{FollowError, Follower, backoff_jittered};
+use crate::sink::{
+    Outcome, Publisher, SinkError, TransactionalPublisher, flush, transactional_producer,
+};
+use crate::window::Window;
 
 /// Blocks buffered between a follower and its publisher.
 const HANDOVER_CAPACITY: usize = 32;
@@ -35,41 +40,42 @@ pub enum SupervisorError {
 
 struct ChainOutcome {
     name: String,
-    result: Result<Option<Delivered>, String>,
+    result: Result<Option<u64>, String>,
 }
 
 /// Runs every chain until `stop` resolves or a chain fails, then drains within the deadline.
+///
+/// Each chain continues from its checkpoint in `checkpoints` (by chain id), or from its
+/// `start_block` when it has none.
 pub async fn run(
     config: Config,
     producer: FutureProducer,
+    checkpoints: HashMap<u64, Checkpoint>,
     stop: impl Future<Output = &'static str>,
 ) -> Result<(), SupervisorError> {
     let shutdown = CancellationToken::new();
     let mut chains = JoinSet::new();
+    let kafka = Arc::new(config.kafka);
     for chain in config.chains {
         let cfg = Arc::new(chain);
-        let (tx, rx) = mpsc::channel(HANDOVER_CAPACITY);
-        // The chain's own stop: cancelled by shutdown, or when its publisher ends (a
-        // follower idle at the head would otherwise only notice at its next block).
-        let chain_stop = shutdown.child_token();
-        let follower = Follower::new(cfg.clone(), tx, chain_stop.clone());
-        let publisher = Publisher::new(
-            cfg.clone(),
-            producer.clone(),
-            config.kafka.dedup_cache_capacity,
-        )?;
-        let name = cfg.name.clone();
-        chains.spawn(async move {
-            let follow = tokio::spawn(follower.run());
-            // The publisher ends when the follower drops its sender, or on its own error.
-            let publish = tokio::spawn(publisher.run(rx)).await;
-            chain_stop.cancel();
-            let follow = follow.await;
-            ChainOutcome {
-                result: combine(&name, follow, publish),
-                name,
-            }
-        });
+        let checkpoint = checkpoints.get(&cfg.chain_id);
+        events::ChainResumed {
+            chain: &cfg.name,
+            checkpoint: checkpoint.map(|c| c.block_number),
+            window: checkpoint.map_or(0, |c| c.window.len()),
+        }
+        .emit();
+        let window = Window::from_blocks(
+            cfg.reorg_window_blocks,
+            checkpoint.map(|c| c.window.clone()).unwrap_or_default(),
+        );
+        let chain = Chain {
+            cfg,
+            kafka: kafka.clone(),
+            shared: producer.clone(),
+            stop: shutdown.child_token(),
+        };
+        chains.spawn(chain.run(window));
     }
 
     let mut failures = Vec::new();
@@ -118,7 +124,7 @@ fn record(outcome: Result<ChainOutcome, tokio::task::JoinError>, failures: &mut 
         }) => {
             events::ChainStopped {
                 chain: &name,
-                delivered: delivered.map(|d| d.number),
+                delivered,
             }
             .emit();
         }
@@ -130,15 +136,132 @@ fn record(outcome: Result<ChainOutcome, tokio::task::JoinError>, failures: &mut 
     }
 }
 
+/// One chain's follower/publisher pair, restarted from the last committed checkpoint when a
+/// transaction is aborted.
+struct Chain {
+    cfg: Arc<ChainConfig>,
+    kafka: Arc<KafkaConfig>,
+    /// The shared idempotent producer (unused in transactional mode).
+    shared: FutureProducer,
+    /// Cancelled by shutdown.
+    stop: CancellationToken,
+}
+
+impl Chain {
+    async fn run(self, mut window: Window) -> ChainOutcome {
+        let name = self.cfg.name.clone();
+        let mut txn_producer: Option<FutureProducer> = None;
+        let mut rewinds = 0u32;
+        loop {
+            let (publish, follow) = self.attempt(&mut txn_producer, window.clone()).await;
+            if let Ok(Outcome {
+                window: committed,
+                result: Err(e),
+            }) = &publish
+                && e.rewinds()
+                && !self.stop.is_cancelled()
+            {
+                let recreate = matches!(
+                    e,
+                    SinkError::Aborted {
+                        recreate_producer: true,
+                        ..
+                    }
+                );
+                events::TransactionAborted {
+                    chain: &name,
+                    error_type: e.error_type(),
+                    recreate_producer: recreate,
+                    error: e,
+                }
+                .emit();
+                if recreate {
+                    txn_producer = None;
+                }
+                window = committed.clone();
+                let wait = backoff_jittered(
+                    rewinds,
+                    ChainConfig::ms(self.cfg.reconnect_backoff_initial_ms),
+                    ChainConfig::ms(self.cfg.reconnect_backoff_max_ms),
+                );
+                rewinds = rewinds.saturating_add(1);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => continue,
+                    _ = self.stop.cancelled() => {}
+                }
+            }
+            return ChainOutcome {
+                result: combine(&name, follow, publish),
+                name,
+            };
+        }
+    }
+
+    /// Runs a follower and a publisher from `window` until the publisher ends.
+    async fn attempt(
+        &self,
+        txn_producer: &mut Option<FutureProducer>,
+        window: Window,
+    ) -> (
+        Result<Outcome, tokio::task::JoinError>,
+        Result<Result<(), FollowError>, tokio::task::JoinError>,
+    ) {
+        let stop = self.stop.child_token();
+        let (tx, rx) = mpsc::channel(HANDOVER_CAPACITY);
+        let publish = if self.kafka.transactional {
+            let producer = match txn_producer.take() {
+                Some(p) => Ok(p),
+                None => transactional_producer(&self.kafka, self.cfg.chain_id).await,
+            };
+            let publisher = producer.and_then(|p| {
+                *txn_producer = Some(p.clone());
+                TransactionalPublisher::new(self.cfg.clone(), &self.kafka, p, window.clone())
+            });
+            match publisher {
+                Ok(p) => tokio::spawn(p.run(rx)),
+                Err(e) => return (Ok(failed(window, e)), Ok(Ok(()))),
+            }
+        } else {
+            match Publisher::new(
+                self.cfg.clone(),
+                self.shared.clone(),
+                &self.kafka.checkpoint_topic,
+                self.kafka.dedup_cache_capacity,
+                window.clone(),
+            ) {
+                Ok(p) => tokio::spawn(p.run(rx)),
+                Err(e) => return (Ok(failed(window, e)), Ok(Ok(()))),
+            }
+        };
+        let follower = Follower::new(self.cfg.clone(), window, tx, stop.clone());
+        let follow = tokio::spawn(follower.run());
+        // The publisher ends when the follower drops its sender, or on its own error; then
+        // the follower is stopped (an idle one would only notice at its next block).
+        let publish = publish.await;
+        stop.cancel();
+        (publish, follow.await)
+    }
+}
+
+fn failed(window: Window, e: SinkError) -> Outcome {
+    Outcome {
+        window,
+        result: Err(e),
+    }
+}
+
 /// Reduces the two tasks' results to the one error that matters.
 fn combine(
     chain: &str,
     follow: Result<Result<(), FollowError>, tokio::task::JoinError>,
-    publish: Result<Result<Option<Delivered>, SinkError>, tokio::task::JoinError>,
-) -> Result<Option<Delivered>, String> {
+    publish: Result<Outcome, tokio::task::JoinError>,
+) -> Result<Option<u64>, String> {
     let publish = match publish {
-        Ok(Ok(last)) => Ok(last),
-        Ok(Err(e)) => {
+        Ok(Outcome {
+            window,
+            result: Ok(()),
+        }) => Ok(window.tip().map(|t| t.0)),
+        Ok(Outcome { result: Err(e), .. }) => {
             events::ChainFailed {
                 chain,
                 stage: "publish",

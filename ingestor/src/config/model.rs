@@ -53,6 +53,25 @@ pub struct KafkaConfig {
     /// `enable.idempotence`, which is always true.
     #[serde(default, deserialize_with = "scalars_as_strings")]
     pub librdkafka_options: BTreeMap<String, String>,
+    /// Compacted topic holding each chain's checkpoint (key = chain id). Created at start-up
+    /// with one partition. Default `ingestor.checkpoints`.
+    #[serde(default = "defaults::checkpoint_topic")]
+    pub checkpoint_topic: String,
+    /// Exactly-once mode: each batch of blocks (their records, tombstones and the checkpoint)
+    /// is one Kafka transaction, with `transactional.id = <transactional_id_prefix>-<chain_id>`.
+    /// Default false (idempotent, at-least-once with an exact compacted view).
+    #[serde(default)]
+    pub transactional: bool,
+    /// Prefix of each chain's `transactional.id`. A second instance with the same prefix
+    /// fences the first for that chain (hot standby). Default `ethhook-ingestor`.
+    #[serde(default = "defaults::transactional_id_prefix")]
+    pub transactional_id_prefix: String,
+    /// Most blocks committed in one transaction (catch-up batches what is ready). Default 100.
+    #[serde(default = "defaults::transaction_max_blocks")]
+    pub transaction_max_blocks: usize,
+    /// Deadline for `init`/`commit`/`abort` of a transaction. Default 60000.
+    #[serde(default = "defaults::transaction_timeout_ms")]
+    pub transaction_timeout_ms: u64,
 }
 
 /// librdkafka takes every setting as a string; accept `linger.ms = 10` as well as `"10"`.
@@ -105,6 +124,30 @@ impl<'de> Deserialize<'de> for StartBlock {
             Raw::Text(t) => Err(serde::de::Error::custom(format!(
                 "expected a block number or \"latest\", got {t:?}"
             ))),
+        }
+    }
+}
+
+/// Which block the follower treats as the head it may publish up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Finality {
+    /// The node's latest block; reorganisations are retracted with tombstones.
+    #[default]
+    Latest,
+    /// The node's `safe` block.
+    Safe,
+    /// The node's `finalized` block.
+    Finalized,
+}
+
+impl Finality {
+    /// The JSON-RPC block tag.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Self::Latest => "latest",
+            Self::Safe => "safe",
+            Self::Finalized => "finalized",
         }
     }
 }
@@ -166,6 +209,23 @@ pub struct ChainConfig {
     /// Largest delay between reconnect attempts. Default 30000.
     #[serde(default = "defaults::reconnect_backoff_max_ms")]
     pub reconnect_backoff_max_ms: u64,
+    /// Consecutive failed connections or sessions that open the circuit breaker. Default 5.
+    #[serde(default = "defaults::breaker_failure_threshold")]
+    pub breaker_failure_threshold: u32,
+    /// How long an open breaker refuses to contact the node before one trial (half-open).
+    /// Default 30000.
+    #[serde(default = "defaults::breaker_open_ms")]
+    pub breaker_open_ms: u64,
+    /// Recent blocks remembered to retract a reorganisation; a deeper one stops the chain
+    /// with an error. Default 128.
+    #[serde(default = "defaults::reorg_window_blocks")]
+    pub reorg_window_blocks: usize,
+    /// Publish a block only once this many blocks were built on it. Default 0.
+    #[serde(default)]
+    pub confirmations: u64,
+    /// Follow the node's `latest`, `safe` or `finalized` block. Default `latest`.
+    #[serde(default)]
+    pub finality: Finality,
 }
 
 impl ChainConfig {
@@ -244,5 +304,26 @@ mod defaults {
     }
     pub(super) fn reconnect_backoff_max_ms() -> u64 {
         30_000
+    }
+    pub(super) fn breaker_failure_threshold() -> u32 {
+        5
+    }
+    pub(super) fn breaker_open_ms() -> u64 {
+        30_000
+    }
+    pub(super) fn reorg_window_blocks() -> usize {
+        128
+    }
+    pub(super) fn checkpoint_topic() -> String {
+        "ingestor.checkpoints".into()
+    }
+    pub(super) fn transactional_id_prefix() -> String {
+        "ethhook-ingestor".into()
+    }
+    pub(super) fn transaction_max_blocks() -> usize {
+        100
+    }
+    pub(super) fn transaction_timeout_ms() -> u64 {
+        60_000
     }
 }

@@ -18,6 +18,12 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
                 .into(),
         );
     }
+    if c.kafka.transactional && c.kafka.transaction_max_blocks == 0 {
+        return Err("`kafka.transaction_max_blocks` must be greater than 0".into());
+    }
+    if c.kafka.checkpoint_topic.trim().is_empty() {
+        return Err("`kafka.checkpoint_topic` is empty; set a topic name".into());
+    }
     if c.chains.is_empty() {
         return Err("no [[chains]] configured; add at least one".into());
     }
@@ -60,6 +66,9 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
                 "{at}: topic `{topic}` must be 1-249 of [a-zA-Z0-9._-]"
             ));
         }
+        if topic == c.kafka.checkpoint_topic {
+            return Err(format!("{at}: topic `{topic}` is the checkpoint topic"));
+        }
         if !topics.insert(topic.clone()) {
             return Err(format!("{at}: topic `{topic}` is used by another chain"));
         }
@@ -73,6 +82,11 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
             ("backfill_concurrency", ch.backfill_concurrency as u64),
             ("max_blocks_in_flight", ch.max_blocks_in_flight as u64),
             ("max_message_bytes", ch.max_message_bytes as u64),
+            ("reorg_window_blocks", ch.reorg_window_blocks as u64),
+            (
+                "breaker_failure_threshold",
+                u64::from(ch.breaker_failure_threshold),
+            ),
             (
                 "reconnect_backoff_initial_ms",
                 ch.reconnect_backoff_initial_ms,

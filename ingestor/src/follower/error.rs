@@ -25,19 +25,24 @@ pub enum FollowError {
         /// Redacted node URL.
         url: String,
     },
-    /// The last published block is no longer the parent of the next one.
-    #[error(
-        "chain reorganised below block {number}: its parent is {actual}, but block {} was published as {expected}; \
-         stopping rather than publishing a fork",
-        number - 1
-    )]
-    Reorg {
+    /// The next block does not extend the last one handed over: a reorganisation, which
+    /// the follower retracts (never escapes a session).
+    #[error("block {number} does not extend the last block handed over")]
+    ParentMismatch {
         /// The first block that does not extend the published chain.
         number: u64,
-        /// Hash of the published block at `number - 1`.
-        expected: String,
-        /// `parentHash` of the node's block `number`.
-        actual: String,
+    },
+    /// No block of the reorg window is canonical any more.
+    #[error(
+        "chain reorganised deeper than the {window} blocks remembered below block {tip}; \
+         stopping rather than leaving orphaned records published. Raise `reorg_window_blocks` \
+         (or use `confirmations`/`finality`), then retract by hand or republish into a new topic"
+    )]
+    ReorgTooDeep {
+        /// The last block handed over.
+        tip: u64,
+        /// Blocks the window held.
+        window: usize,
     },
     /// The sink stopped (its own error is reported by it).
     #[error("the publisher stopped")]
@@ -49,7 +54,7 @@ impl FollowError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            Self::ChainIdMismatch { .. } | Self::Reorg { .. } | Self::SinkClosed
+            Self::ChainIdMismatch { .. } | Self::ReorgTooDeep { .. } | Self::SinkClosed
         )
     }
 
@@ -59,7 +64,8 @@ impl FollowError {
             Self::Rpc(e) => e.error_type(),
             Self::Inconsistent(_) => "inconsistent_answer",
             Self::ChainIdMismatch { .. } => "chain_id_mismatch",
-            Self::Reorg { .. } => "reorg",
+            Self::ParentMismatch { .. } => "reorg",
+            Self::ReorgTooDeep { .. } => "reorg_too_deep",
             Self::SinkClosed => "sink_closed",
         }
     }

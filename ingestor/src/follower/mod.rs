@@ -4,11 +4,18 @@
 //! (bounded range, bounded requests in flight); near the head, block by block with
 //! `eth_getLogs {blockHash}`. Blocks go to the sink through a bounded channel, strictly in
 //! order: a full channel pauses the follower.
+//!
+//! It keeps a reorg window of the blocks it handed over. A block whose `parentHash` does
+//! not match the window's tip starts a retraction (see `reorg`). With `confirmations` or a
+//! `safe`/`finalized` finality, the head it walks to is held back accordingly.
 
 mod backoff;
 mod block;
+mod breaker;
 mod error;
 mod fetch;
+mod reorg;
+mod update;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -21,61 +28,77 @@ use tokio_util::sync::CancellationToken;
 
 pub use backoff::{delay as backoff_delay, jittered as backoff_jittered};
 pub use block::{BlockLogs, Inconsistent};
+pub use breaker::{BreakerState, Reconnect};
 pub use error::FollowError;
+pub use update::{Retraction, Update};
 
-use crate::config::{ChainConfig, StartBlock};
+use crate::config::{ChainConfig, Finality, StartBlock};
 use crate::events;
-use crate::rpc::hex::B256;
 use crate::rpc::redact::redact_url;
 use crate::rpc::{RpcClient, RpcError, WsOptions};
+use crate::window::Window;
 use fetch::Fetcher;
 
 /// Follows one chain until shutdown or a fatal error.
 pub struct Follower {
     cfg: Arc<ChainConfig>,
-    sink: mpsc::Sender<BlockLogs>,
-    /// The last block handed to the sink.
-    cursor: Option<(u64, B256)>,
-    /// Where to start when there is no cursor; `Latest` is resolved on first connect.
+    sink: mpsc::Sender<Update>,
+    /// The blocks handed to the sink, newest last (restored from the checkpoint).
+    window: Window,
+    /// Where to start when the window is empty; `Latest` is resolved on first connect.
     start: StartBlock,
     shutdown: CancellationToken,
+    reconnect: Reconnect,
 }
 
 impl Follower {
-    /// A follower that starts at the configured `start_block`.
+    /// A follower that continues after `window`'s tip, or starts at the configured
+    /// `start_block` when the window is empty.
     pub fn new(
         cfg: Arc<ChainConfig>,
-        sink: mpsc::Sender<BlockLogs>,
+        window: Window,
+        sink: mpsc::Sender<Update>,
         shutdown: CancellationToken,
     ) -> Self {
         let start = cfg.start_block;
+        let reconnect = Reconnect::new(
+            ChainConfig::ms(cfg.reconnect_backoff_initial_ms),
+            ChainConfig::ms(cfg.reconnect_backoff_max_ms),
+            cfg.breaker_failure_threshold,
+            ChainConfig::ms(cfg.breaker_open_ms),
+        );
         Self {
             cfg,
             sink,
-            cursor: None,
+            window,
             start,
             shutdown,
+            reconnect,
         }
     }
 
     /// Runs until shutdown (`Ok`) or an error retrying cannot fix.
     pub async fn run(mut self) -> Result<(), FollowError> {
-        let mut attempt = 0u32;
         loop {
             let shutdown = self.shutdown.clone();
             let Err(err) = tokio::select! {
-                r = self.session(&mut attempt) => r,
+                r = self.session() => r,
                 _ = shutdown.cancelled() => return Ok(()),
             };
             if err.is_fatal() {
                 return Err(err);
             }
-            let wait = backoff::jittered(
-                attempt,
-                ChainConfig::ms(self.cfg.reconnect_backoff_initial_ms),
-                ChainConfig::ms(self.cfg.reconnect_backoff_max_ms),
-            );
-            attempt = attempt.saturating_add(1);
+            let before = self.reconnect.state();
+            let wait = self.reconnect.failed();
+            let after = self.reconnect.state();
+            if before != after {
+                events::BreakerChanged {
+                    chain: &self.cfg.name,
+                    state: after,
+                    retry_in_ms: wait.as_millis() as u64,
+                }
+                .emit();
+            }
             match &err {
                 FollowError::Inconsistent(i) => events::InconsistentAnswer {
                     chain: &self.cfg.name,
@@ -108,7 +131,7 @@ impl Follower {
 
     /// One connection's life. It only ends with the error that ended it: a retryable one
     /// (reconnect) or a fatal one (including the sink having closed).
-    async fn session(&mut self, attempt: &mut u32) -> Result<Infallible, FollowError> {
+    async fn session(&mut self) -> Result<Infallible, FollowError> {
         let (rpc, mut notes) = RpcClient::connect(&self.cfg.ws_url, &self.ws_options()).await?;
         let actual = rpc.chain_id().await?;
         if actual != self.cfg.chain_id {
@@ -126,8 +149,17 @@ impl Follower {
             head,
         }
         .emit();
+        if self.reconnect.state() != BreakerState::Closed {
+            events::BreakerChanged {
+                chain: &self.cfg.name,
+                state: BreakerState::Closed,
+                retry_in_ms: 0,
+            }
+            .emit();
+        }
+        self.reconnect.succeeded();
         if self.start == StartBlock::Latest {
-            self.start = StartBlock::Number(head);
+            self.start = StartBlock::Number(self.target_head(&rpc).await?);
         }
         let cfg = self.cfg.clone();
         let fetcher = Fetcher::new(
@@ -136,18 +168,22 @@ impl Follower {
             cfg.backfill_range_blocks,
             cfg.backfill_target_logs,
         );
+        self.verify_tip(&fetcher).await?;
         let mut poll = interval(ChainConfig::ms(self.cfg.head_poll_interval_ms));
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            let head = rpc.block_number().await?;
+            let head = self.target_head(&rpc).await?;
             let next = self.next_block();
             if next <= head {
-                if head - next + 1 > self.cfg.live_threshold_blocks {
-                    self.catch_up(&fetcher, next, head).await?;
+                let walked = if head - next + 1 > self.cfg.live_threshold_blocks {
+                    self.catch_up(&fetcher, next, head).await
                 } else {
-                    self.step_to(&fetcher, next, head).await?;
+                    self.step_to(&fetcher, next, head).await
+                };
+                match walked {
+                    Err(FollowError::ParentMismatch { .. }) => self.retract(&fetcher).await?,
+                    other => other?,
                 }
-                *attempt = 0;
                 continue;
             }
             tokio::select! {
@@ -159,8 +195,21 @@ impl Follower {
         }
     }
 
+    /// The highest block the follower may publish: the node's `latest`, `safe` or
+    /// `finalized` block, less `confirmations`.
+    async fn target_head(&self, rpc: &RpcClient) -> Result<u64, FollowError> {
+        let head = match self.cfg.finality {
+            Finality::Latest => rpc.block_number().await?,
+            tag => match rpc.header_by_tag(tag.tag()).await? {
+                Some(h) => h.number,
+                None => return Ok(0),
+            },
+        };
+        Ok(head.saturating_sub(self.cfg.confirmations))
+    }
+
     fn next_block(&self) -> u64 {
-        match (self.cursor, self.start) {
+        match (self.window.tip(), self.start) {
             (Some((n, _)), _) => n + 1,
             (None, StartBlock::Number(n)) => n,
             (None, StartBlock::Latest) => 0,
@@ -222,9 +271,10 @@ impl Follower {
         }
     }
 
-    /// Checks that `block` extends the cursor, then gives it to the sink (waiting if full).
+    /// Checks that `block` extends the window's tip, then gives it to the sink (waiting if
+    /// full). A parent that does not match is a reorganisation: nothing is handed over.
     async fn hand_over(&mut self, block: BlockLogs) -> Result<(), FollowError> {
-        if let Some((n, hash)) = self.cursor {
+        if let Some((n, hash)) = self.window.tip() {
             if block.header.number != n + 1 {
                 return Err(Inconsistent(format!(
                     "expected block {}, got {}",
@@ -234,19 +284,21 @@ impl Follower {
                 .into());
             }
             if block.header.parent_hash != hash {
-                return Err(FollowError::Reorg {
+                return Err(FollowError::ParentMismatch {
                     number: block.header.number,
-                    expected: hash.to_string(),
-                    actual: block.header.parent_hash.to_string(),
                 });
             }
         }
-        let id = (block.header.number, block.header.hash);
-        self.sink
-            .send(block)
-            .await
-            .map_err(|_| FollowError::SinkClosed)?;
-        self.cursor = Some(id);
+        let entry = block.window_block();
+        self.send(Update::Block(block)).await?;
+        self.window.push(entry);
         Ok(())
+    }
+
+    async fn send(&self, update: Update) -> Result<(), FollowError> {
+        self.sink
+            .send(update)
+            .await
+            .map_err(|_| FollowError::SinkClosed)
     }
 }

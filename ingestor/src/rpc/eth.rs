@@ -55,6 +55,17 @@ impl RpcClient {
         Ok(Some(header))
     }
 
+    /// `eth_getBlockByNumber(tag, false)` for a tag (`latest`, `safe`, `finalized`); `None`
+    /// when the node has no such block yet (e.g. nothing finalized).
+    pub async fn header_by_tag(&self, tag: &str) -> Result<Option<Header>, RpcError> {
+        const M: &str = "eth_getBlockByNumber";
+        let v = self.request(M, json!([tag, false])).await?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        Ok(Some(Header::from_json(&v).map_err(invalid(M))?))
+    }
+
     /// `eth_getLogs {blockHash}`: every log of one block.
     pub async fn logs_by_block_hash(&self, hash: &B256) -> Result<Vec<Log>, RpcError> {
         const M: &str = "eth_getLogs";

@@ -19,10 +19,21 @@ fn base_config(k: &KafkaConfig) -> ClientConfig {
     c
 }
 
+/// Largest record the producer sends (a checkpoint carries the reorg window's keys).
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+
 /// The idempotent producer all chains share (one librdkafka instance, one I/O thread set).
 pub fn producer(k: &KafkaConfig) -> Result<FutureProducer, SinkError> {
+    producer_config(k)
+        .create()
+        .map_err(|e| SinkError::Client(Box::new(e)))
+}
+
+/// Producer settings: the service's defaults, then `librdkafka_options`, then idempotence.
+pub(super) fn producer_config(k: &KafkaConfig) -> ClientConfig {
     let mut c = base_config(k);
     c.set("message.timeout.ms", k.message_timeout_ms.to_string())
+        .set("message.max.bytes", MAX_MESSAGE_BYTES.to_string())
         .set(
             "queue.buffering.max.messages",
             k.queue_max_messages.to_string(),
@@ -34,12 +45,16 @@ pub fn producer(k: &KafkaConfig) -> Result<FutureProducer, SinkError> {
     }
     // Idempotence is part of the contract (ordering and no duplicates on retry): not overridable.
     c.set("enable.idempotence", "true");
-    c.create().map_err(|e| SinkError::Client(Box::new(e)))
+    c
 }
 
-/// Creates `topic` with `cleanup.policy=compact` if it does not exist, then checks that the
-/// broker lists it.
-pub async fn ensure_topic(k: &KafkaConfig, topic: &str) -> Result<(), SinkError> {
+/// Creates `topic` with `cleanup.policy=compact` (`partitions` of them, default
+/// `kafka.topic_partitions`) if it does not exist, then checks that the broker lists it.
+pub async fn ensure_topic(
+    k: &KafkaConfig,
+    topic: &str,
+    partitions: Option<i32>,
+) -> Result<(), SinkError> {
     let err = |reason: String| SinkError::Topic {
         topic: topic.to_owned(),
         brokers: k.brokers.clone(),
@@ -49,12 +64,14 @@ pub async fn ensure_topic(k: &KafkaConfig, topic: &str) -> Result<(), SinkError>
         .create()
         .map_err(|e| SinkError::Client(Box::new(e)))?;
     let timeout = Duration::from_millis(k.admin_timeout_ms);
+    let max_bytes = MAX_MESSAGE_BYTES.to_string();
     let new = NewTopic::new(
         topic,
-        k.topic_partitions,
+        partitions.unwrap_or(k.topic_partitions),
         TopicReplication::Fixed(k.topic_replication_factor),
     )
-    .set("cleanup.policy", "compact");
+    .set("cleanup.policy", "compact")
+    .set("max.message.bytes", &max_bytes);
     let opts = AdminOptions::new()
         .request_timeout(Some(timeout))
         .operation_timeout(Some(timeout));

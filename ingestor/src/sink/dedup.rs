@@ -38,6 +38,13 @@ impl Dedup {
         false
     }
 
+    /// Forgets `key` (it was retracted: producing it again is not a duplicate).
+    pub fn forget(&mut self, key: &str) {
+        if let Some(cache) = self.cache.as_mut() {
+            cache.pop(key);
+        }
+    }
+
     /// Hits since creation.
     pub fn hits(&self) -> u64 {
         self.hits

@@ -45,6 +45,26 @@ pub enum SinkError {
         /// Its block.
         block: u64,
     },
+    /// A checkpoint could not be encoded.
+    #[error("checkpoint: {0}")]
+    Checkpoint(crate::checkpoint::CheckpointError),
+    /// Transactional mode: another instance with the same `transactional.id` took over.
+    #[error(
+        "fenced: another instance took over transactional.id `{transactional_id}`; this one stops (hot standby promoted)"
+    )]
+    Fenced {
+        /// The transactional id.
+        transactional_id: String,
+    },
+    /// Transactional mode: the transaction was aborted; the chain resumes from its last
+    /// committed checkpoint (with a new producer when `recreate_producer`).
+    #[error("transaction aborted: {reason}")]
+    Aborted {
+        /// Why.
+        reason: String,
+        /// librdkafka reported a fatal error: the producer must be rebuilt.
+        recreate_producer: bool,
+    },
     /// Enqueueing failed for a reason other than a full queue.
     #[error("cannot enqueue record {key}: {error}")]
     Enqueue {
@@ -56,6 +76,11 @@ pub enum SinkError {
 }
 
 impl SinkError {
+    /// Whether the chain resumes from its last committed checkpoint instead of stopping.
+    pub fn rewinds(&self) -> bool {
+        matches!(self, Self::Aborted { .. })
+    }
+
     /// A short, bounded label for logs and metrics.
     pub fn error_type(&self) -> &'static str {
         match self {
@@ -65,6 +90,9 @@ impl SinkError {
             Self::Delivery { .. } => "delivery",
             Self::Cancelled { .. } => "cancelled",
             Self::Enqueue { .. } => "enqueue",
+            Self::Checkpoint(_) => "checkpoint",
+            Self::Fenced { .. } => "fenced",
+            Self::Aborted { .. } => "transaction_aborted",
         }
     }
 }

@@ -1,12 +1,18 @@
 //! Publishing to the Kafka-API cluster: the shared idempotent producer, topic bootstrap,
-//! the per-chain [`Publisher`] and its dedup LRU.
+//! record construction (logs and tombstones), the per-chain publishers (idempotent or
+//! transactional) and the dedup LRU.
 
 mod client;
 mod dedup;
 mod error;
+mod produce;
 mod publisher;
+mod records;
+mod transactional;
 
-pub use client::{ensure_topic, flush, producer};
+pub use client::{MAX_MESSAGE_BYTES, ensure_topic, flush, producer};
 pub use dedup::Dedup;
 pub use error::SinkError;
-pub use publisher::{Delivered, Publisher, record_key};
+pub use publisher::{Acked, Outcome, Publisher};
+pub use records::{Effect, OutRecord, record_key};
+pub use transactional::{TransactionalPublisher, transactional_id, transactional_producer};

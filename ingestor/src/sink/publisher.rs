@@ -1,181 +1,218 @@
-//! The per-chain publisher: encodes each block's logs, enqueues them in order, and reports
-//! a block delivered only when the broker acknowledged every one of its records.
+//! The per-chain publisher (idempotent, at-least-once mode): encodes each update's records,
+//! enqueues them in order, and applies an update to the delivered window only when the
+//! broker acknowledged every one of its records. The checkpoint follows the delivered
+//! window: at most one checkpoint write is in flight, and it always carries the newest
+//! delivered state.
 //!
 //! Backpressure: a full producer queue makes the publisher wait (never drop); at most
-//! `max_blocks_in_flight` blocks await acknowledgement, after which the publisher stops
-//! taking blocks and the bounded channel stops the follower.
+//! `max_blocks_in_flight` updates await acknowledgement, after which the publisher stops
+//! taking updates and the bounded channel stops the follower.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
-use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::producer::FutureProducer;
 use tokio::sync::mpsc;
 
+use crate::checkpoint::{self, Checkpoint};
 use crate::config::ChainConfig;
 use crate::encode::Encoder;
 use crate::events;
-use crate::follower::BlockLogs;
-use crate::rpc::hex::B256;
+use crate::follower::Update;
+use crate::window::Window;
 
 use super::dedup::Dedup;
 use super::error::SinkError;
+use super::produce::{acknowledged, enqueue};
+use super::records::{Effect, build};
 
-/// How long to wait before offering a record again to a full producer queue.
-const QUEUE_FULL_WAIT: Duration = Duration::from_millis(10);
-
-/// A block whose records were all acknowledged.
-#[derive(Debug, Clone, Copy)]
-pub struct Delivered {
-    /// Block number.
-    pub number: u64,
-    /// Block hash.
-    pub hash: B256,
+/// An update whose records were all acknowledged.
+#[derive(Debug)]
+pub struct Acked {
+    /// What it does to the delivered window.
+    pub effect: Effect,
     /// Records acknowledged.
     pub records: usize,
-    /// Records skipped as already produced.
+    /// Records skipped by the dedup LRU.
     pub dedup_hits: usize,
 }
 
-/// The record key: `<chain_id>:<transaction_hash>:<log_index>`.
-pub fn record_key(chain_id: u64, tx: &B256, log_index: u64) -> String {
-    format!("{chain_id}:{tx}:{log_index}")
+/// How a publisher ended: the delivered window (what the checkpoint holds) and why.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Blocks whose records were all acknowledged (committed, in transactional mode).
+    pub window: Window,
+    /// `Ok` when its input ended and everything was acknowledged.
+    pub result: Result<(), SinkError>,
 }
 
-/// Publishes one chain's blocks.
+type Pending<T> = FuturesOrdered<BoxFuture<'static, Result<T, SinkError>>>;
+
+/// Publishes one chain's updates.
 pub struct Publisher {
     cfg: Arc<ChainConfig>,
     topic: String,
+    checkpoint_topic: String,
     producer: FutureProducer,
     encoder: Encoder,
     dedup: Dedup,
-    last: Option<Delivered>,
+    window: Window,
 }
 
 impl Publisher {
-    /// A publisher for `cfg`'s topic on the shared `producer`.
+    /// A publisher for `cfg`'s topic on the shared `producer`, continuing after `window`.
     pub fn new(
         cfg: Arc<ChainConfig>,
         producer: FutureProducer,
+        checkpoint_topic: &str,
         dedup_capacity: usize,
+        window: Window,
     ) -> Result<Self, SinkError> {
         Ok(Self {
             topic: cfg.topic(),
+            checkpoint_topic: checkpoint_topic.to_owned(),
             cfg,
             producer,
             encoder: Encoder::new()?,
             dedup: Dedup::new(dedup_capacity),
-            last: None,
+            window,
         })
     }
 
-    /// Publishes blocks until the channel closes and everything is acknowledged; returns
-    /// the last delivered block.
-    pub async fn run(
-        mut self,
-        mut blocks: mpsc::Receiver<BlockLogs>,
-    ) -> Result<Option<Delivered>, SinkError> {
-        let mut pending: FuturesOrdered<BoxFuture<'static, Result<Delivered, SinkError>>> =
-            FuturesOrdered::new();
+    /// Publishes until the channel closes and everything (the last checkpoint included)
+    /// is acknowledged, or until an error.
+    pub async fn run(mut self, mut updates: mpsc::Receiver<Update>) -> Outcome {
+        let result = self.pump(&mut updates).await;
+        Outcome {
+            window: self.window,
+            result,
+        }
+    }
+
+    async fn pump(&mut self, updates: &mut mpsc::Receiver<Update>) -> Result<(), SinkError> {
+        let mut pending: Pending<Acked> = FuturesOrdered::new();
+        let mut checkpoint: Pending<()> = FuturesOrdered::new();
+        let mut dirty = false;
         loop {
             tokio::select! {
                 biased;
-                Some(done) = pending.next(), if !pending.is_empty() => self.delivered(done?),
-                block = blocks.recv(), if pending.len() < self.cfg.max_blocks_in_flight => match block {
-                    Some(block) => pending.push_back(self.enqueue(block).await?),
+                Some(done) = pending.next(), if !pending.is_empty() => {
+                    self.apply(done?);
+                    dirty = true;
+                }
+                Some(done) = checkpoint.next(), if !checkpoint.is_empty() => done?,
+                update = updates.recv(), if pending.len() < self.cfg.max_blocks_in_flight => match update {
+                    Some(update) => pending.push_back(self.enqueue(update).await?),
                     None => break,
                 },
             }
+            if dirty && checkpoint.is_empty() {
+                checkpoint.push_back(self.write_checkpoint().await?);
+                dirty = false;
+            }
         }
         while let Some(done) = pending.next().await {
-            self.delivered(done?);
+            self.apply(done?);
+            dirty = true;
         }
-        Ok(self.last)
+        while let Some(done) = checkpoint.next().await {
+            done?;
+        }
+        if dirty {
+            self.write_checkpoint().await?.await?;
+        }
+        Ok(())
     }
 
-    fn delivered(&mut self, d: Delivered) {
-        events::BlockDelivered {
-            chain: &self.cfg.name,
-            number: d.number,
-            hash: &d.hash,
-            records: d.records,
-            dedup_hits: d.dedup_hits,
-        }
-        .emit();
-        self.last = Some(d);
+    fn apply(&mut self, acked: Acked) {
+        apply(&self.cfg.name, &mut self.window, acked);
     }
 
-    /// Encodes and enqueues every record of `block`; the returned future resolves when all
+    /// Encodes and enqueues every record of `update`; the returned future resolves when all
     /// are acknowledged.
     async fn enqueue(
         &mut self,
-        block: BlockLogs,
-    ) -> Result<BoxFuture<'static, Result<Delivered, SinkError>>, SinkError> {
-        let chain_id = self.cfg.chain_id;
-        let ts_s = block.header.timestamp_s;
-        let ts_ms = ts_s.saturating_mul(1000) as i64;
-        let mut deliveries = Vec::with_capacity(block.logs.len());
-        let mut dedup_hits = 0;
-        for log in &block.logs {
-            let key = record_key(chain_id, &log.transaction_hash, log.log_index);
-            let value = self.encoder.encode(chain_id, ts_s, log)?;
-            if self.dedup.seen(&key, &value) {
-                dedup_hits += 1;
-                continue;
-            }
-            let mut record = FutureRecord::to(&self.topic)
-                .key(&key)
-                .payload(&value)
-                .timestamp(ts_ms);
-            let delivery = loop {
-                match self.producer.send_result(record) {
-                    Ok(delivery) => break delivery,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        events::ProducerQueueFull {
-                            chain: &self.cfg.name,
-                        }
-                        .emit();
-                        record = back;
-                        tokio::time::sleep(QUEUE_FULL_WAIT).await;
-                    }
-                    Err((error, _)) => {
-                        return Err(SinkError::Enqueue {
-                            key,
-                            error: Box::new(error),
-                        });
-                    }
-                }
-            };
-            deliveries.push((key, delivery));
+        update: Update,
+    ) -> Result<BoxFuture<'static, Result<Acked, SinkError>>, SinkError> {
+        let batch = build(
+            self.cfg.chain_id,
+            update,
+            &mut self.encoder,
+            &mut self.dedup,
+        )?;
+        let block = match &batch.effect {
+            Effect::Block(b) => b.number,
+            Effect::Retract { ancestor } => *ancestor,
+        };
+        let mut deliveries = Vec::with_capacity(batch.records.len());
+        for r in batch.records {
+            let d = enqueue(
+                &self.producer,
+                &self.cfg.name,
+                &self.topic,
+                &r.key,
+                r.payload.as_deref(),
+                r.timestamp_ms,
+            )
+            .await?;
+            deliveries.push((r.key, d));
         }
-        let (number, hash, topic) = (block.header.number, block.header.hash, self.topic.clone());
+        let (effect, dedup_hits, topic) = (batch.effect, batch.dedup_hits, self.topic.clone());
         Ok(async move {
             let records = deliveries.len();
             for (key, delivery) in deliveries {
-                match delivery.await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err((error, _))) => {
-                        return Err(SinkError::Delivery {
-                            topic,
-                            key,
-                            block: number,
-                            error: Box::new(error),
-                        });
-                    }
-                    Err(_) => return Err(SinkError::Cancelled { key, block: number }),
-                }
+                acknowledged(delivery, &topic, &key, block).await?;
             }
-            Ok(Delivered {
-                number,
-                hash,
+            Ok(Acked {
+                effect,
                 records,
                 dedup_hits,
             })
         }
         .boxed())
+    }
+
+    /// Enqueues the checkpoint of the delivered window.
+    async fn write_checkpoint(
+        &self,
+    ) -> Result<BoxFuture<'static, Result<(), SinkError>>, SinkError> {
+        let Some(cp) = Checkpoint::of(self.cfg.chain_id, &self.window) else {
+            return Ok(async { Ok(()) }.boxed());
+        };
+        let value = checkpoint::encode(&cp).map_err(SinkError::Checkpoint)?;
+        let key = Checkpoint::key(self.cfg.chain_id);
+        let d = enqueue(
+            &self.producer,
+            &self.cfg.name,
+            &self.checkpoint_topic,
+            &key,
+            Some(&value),
+            cp.updated_at_ms,
+        )
+        .await?;
+        let topic = self.checkpoint_topic.clone();
+        Ok(async move { acknowledged(d, &topic, &key, cp.block_number).await }.boxed())
+    }
+}
+
+/// Applies an acknowledged update to the delivered window and reports it.
+pub(super) fn apply(chain: &str, window: &mut Window, acked: Acked) {
+    match acked.effect {
+        Effect::Block(b) => {
+            events::BlockDelivered {
+                chain,
+                number: b.number,
+                hash: &b.hash,
+                records: acked.records,
+                dedup_hits: acked.dedup_hits,
+            }
+            .emit();
+            window.push(b);
+        }
+        Effect::Retract { ancestor } => {
+            window.truncate_above(ancestor);
+        }
     }
 }

@@ -1,0 +1,46 @@
+//! What the follower hands to the publisher, in order.
+
+use crate::window::{LogId, WindowBlock};
+
+use super::block::BlockLogs;
+
+/// One step of the canonical chain as seen by the follower.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// The next canonical block: publish its logs.
+    Block(BlockLogs),
+    /// A reorganisation: the blocks above `ancestor` were orphaned. Publish a tombstone
+    /// for each of `tombstones` (keys the replacement blocks do not publish again); the
+    /// replacement blocks follow as [`Update::Block`]s.
+    Retract(Retraction),
+}
+
+/// A reorganisation to retract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retraction {
+    /// The common ancestor: the last block that stays canonical.
+    pub ancestor: u64,
+    /// The orphaned blocks, oldest first.
+    pub orphaned: Vec<WindowBlock>,
+    /// Logs published from orphaned blocks that no replacement block publishes again.
+    pub tombstones: Vec<LogId>,
+}
+
+impl BlockLogs {
+    /// The window entry for this block.
+    pub fn window_block(&self) -> WindowBlock {
+        WindowBlock {
+            number: self.header.number,
+            hash: self.header.hash,
+            parent_hash: self.header.parent_hash,
+            logs: self
+                .logs
+                .iter()
+                .map(|l| LogId {
+                    tx: l.transaction_hash,
+                    log_index: l.log_index,
+                })
+                .collect(),
+        }
+    }
+}

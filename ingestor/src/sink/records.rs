@@ -1,0 +1,116 @@
+//! Turning an [`Update`] into the records to produce: encoded logs for a block, tombstones
+//! for a retraction. The dedup LRU skips values this process already produced, and forgets
+//! keys it retracts.
+
+use crate::encode::Encoder;
+use crate::follower::Update;
+use crate::window::WindowBlock;
+
+use super::dedup::Dedup;
+use super::error::SinkError;
+
+/// The record key: `<chain_id>:<transaction_hash>:<log_index>`.
+pub fn record_key(chain_id: u64, tx: &crate::rpc::hex::B256, log_index: u64) -> String {
+    format!("{chain_id}:{tx}:{log_index}")
+}
+
+/// One record to produce. `payload: None` is a tombstone.
+#[derive(Debug, Clone)]
+pub struct OutRecord {
+    /// Key.
+    pub key: String,
+    /// Avro single-object value, or `None` to delete the key.
+    pub payload: Option<Vec<u8>>,
+    /// Kafka timestamp (ms).
+    pub timestamp_ms: i64,
+}
+
+/// What an update does to the delivered window once all its records are acknowledged.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// A block was published.
+    Block(WindowBlock),
+    /// Blocks above `ancestor` were retracted.
+    Retract {
+        /// The common ancestor.
+        ancestor: u64,
+    },
+}
+
+/// The records of one update and its effect.
+#[derive(Debug)]
+pub(super) struct Batch {
+    /// Records, in order.
+    pub(super) records: Vec<OutRecord>,
+    /// The effect once acknowledged.
+    pub(super) effect: Effect,
+    /// Records skipped by the dedup LRU.
+    pub dedup_hits: usize,
+}
+
+/// Builds the records for `update`.
+pub(super) fn build(
+    chain_id: u64,
+    update: Update,
+    encoder: &mut Encoder,
+    dedup: &mut Dedup,
+) -> Result<Batch, SinkError> {
+    match update {
+        Update::Block(block) => {
+            let ts_s = block.header.timestamp_s;
+            let timestamp_ms = ts_s.saturating_mul(1000) as i64;
+            let mut records = Vec::with_capacity(block.logs.len());
+            let mut dedup_hits = 0;
+            for log in &block.logs {
+                let key = record_key(chain_id, &log.transaction_hash, log.log_index);
+                let value = encoder.encode(chain_id, ts_s, log)?;
+                if dedup.seen(&key, &value) {
+                    dedup_hits += 1;
+                    continue;
+                }
+                records.push(OutRecord {
+                    key,
+                    payload: Some(value),
+                    timestamp_ms,
+                });
+            }
+            Ok(Batch {
+                records,
+                effect: Effect::Block(block.window_block()),
+                dedup_hits,
+            })
+        }
+        Update::Retract(r) => {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or_default();
+            let records = r
+                .tombstones
+                .iter()
+                .map(|id| {
+                    let key = record_key(chain_id, &id.tx, id.log_index);
+                    dedup.forget(&key);
+                    OutRecord {
+                        key,
+                        payload: None,
+                        timestamp_ms: now_ms,
+                    }
+                })
+                .collect();
+            // Keys the replacement blocks publish again must not be skipped as duplicates.
+            for b in &r.orphaned {
+                for id in &b.logs {
+                    dedup.forget(&record_key(chain_id, &id.tx, id.log_index));
+                }
+            }
+            Ok(Batch {
+                records,
+                effect: Effect::Retract {
+                    ancestor: r.ancestor,
+                },
+                dedup_hits: 0,
+            })
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Exactly-once mode: a per-chain transactional producer (`transactional.id =
+//! <prefix>-<chain_id>`). Each batch of ready updates (up to `transaction_max_blocks`) is
+//! one transaction holding their records, tombstones and the resulting checkpoint, so a
+//! `read_committed` consumer sees all of a block or none of it, and the checkpoint never
+//! disagrees with the records.
+//!
+//! An abortable error aborts the transaction and the chain resumes from the last committed
+//! checkpoint; a fatal one does the same with a new producer. Being fenced by another
+//! instance with the same id stops the chain.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use tokio::sync::mpsc;
+
+use crate::checkpoint::{self, Checkpoint};
+use crate::config::{ChainConfig, KafkaConfig};
+use crate::encode::Encoder;
+use crate::follower::Update;
+use crate::window::Window;
+
+use super::client::producer_config;
+use super::dedup::Dedup;
+use super::error::SinkError;
+use super::produce::{acknowledged, enqueue};
+use super::publisher::{Acked, Outcome, apply};
+use super::records::{Effect, build};
+
+/// `<prefix>-<chain_id>`.
+pub fn transactional_id(k: &KafkaConfig, chain_id: u64) -> String {
+    format!("{}-{chain_id}", k.transactional_id_prefix)
+}
+
+/// Creates the chain's transactional producer and initialises transactions (which fences
+/// any earlier instance with the same id).
+pub async fn transactional_producer(
+    k: &KafkaConfig,
+    chain_id: u64,
+) -> Result<FutureProducer, SinkError> {
+    let id = transactional_id(k, chain_id);
+    let mut c: ClientConfig = producer_config(k);
+    c.set("transactional.id", &id).set(
+        "transaction.timeout.ms",
+        k.transaction_timeout_ms.to_string(),
+    );
+    let producer: FutureProducer = c.create().map_err(|e| SinkError::Client(Box::new(e)))?;
+    let timeout = Duration::from_millis(k.transaction_timeout_ms);
+    let p = producer.clone();
+    tokio::task::spawn_blocking(move || p.init_transactions(timeout))
+        .await
+        .map_err(|e| aborted(format!("init_transactions task: {e}"), true))?
+        .map_err(|e| classify(&id, e))?;
+    Ok(producer)
+}
+
+fn aborted(reason: String, recreate_producer: bool) -> SinkError {
+    SinkError::Aborted {
+        reason,
+        recreate_producer,
+    }
+}
+
+fn is_fenced(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::Fenced
+            | RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::InvalidProducerEpoch
+    )
+}
+
+/// Maps a transactional API error: fenced stops, fatal recreates, anything else aborts.
+fn classify(transactional_id: &str, e: KafkaError) -> SinkError {
+    if e.rdkafka_error_code().is_some_and(is_fenced) {
+        return SinkError::Fenced {
+            transactional_id: transactional_id.to_owned(),
+        };
+    }
+    let fatal = matches!(&e, KafkaError::Transaction(t) if t.is_fatal());
+    aborted(e.to_string(), fatal)
+}
+
+/// Publishes one chain's updates in transactions.
+pub struct TransactionalPublisher {
+    cfg: Arc<ChainConfig>,
+    id: String,
+    topic: String,
+    checkpoint_topic: String,
+    producer: FutureProducer,
+    encoder: Encoder,
+    dedup: Dedup,
+    window: Window,
+    max_blocks: usize,
+    timeout: Duration,
+}
+
+impl TransactionalPublisher {
+    /// A publisher on the chain's own transactional `producer`, continuing after the
+    /// committed `window`.
+    pub fn new(
+        cfg: Arc<ChainConfig>,
+        k: &KafkaConfig,
+        producer: FutureProducer,
+        window: Window,
+    ) -> Result<Self, SinkError> {
+        Ok(Self {
+            id: transactional_id(k, cfg.chain_id),
+            topic: cfg.topic(),
+            checkpoint_topic: k.checkpoint_topic.clone(),
+            cfg,
+            producer,
+            encoder: Encoder::new()?,
+            dedup: Dedup::new(k.dedup_cache_capacity),
+            window,
+            max_blocks: k.transaction_max_blocks,
+            timeout: Duration::from_millis(k.transaction_timeout_ms),
+        })
+    }
+
+    /// Commits batches until the channel closes or an error; the outcome's window is the
+    /// last committed one.
+    pub async fn run(mut self, mut updates: mpsc::Receiver<Update>) -> Outcome {
+        let result = self.pump(&mut updates).await;
+        Outcome {
+            window: self.window,
+            result,
+        }
+    }
+
+    async fn pump(&mut self, updates: &mut mpsc::Receiver<Update>) -> Result<(), SinkError> {
+        while let Some(first) = updates.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < self.max_blocks {
+                match updates.try_recv() {
+                    Ok(u) => batch.push(u),
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = self.transaction(batch).await {
+                let e = match e {
+                    SinkError::Enqueue { error, .. } | SinkError::Delivery { error, .. } => {
+                        classify(&self.id, *error)
+                    }
+                    other => other,
+                };
+                if let SinkError::Aborted { .. } = e {
+                    self.abort().await?;
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// One transaction: every update's records, then the checkpoint of the resulting window.
+    async fn transaction(&mut self, updates: Vec<Update>) -> Result<(), SinkError> {
+        self.producer
+            .begin_transaction()
+            .map_err(|e| classify(&self.id, e))?;
+        let mut window = self.window.clone();
+        let mut acked = Vec::with_capacity(updates.len());
+        let mut deliveries = Vec::new();
+        for update in updates {
+            let batch = build(
+                self.cfg.chain_id,
+                update,
+                &mut self.encoder,
+                &mut self.dedup,
+            )?;
+            let block = match &batch.effect {
+                Effect::Block(b) => b.number,
+                Effect::Retract { ancestor } => *ancestor,
+            };
+            for r in &batch.records {
+                let d = enqueue(
+                    &self.producer,
+                    &self.cfg.name,
+                    &self.topic,
+                    &r.key,
+                    r.payload.as_deref(),
+                    r.timestamp_ms,
+                )
+                .await?;
+                deliveries.push((self.topic.clone(), r.key.clone(), block, d));
+            }
+            let a = Acked {
+                records: batch.records.len(),
+                dedup_hits: batch.dedup_hits,
+                effect: batch.effect,
+            };
+            apply_quietly(&mut window, &a.effect);
+            acked.push(a);
+        }
+        if let Some(cp) = Checkpoint::of(self.cfg.chain_id, &window) {
+            let value = checkpoint::encode(&cp).map_err(SinkError::Checkpoint)?;
+            let key = Checkpoint::key(self.cfg.chain_id);
+            let d = enqueue(
+                &self.producer,
+                &self.cfg.name,
+                &self.checkpoint_topic,
+                &key,
+                Some(&value),
+                cp.updated_at_ms,
+            )
+            .await?;
+            deliveries.push((self.checkpoint_topic.clone(), key, cp.block_number, d));
+        }
+        for (topic, key, block, d) in deliveries {
+            acknowledged(d, &topic, &key, block).await?;
+        }
+        let p = self.producer.clone();
+        let timeout = self.timeout;
+        tokio::task::spawn_blocking(move || p.commit_transaction(timeout))
+            .await
+            .map_err(|e| aborted(format!("commit task: {e}"), true))?
+            .map_err(|e| classify(&self.id, e))?;
+        for a in acked {
+            apply(&self.cfg.name, &mut self.window, a);
+        }
+        Ok(())
+    }
+
+    /// Aborts the open transaction; a producer that cannot abort must be rebuilt.
+    async fn abort(&self) -> Result<(), SinkError> {
+        let p = self.producer.clone();
+        let timeout = self.timeout;
+        tokio::task::spawn_blocking(move || p.abort_transaction(timeout))
+            .await
+            .map_err(|e| aborted(format!("abort task: {e}"), true))?
+            .map_err(|e| match classify(&self.id, e) {
+                SinkError::Aborted { reason, .. } => aborted(reason, true),
+                other => other,
+            })
+    }
+}
+
+fn apply_quietly(window: &mut Window, effect: &Effect) {
+    match effect {
+        Effect::Block(b) => window.push(b.clone()),
+        Effect::Retract { ancestor } => {
+            window.truncate_above(*ancestor);
+        }
+    }
+}
