@@ -128,6 +128,28 @@ impl fmt::Display for Report {
     }
 }
 
+/// The compacted view of a topic, as a consumer sees it after log compaction: the latest
+/// record per key, in offset order, with keys whose latest record is a tombstone removed.
+pub fn compacted(records: &[Record]) -> Vec<Record> {
+    let mut latest: HashMap<&str, &Record> = HashMap::new();
+    for r in records {
+        latest.insert(&r.key, r);
+    }
+    let mut view: Vec<Record> = latest
+        .into_values()
+        .filter(|r| r.log.is_some())
+        .cloned()
+        .collect();
+    view.sort_by_key(|r| (r.partition, r.offset));
+    view
+}
+
+/// Compares the compacted view of `records` with the node's logs: the promise that holds
+/// through restarts, reorganisations and outages.
+pub fn compare_compacted(expected: &Expected, records: &[Record]) -> Report {
+    compare(expected, &compacted(records))
+}
+
 /// Compares every record (not only the latest per key) with the node's logs.
 pub fn compare(expected: &Expected, records: &[Record]) -> Report {
     let mut report = Report {

@@ -131,6 +131,47 @@ impl LogShapes {
     }
 }
 
+/// Replaces the last `depth` blocks with new ones (`anvil_reorg`): block `i` of the new
+/// branch holds one transaction from the node's second account emitting `blocks[i]`, so the
+/// new branch publishes other keys than the orphaned one. Senders made before it must be
+/// made again (the orphaned transactions are gone).
+pub fn reorg_with_logs(node: &Node, depth: u64, blocks: &[Vec<LogSpec>]) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        blocks.len() as u64 <= depth,
+        "more new blocks than the reorg depth"
+    );
+    let accounts = node.call("eth_accounts", json!([]))?;
+    let from = accounts
+        .get(1)
+        .and_then(|a| a.as_str())
+        .context("node has no second account")?
+        .to_owned();
+    // The new branch grows from the ancestor: count nonces there.
+    let ancestor = node
+        .head()?
+        .checked_sub(depth)
+        .context("reorg deeper than the chain")?;
+    let mut nonce = quantity(&node.call(
+        "eth_getTransactionCount",
+        json!([from, format!("{ancestor:#x}")]),
+    )?)?;
+    let mut txs = Vec::new();
+    for (offset, logs) in blocks.iter().enumerate() {
+        for (code, range) in initcodes(logs) {
+            let gas = gas_for(&code, &logs[range]);
+            txs.push(json!([{
+                "from": from,
+                "data": format!("0x{}", hex::encode(&code)),
+                "gas": format!("{gas:#x}"),
+                "nonce": format!("{nonce:#x}"),
+            }, offset]));
+            nonce += 1;
+        }
+    }
+    node.call("anvil_reorg", json!([depth, txs]))?;
+    Ok(())
+}
+
 /// Sends transactions from one of anvil's unlocked accounts.
 pub struct Sender {
     node: Node,

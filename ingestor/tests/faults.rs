@@ -8,20 +8,9 @@ use common::proxy::WsProxy;
 use common::*;
 use devstack::anvil::Anvil;
 use devstack::proc::wait_for;
-use devstack::service::{ChainEntry, Service, config_toml};
+use devstack::service::{Service, config_toml};
 use devstack::tansu::Tansu;
 use devstack::traffic::{LogShapes, Sender};
-
-fn fast_retry_entry(chain_id: u64, ws_url: String) -> ChainEntry {
-    let mut entry = ChainEntry::new(chain_id, ws_url);
-    entry.extra = vec![
-        "reconnect_backoff_initial_ms = 100".into(),
-        "reconnect_backoff_max_ms = 1000".into(),
-        "keepalive_interval_ms = 1000".into(),
-        "head_poll_interval_ms = 200".into(),
-    ];
-    entry
-}
 
 #[test]
 fn answers_with_a_wrong_block_hash_are_retried_never_published() {
@@ -123,76 +112,5 @@ fn blocks_mined_while_the_connection_is_cut_are_caught_up() {
     assert_eq!(
         service.stop(Duration::from_secs(60)).expect("exit"),
         Some(0)
-    );
-}
-
-#[test]
-fn a_reorganisation_stops_the_chain_without_publishing_the_fork() {
-    let dir = tempdir();
-    let tansu = Tansu::start(dir.path()).expect("tansu");
-    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
-    let node = anvil.node();
-    let mut sender = Sender::new(node.clone()).expect("sender");
-    let mut shapes = LogShapes::new(13);
-    let history = mine_history(&mut sender, &mut shapes, 5).expect("history");
-
-    let toml = config_toml(
-        &tansu.brokers(),
-        &[fast_retry_entry(31337, anvil.ws_url())],
-        "",
-    );
-    let (mut service, mut reader, mut records) = start_and_wait_for(
-        dir.path(),
-        &tansu.brokers(),
-        &toml,
-        "evm.logs.31337",
-        history,
-    );
-
-    // Replace the last two blocks with a fork holding another transaction, then extend it.
-    let head = node.head().expect("head");
-    let other = node
-        .call("eth_accounts", serde_json::json!([]))
-        .expect("accounts")[1]
-        .clone();
-    let tx = serde_json::json!({"from": other, "to": other, "value": "0x1"});
-    node.call("anvil_reorg", serde_json::json!([2, [[tx, 0]]]))
-        .expect("anvil_reorg");
-    Sender::new(node.clone())
-        .expect("sender")
-        .block(&[shapes.logs(3)])
-        .expect("block on the fork");
-    let fork: Vec<String> = (head - 1..=head + 1)
-        .map(|n| {
-            node.block(n).expect("block")["hash"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect();
-
-    let code = service
-        .process
-        .wait_exit(Duration::from_secs(60))
-        .expect("ingestor stops by itself");
-    let log = service.process.log_text();
-    let last = log.lines().last().unwrap_or_default();
-    assert_eq!(code, Some(1), "{last}");
-    assert!(
-        last.contains(&format!("chain reorganised below block {}", head + 1)),
-        "{last}"
-    );
-
-    reader
-        .read_to_end(&mut records, Duration::from_secs(30))
-        .expect("read");
-    let forked: Vec<_> = records
-        .iter()
-        .filter_map(|r| r.log.as_ref())
-        .filter(|l| fork.contains(&l.block_hash))
-        .collect();
-    assert!(
-        forked.is_empty(),
-        "records from the fork were published: {forked:?}"
     );
 }

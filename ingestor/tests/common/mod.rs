@@ -7,7 +7,7 @@ pub mod proxy;
 use std::path::Path;
 use std::time::Duration;
 
-use devstack::compare::{Expected, Report, compare, expected_from_node};
+use devstack::compare::{Expected, Report, compare, compare_compacted, expected_from_node};
 use devstack::consumer::{Record, TopicReader};
 use devstack::node::Node;
 use devstack::service::Service;
@@ -100,6 +100,58 @@ pub fn assert_topic_matches_node(brokers: &str, topic: &str, node: &Node, chain_
     assert!(report.is_clean(), "{topic}: {report}");
     assert_eq!(report.records, expected.len());
     report
+}
+
+/// Asserts the compacted view of `topic` (latest value per key, tombstones deleting keys)
+/// equals the node's canonical logs over the whole chain, field for field: reads until it
+/// does (or the deadline passes), then to the end, and compares again.
+pub fn assert_view_matches_node(brokers: &str, topic: &str, node: &Node, chain_id: u64) -> Report {
+    let expected =
+        expected_from_node(node, chain_id, 0, node.head().expect("head")).expect("node logs");
+    let mut reader = TopicReader::new(brokers, topic).expect("reader");
+    let mut records = Vec::new();
+    let mut checked = usize::MAX;
+    let converged = reader.read_until(&mut records, READ_DEADLINE, |rs| {
+        if rs.len() == checked {
+            return false;
+        }
+        checked = rs.len();
+        compare_compacted(&expected, rs).is_clean()
+    });
+    if let Err(e) = converged {
+        panic!("{topic}: {e}; {}", compare_compacted(&expected, &records));
+    }
+    reader
+        .read_to_end(&mut records, READ_DEADLINE)
+        .expect("read to end");
+    let report = compare_compacted(&expected, &records);
+    assert!(report.is_clean(), "{topic}: {report}");
+    assert_eq!(report.records, expected.len());
+    report
+}
+
+/// A chain entry that retries and polls fast (tests wait on it).
+pub fn fast_retry_entry(chain_id: u64, ws_url: String) -> devstack::service::ChainEntry {
+    let mut entry = devstack::service::ChainEntry::new(chain_id, ws_url);
+    entry.extra = vec![
+        "reconnect_backoff_initial_ms = 100".into(),
+        "reconnect_backoff_max_ms = 1000".into(),
+        "keepalive_interval_ms = 1000".into(),
+        "head_poll_interval_ms = 200".into(),
+    ];
+    entry
+}
+
+/// The hashes of blocks `from..=to` on the node.
+pub fn block_hashes(node: &Node, from: u64, to: u64) -> Vec<String> {
+    (from..=to)
+        .map(|n| {
+            node.block(n).expect("block")["hash"]
+                .as_str()
+                .expect("hash")
+                .to_owned()
+        })
+        .collect()
 }
 
 pub fn tempdir() -> tempfile::TempDir {
