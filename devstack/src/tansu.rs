@@ -20,7 +20,8 @@ impl Tansu {
         Self::start_with(dir, free_port()?, "memory://tansu/")
     }
 
-    /// Starts tansu on `port` with `storage` (`memory://tansu/` or `sqlite://FILE`).
+    /// Starts tansu on `port` with `storage` (`memory://tansu/` or `sqlite://FILE`; tansu
+    /// resolves FILE relative to its working directory, which is `dir`).
     pub fn start_with(dir: &Path, port: u16, storage: &str) -> anyhow::Result<Self> {
         let url = format!("tcp://127.0.0.1:{port}");
         let mut cmd = Command::new(crate::tool("TANSU_BIN")?);
@@ -32,6 +33,7 @@ impl Tansu {
             &url,
         ])
         .args(["--storage-engine", storage])
+        .current_dir(dir)
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env("RUST_LOG", "warn");
         let process = Managed::spawn("tansu", cmd, dir.join("tansu.log"))?;

@@ -291,3 +291,17 @@ impl TransactionAborted<'_> {
         );
     }
 }
+
+/// The broker acknowledged a chain's checkpoint.
+pub struct CheckpointWritten<'a> {
+    /// Chain name.
+    pub chain: &'a str,
+    /// The checkpoint's block.
+    pub block: u64,
+}
+impl CheckpointWritten<'_> {
+    /// Writes the event.
+    pub fn emit(self) {
+        debug!(chain = self.chain, block = self.block, "checkpoint written");
+    }
+}

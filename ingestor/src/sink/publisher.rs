@@ -192,8 +192,17 @@ impl Publisher {
             cp.updated_at_ms,
         )
         .await?;
-        let topic = self.checkpoint_topic.clone();
-        Ok(async move { acknowledged(d, &topic, &key, cp.block_number).await }.boxed())
+        let (topic, chain) = (self.checkpoint_topic.clone(), self.cfg.name.clone());
+        Ok(async move {
+            acknowledged(d, &topic, &key, cp.block_number).await?;
+            events::CheckpointWritten {
+                chain: &chain,
+                block: cp.block_number,
+            }
+            .emit();
+            Ok(())
+        }
+        .boxed())
     }
 }
 

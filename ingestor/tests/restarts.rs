@@ -1,0 +1,134 @@
+//! Restarts: the ingestor killed with SIGKILL mid-stream resumes from its checkpoint, and a
+//! broker restart (tansu on `sqlite://`, which keeps data) is ridden out without exiting.
+//! Each ends with the compacted view equal to the node's canonical chain.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use devstack::anvil::Anvil;
+use devstack::proc::{free_port, wait_for};
+use devstack::service::{Service, config_toml};
+use devstack::tansu::Tansu;
+use devstack::traffic::{LogShapes, Sender};
+
+const TOPIC: &str = "evm.logs.31337";
+const DEBUG: &[(&str, &str)] = &[("RUST_LOG", "info,ingestor::events=debug")];
+
+#[test]
+fn killed_with_sigkill_mid_stream_it_resumes_from_the_checkpoint() {
+    let dir = tempdir();
+    let tansu = Tansu::start(dir.path()).expect("tansu");
+    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
+    let mut sender = Sender::new(anvil.node()).expect("sender");
+    let mut shapes = LogShapes::new(21);
+    let history = mine_history(&mut sender, &mut shapes, 40).expect("history");
+    let toml = config_toml(
+        &tansu.brokers(),
+        &[fast_retry_entry(31337, anvil.ws_url())],
+        "",
+    );
+    let mut first = Service::start(BIN.as_ref(), dir.path(), &toml, DEBUG).expect("ingestor");
+
+    // Kill it while it is still publishing: right after its first checkpoint, with live
+    // blocks coming.
+    wait_for("a first checkpoint", Duration::from_secs(120), || {
+        first
+            .process
+            .log_text()
+            .contains("checkpoint written")
+            .then_some(())
+    })
+    .expect("checkpoint");
+    sender
+        .block(&[shapes.logs(40), shapes.logs(40)])
+        .expect("live block");
+    first.process.signal(libc::SIGKILL);
+    assert_eq!(
+        first
+            .process
+            .wait_exit(Duration::from_secs(30))
+            .expect("exit"),
+        None
+    );
+
+    // Blocks mined while it is down.
+    for _ in 0..6 {
+        sender
+            .block(&[shapes.logs(7), shapes.logs(3)])
+            .expect("block while down");
+    }
+    let second_dir = dir.path().join("second");
+    std::fs::create_dir_all(&second_dir).expect("dir");
+    let mut second = Service::start(BIN.as_ref(), &second_dir, &toml, DEBUG).expect("restart");
+    assert_view_matches_node(&tansu.brokers(), TOPIC, &anvil.node(), 31337);
+
+    let log = second.process.log_text();
+    let resumed = log
+        .lines()
+        .find(|l| l.contains("resuming chain"))
+        .unwrap_or_default();
+    assert!(resumed.contains("checkpoint=Some("), "{resumed}");
+    let first_delivered = log
+        .lines()
+        .find(|l| l.contains("block delivered"))
+        .unwrap_or_default();
+    assert!(
+        !first_delivered.contains(" block=0 ") && !first_delivered.contains(" block=1 "),
+        "the restart published from the start instead of resuming: {first_delivered}"
+    );
+    assert!(history > 0);
+    assert_eq!(second.stop(Duration::from_secs(60)).expect("exit"), Some(0));
+}
+
+#[test]
+fn a_broker_restart_is_ridden_out_and_nothing_is_lost() {
+    let dir = tempdir();
+    let port = free_port().expect("port");
+    let storage = "sqlite://tansu.db"; // in dir, tansu's working directory
+    let mut tansu = Tansu::start_with(dir.path(), port, storage).expect("tansu");
+    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
+    let mut sender = Sender::new(anvil.node()).expect("sender");
+    let mut shapes = LogShapes::new(23);
+    let history = mine_history(&mut sender, &mut shapes, 6).expect("history");
+    let toml = config_toml(
+        &tansu.brokers(),
+        &[fast_retry_entry(31337, anvil.ws_url())],
+        "",
+    );
+    let (mut service, _, _) =
+        start_and_wait_for(dir.path(), &tansu.brokers(), &toml, TOPIC, history);
+
+    tansu.process.signal(libc::SIGKILL);
+    tansu
+        .process
+        .wait_exit(Duration::from_secs(30))
+        .expect("tansu exits");
+    for _ in 0..4 {
+        sender
+            .block(&[shapes.logs(9), shapes.logs(2)])
+            .expect("block while the broker is down");
+    }
+    // The follower keeps fetching until backpressure; the publisher's records wait.
+    wait_for("the producer to notice", Duration::from_secs(60), || {
+        let log = service.process.log_text();
+        log.contains("Connection refused").then_some(())
+    })
+    .expect("the broker was down");
+    let _tansu = Tansu::start_with(dir.path(), port, storage).expect("tansu again");
+    sender
+        .block(&[shapes.logs(5)])
+        .expect("block after the restart");
+
+    assert_view_matches_node(&tansu.brokers(), TOPIC, &anvil.node(), 31337);
+    assert!(
+        service.process.is_running(),
+        "{}",
+        service.process.log_tail(20)
+    );
+    assert_eq!(
+        service.stop(Duration::from_secs(60)).expect("exit"),
+        Some(0)
+    );
+}
