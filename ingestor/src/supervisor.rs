@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, load_all};
 use crate::config::{ChainConfig, Config, KafkaConfig};
 use crate::events;
 use crate::follower::{FollowError, Follower, backoff_jittered};
@@ -208,10 +208,19 @@ impl Chain {
     ) {
         let stop = self.stop.child_token();
         let (tx, rx) = mpsc::channel(HANDOVER_CAPACITY);
+        let mut window = window;
         let publish = if self.kafka.transactional {
             let producer = match txn_producer.take() {
                 Some(p) => Ok(p),
-                None => transactional_producer(&self.kafka, self.cfg.chain_id).await,
+                // A new producer fences any earlier one first; only then is the committed
+                // checkpoint final, so it is read again.
+                None => match transactional_producer(&self.kafka, self.cfg.chain_id).await {
+                    Ok(p) => self.committed_window().await.map(|w| {
+                        window = w;
+                        p
+                    }),
+                    Err(e) => Err(e),
+                },
             };
             let publisher = producer.and_then(|p| {
                 *txn_producer = Some(p.clone());
@@ -240,6 +249,28 @@ impl Chain {
         let publish = publish.await;
         stop.cancel();
         (publish, follow.await)
+    }
+}
+
+impl Chain {
+    /// The chain's committed checkpoint as a window (empty without one).
+    async fn committed_window(&self) -> Result<Window, SinkError> {
+        let kafka = self.kafka.clone();
+        let all = tokio::task::spawn_blocking(move || load_all(&kafka))
+            .await
+            .map_err(|e| SinkError::Aborted {
+                reason: format!("checkpoint reader task: {e}"),
+                recreate_producer: true,
+            })?
+            .map_err(|e| SinkError::Aborted {
+                reason: e.to_string(),
+                recreate_producer: true,
+            })?;
+        let blocks = all
+            .get(&self.cfg.chain_id)
+            .map(|c| c.window.clone())
+            .unwrap_or_default();
+        Ok(Window::from_blocks(self.cfg.reorg_window_blocks, blocks))
     }
 }
 

@@ -75,24 +75,30 @@ pub async fn ensure_topic(
     let opts = AdminOptions::new()
         .request_timeout(Some(timeout))
         .operation_timeout(Some(timeout));
-    let results = admin
-        .create_topics([&new], &opts)
-        .await
-        .map_err(|e| err(e.to_string()))?;
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => return Err(err(format!("create failed: {code}"))),
-        }
-    }
+    // A refused creation is not fatal by itself: the topic may exist already or be managed
+    // by operators (or the broker may not implement CreateTopics); the metadata decides.
+    let created = match admin.create_topics([&new], &opts).await {
+        Ok(results) => results.into_iter().find_map(|r| match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => None,
+            Err((_, code)) => Some(format!("create failed: {code}")),
+        }),
+        Err(e) => Some(format!("create failed: {e}")),
+    };
     let metadata = admin
         .inner()
         .fetch_metadata(Some(topic), timeout)
         .map_err(|e| err(format!("metadata request failed: {e}")))?;
+    let reason = |what: String| match &created {
+        Some(c) => format!("{c}; {what}"),
+        None => what,
+    };
     match metadata.topics().iter().find(|t| t.name() == topic) {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
-        Some(t) => Err(err(format!("broker reports it unusable: {:?}", t.error()))),
-        None => Err(err("broker does not list it after creation".into())),
+        Some(t) => Err(err(reason(format!(
+            "broker reports it unusable: {:?}",
+            t.error()
+        )))),
+        None => Err(err(reason("broker does not list it".into()))),
     }
 }
 

@@ -43,10 +43,14 @@ pub async fn transactional_producer(
 ) -> Result<FutureProducer, SinkError> {
     let id = transactional_id(k, chain_id);
     let mut c: ClientConfig = producer_config(k);
-    c.set("transactional.id", &id).set(
-        "transaction.timeout.ms",
-        k.transaction_timeout_ms.to_string(),
-    );
+    // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
+    let message_timeout_ms = k.message_timeout_ms.min(k.transaction_timeout_ms);
+    c.set("transactional.id", &id)
+        .set(
+            "transaction.timeout.ms",
+            k.transaction_timeout_ms.to_string(),
+        )
+        .set("message.timeout.ms", message_timeout_ms.to_string());
     let producer: FutureProducer = c.create().map_err(|e| SinkError::Client(Box::new(e)))?;
     let timeout = Duration::from_millis(k.transaction_timeout_ms);
     let p = producer.clone();

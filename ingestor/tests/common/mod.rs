@@ -14,7 +14,11 @@ use devstack::service::Service;
 use devstack::traffic::{LogShapes, LogSpec, Sender};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ingestor");
-pub const READ_DEADLINE: Duration = Duration::from_secs(180);
+pub const READ_DEADLINE: Duration =
+    Duration::from_secs(match option_env!("ETHHOOK_TEST_READ_DEADLINE_S") {
+        Some(_) => 30,
+        None => 180,
+    });
 
 /// Every shape the contract names: 0 to 4 topics, each with empty, small and >= 1 KB data.
 pub fn edge_logs() -> Vec<LogSpec> {

@@ -1,0 +1,167 @@
+//! Exactly-once mode against librdkafka's in-process mock cluster (tansu 0.6 does not
+//! implement `EndTxn` for librdkafka): the real ingestor binary and a real anvil, with the
+//! broker's answers steered by the test. Reads are `read_committed`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use devstack::anvil::Anvil;
+use devstack::compare::{compare, expected_from_node};
+use devstack::consumer::TopicReader;
+use devstack::proc::wait_for;
+use devstack::service::{Service, config_toml};
+use devstack::traffic::{LogShapes, Sender};
+use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+const TOPIC: &str = "evm.logs.31337";
+const TRANSACTIONAL: &[(&str, &str)] = &[
+    ("INGESTOR_KAFKA__TRANSACTIONAL", "true"),
+    ("INGESTOR_KAFKA__TRANSACTION_TIMEOUT_MS", "10000"),
+    ("INGESTOR_KAFKA__ADMIN_TIMEOUT_MS", "5000"),
+    ("RUST_LOG", "info,ingestor::events=debug"),
+];
+
+fn mock_cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    // The mock broker does not implement CreateTopics; the ingestor then checks metadata.
+    mock.create_topic(TOPIC, 1, 1).expect("topic");
+    mock.create_topic("ingestor.checkpoints", 1, 1)
+        .expect("checkpoint topic");
+    mock
+}
+
+/// Every record, read committed, equals the node's logs with no duplicate: exactly once.
+fn assert_exactly_once(brokers: &str, anvil: &Anvil, dir: &std::path::Path) {
+    let node = anvil.node();
+    let expected = expected_from_node(&node, 31337, 0, node.head().expect("head")).expect("node");
+    let mut reader = TopicReader::new(brokers, TOPIC).expect("reader");
+    let mut records = Vec::new();
+    let read = reader.read_until(&mut records, READ_DEADLINE, |rs| rs.len() >= expected.len());
+    if read.is_err() {
+        show_logs_on_failure(dir);
+    }
+    read.expect("all records committed");
+    reader
+        .read_to_end(&mut records, READ_DEADLINE)
+        .expect("read to end");
+    let report = compare(&expected, &records);
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.records, expected.len());
+}
+
+#[test]
+fn an_aborted_transaction_is_replayed_without_duplicates() {
+    let dir = tempdir();
+    let mock = mock_cluster();
+    let brokers = mock.bootstrap_servers();
+    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
+    let mut sender = Sender::new(anvil.node()).expect("sender");
+    let mut shapes = LogShapes::new(31);
+    mine_history(&mut sender, &mut shapes, 6).expect("history");
+    let toml = config_toml(&brokers, &[fast_retry_entry(31337, anvil.ws_url())], "");
+    let mut service =
+        Service::start(BIN.as_ref(), dir.path(), &toml, TRANSACTIONAL).expect("ingestor");
+    assert_exactly_once(&brokers, &anvil, dir.path());
+
+    // The broker refuses the next produce request: the transaction must abort and the
+    // chain resume from its committed checkpoint.
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+    );
+    for _ in 0..3 {
+        sender
+            .block(&[shapes.logs(6), shapes.logs(4)])
+            .expect("live block");
+    }
+    wait_for("an aborted transaction", Duration::from_secs(60), || {
+        service
+            .process
+            .log_text()
+            .contains("transaction aborted")
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", service.process.log_tail(30)));
+    sender
+        .block(&[shapes.logs(2)])
+        .expect("block after the abort");
+    assert_exactly_once(&brokers, &anvil, dir.path());
+    assert!(
+        service.process.is_running(),
+        "{}",
+        service.process.log_tail(20)
+    );
+    assert_eq!(
+        service.stop(Duration::from_secs(60)).expect("exit"),
+        Some(0)
+    );
+}
+
+/// The mock broker gives every `InitProducerId` a new producer id instead of bumping the
+/// epoch of the transactional id's existing one, so it never fences by itself. The test
+/// makes it answer the next `EndTxn` with `PRODUCER_FENCED`, which is what a real broker
+/// answers the old instance once a standby has initialised the same transactional id.
+#[test]
+fn a_fenced_instance_stops_and_a_standby_resumes_exactly_once() {
+    let dir = tempdir();
+    let mock = mock_cluster();
+    let brokers = mock.bootstrap_servers();
+    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
+    let mut sender = Sender::new(anvil.node()).expect("sender");
+    let mut shapes = LogShapes::new(37);
+    mine_history(&mut sender, &mut shapes, 6).expect("history");
+    let toml = config_toml(&brokers, &[fast_retry_entry(31337, anvil.ws_url())], "");
+    let mut first = Service::start(BIN.as_ref(), dir.path(), &toml, TRANSACTIONAL).expect("first");
+    assert_exactly_once(&brokers, &anvil, dir.path());
+
+    mock.request_errors(
+        RDKafkaApiKey::EndTxn,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED],
+    );
+    sender
+        .block(&[shapes.logs(5)])
+        .expect("block the fenced instance tries to commit");
+    let code = first
+        .process
+        .wait_exit(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}\n{}", first.process.log_tail(30)));
+    let last = first
+        .process
+        .log_text()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(code, Some(1), "{last}");
+    assert!(
+        last.contains(
+            "fenced: another instance took over transactional.id `ethhook-ingestor-31337`"
+        ),
+        "{last}"
+    );
+
+    // The standby resumes from the last committed checkpoint: the fenced transaction's
+    // block is published once, by the standby.
+    let standby_dir = dir.path().join("standby");
+    std::fs::create_dir_all(&standby_dir).expect("dir");
+    let mut standby =
+        Service::start(BIN.as_ref(), &standby_dir, &toml, TRANSACTIONAL).expect("standby");
+    sender
+        .block(&[shapes.logs(3)])
+        .expect("block for the standby");
+    assert_exactly_once(&brokers, &anvil, &standby_dir);
+    let resumed = standby.process.log_text();
+    assert!(
+        resumed
+            .lines()
+            .any(|l| l.contains("resuming chain") && l.contains("checkpoint=Some(")),
+        "{resumed}"
+    );
+    assert_eq!(
+        standby.stop(Duration::from_secs(60)).expect("exit"),
+        Some(0)
+    );
+}
