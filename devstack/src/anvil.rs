@@ -26,6 +26,17 @@ impl Anvil {
 
     /// Starts anvil on a given port (used to restart a node where it was).
     pub fn start_on(chain_id: u64, port: u16, dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(chain_id, port, dir, &[])
+    }
+
+    /// Starts anvil on `port` with extra command-line arguments (e.g.
+    /// `--slots-in-an-epoch 2`, which puts `safe` 2 and `finalized` 4 blocks behind the head).
+    pub fn start_with(
+        chain_id: u64,
+        port: u16,
+        dir: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(crate::tool("ANVIL_BIN")?);
         cmd.args([
             "--host",
@@ -42,6 +53,7 @@ impl Anvil {
             "--disable-code-size-limit",
         ])
         .args(["--accounts", "4", "--balance", "1000000"])
+        .args(extra)
         .env_remove("ETH_RPC_URL");
         let process = Managed::spawn(
             &format!("anvil-{chain_id}"),

@@ -110,8 +110,19 @@ pub fn assert_topic_matches_node(brokers: &str, topic: &str, node: &Node, chain_
 /// equals the node's canonical logs over the whole chain, field for field: reads until it
 /// does (or the deadline passes), then to the end, and compares again.
 pub fn assert_view_matches_node(brokers: &str, topic: &str, node: &Node, chain_id: u64) -> Report {
-    let expected =
-        expected_from_node(node, chain_id, 0, node.head().expect("head")).expect("node logs");
+    assert_view_matches_node_up_to(brokers, topic, node, chain_id, node.head().expect("head"))
+}
+
+/// [`assert_view_matches_node`] for the node's blocks `0..=to` only: nothing above `to` may
+/// be on the topic.
+pub fn assert_view_matches_node_up_to(
+    brokers: &str,
+    topic: &str,
+    node: &Node,
+    chain_id: u64,
+    to: u64,
+) -> Report {
+    let expected = expected_from_node(node, chain_id, 0, to).expect("node logs");
     let mut reader = TopicReader::new(brokers, topic).expect("reader");
     let mut records = Vec::new();
     let mut checked = usize::MAX;
