@@ -76,7 +76,8 @@ pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
 }
 
 /// Mines a block every `interval`: mostly a few transactions of varied logs, sometimes an
-/// empty block, sometimes a block of many logs.
+/// empty block, sometimes a block of many logs, and now and then a reorganisation of the
+/// last 2 blocks (the output then shows the tombstones that retract them).
 fn traffic(anvil: &Anvil, seed: u64, interval: Duration, stop: &AtomicBool) {
     let Ok(mut sender) = Sender::new(anvil.node()) else {
         return;
@@ -84,6 +85,21 @@ fn traffic(anvil: &Anvil, seed: u64, interval: Duration, stop: &AtomicBool) {
     let mut shapes = LogShapes::new(seed);
     let mut rng = rand::rng();
     while !stop.load(Ordering::SeqCst) {
+        if rng.random_range(0..25) == 0 && anvil.node().head().unwrap_or(0) > 4 {
+            let branch = [shapes.logs(2), shapes.logs(1)];
+            let reorged = crate::traffic::reorg_with_logs(&anvil.node(), 2, &branch)
+                .and_then(|()| Sender::new(anvil.node()));
+            match reorged {
+                Ok(s) => {
+                    eprintln!(
+                        "devstack: chain {}: reorganised the last 2 blocks",
+                        anvil.chain_id
+                    );
+                    sender = s;
+                }
+                Err(e) => eprintln!("devstack: reorg on chain {}: {e:#}", anvil.chain_id),
+            }
+        }
         let txs: Vec<_> = match rng.random_range(0..10) {
             0 => vec![],
             1 => vec![shapes.logs(60), shapes.logs(40)],
