@@ -69,12 +69,26 @@ impl Service {
         cmd.env(
             "RUST_LOG",
             std::env::var("INGESTOR_TEST_LOG").unwrap_or_else(|_| "info".into()),
-        );
+        )
+        // Many services run at once in tests: the health endpoint takes a free port (it is
+        // logged); a test that queries it reads the address from the log.
+        .env("INGESTOR_HEALTH__LISTEN_ADDR", "127.0.0.1:0")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
         for (k, v) in env {
             cmd.env(k, v);
         }
         let process = Managed::spawn("ingestor", cmd, dir.join("ingestor.log"))?;
         Ok(Self { process, config })
+    }
+
+    /// The health endpoint's address, once the service logged it.
+    pub fn health_addr(&self) -> Option<String> {
+        let log = self.process.log_text();
+        let line = log
+            .lines()
+            .find(|l| l.contains("health endpoint listening"))?;
+        let start = line.find("addr=")? + 5;
+        Some(line[start..].split_whitespace().next()?.to_owned())
     }
 
     /// SIGTERM, then waits for the exit code.

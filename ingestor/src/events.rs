@@ -1,9 +1,45 @@
 //! Every log line the service writes, one struct per event. A call site is one line:
-//! `events::ChainConnected { .. }.emit()`. Labels stay bounded (chain name, stage,
-//! error type); hashes and raw node messages go only into the log text, never labels.
-//! Metrics hang off these same `emit()`s as they are added, so logs and metrics never drift.
+//! `events::ChainConnected { .. }.emit()`, and that `emit()` writes the log line, updates
+//! the metrics ([`crate::telemetry::metrics`]) and the chain status behind `/status`
+//! together, so logs, metrics and health never drift. Labels stay bounded (chain name,
+//! stage, error type); hashes and raw node messages go only into the log text.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use opentelemetry::KeyValue;
 use tracing::{debug, error, info, warn};
+
+use crate::telemetry::metrics::{chain_label, metrics};
+use crate::telemetry::status::{self, ChainState};
+
+fn error_count(chain: Option<&str>, stage: &'static str, error_type: &'static str) {
+    let mut labels = vec![
+        KeyValue::new("stage", stage),
+        KeyValue::new("error_type", error_type),
+    ];
+    if let Some(c) = chain {
+        labels.push(KeyValue::new("chain", c.to_owned()));
+    }
+    metrics().errors.add(1, &labels);
+}
+
+fn now_s() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+/// Records the lag gauges from the chain's status.
+fn record_lag(chain: &str, s: &status::ChainStatus) {
+    let l = chain_label(chain);
+    if let Some(lag) = s.lag_blocks {
+        metrics().lag_blocks.record(lag, &l);
+    }
+    if let Some(lag) = s.lag_seconds {
+        metrics().lag_seconds.record(lag, &l);
+    }
+}
 
 /// The follower opened a connection and verified the chain id.
 pub struct ChainConnected<'a> {
@@ -23,6 +59,17 @@ impl ChainConnected<'_> {
             head = self.head,
             "connected to node"
         );
+        let mut reconnect = false;
+        status::update(self.chain, |s| {
+            reconnect = s.state != ChainState::Following && s.head.is_some();
+            if reconnect {
+                s.reconnects += 1;
+            }
+            s.state = ChainState::Following;
+        });
+        if reconnect {
+            metrics().reconnects.add(1, &chain_label(self.chain));
+        }
     }
 }
 
@@ -47,6 +94,8 @@ impl NodeCallFailed<'_> {
             "node call failed, reconnecting: {}",
             self.error
         );
+        error_count(Some(self.chain), "follow", self.error_type);
+        status::update(self.chain, |s| s.state = ChainState::Connecting);
     }
 }
 
@@ -66,6 +115,8 @@ impl InconsistentAnswer<'_> {
             "node answer rejected, retrying: {}",
             self.what
         );
+        error_count(Some(self.chain), "follow", "inconsistent_answer");
+        status::update(self.chain, |s| s.state = ChainState::Connecting);
     }
 }
 
@@ -122,10 +173,14 @@ pub struct BlockDelivered<'a> {
     pub number: u64,
     /// Block hash (log text only).
     pub hash: &'a dyn std::fmt::Display,
+    /// Block timestamp (s), when known.
+    pub timestamp_s: Option<u64>,
     /// Records acknowledged.
     pub records: usize,
     /// Records skipped by the dedup LRU.
     pub dedup_hits: usize,
+    /// From enqueueing the first record to the last acknowledgement, when measured.
+    pub produce_s: Option<f64>,
 }
 impl BlockDelivered<'_> {
     /// Writes the event.
@@ -134,6 +189,46 @@ impl BlockDelivered<'_> {
             chain = self.chain, block = self.number, hash = %self.hash, records = self.records,
             dedup_hits = self.dedup_hits, "block delivered"
         );
+        let m = metrics();
+        let l = chain_label(self.chain);
+        m.logs_published.add(self.records as u64, &l);
+        m.blocks_processed.add(1, &l);
+        if self.dedup_hits > 0 {
+            m.dedup_hits.add(self.dedup_hits as u64, &l);
+        }
+        m.chain_delivered.record(self.number, &l);
+        if let Some(p) = self.produce_s {
+            m.produce_duration.record(p, &l);
+        }
+        status::update(self.chain, |s| {
+            s.delivered = Some(self.number);
+            s.lag_blocks = s.head.map(|h| h.saturating_sub(self.number));
+            if let Some(ts) = self.timestamp_s {
+                s.lag_seconds = Some((now_s() - ts as f64).max(0.0));
+            }
+            record_lag(self.chain, s);
+        });
+    }
+}
+
+/// The follower saw the head it may publish up to.
+pub struct HeadSeen<'a> {
+    /// Chain name.
+    pub chain: &'a str,
+    /// The head (tag, less confirmations).
+    pub head: u64,
+}
+impl HeadSeen<'_> {
+    /// Updates the head gauge and the lag (no log line: it happens on every poll).
+    pub fn emit(self) {
+        metrics()
+            .chain_head
+            .record(self.head, &chain_label(self.chain));
+        status::update(self.chain, |s| {
+            s.head = Some(self.head);
+            s.lag_blocks = s.delivered.map(|d| self.head.saturating_sub(d));
+            record_lag(self.chain, s);
+        });
     }
 }
 
@@ -155,6 +250,8 @@ pub struct ChainFailed<'a> {
     pub chain: &'a str,
     /// Bounded stage (`follow`, `publish`).
     pub stage: &'static str,
+    /// Bounded error type.
+    pub error_type: &'static str,
     /// The error.
     pub error: &'a dyn std::fmt::Display,
 }
@@ -164,9 +261,12 @@ impl ChainFailed<'_> {
         error!(
             chain = self.chain,
             stage = self.stage,
+            error_type = self.error_type,
             "chain stopped: {}",
             self.error
         );
+        error_count(Some(self.chain), self.stage, self.error_type);
+        status::update(self.chain, |s| s.state = ChainState::Stopped);
     }
 }
 
@@ -199,6 +299,7 @@ impl ChainStopped<'_> {
     /// Writes the event.
     pub fn emit(self) {
         info!(chain = self.chain, delivered = ?self.delivered, "chain stopped cleanly");
+        status::update(self.chain, |s| s.state = ChainState::Stopped);
     }
 }
 
@@ -223,6 +324,12 @@ impl ChainReorganised<'_> {
             retracted = self.retracted,
             "chain reorganised: retracting orphaned blocks"
         );
+        let m = metrics();
+        let l = chain_label(self.chain);
+        m.reorgs.add(1, &l);
+        m.reorg_depth.record(self.depth, &l);
+        m.retracted.add(self.retracted as u64, &l);
+        status::update(self.chain, |s| s.reorgs += 1);
     }
 }
 
@@ -244,6 +351,18 @@ impl BreakerChanged<'_> {
             retry_in_ms = self.retry_in_ms,
             "circuit breaker changed state"
         );
+        use crate::follower::BreakerState;
+        let value = match self.state {
+            BreakerState::Closed => 0,
+            BreakerState::HalfOpen => 1,
+            BreakerState::Open => 2,
+        };
+        metrics()
+            .breaker_state
+            .record(value, &chain_label(self.chain));
+        if self.state == BreakerState::Open {
+            status::update(self.chain, |s| s.state = ChainState::BreakerOpen);
+        }
     }
 }
 
@@ -251,6 +370,8 @@ impl BreakerChanged<'_> {
 pub struct ChainResumed<'a> {
     /// Chain name.
     pub chain: &'a str,
+    /// Chain id.
+    pub chain_id: u64,
     /// The checkpoint's block, if any.
     pub checkpoint: Option<u64>,
     /// Blocks of reorg window restored.
@@ -265,6 +386,11 @@ impl ChainResumed<'_> {
             window = self.window,
             "resuming chain"
         );
+        metrics().register_chain(self.chain);
+        status::update(self.chain, |s| {
+            s.chain_id = self.chain_id;
+            s.delivered = self.checkpoint;
+        });
     }
 }
 
@@ -289,6 +415,7 @@ impl TransactionAborted<'_> {
             "transaction aborted, resuming from the last committed checkpoint: {}",
             self.error
         );
+        error_count(Some(self.chain), "publish", self.error_type);
     }
 }
 
@@ -303,5 +430,55 @@ impl CheckpointWritten<'_> {
     /// Writes the event.
     pub fn emit(self) {
         debug!(chain = self.chain, block = self.block, "checkpoint written");
+    }
+}
+
+/// librdkafka reported a client-level error (a broker down, a failed request); it retries.
+pub struct KafkaClientError<'a> {
+    /// Bounded error type.
+    pub error_type: &'static str,
+    /// The error.
+    pub error: &'a dyn std::fmt::Display,
+    /// librdkafka's reason text.
+    pub reason: &'a str,
+}
+impl KafkaClientError<'_> {
+    /// Writes the event.
+    pub fn emit(self) {
+        warn!(
+            error_type = self.error_type,
+            "kafka client error (librdkafka retries): {}: {}", self.error, self.reason
+        );
+        error_count(None, "kafka", self.error_type);
+    }
+}
+
+/// Telemetry export was set up (or not) from the environment.
+pub struct TelemetryStarted {
+    /// Traces exported.
+    pub traces: bool,
+    /// Metrics exported.
+    pub metrics: bool,
+}
+impl TelemetryStarted {
+    /// Writes the event.
+    pub fn emit(self) {
+        info!(
+            traces = self.traces,
+            metrics = self.metrics,
+            "OTLP export (set OTEL_EXPORTER_OTLP_ENDPOINT to enable)"
+        );
+    }
+}
+
+/// The health endpoint is listening.
+pub struct HealthListening<'a> {
+    /// The bound address.
+    pub addr: &'a dyn std::fmt::Display,
+}
+impl HealthListening<'_> {
+    /// Writes the event.
+    pub fn emit(self) {
+        info!(addr = %self.addr, "health endpoint listening (/healthz, /readyz, /status)");
     }
 }

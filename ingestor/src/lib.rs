@@ -15,7 +15,10 @@
 //! - [`checkpoint`]: durable per-chain progress in a compacted topic, loaded at start-up.
 //! - [`supervisor`]: starts one supervised task pair per chain and handles shutdown; in
 //!   transactional mode, restarts a chain from its committed checkpoint after an abort.
-//! - [`events`]: every log line the service writes goes through here.
+//! - [`events`]: every log line the service writes goes through here, and updates the
+//!   metrics and the health status at the same time.
+//! - [`telemetry`]: OTLP export (traces, metrics), block spans, status, librdkafka stats.
+//! - [`health`]: `/healthz`, `/readyz`, `/status` over HTTP.
 //!
 //! # Invariants
 //! - A chain's blocks are handed to the sink strictly in order, each linked to the previous
@@ -35,8 +38,10 @@ pub mod config;
 pub mod encode;
 pub mod events;
 pub mod follower;
+pub mod health;
 pub mod rpc;
 pub mod shutdown;
 pub mod sink;
 pub mod supervisor;
+pub mod telemetry;
 pub mod window;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ingestor::{checkpoint, config, shutdown, sink, supervisor};
+use ingestor::{checkpoint, config, health, shutdown, sink, supervisor, telemetry};
 use tracing_subscriber::EnvFilter;
 
 /// Follows EVM chains and publishes every event log to Kafka-API topics as Avro.
@@ -70,7 +70,15 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
     let cfg = config::load(path)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // Before any event: events update the instruments of the installed providers.
+        let _telemetry = telemetry::init()?;
         let stop = shutdown::on_signal().context("cannot install signal handlers")?;
+        let health_stop = tokio_util::sync::CancellationToken::new();
+        let _health = match cfg.health.enabled {
+            true => Some(health::start(&cfg.health, health_stop.clone()).await?),
+            false => None,
+        };
+        let _stop_health = health_stop.drop_guard();
         let producer = sink::producer(&cfg.kafka)?;
         sink::ensure_topic(&cfg.kafka, &cfg.kafka.checkpoint_topic, Some(1)).await?;
         for chain in &cfg.chains {

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::producer::FutureProducer;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -20,7 +19,7 @@ use crate::config::{ChainConfig, Config, KafkaConfig};
 use crate::events;
 use crate::follower::{FollowError, Follower, backoff_jittered};
 use crate::sink::{
-    Outcome, Publisher, SinkError, TransactionalPublisher, flush, transactional_producer,
+    Outcome, Producer, Publisher, SinkError, TransactionalPublisher, flush, transactional_producer,
 };
 use crate::window::Window;
 
@@ -49,7 +48,7 @@ struct ChainOutcome {
 /// `start_block` when it has none.
 pub async fn run(
     config: Config,
-    producer: FutureProducer,
+    producer: Producer,
     checkpoints: HashMap<u64, Checkpoint>,
     stop: impl Future<Output = &'static str>,
 ) -> Result<(), SupervisorError> {
@@ -61,6 +60,7 @@ pub async fn run(
         let checkpoint = checkpoints.get(&cfg.chain_id);
         events::ChainResumed {
             chain: &cfg.name,
+            chain_id: cfg.chain_id,
             checkpoint: checkpoint.map(|c| c.block_number),
             window: checkpoint.map_or(0, |c| c.window.len()),
         }
@@ -142,7 +142,7 @@ struct Chain {
     cfg: Arc<ChainConfig>,
     kafka: Arc<KafkaConfig>,
     /// The shared idempotent producer (unused in transactional mode).
-    shared: FutureProducer,
+    shared: Producer,
     /// Cancelled by shutdown.
     stop: CancellationToken,
 }
@@ -150,7 +150,7 @@ struct Chain {
 impl Chain {
     async fn run(self, mut window: Window) -> ChainOutcome {
         let name = self.cfg.name.clone();
-        let mut txn_producer: Option<FutureProducer> = None;
+        let mut txn_producer: Option<Producer> = None;
         let mut rewinds = 0u32;
         loop {
             let (publish, follow) = self.attempt(&mut txn_producer, window.clone()).await;
@@ -200,7 +200,7 @@ impl Chain {
     /// Runs a follower and a publisher from `window` until the publisher ends.
     async fn attempt(
         &self,
-        txn_producer: &mut Option<FutureProducer>,
+        txn_producer: &mut Option<Producer>,
         window: Window,
     ) -> (
         Result<Outcome, tokio::task::JoinError>,
@@ -296,6 +296,7 @@ fn combine(
             events::ChainFailed {
                 chain,
                 stage: "publish",
+                error_type: e.error_type(),
                 error: &e,
             }
             .emit();
@@ -309,6 +310,7 @@ fn combine(
             events::ChainFailed {
                 chain,
                 stage: "follow",
+                error_type: e.error_type(),
                 error: &e,
             }
             .emit();

@@ -17,6 +17,43 @@ pub struct Config {
     /// exiting anyway. Default 30000.
     #[serde(default = "defaults::shutdown_timeout_ms")]
     pub shutdown_timeout_ms: u64,
+    /// The health endpoint.
+    #[serde(default)]
+    pub health: HealthConfig,
+}
+
+/// `[health]`: `/healthz`, `/readyz`, `/status` over HTTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Serve the endpoint. Default true.
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    /// Address to listen on; port 0 picks a free one (logged). Default `127.0.0.1:8686`:
+    /// loopback only unless changed.
+    #[serde(default = "defaults::health_listen_addr")]
+    pub listen_addr: String,
+    /// `/readyz` fails while a chain is more than this many blocks behind its head. Default 64.
+    #[serde(default = "defaults::ready_max_lag_blocks")]
+    pub ready_max_lag_blocks: u64,
+    /// Connections served at once; more are closed at once. Default 32.
+    #[serde(default = "defaults::health_max_connections")]
+    pub max_connections: usize,
+    /// Deadline for reading a request and writing its answer. Default 5000.
+    #[serde(default = "defaults::health_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen_addr: defaults::health_listen_addr(),
+            ready_max_lag_blocks: defaults::ready_max_lag_blocks(),
+            max_connections: defaults::health_max_connections(),
+            request_timeout_ms: defaults::health_request_timeout_ms(),
+        }
+    }
 }
 
 /// `[kafka]`.
@@ -247,6 +284,21 @@ mod defaults {
 
     pub(super) fn shutdown_timeout_ms() -> u64 {
         30_000
+    }
+    pub(super) fn yes() -> bool {
+        true
+    }
+    pub(super) fn health_listen_addr() -> String {
+        "127.0.0.1:8686".into()
+    }
+    pub(super) fn ready_max_lag_blocks() -> u64 {
+        64
+    }
+    pub(super) fn health_max_connections() -> usize {
+        32
+    }
+    pub(super) fn health_request_timeout_ms() -> u64 {
+        5_000
     }
     pub(super) fn topic_partitions() -> i32 {
         1

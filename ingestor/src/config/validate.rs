@@ -24,6 +24,24 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
     if c.kafka.checkpoint_topic.trim().is_empty() {
         return Err("`kafka.checkpoint_topic` is empty; set a topic name".into());
     }
+    if c.health.enabled {
+        if c.health
+            .listen_addr
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+        {
+            return Err(format!(
+                "`health.listen_addr` {:?} is not an ip:port address (e.g. \"127.0.0.1:8686\")",
+                c.health.listen_addr
+            ));
+        }
+        if c.health.max_connections == 0 || c.health.request_timeout_ms == 0 {
+            return Err(
+                "`health.max_connections` and `health.request_timeout_ms` must be greater than 0"
+                    .into(),
+            );
+        }
+    }
     if c.chains.is_empty() {
         return Err("no [[chains]] configured; add at least one".into());
     }

@@ -2,6 +2,7 @@
 
 use crate::rpc::hex::B256;
 use crate::rpc::types::{Header, Log};
+use crate::telemetry::trace::FetchTiming;
 
 /// One canonical block as handed to the sink: its header and every log in it, ordered by
 /// `log_index`.
@@ -11,6 +12,8 @@ pub struct BlockLogs {
     pub header: Header,
     /// The block's logs.
     pub logs: Vec<Log>,
+    /// When it was fetched (for its trace).
+    pub fetched: FetchTiming,
 }
 
 /// The node's answers do not fit together; retry, never publish.
@@ -38,7 +41,11 @@ impl BlockLogs {
             }
             last = Some(log.log_index);
         }
-        Ok(Self { header, logs })
+        Ok(Self {
+            header,
+            logs,
+            fetched: FetchTiming::since(std::time::SystemTime::now()),
+        })
     }
 }
 

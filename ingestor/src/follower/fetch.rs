@@ -7,9 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 
+use std::time::SystemTime;
+
 use crate::events;
 use crate::rpc::RpcClient;
 use crate::rpc::types::{Header, Log};
+use crate::telemetry::trace::FetchTiming;
 
 use super::block::{BlockLogs, Inconsistent, check_link};
 use super::error::FollowError;
@@ -58,11 +61,14 @@ impl<'a> Fetcher<'a> {
     /// One block by number: its header, then `eth_getLogs {blockHash}`. `None` when the
     /// node does not have that block yet.
     pub(super) async fn block(&self, number: u64) -> Result<Option<BlockLogs>, FollowError> {
+        let started = SystemTime::now();
         let Some(header) = self.rpc.header_by_number(number).await? else {
             return Ok(None);
         };
         let logs = self.rpc.logs_by_block_hash(&header.hash).await?;
-        Ok(Some(BlockLogs::assemble(header, logs)?))
+        let mut block = BlockLogs::assemble(header, logs)?;
+        block.fetched = FetchTiming::since(started);
+        Ok(Some(block))
     }
 
     /// Blocks `from..=to`, splitting the range when the node refuses it.
@@ -105,8 +111,14 @@ impl<'a> Fetcher<'a> {
             .map(|n| self.rpc.header_by_number(n))
             .buffered(HEADER_CONCURRENCY)
             .try_collect::<Vec<Option<Header>>>();
+        let started = SystemTime::now();
         let (logs, headers) = tokio::try_join!(self.rpc.logs_in_range(from, to), headers)?;
-        assemble_range(from, headers, logs).map_err(FollowError::from)
+        let mut blocks = assemble_range(from, headers, logs)?;
+        let fetched = FetchTiming::since(started);
+        for b in &mut blocks {
+            b.fetched = fetched;
+        }
+        Ok(blocks)
     }
 }
 

@@ -173,6 +173,11 @@ impl Follower {
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             let head = self.target_head(&rpc).await?;
+            events::HeadSeen {
+                chain: &self.cfg.name,
+                head,
+            }
+            .emit();
             let next = self.next_block();
             if next <= head {
                 let walked = if head - next + 1 > self.cfg.live_threshold_blocks {

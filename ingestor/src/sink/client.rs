@@ -5,10 +5,11 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::KafkaConfig;
+use crate::telemetry::KafkaContext;
 
 use super::error::SinkError;
 
@@ -19,13 +20,16 @@ fn base_config(k: &KafkaConfig) -> ClientConfig {
     c
 }
 
+/// The producer type: librdkafka statistics feed the metrics through [`KafkaContext`].
+pub type Producer = FutureProducer<KafkaContext>;
+
 /// Largest record the producer sends (a checkpoint carries the reorg window's keys).
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// The idempotent producer all chains share (one librdkafka instance, one I/O thread set).
-pub fn producer(k: &KafkaConfig) -> Result<FutureProducer, SinkError> {
+pub fn producer(k: &KafkaConfig) -> Result<Producer, SinkError> {
     producer_config(k)
-        .create()
+        .create_with_context(KafkaContext)
         .map_err(|e| SinkError::Client(Box::new(e)))
 }
 
@@ -39,6 +43,7 @@ pub(super) fn producer_config(k: &KafkaConfig) -> ClientConfig {
             k.queue_max_messages.to_string(),
         )
         .set("linger.ms", "5")
+        .set("statistics.interval.ms", "5000")
         .set("acks", "all");
     for (key, value) in &k.librdkafka_options {
         c.set(key, value);
@@ -103,6 +108,6 @@ pub async fn ensure_topic(
 }
 
 /// Waits up to `timeout` for every queued record to be acknowledged.
-pub fn flush(producer: &FutureProducer, timeout: Duration) -> Result<(), String> {
+pub fn flush(producer: &Producer, timeout: Duration) -> Result<(), String> {
     producer.flush(timeout).map_err(|e| e.to_string())
 }

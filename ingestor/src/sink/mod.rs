@@ -10,7 +10,7 @@ mod publisher;
 mod records;
 mod transactional;
 
-pub use client::{MAX_MESSAGE_BYTES, ensure_topic, flush, producer};
+pub use client::{MAX_MESSAGE_BYTES, Producer, ensure_topic, flush, producer};
 pub use dedup::Dedup;
 pub use error::SinkError;
 pub use publisher::{Acked, Outcome, Publisher};

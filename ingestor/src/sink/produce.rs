@@ -3,29 +3,45 @@
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::events;
 
+use super::client::Producer;
 use super::error::SinkError;
 
 /// How long to wait before offering a record again to a full producer queue.
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(10);
 
-/// Enqueues `key`/`payload` (a tombstone when `None`); the future resolves on acknowledgement.
+/// One record to enqueue.
+pub(super) struct Outgoing<'a> {
+    pub(super) topic: &'a str,
+    pub(super) key: &'a str,
+    /// `None`: a tombstone.
+    pub(super) payload: Option<&'a [u8]>,
+    pub(super) timestamp_ms: i64,
+    pub(super) traceparent: Option<&'a str>,
+}
+
+/// Enqueues one record; the future resolves on acknowledgement.
 pub(super) async fn enqueue(
-    producer: &FutureProducer,
+    producer: &Producer,
     chain: &str,
-    topic: &str,
-    key: &str,
-    payload: Option<&[u8]>,
-    timestamp_ms: i64,
+    out: Outgoing<'_>,
 ) -> Result<DeliveryFuture, SinkError> {
+    let (topic, key) = (out.topic, out.key);
     let mut record: FutureRecord<'_, str, [u8]> =
-        FutureRecord::to(topic).key(key).timestamp(timestamp_ms);
-    if let Some(p) = payload {
+        FutureRecord::to(topic).key(key).timestamp(out.timestamp_ms);
+    if let Some(p) = out.payload {
         record = record.payload(p);
+    }
+    if let Some(tp) = out.traceparent {
+        record = record.headers(OwnedHeaders::new().insert(Header {
+            key: "traceparent",
+            value: Some(tp),
+        }));
     }
     loop {
         match producer.send_result(record) {
@@ -64,5 +80,16 @@ pub(super) async fn acknowledged(
             key: key.to_owned(),
             block,
         }),
+    }
+}
+
+/// The [`Outgoing`] form of a built record for `topic`.
+pub(super) fn outgoing<'a>(topic: &'a str, r: &'a super::records::OutRecord) -> Outgoing<'a> {
+    Outgoing {
+        topic,
+        key: &r.key,
+        payload: r.payload.as_deref(),
+        timestamp_ms: r.timestamp_ms,
+        traceparent: r.traceparent.as_deref(),
     }
 }

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
-use rdkafka::producer::FutureProducer;
 use tokio::sync::mpsc;
 
 use crate::checkpoint::{self, Checkpoint};
@@ -23,9 +22,10 @@ use crate::events;
 use crate::follower::Update;
 use crate::window::Window;
 
+use super::client::Producer;
 use super::dedup::Dedup;
 use super::error::SinkError;
-use super::produce::{acknowledged, enqueue};
+use super::produce::{Outgoing, acknowledged, enqueue, outgoing};
 use super::records::{Effect, build};
 
 /// An update whose records were all acknowledged.
@@ -37,6 +37,10 @@ pub struct Acked {
     pub records: usize,
     /// Records skipped by the dedup LRU.
     pub dedup_hits: usize,
+    /// The block's timestamp (s); `None` for a retraction.
+    pub timestamp_s: Option<u64>,
+    /// Enqueue to last acknowledgement (s), when measured.
+    pub produce_s: Option<f64>,
 }
 
 /// How a publisher ended: the delivered window (what the checkpoint holds) and why.
@@ -55,7 +59,7 @@ pub struct Publisher {
     cfg: Arc<ChainConfig>,
     topic: String,
     checkpoint_topic: String,
-    producer: FutureProducer,
+    producer: Producer,
     encoder: Encoder,
     dedup: Dedup,
     window: Window,
@@ -65,7 +69,7 @@ impl Publisher {
     /// A publisher for `cfg`'s topic on the shared `producer`, continuing after `window`.
     pub fn new(
         cfg: Arc<ChainConfig>,
-        producer: FutureProducer,
+        producer: Producer,
         checkpoint_topic: &str,
         dedup_capacity: usize,
         window: Window,
@@ -147,28 +151,32 @@ impl Publisher {
             Effect::Retract { ancestor } => *ancestor,
         };
         let mut deliveries = Vec::with_capacity(batch.records.len());
-        for r in batch.records {
-            let d = enqueue(
-                &self.producer,
-                &self.cfg.name,
-                &self.topic,
-                &r.key,
-                r.payload.as_deref(),
-                r.timestamp_ms,
-            )
-            .await?;
-            deliveries.push((r.key, d));
+        let mut trace = batch.trace;
+        if let Some(t) = trace.as_mut() {
+            t.producing();
+        }
+        let started = std::time::Instant::now();
+        for r in &batch.records {
+            let d = enqueue(&self.producer, &self.cfg.name, outgoing(&self.topic, r)).await?;
+            deliveries.push((r.key.clone(), d));
         }
         let (effect, dedup_hits, topic) = (batch.effect, batch.dedup_hits, self.topic.clone());
+        let timestamp_s = batch.timestamp_s;
         Ok(async move {
             let records = deliveries.len();
             for (key, delivery) in deliveries {
                 acknowledged(delivery, &topic, &key, block).await?;
             }
+            let produce_s = started.elapsed().as_secs_f64();
+            if let Some(t) = trace {
+                t.acknowledged(records);
+            }
             Ok(Acked {
                 effect,
                 records,
                 dedup_hits,
+                timestamp_s,
+                produce_s: Some(produce_s),
             })
         }
         .boxed())
@@ -186,10 +194,13 @@ impl Publisher {
         let d = enqueue(
             &self.producer,
             &self.cfg.name,
-            &self.checkpoint_topic,
-            &key,
-            Some(&value),
-            cp.updated_at_ms,
+            Outgoing {
+                topic: &self.checkpoint_topic,
+                key: &key,
+                payload: Some(&value),
+                timestamp_ms: cp.updated_at_ms,
+                traceparent: None,
+            },
         )
         .await?;
         let (topic, chain) = (self.checkpoint_topic.clone(), self.cfg.name.clone());
@@ -214,8 +225,10 @@ pub(super) fn apply(chain: &str, window: &mut Window, acked: Acked) {
                 chain,
                 number: b.number,
                 hash: &b.hash,
+                timestamp_s: acked.timestamp_s,
                 records: acked.records,
                 dedup_hits: acked.dedup_hits,
+                produce_s: acked.produce_s,
             }
             .emit();
             window.push(b);

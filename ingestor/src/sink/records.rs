@@ -2,8 +2,11 @@
 //! for a retraction. The dedup LRU skips values this process already produced, and forgets
 //! keys it retracts.
 
+use std::time::SystemTime;
+
 use crate::encode::Encoder;
 use crate::follower::Update;
+use crate::telemetry::trace::BlockTrace;
 use crate::window::WindowBlock;
 
 use super::dedup::Dedup;
@@ -23,6 +26,8 @@ pub struct OutRecord {
     pub payload: Option<Vec<u8>>,
     /// Kafka timestamp (ms).
     pub timestamp_ms: i64,
+    /// W3C `traceparent` header of the block's span, when traces are exported.
+    pub traceparent: Option<String>,
 }
 
 /// What an update does to the delivered window once all its records are acknowledged.
@@ -45,7 +50,11 @@ pub(super) struct Batch {
     /// The effect once acknowledged.
     pub(super) effect: Effect,
     /// Records skipped by the dedup LRU.
-    pub dedup_hits: usize,
+    pub(super) dedup_hits: usize,
+    /// The block's timestamp (s); `None` for a retraction.
+    pub(super) timestamp_s: Option<u64>,
+    /// The block's spans; `None` for a retraction.
+    pub(super) trace: Option<BlockTrace>,
 }
 
 /// Builds the records for `update`.
@@ -57,6 +66,15 @@ pub(super) fn build(
 ) -> Result<Batch, SinkError> {
     match update {
         Update::Block(block) => {
+            let encode_started = SystemTime::now();
+            let trace = BlockTrace::start(
+                chain_id,
+                block.header.number,
+                &block.header.hash.to_string(),
+                block.logs.len(),
+                block.fetched,
+            );
+            let traceparent = trace.traceparent();
             let ts_s = block.header.timestamp_s;
             let timestamp_ms = ts_s.saturating_mul(1000) as i64;
             let mut records = Vec::with_capacity(block.logs.len());
@@ -72,12 +90,16 @@ pub(super) fn build(
                     key,
                     payload: Some(value),
                     timestamp_ms,
+                    traceparent: traceparent.clone(),
                 });
             }
+            trace.encoded(encode_started);
             Ok(Batch {
                 records,
                 effect: Effect::Block(block.window_block()),
                 dedup_hits,
+                timestamp_s: Some(ts_s),
+                trace: Some(trace),
             })
         }
         Update::Retract(r) => {
@@ -95,6 +117,7 @@ pub(super) fn build(
                         key,
                         payload: None,
                         timestamp_ms: now_ms,
+                        traceparent: None,
                     }
                 })
                 .collect();
@@ -110,6 +133,8 @@ pub(super) fn build(
                     ancestor: r.ancestor,
                 },
                 dedup_hits: 0,
+                timestamp_s: None,
+                trace: None,
             })
         }
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer as _;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::mpsc;
 
@@ -21,12 +21,13 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::config::{ChainConfig, KafkaConfig};
 use crate::encode::Encoder;
 use crate::follower::Update;
+use crate::telemetry::KafkaContext;
 use crate::window::Window;
 
-use super::client::producer_config;
+use super::client::{Producer, producer_config};
 use super::dedup::Dedup;
 use super::error::SinkError;
-use super::produce::{acknowledged, enqueue};
+use super::produce::{Outgoing, acknowledged, enqueue, outgoing};
 use super::publisher::{Acked, Outcome, apply};
 use super::records::{Effect, build};
 
@@ -37,10 +38,7 @@ pub fn transactional_id(k: &KafkaConfig, chain_id: u64) -> String {
 
 /// Creates the chain's transactional producer and initialises transactions (which fences
 /// any earlier instance with the same id).
-pub async fn transactional_producer(
-    k: &KafkaConfig,
-    chain_id: u64,
-) -> Result<FutureProducer, SinkError> {
+pub async fn transactional_producer(k: &KafkaConfig, chain_id: u64) -> Result<Producer, SinkError> {
     let id = transactional_id(k, chain_id);
     let mut c: ClientConfig = producer_config(k);
     // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
@@ -51,7 +49,9 @@ pub async fn transactional_producer(
             k.transaction_timeout_ms.to_string(),
         )
         .set("message.timeout.ms", message_timeout_ms.to_string());
-    let producer: FutureProducer = c.create().map_err(|e| SinkError::Client(Box::new(e)))?;
+    let producer: Producer = c
+        .create_with_context(KafkaContext)
+        .map_err(|e| SinkError::Client(Box::new(e)))?;
     let timeout = Duration::from_millis(k.transaction_timeout_ms);
     let p = producer.clone();
     tokio::task::spawn_blocking(move || p.init_transactions(timeout))
@@ -94,7 +94,7 @@ pub struct TransactionalPublisher {
     id: String,
     topic: String,
     checkpoint_topic: String,
-    producer: FutureProducer,
+    producer: Producer,
     encoder: Encoder,
     dedup: Dedup,
     window: Window,
@@ -108,7 +108,7 @@ impl TransactionalPublisher {
     pub fn new(
         cfg: Arc<ChainConfig>,
         k: &KafkaConfig,
-        producer: FutureProducer,
+        producer: Producer,
         window: Window,
     ) -> Result<Self, SinkError> {
         Ok(Self {
@@ -162,6 +162,7 @@ impl TransactionalPublisher {
 
     /// One transaction: every update's records, then the checkpoint of the resulting window.
     async fn transaction(&mut self, updates: Vec<Update>) -> Result<(), SinkError> {
+        let started = std::time::Instant::now();
         self.producer
             .begin_transaction()
             .map_err(|e| classify(&self.id, e))?;
@@ -179,25 +180,25 @@ impl TransactionalPublisher {
                 Effect::Block(b) => b.number,
                 Effect::Retract { ancestor } => *ancestor,
             };
+            let mut trace = batch.trace;
+            if let Some(t) = trace.as_mut() {
+                t.producing();
+            }
             for r in &batch.records {
-                let d = enqueue(
-                    &self.producer,
-                    &self.cfg.name,
-                    &self.topic,
-                    &r.key,
-                    r.payload.as_deref(),
-                    r.timestamp_ms,
-                )
-                .await?;
+                let d = enqueue(&self.producer, &self.cfg.name, outgoing(&self.topic, r)).await?;
                 deliveries.push((self.topic.clone(), r.key.clone(), block, d));
             }
-            let a = Acked {
-                records: batch.records.len(),
-                dedup_hits: batch.dedup_hits,
-                effect: batch.effect,
-            };
-            apply_quietly(&mut window, &a.effect);
-            acked.push(a);
+            apply_quietly(&mut window, &batch.effect);
+            acked.push((
+                Acked {
+                    records: batch.records.len(),
+                    dedup_hits: batch.dedup_hits,
+                    effect: batch.effect,
+                    timestamp_s: batch.timestamp_s,
+                    produce_s: None,
+                },
+                trace,
+            ));
         }
         if let Some(cp) = Checkpoint::of(self.cfg.chain_id, &window) {
             let value = checkpoint::encode(&cp).map_err(SinkError::Checkpoint)?;
@@ -205,10 +206,13 @@ impl TransactionalPublisher {
             let d = enqueue(
                 &self.producer,
                 &self.cfg.name,
-                &self.checkpoint_topic,
-                &key,
-                Some(&value),
-                cp.updated_at_ms,
+                Outgoing {
+                    topic: &self.checkpoint_topic,
+                    key: &key,
+                    payload: Some(&value),
+                    timestamp_ms: cp.updated_at_ms,
+                    traceparent: None,
+                },
             )
             .await?;
             deliveries.push((self.checkpoint_topic.clone(), key, cp.block_number, d));
@@ -222,7 +226,12 @@ impl TransactionalPublisher {
             .await
             .map_err(|e| aborted(format!("commit task: {e}"), true))?
             .map_err(|e| classify(&self.id, e))?;
-        for a in acked {
+        let produce_s = started.elapsed().as_secs_f64();
+        for (mut a, trace) in acked {
+            if let Some(t) = trace {
+                t.acknowledged(a.records);
+            }
+            a.produce_s = Some(produce_s);
             apply(&self.cfg.name, &mut self.window, a);
         }
         Ok(())

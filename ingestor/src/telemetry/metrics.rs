@@ -1,0 +1,229 @@
+//! Every metric the service exports, with its OpenTelemetry name and unit. The Prometheus
+//! name (after an OTLP → Prometheus translation) is given in each doc comment and in the
+//! README; the Grafana dashboards query those names, and a test checks that they exist.
+//!
+//! Labels are bounded: `chain` (the configured chain name), `stage`, `error_type`. Never a
+//! hash, an address or raw error text.
+
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter};
+
+/// The instrumentation scope.
+pub const SCOPE: &str = "ethhook-ingestor";
+
+/// The instruments.
+pub struct Metrics {
+    /// `ethhook.logs.published` `{log}` → `ethhook_logs_published_total`.
+    pub logs_published: Counter<u64>,
+    /// `ethhook.blocks.processed` `{block}` → `ethhook_blocks_processed_total`.
+    pub blocks_processed: Counter<u64>,
+    /// `ethhook.chain.head` `{block}` → `ethhook_chain_head`.
+    pub chain_head: Gauge<u64>,
+    /// `ethhook.chain.delivered` `{block}` → `ethhook_chain_delivered`.
+    pub chain_delivered: Gauge<u64>,
+    /// `ethhook.chain.lag.blocks` `{block}` → `ethhook_chain_lag_blocks`.
+    pub lag_blocks: Gauge<u64>,
+    /// `ethhook.chain.lag.time` `s` → `ethhook_chain_lag_time_seconds`: now minus the
+    /// timestamp of the last delivered block.
+    pub lag_seconds: Gauge<f64>,
+    /// `ethhook.reorgs` `{reorg}` → `ethhook_reorgs_total`.
+    pub reorgs: Counter<u64>,
+    /// `ethhook.reorg.depth` `{block}` → `ethhook_reorg_depth_bucket` / `_sum` / `_count`.
+    pub reorg_depth: Histogram<u64>,
+    /// `ethhook.records.retracted` `{record}` → `ethhook_records_retracted_total`.
+    pub retracted: Counter<u64>,
+    /// `ethhook.dedup.hits` `{record}` → `ethhook_dedup_hits_total`.
+    pub dedup_hits: Counter<u64>,
+    /// `ethhook.reconnects` `{reconnect}` → `ethhook_reconnects_total`.
+    pub reconnects: Counter<u64>,
+    /// `ethhook.breaker.state` `{state}` → `ethhook_breaker_state`: 0 closed, 1 half-open,
+    /// 2 open.
+    pub breaker_state: Gauge<u64>,
+    /// `ethhook.produce.duration` `s` → `ethhook_produce_duration_seconds_bucket` / `_sum` /
+    /// `_count`: from enqueueing a block's first record to the broker's last acknowledgement.
+    pub produce_duration: Histogram<f64>,
+    /// `ethhook.errors` `{error}` → `ethhook_errors_total`, by `stage` and `error_type`.
+    pub errors: Counter<u64>,
+    /// `ethhook.kafka.queue.messages` `{message}` → `ethhook_kafka_queue_messages`: records
+    /// in the producer's queue (librdkafka `msg_cnt`).
+    pub kafka_queue_messages: Gauge<u64>,
+    /// `ethhook.kafka.queue.size` `By` → `ethhook_kafka_queue_size_bytes` (librdkafka `msg_size`).
+    pub kafka_queue_bytes: Gauge<u64>,
+}
+
+/// Cumulative librdkafka counters, exported as observable counters:
+/// `ethhook.kafka.retries` → `ethhook_kafka_retries_total` (request retries), and
+/// `ethhook.kafka.errors` → `ethhook_kafka_errors_total` (transmission errors), summed over
+/// brokers, from `ClientContext::stats`.
+pub static KAFKA_RETRIES: AtomicU64 = AtomicU64::new(0);
+/// See [`KAFKA_RETRIES`].
+pub static KAFKA_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// Every exported OpenTelemetry metric name (the observable ones included).
+pub const NAMES: &[&str] = &[
+    "ethhook.logs.published",
+    "ethhook.blocks.processed",
+    "ethhook.chain.head",
+    "ethhook.chain.delivered",
+    "ethhook.chain.lag.blocks",
+    "ethhook.chain.lag.time",
+    "ethhook.reorgs",
+    "ethhook.reorg.depth",
+    "ethhook.records.retracted",
+    "ethhook.dedup.hits",
+    "ethhook.reconnects",
+    "ethhook.breaker.state",
+    "ethhook.produce.duration",
+    "ethhook.errors",
+    "ethhook.kafka.queue.messages",
+    "ethhook.kafka.queue.size",
+    "ethhook.kafka.retries",
+    "ethhook.kafka.errors",
+];
+
+impl Metrics {
+    fn new(meter: &Meter) -> Self {
+        let counter = |name: &'static str, unit: &'static str, doc: &'static str| {
+            meter
+                .u64_counter(name)
+                .with_unit(unit)
+                .with_description(doc)
+                .build()
+        };
+        let gauge = |name: &'static str, unit: &'static str, doc: &'static str| {
+            meter
+                .u64_gauge(name)
+                .with_unit(unit)
+                .with_description(doc)
+                .build()
+        };
+        meter
+            .u64_observable_counter("ethhook.kafka.retries")
+            .with_unit("{request}")
+            .with_description("Kafka request retries (librdkafka statistics)")
+            .with_callback(|o| o.observe(KAFKA_RETRIES.load(Ordering::Relaxed), &[]))
+            .build();
+        meter
+            .u64_observable_counter("ethhook.kafka.errors")
+            .with_unit("{error}")
+            .with_description("Kafka transmission errors (librdkafka statistics)")
+            .with_callback(|o| o.observe(KAFKA_ERRORS.load(Ordering::Relaxed), &[]))
+            .build();
+        Self {
+            logs_published: counter(
+                "ethhook.logs.published",
+                "{log}",
+                "Log records acknowledged by the broker",
+            ),
+            blocks_processed: counter(
+                "ethhook.blocks.processed",
+                "{block}",
+                "Blocks whose records were all acknowledged",
+            ),
+            chain_head: gauge(
+                "ethhook.chain.head",
+                "{block}",
+                "The node's head (latest, safe or finalized, less confirmations)",
+            ),
+            chain_delivered: gauge(
+                "ethhook.chain.delivered",
+                "{block}",
+                "The last fully acknowledged block",
+            ),
+            lag_blocks: gauge(
+                "ethhook.chain.lag.blocks",
+                "{block}",
+                "Head minus last delivered block",
+            ),
+            lag_seconds: meter
+                .f64_gauge("ethhook.chain.lag.time")
+                .with_unit("s")
+                .with_description("Now minus the timestamp of the last delivered block")
+                .build(),
+            reorgs: counter("ethhook.reorgs", "{reorg}", "Reorganisations retracted"),
+            reorg_depth: meter
+                .u64_histogram("ethhook.reorg.depth")
+                .with_unit("{block}")
+                .with_description("Depth of each reorganisation (orphaned blocks)")
+                .with_boundaries(vec![
+                    1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0, 64.0, 128.0,
+                ])
+                .build(),
+            retracted: counter(
+                "ethhook.records.retracted",
+                "{record}",
+                "Tombstones published for orphaned records",
+            ),
+            dedup_hits: counter(
+                "ethhook.dedup.hits",
+                "{record}",
+                "Records skipped as already produced with the same value",
+            ),
+            reconnects: counter(
+                "ethhook.reconnects",
+                "{reconnect}",
+                "Connections to the node after a failure",
+            ),
+            breaker_state: gauge(
+                "ethhook.breaker.state",
+                "{state}",
+                "Circuit breaker: 0 closed, 1 half-open, 2 open",
+            ),
+            produce_duration: meter
+                .f64_histogram("ethhook.produce.duration")
+                .with_unit("s")
+                .with_description(
+                    "From enqueueing a block's first record to its last acknowledgement",
+                )
+                .with_boundaries(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    30.0,
+                ])
+                .build(),
+            errors: counter("ethhook.errors", "{error}", "Errors by stage and type"),
+            kafka_queue_messages: gauge(
+                "ethhook.kafka.queue.messages",
+                "{message}",
+                "Records in the producer queue",
+            ),
+            kafka_queue_bytes: gauge(
+                "ethhook.kafka.queue.size",
+                "By",
+                "Bytes in the producer queue",
+            ),
+        }
+    }
+
+    /// Sets every counter of `chain` to exist at 0, so dashboards show 0 rather than no data.
+    pub fn register_chain(&self, chain: &str) {
+        let l = chain_label(chain);
+        for c in [
+            &self.logs_published,
+            &self.blocks_processed,
+            &self.reorgs,
+            &self.retracted,
+            &self.dedup_hits,
+            &self.reconnects,
+        ] {
+            c.add(0, &l);
+        }
+        self.breaker_state.record(0, &l);
+    }
+}
+
+/// `[chain=<name>]`.
+pub fn chain_label(chain: &str) -> [KeyValue; 1] {
+    [KeyValue::new("chain", chain.to_owned())]
+}
+
+static METRICS: LazyLock<Metrics> =
+    LazyLock::new(|| Metrics::new(&opentelemetry::global::meter(SCOPE)));
+
+/// The instruments, created on first use from the global meter provider (install the
+/// provider first: see [`super::init`]).
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}

@@ -1,0 +1,146 @@
+//! Telemetry: OTLP export of traces and metrics, the metric instruments, block spans, the
+//! per-chain status behind the health endpoint, and librdkafka statistics.
+//!
+//! Configuration is the standard OpenTelemetry environment: `OTEL_EXPORTER_OTLP_ENDPOINT`
+//! (or the per-signal `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `..._METRICS_ENDPOINT`),
+//! `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc` or `http/protobuf`, default `http/protobuf`),
+//! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_METRIC_EXPORT_INTERVAL`,
+//! `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_BSP_*`. With no endpoint, nothing is exported and
+//! the instruments are no-ops. Export happens on background threads with bounded queues: an
+//! unreachable collector drops telemetry, never blocks ingestion.
+
+mod kafka_stats;
+pub mod metrics;
+pub mod status;
+pub mod trace;
+
+use std::env;
+
+use opentelemetry::global;
+use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use rdkafka::types::RDKafkaErrorCode;
+
+pub use kafka_stats::KafkaContext;
+
+/// The telemetry could not be set up from the environment.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// An unsupported `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    #[error(
+        "OTEL_EXPORTER_OTLP_PROTOCOL={0:?} is not supported; use \"grpc\" or \"http/protobuf\""
+    )]
+    Protocol(String),
+    /// The exporter refused its settings.
+    #[error("OTLP exporter settings rejected: {0}")]
+    Exporter(String),
+}
+
+/// Which OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Grpc,
+    HttpProtobuf,
+}
+
+fn var(name: &str) -> Option<String> {
+    env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn protocol(signal: &str) -> Result<Protocol, TelemetryError> {
+    let raw = var(&format!("OTEL_EXPORTER_OTLP_{signal}_PROTOCOL"))
+        .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"));
+    match raw.as_deref() {
+        None | Some("http/protobuf") => Ok(Protocol::HttpProtobuf),
+        Some("grpc") => Ok(Protocol::Grpc),
+        Some(other) => Err(TelemetryError::Protocol(other.to_owned())),
+    }
+}
+
+fn endpoint_set(signal: &str) -> bool {
+    var(&format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")).is_some()
+        || var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
+}
+
+/// Shuts the exporters down (flushing what is queued, within their timeouts) when dropped.
+pub struct Guard {
+    tracer: Option<SdkTracerProvider>,
+    meter: Option<SdkMeterProvider>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(t) = self.tracer.take() {
+            let _ = t.shutdown();
+        }
+        if let Some(m) = self.meter.take() {
+            let _ = m.shutdown();
+        }
+    }
+}
+
+/// Installs the global tracer and meter providers from the environment. Call inside the
+/// Tokio runtime (the gRPC transport needs it), before any event is emitted.
+pub fn init() -> Result<Guard, TelemetryError> {
+    let resource = Resource::builder()
+        .with_service_name(var("OTEL_SERVICE_NAME").unwrap_or_else(|| "ethhook-ingestor".into()))
+        .build();
+    let err = |e: opentelemetry_otlp::ExporterBuildError| TelemetryError::Exporter(e.to_string());
+    let tracer = if endpoint_set("TRACES") {
+        let exporter = match protocol("TRACES")? {
+            Protocol::Grpc => SpanExporter::builder().with_tonic().build(),
+            Protocol::HttpProtobuf => SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .build(),
+        }
+        .map_err(err)?;
+        let provider = SdkTracerProvider::builder()
+            .with_resource(resource.clone())
+            .with_batch_exporter(exporter)
+            .build();
+        global::set_tracer_provider(provider.clone());
+        Some(provider)
+    } else {
+        None
+    };
+    let meter = if endpoint_set("METRICS") {
+        let exporter = match protocol("METRICS")? {
+            Protocol::Grpc => MetricExporter::builder().with_tonic().build(),
+            Protocol::HttpProtobuf => MetricExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .build(),
+        }
+        .map_err(err)?;
+        let provider = SdkMeterProvider::builder()
+            .with_resource(resource)
+            .with_periodic_exporter(exporter)
+            .build();
+        global::set_meter_provider(provider.clone());
+        Some(provider)
+    } else {
+        None
+    };
+    crate::events::TelemetryStarted {
+        traces: tracer.is_some(),
+        metrics: meter.is_some(),
+    }
+    .emit();
+    Ok(Guard { tracer, meter })
+}
+
+/// A bounded label for a librdkafka error code.
+pub fn code_label(code: RDKafkaErrorCode) -> &'static str {
+    match code {
+        RDKafkaErrorCode::BrokerTransportFailure => "broker_transport",
+        RDKafkaErrorCode::AllBrokersDown => "all_brokers_down",
+        RDKafkaErrorCode::MessageTimedOut => "message_timed_out",
+        RDKafkaErrorCode::QueueFull => "queue_full",
+        RDKafkaErrorCode::Resolve => "resolve",
+        RDKafkaErrorCode::Authentication => "authentication",
+        _ => "other",
+    }
+}

@@ -1,0 +1,74 @@
+//! Per-chain state for `/status` and `/readyz`, updated by the events module.
+
+use std::collections::BTreeMap;
+use std::sync::{LazyLock, RwLock};
+
+use serde::Serialize;
+
+/// What a chain is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ChainState {
+    /// Connecting (or waiting to reconnect).
+    #[default]
+    Connecting,
+    /// Connected and following.
+    Following,
+    /// The node's circuit breaker is open.
+    BreakerOpen,
+    /// Stopped (shutdown or a fatal error).
+    Stopped,
+}
+
+/// One chain's view.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChainStatus {
+    /// EIP-155 chain id.
+    pub chain_id: u64,
+    /// State.
+    pub state: ChainState,
+    /// The node's head (as followed: tag, less confirmations).
+    pub head: Option<u64>,
+    /// Last fully acknowledged block.
+    pub delivered: Option<u64>,
+    /// `head - delivered`.
+    pub lag_blocks: Option<u64>,
+    /// Now minus the last delivered block's timestamp, when known.
+    pub lag_seconds: Option<f64>,
+    /// Reconnects after a failure.
+    pub reconnects: u64,
+    /// Reorganisations retracted.
+    pub reorgs: u64,
+}
+
+static CHAINS: LazyLock<RwLock<BTreeMap<String, ChainStatus>>> =
+    LazyLock::new(|| RwLock::new(BTreeMap::new()));
+
+/// Applies `f` to `chain`'s status (creating it).
+pub fn update(chain: &str, f: impl FnOnce(&mut ChainStatus)) {
+    let mut map = CHAINS.write().unwrap_or_else(|e| e.into_inner());
+    f(map.entry(chain.to_owned()).or_default());
+}
+
+/// A copy of every chain's status.
+pub fn snapshot() -> BTreeMap<String, ChainStatus> {
+    CHAINS.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Ready: every chain is following, and within `max_lag_blocks` of its head. Returns the
+/// chains that are not, with why.
+pub fn not_ready(max_lag_blocks: u64) -> Vec<String> {
+    let chains = snapshot();
+    if chains.is_empty() {
+        return vec!["no chain started yet".into()];
+    }
+    chains
+        .iter()
+        .filter_map(|(name, s)| match (s.state, s.lag_blocks) {
+            (ChainState::Following, Some(lag)) if lag <= max_lag_blocks => None,
+            (ChainState::Following, Some(lag)) => Some(format!("{name}: {lag} blocks behind")),
+            (ChainState::Following, None) => Some(format!("{name}: nothing delivered yet")),
+            (state, _) => Some(format!("{name}: {state:?}")),
+        })
+        .collect()
+}
