@@ -10,7 +10,7 @@ use apache_avro::Schema;
 use apache_avro::rabin::Rabin;
 use apache_avro::types::Value;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// The schema file, read at run time (not the copy embedded in the ingestor).
@@ -54,6 +54,8 @@ pub struct Record {
     pub offset: i64,
     /// The decoded value; `None` for a tombstone.
     pub log: Option<DecodedLog>,
+    /// Record headers, values as UTF-8 (lossy).
+    pub headers: Vec<(String, String)>,
 }
 
 /// Reads one topic from the beginning.
@@ -181,7 +183,19 @@ impl TopicReader {
             .transpose()
             .with_context(|| format!("record {key}"))?;
         self.positions.insert(msg.partition(), msg.offset() + 1);
+        let headers = msg
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        let value = h.value.map(String::from_utf8_lossy).unwrap_or_default();
+                        (h.key.to_owned(), value.into_owned())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Some(Record {
+            headers,
             key,
             timestamp_ms: msg.timestamp().to_millis(),
             partition: msg.partition(),

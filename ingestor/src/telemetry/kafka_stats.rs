@@ -17,8 +17,8 @@ pub struct KafkaContext;
 impl ClientContext for KafkaContext {
     fn stats(&self, stats: Statistics) {
         let m = metrics();
-        m.kafka_queue_messages.record(stats.msg_cnt as u64, &[]);
-        m.kafka_queue_bytes.record(stats.msg_size as u64, &[]);
+        m.kafka_queue_messages.record(stats.msg_cnt, &[]);
+        m.kafka_queue_bytes.record(stats.msg_size, &[]);
         let (retries, errors) = stats
             .brokers
             .values()

@@ -2,6 +2,7 @@
 //! ports, stopped when the test ends, pass or fail.
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
+pub mod otlp;
 pub mod proxy;
 
 use std::path::Path;
