@@ -25,6 +25,9 @@ pub struct Params {
     pub logs_per_tx: usize,
     /// Blocks per ranged request of the node measurement (the ingestor uses its defaults).
     pub range_blocks: u64,
+    /// Also measure the ingestor exporting OTLP to a collector that is down (a closed
+    /// loopback port), after the run without telemetry.
+    pub dead_collector: bool,
 }
 
 /// A typical ERC-20 `Transfer`: 3 topics, 32 bytes of data.
@@ -91,17 +94,125 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
         p.range_blocks
     );
 
-    // The ingestor: from process start until it reports the head block delivered (every
-    // record of every block acknowledged by the broker), read from its own event log line.
-    let entry = ChainEntry::new(31337, anvil.ws_url());
-    let toml = config_toml(&tansu.brokers(), &[entry], "");
-    let started_at = SystemTime::now();
-    let mut service = Service::start(
+    let plain = ingest(
         ingestor,
         dir.path(),
-        &toml,
-        &[("RUST_LOG", "warn,ingestor::events=debug")],
+        &tansu,
+        &anvil,
+        head,
+        total,
+        "plain",
+        &[],
     )?;
+    println!("ratio ingestor/node: {:.2}", plain / node_rate);
+    if p.dead_collector {
+        // The same export settings against a collector that accepts everything, then
+        // against one that is down (a closed loopback port).
+        let up = format!("http://127.0.0.1:{}", discarding_collector()?);
+        let dead = format!("http://127.0.0.1:{}", crate::proc::free_port()?);
+        let otel = |endpoint: &str| {
+            vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.to_owned()),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
+                ("OTEL_METRIC_EXPORT_INTERVAL", "1000".to_owned()),
+            ]
+        };
+        let env_up = otel(&up);
+        let env_up: Vec<_> = env_up.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let live = ingest(
+            ingestor,
+            dir.path(),
+            &tansu,
+            &anvil,
+            head,
+            total,
+            "collector-up",
+            &env_up,
+        )?;
+        let env_dead = otel(&dead);
+        let env_dead: Vec<_> = env_dead.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let down = ingest(
+            ingestor,
+            dir.path(),
+            &tansu,
+            &anvil,
+            head,
+            total,
+            "collector-down",
+            &env_dead,
+        )?;
+        println!("ratio collector up / no telemetry: {:.2}", live / plain);
+        println!("ratio collector down / collector up: {:.2}", down / live);
+    }
+    Ok(())
+}
+
+/// An OTLP/HTTP endpoint that answers 200 to every request and keeps nothing; returns its
+/// port.
+fn discarding_collector() -> anyhow::Result<u16> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || -> std::io::Result<()> {
+                let mut reader = BufReader::new(stream.try_clone()?);
+                let mut out = stream;
+                loop {
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    if reader.read_line(&mut line)? == 0 {
+                        return Ok(());
+                    }
+                    loop {
+                        line.clear();
+                        reader.read_line(&mut line)?;
+                        let l = line.trim_end();
+                        if l.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = l.split_once(':')
+                            && k.eq_ignore_ascii_case("content-length")
+                        {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    std::io::copy(&mut (&mut reader).take(length as u64), &mut std::io::sink())?;
+                    out.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")?;
+                }
+            });
+        }
+    });
+    Ok(port)
+}
+
+/// Runs the ingestor from block 0 into its own topic and checkpoint topic; returns logs/s
+/// from process start until it reports the head block delivered (every record of every
+/// block acknowledged by the broker), read from its own event log line.
+#[allow(clippy::too_many_arguments)]
+fn ingest(
+    ingestor: &Path,
+    dir: &Path,
+    tansu: &Tansu,
+    anvil: &Anvil,
+    head: u64,
+    total: usize,
+    label: &str,
+    otel: &[(&str, &str)],
+) -> anyhow::Result<f64> {
+    let topic = format!("bench.{label}.31337");
+    let mut entry = ChainEntry::new(31337, anvil.ws_url());
+    entry.extra.push(format!("topic = \"{topic}\""));
+    let toml = config_toml(&tansu.brokers(), &[entry], "").replace(
+        "[kafka]\n",
+        &format!("[kafka]\ncheckpoint_topic = \"bench.{label}.checkpoints\"\n"),
+    );
+    let run_dir = dir.join(label);
+    std::fs::create_dir_all(&run_dir)?;
+    let mut env = vec![("RUST_LOG", "warn,ingestor::events=debug")];
+    env.extend_from_slice(otel);
+    let started_at = SystemTime::now();
+    let mut service = Service::start(ingestor, &run_dir, &toml, &env)?;
     let marker = format!("block={head} ");
     let acked_at = wait_for(
         "the ingestor to deliver the head block",
@@ -118,11 +229,11 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
     let ingest_s = acked_at.duration_since(started_at)?.as_secs_f64();
     let ingest_rate = total as f64 / ingest_s;
     println!(
-        "ingestor: {total} logs acknowledged in {ingest_s:.2} s = {ingest_rate:.0} logs/s (process start to last ack, broker tansu memory://)"
+        "ingestor ({label}): {total} logs acknowledged in {ingest_s:.2} s = {ingest_rate:.0} logs/s (process start to last ack, broker tansu memory://)"
     );
 
     // Not timed: every record is on the topic, exactly once.
-    let mut reader = TopicReader::new(&tansu.brokers(), "evm.logs.31337")?;
+    let mut reader = TopicReader::new(&tansu.brokers(), &topic)?;
     let mut records = Vec::with_capacity(total);
     reader.read_until(&mut records, Duration::from_secs(600), |r| r.len() >= total)?;
     reader.read_to_end(&mut records, Duration::from_secs(60))?;
@@ -131,7 +242,6 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
         "topic holds {} records, expected {total}",
         records.len()
     );
-    println!("ratio ingestor/node: {:.2}", ingest_rate / node_rate);
     service.stop(Duration::from_secs(60))?;
-    Ok(())
+    Ok(ingest_rate)
 }

@@ -42,6 +42,9 @@ enum Command {
         /// Blocks per ranged eth_getLogs.
         #[arg(long, default_value_t = 200)]
         range_blocks: u64,
+        /// Also run the ingestor exporting OTLP to a collector that is down, and compare.
+        #[arg(long)]
+        dead_collector: bool,
     },
 }
 
@@ -57,15 +60,22 @@ fn main() -> anyhow::Result<()> {
             logs_per_block,
             logs_per_tx,
             range_blocks,
+            dead_collector,
         } => {
             let params = bench::Params {
                 blocks,
                 logs_per_block,
                 logs_per_tx,
                 range_blocks,
+                dead_collector,
             };
             println!(
-                "command: scripts/bench.sh --blocks {blocks} --logs-per-block {logs_per_block} --logs-per-tx {logs_per_tx} --range-blocks {range_blocks}"
+                "command: scripts/bench.sh --blocks {blocks} --logs-per-block {logs_per_block} --logs-per-tx {logs_per_tx} --range-blocks {range_blocks}{}",
+                if dead_collector {
+                    " --dead-collector"
+                } else {
+                    ""
+                }
             );
             bench::run(&ingestor, &params)
         }

@@ -364,3 +364,52 @@ fn an_unknown_otlp_protocol_is_a_clear_error() {
         "{log}"
     );
 }
+
+#[test]
+fn traces_and_metrics_also_arrive_over_grpc() {
+    let dir = tempdir();
+    let otlp = OtlpReceiver::start_grpc();
+    let tansu = Tansu::start(dir.path()).expect("tansu");
+    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
+    let mut sender = Sender::new(anvil.node()).expect("sender");
+    let mut shapes = LogShapes::new(57);
+    mine_history(&mut sender, &mut shapes, 3).expect("history");
+    let toml = config_toml(
+        &tansu.brokers(),
+        &[fast_retry_entry(31337, anvil.ws_url())],
+        "",
+    );
+    let endpoint = otlp.endpoint();
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "300"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &env).expect("ingestor");
+    assert_view_matches_node(&tansu.brokers(), TOPIC, &anvil.node(), 31337);
+    let head = anvil.node().head().expect("head");
+    wait_for(
+        "block spans and metrics over gRPC",
+        Duration::from_secs(60),
+        || {
+            let head_span = otlp.spans().iter().any(|s| {
+                s.name == "block"
+                    && attrs(&s.attributes).get("block.number") == Some(&head.to_string())
+            });
+            let metrics = otlp.metrics();
+            (head_span && metrics.contains_key("ethhook.logs.published")).then_some(())
+        },
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: {} requests, {:?}",
+            otlp.requests(),
+            otlp.metrics().keys()
+        )
+    });
+    assert_eq!(
+        service.stop(Duration::from_secs(60)).expect("exit"),
+        Some(0)
+    );
+}

@@ -11,6 +11,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
+use crate::telemetry::KafkaContext;
 
 use super::{Checkpoint, CheckpointError, decode};
 
@@ -31,13 +32,18 @@ pub fn load_all(k: &KafkaConfig) -> Result<HashMap<u64, Checkpoint>, CheckpointE
         .set("group.id", "ethhook-ingestor-checkpoints")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
+        // An empty partition's end is only reported after a fetch returns: do not let the
+        // broker hold it for the default 500 ms.
+        .set("fetch.wait.max.ms", "20")
         .set("isolation.level", "read_committed");
     for (key, value) in &k.librdkafka_options {
         if key.starts_with("security.") || key.starts_with("sasl.") || key.starts_with("ssl.") {
             c.set(key, value);
         }
     }
-    let consumer: BaseConsumer = c.create().map_err(|e| err(e.to_string()))?;
+    let consumer: BaseConsumer<KafkaContext> = c
+        .create_with_context(KafkaContext)
+        .map_err(|e| err(e.to_string()))?;
     let timeout = Duration::from_millis(k.admin_timeout_ms);
     let metadata = consumer
         .fetch_metadata(Some(topic), timeout)

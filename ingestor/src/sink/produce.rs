@@ -93,3 +93,29 @@ pub(super) fn outgoing<'a>(topic: &'a str, r: &'a super::records::OutRecord) -> 
         traceparent: r.traceparent.as_deref(),
     }
 }
+
+/// Enqueues the checkpoint of `window` (key = the chain id) to `topic`; returns its key,
+/// block and delivery, or `None` while nothing was delivered.
+pub(super) async fn enqueue_checkpoint(
+    producer: &Producer,
+    chain: &str,
+    topic: &str,
+    chain_id: u64,
+    window: &crate::window::Window,
+) -> Result<Option<(String, u64, DeliveryFuture)>, SinkError> {
+    use crate::checkpoint::{self, Checkpoint};
+    let Some(cp) = Checkpoint::of(chain_id, window) else {
+        return Ok(None);
+    };
+    let value = checkpoint::encode(&cp).map_err(SinkError::Checkpoint)?;
+    let key = Checkpoint::key(chain_id);
+    let out = Outgoing {
+        topic,
+        key: &key,
+        payload: Some(&value),
+        timestamp_ms: cp.updated_at_ms,
+        traceparent: None,
+    };
+    let d = enqueue(producer, chain, out).await?;
+    Ok(Some((key, cp.block_number, d)))
+}

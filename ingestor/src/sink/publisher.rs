@@ -15,7 +15,6 @@ use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 
-use crate::checkpoint::{self, Checkpoint};
 use crate::config::ChainConfig;
 use crate::encode::Encoder;
 use crate::events;
@@ -25,7 +24,7 @@ use crate::window::Window;
 use super::client::Producer;
 use super::dedup::Dedup;
 use super::error::SinkError;
-use super::produce::{Outgoing, acknowledged, enqueue, outgoing};
+use super::produce::{acknowledged, enqueue, enqueue_checkpoint, outgoing};
 use super::records::{Effect, build};
 
 /// An update whose records were all acknowledged.
@@ -146,10 +145,7 @@ impl Publisher {
             &mut self.encoder,
             &mut self.dedup,
         )?;
-        let block = match &batch.effect {
-            Effect::Block(b) => b.number,
-            Effect::Retract { ancestor } => *ancestor,
-        };
+        let block = batch.effect.block();
         let mut deliveries = Vec::with_capacity(batch.records.len());
         let mut trace = batch.trace;
         if let Some(t) = trace.as_mut() {
@@ -186,29 +182,23 @@ impl Publisher {
     async fn write_checkpoint(
         &self,
     ) -> Result<BoxFuture<'static, Result<(), SinkError>>, SinkError> {
-        let Some(cp) = Checkpoint::of(self.cfg.chain_id, &self.window) else {
-            return Ok(async { Ok(()) }.boxed());
-        };
-        let value = checkpoint::encode(&cp).map_err(SinkError::Checkpoint)?;
-        let key = Checkpoint::key(self.cfg.chain_id);
-        let d = enqueue(
+        let Some((key, block, d)) = enqueue_checkpoint(
             &self.producer,
             &self.cfg.name,
-            Outgoing {
-                topic: &self.checkpoint_topic,
-                key: &key,
-                payload: Some(&value),
-                timestamp_ms: cp.updated_at_ms,
-                traceparent: None,
-            },
+            &self.checkpoint_topic,
+            self.cfg.chain_id,
+            &self.window,
         )
-        .await?;
+        .await?
+        else {
+            return Ok(async { Ok(()) }.boxed());
+        };
         let (topic, chain) = (self.checkpoint_topic.clone(), self.cfg.name.clone());
         Ok(async move {
-            acknowledged(d, &topic, &key, cp.block_number).await?;
+            acknowledged(d, &topic, &key, block).await?;
             events::CheckpointWritten {
                 chain: &chain,
-                block: cp.block_number,
+                block,
             }
             .emit();
             Ok(())
@@ -219,22 +209,17 @@ impl Publisher {
 
 /// Applies an acknowledged update to the delivered window and reports it.
 pub(super) fn apply(chain: &str, window: &mut Window, acked: Acked) {
-    match acked.effect {
-        Effect::Block(b) => {
-            events::BlockDelivered {
-                chain,
-                number: b.number,
-                hash: &b.hash,
-                timestamp_s: acked.timestamp_s,
-                records: acked.records,
-                dedup_hits: acked.dedup_hits,
-                produce_s: acked.produce_s,
-            }
-            .emit();
-            window.push(b);
+    acked.effect.apply_to(window);
+    if let Effect::Block(b) = &acked.effect {
+        events::BlockDelivered {
+            chain,
+            number: b.number,
+            hash: &b.hash,
+            timestamp_s: acked.timestamp_s,
+            records: acked.records,
+            dedup_hits: acked.dedup_hits,
+            produce_s: acked.produce_s,
         }
-        Effect::Retract { ancestor } => {
-            window.truncate_above(ancestor);
-        }
+        .emit();
     }
 }

@@ -42,6 +42,26 @@ pub enum Effect {
     },
 }
 
+impl Effect {
+    /// Applies the effect to a window of delivered (or committed) blocks.
+    pub fn apply_to(&self, window: &mut crate::window::Window) {
+        match self {
+            Self::Block(b) => window.push(b.clone()),
+            Self::Retract { ancestor } => {
+                window.truncate_above(*ancestor);
+            }
+        }
+    }
+
+    /// The block number the update is about (the ancestor for a retraction).
+    pub fn block(&self) -> u64 {
+        match self {
+            Self::Block(b) => b.number,
+            Self::Retract { ancestor } => *ancestor,
+        }
+    }
+}
+
 /// The records of one update and its effect.
 #[derive(Debug)]
 pub(super) struct Batch {

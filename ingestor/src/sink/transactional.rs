@@ -17,7 +17,6 @@ use rdkafka::producer::Producer as _;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::mpsc;
 
-use crate::checkpoint::{self, Checkpoint};
 use crate::config::{ChainConfig, KafkaConfig};
 use crate::encode::Encoder;
 use crate::follower::Update;
@@ -27,9 +26,9 @@ use crate::window::Window;
 use super::client::{Producer, producer_config};
 use super::dedup::Dedup;
 use super::error::SinkError;
-use super::produce::{Outgoing, acknowledged, enqueue, outgoing};
+use super::produce::{acknowledged, enqueue, enqueue_checkpoint, outgoing};
 use super::publisher::{Acked, Outcome, apply};
-use super::records::{Effect, build};
+use super::records::build;
 
 /// `<prefix>-<chain_id>`.
 pub fn transactional_id(k: &KafkaConfig, chain_id: u64) -> String {
@@ -176,10 +175,7 @@ impl TransactionalPublisher {
                 &mut self.encoder,
                 &mut self.dedup,
             )?;
-            let block = match &batch.effect {
-                Effect::Block(b) => b.number,
-                Effect::Retract { ancestor } => *ancestor,
-            };
+            let block = batch.effect.block();
             let mut trace = batch.trace;
             if let Some(t) = trace.as_mut() {
                 t.producing();
@@ -188,7 +184,7 @@ impl TransactionalPublisher {
                 let d = enqueue(&self.producer, &self.cfg.name, outgoing(&self.topic, r)).await?;
                 deliveries.push((self.topic.clone(), r.key.clone(), block, d));
             }
-            apply_quietly(&mut window, &batch.effect);
+            batch.effect.apply_to(&mut window);
             acked.push((
                 Acked {
                     records: batch.records.len(),
@@ -200,22 +196,16 @@ impl TransactionalPublisher {
                 trace,
             ));
         }
-        if let Some(cp) = Checkpoint::of(self.cfg.chain_id, &window) {
-            let value = checkpoint::encode(&cp).map_err(SinkError::Checkpoint)?;
-            let key = Checkpoint::key(self.cfg.chain_id);
-            let d = enqueue(
-                &self.producer,
-                &self.cfg.name,
-                Outgoing {
-                    topic: &self.checkpoint_topic,
-                    key: &key,
-                    payload: Some(&value),
-                    timestamp_ms: cp.updated_at_ms,
-                    traceparent: None,
-                },
-            )
-            .await?;
-            deliveries.push((self.checkpoint_topic.clone(), key, cp.block_number, d));
+        if let Some((key, block, d)) = enqueue_checkpoint(
+            &self.producer,
+            &self.cfg.name,
+            &self.checkpoint_topic,
+            self.cfg.chain_id,
+            &window,
+        )
+        .await?
+        {
+            deliveries.push((self.checkpoint_topic.clone(), key, block, d));
         }
         for (topic, key, block, d) in deliveries {
             acknowledged(d, &topic, &key, block).await?;
@@ -248,14 +238,5 @@ impl TransactionalPublisher {
                 SinkError::Aborted { reason, .. } => aborted(reason, true),
                 other => other,
             })
-    }
-}
-
-fn apply_quietly(window: &mut Window, effect: &Effect) {
-    match effect {
-        Effect::Block(b) => window.push(b.clone()),
-        Effect::Retract { ancestor } => {
-            window.truncate_above(*ancestor);
-        }
     }
 }

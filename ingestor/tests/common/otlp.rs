@@ -46,7 +46,76 @@ pub fn attrs(kv: &[KeyValue]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The gRPC side: the collector services from `opentelemetry-proto`, served by tonic.
+mod grpc {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsService;
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService;
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use tonic::{Request, Response, Status};
+
+    use super::Received;
+
+    #[derive(Clone)]
+    pub struct Sink(pub Arc<Mutex<Received>>);
+
+    #[tonic::async_trait]
+    impl TraceService for Sink {
+        async fn export(
+            &self,
+            req: Request<ExportTraceServiceRequest>,
+        ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+            super::record_traces(req.into_inner(), &self.0);
+            Ok(Response::new(ExportTraceServiceResponse::default()))
+        }
+    }
+
+    #[tonic::async_trait]
+    impl MetricsService for Sink {
+        async fn export(
+            &self,
+            req: Request<ExportMetricsServiceRequest>,
+        ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+            super::record_metrics(req.into_inner(), &self.0);
+            Ok(Response::new(ExportMetricsServiceResponse::default()))
+        }
+    }
+}
+
 impl OtlpReceiver {
+    /// An OTLP/gRPC receiver (tonic, in its own runtime thread).
+    pub fn start_grpc() -> Self {
+        use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsServiceServer;
+        use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let received = Arc::new(Mutex::new(Received::default()));
+        let sink = grpc::Sink(received.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                let _ = tonic::transport::Server::builder()
+                    .add_service(TraceServiceServer::new(sink.clone()))
+                    .add_service(MetricsServiceServer::new(sink))
+                    .serve_with_incoming(incoming)
+                    .await;
+            });
+        });
+        Self { port, received }
+    }
+
     pub fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
@@ -156,12 +225,21 @@ fn serve(stream: TcpStream, received: &Mutex<Received>) -> std::io::Result<()> {
 }
 
 fn record(path: &str, body: &[u8], received: &Mutex<Received>) {
+    if path.ends_with("/v1/traces") {
+        if let Ok(req) = ExportTraceServiceRequest::decode(body) {
+            record_traces(req, received);
+        }
+    } else if path.ends_with("/v1/metrics")
+        && let Ok(req) = ExportMetricsServiceRequest::decode(body)
+    {
+        record_metrics(req, received);
+    }
+}
+
+fn record_traces(req: ExportTraceServiceRequest, received: &Mutex<Received>) {
     let mut r = received.lock().unwrap_or_else(|e| e.into_inner());
     r.requests += 1;
-    if path.ends_with("/v1/traces") {
-        let Ok(req) = ExportTraceServiceRequest::decode(body) else {
-            return;
-        };
+    {
         for rs in req.resource_spans {
             if let Some(res) = &rs.resource {
                 r.resources.push(attrs(&res.attributes));
@@ -170,10 +248,13 @@ fn record(path: &str, body: &[u8], received: &Mutex<Received>) {
                 r.spans.extend(ss.spans);
             }
         }
-    } else if path.ends_with("/v1/metrics") {
-        let Ok(req) = ExportMetricsServiceRequest::decode(body) else {
-            return;
-        };
+    }
+}
+
+fn record_metrics(req: ExportMetricsServiceRequest, received: &Mutex<Received>) {
+    let mut r = received.lock().unwrap_or_else(|e| e.into_inner());
+    r.requests += 1;
+    {
         for rm in req.resource_metrics {
             if let Some(res) = &rm.resource {
                 r.resources.push(attrs(&res.attributes));
