@@ -132,3 +132,42 @@ fn a_broker_restart_is_ridden_out_and_nothing_is_lost() {
         Some(0)
     );
 }
+
+#[test]
+fn a_reorg_while_the_service_is_down_is_retracted_on_restart() {
+    let dir = tempdir();
+    let tansu = Tansu::start(dir.path()).expect("tansu");
+    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
+    let node = anvil.node();
+    let mut sender = Sender::new(node.clone()).expect("sender");
+    let mut shapes = LogShapes::new(29);
+    let history = mine_history(&mut sender, &mut shapes, 6).expect("history");
+    let toml = config_toml(
+        &tansu.brokers(),
+        &[fast_retry_entry(31337, anvil.ws_url())],
+        "",
+    );
+    let (mut first, _, _) = start_and_wait_for(dir.path(), &tansu.brokers(), &toml, TOPIC, history);
+    assert_view_matches_node(&tansu.brokers(), TOPIC, &node, 31337);
+    // A clean stop writes the checkpoint at the head.
+    assert_eq!(first.stop(Duration::from_secs(60)).expect("exit"), Some(0));
+
+    // While it is down, the last 2 blocks are replaced by a branch with other logs.
+    devstack::traffic::reorg_with_logs(&node, 2, &[shapes.logs(3), shapes.logs(2)]).expect("reorg");
+    Sender::new(node.clone())
+        .expect("sender")
+        .block(&[shapes.logs(4)])
+        .expect("block on the new branch");
+
+    let second_dir = dir.path().join("second");
+    std::fs::create_dir_all(&second_dir).expect("dir");
+    let mut second = Service::start(BIN.as_ref(), &second_dir, &toml, &[]).expect("restart");
+    assert_view_matches_node(&tansu.brokers(), TOPIC, &node, 31337);
+    let log = second.process.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("chain reorganised") && l.contains("depth=2 ")),
+        "{log}"
+    );
+    assert_eq!(second.stop(Duration::from_secs(60)).expect("exit"), Some(0));
+}

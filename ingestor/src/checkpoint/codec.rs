@@ -8,7 +8,7 @@ use apache_avro::types::Value;
 use apache_avro::{GenericSingleObjectWriter, Schema};
 
 use crate::rpc::hex::B256;
-use crate::window::{LogId, WindowBlock};
+use crate::window::{LogId, Window, WindowBlock};
 
 use super::{Checkpoint, CheckpointError};
 
@@ -26,9 +26,49 @@ fn schema() -> Result<&'static Schema, CheckpointError> {
 
 /// Encodes `cp` as a single-object Avro message.
 pub fn encode(cp: &Checkpoint) -> Result<Vec<u8>, CheckpointError> {
-    let window = cp
-        .window
-        .iter()
+    encode_parts(
+        cp.chain_id,
+        cp.block_number,
+        &cp.block_hash,
+        cp.updated_at_ms,
+        cp.window.iter(),
+    )
+}
+
+/// An encoded checkpoint message.
+#[derive(Debug)]
+pub struct Encoded {
+    /// The single-object Avro message.
+    pub bytes: Vec<u8>,
+    /// The checkpoint's block.
+    pub block: u64,
+    /// When it was encoded (ms since the Unix epoch).
+    pub updated_at_ms: i64,
+}
+
+/// Encodes the checkpoint of a window (its tip is the checkpoint's block) without copying
+/// the window; `None` for an empty window.
+pub fn encode_window(chain_id: u64, window: &Window) -> Result<Option<Encoded>, CheckpointError> {
+    let Some((block, hash)) = window.tip() else {
+        return Ok(None);
+    };
+    let updated_at_ms = now_ms();
+    let bytes = encode_parts(chain_id, block, &hash, updated_at_ms, window.blocks())?;
+    Ok(Some(Encoded {
+        bytes,
+        block,
+        updated_at_ms,
+    }))
+}
+
+fn encode_parts<'a>(
+    chain_id: u64,
+    block_number: u64,
+    block_hash: &B256,
+    updated_at_ms: i64,
+    blocks: impl Iterator<Item = &'a WindowBlock>,
+) -> Result<Vec<u8>, CheckpointError> {
+    let window = blocks
         .map(|b| {
             Value::Record(vec![
                 ("number".into(), Value::Long(b.number as i64)),
@@ -42,16 +82,10 @@ pub fn encode(cp: &Checkpoint) -> Result<Vec<u8>, CheckpointError> {
         })
         .collect();
     let value = Value::Record(vec![
-        ("chain_id".into(), Value::Long(cp.chain_id as i64)),
-        ("block_number".into(), Value::Long(cp.block_number as i64)),
-        (
-            "block_hash".into(),
-            Value::String(cp.block_hash.to_string()),
-        ),
-        (
-            "updated_at".into(),
-            Value::TimestampMillis(cp.updated_at_ms),
-        ),
+        ("chain_id".into(), Value::Long(chain_id as i64)),
+        ("block_number".into(), Value::Long(block_number as i64)),
+        ("block_hash".into(), Value::String(block_hash.to_string())),
+        ("updated_at".into(), Value::TimestampMillis(updated_at_ms)),
         ("window".into(), Value::Array(window)),
     ]);
     let mut writer = GenericSingleObjectWriter::new_with_capacity(schema()?, 1024)
@@ -61,6 +95,14 @@ pub fn encode(cp: &Checkpoint) -> Result<Vec<u8>, CheckpointError> {
         .write_value(value, &mut out)
         .map_err(|e| CheckpointError::Codec(e.to_string()))?;
     Ok(out)
+}
+
+/// Milliseconds since the Unix epoch.
+pub(super) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 /// Log ids as runs of consecutive log indexes of one transaction.

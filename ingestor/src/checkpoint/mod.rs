@@ -6,11 +6,11 @@
 mod codec;
 mod load;
 
-pub use codec::{SCHEMA_JSON, decode, encode};
+pub use codec::{Encoded, SCHEMA_JSON, decode, encode, encode_window};
 pub use load::load_all;
 
 use crate::rpc::hex::B256;
-use crate::window::{Window, WindowBlock};
+use crate::window::WindowBlock;
 
 /// A chain's durable progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,22 +28,6 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// The checkpoint for a delivered window; `None` while nothing was delivered.
-    pub fn of(chain_id: u64, window: &Window) -> Option<Self> {
-        let (block_number, block_hash) = window.tip()?;
-        let updated_at_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default();
-        Some(Self {
-            chain_id,
-            block_number,
-            block_hash,
-            updated_at_ms,
-            window: window.blocks().cloned().collect(),
-        })
-    }
-
     /// The record key: the chain id in decimal.
     pub fn key(chain_id: u64) -> String {
         chain_id.to_string()

@@ -103,19 +103,18 @@ pub(super) async fn enqueue_checkpoint(
     chain_id: u64,
     window: &crate::window::Window,
 ) -> Result<Option<(String, u64, DeliveryFuture)>, SinkError> {
-    use crate::checkpoint::{self, Checkpoint};
-    let Some(cp) = Checkpoint::of(chain_id, window) else {
+    use crate::checkpoint::{Checkpoint, encode_window};
+    let Some(cp) = encode_window(chain_id, window).map_err(SinkError::Checkpoint)? else {
         return Ok(None);
     };
-    let value = checkpoint::encode(&cp).map_err(SinkError::Checkpoint)?;
     let key = Checkpoint::key(chain_id);
     let out = Outgoing {
         topic,
         key: &key,
-        payload: Some(&value),
+        payload: Some(&cp.bytes),
         timestamp_ms: cp.updated_at_ms,
         traceparent: None,
     };
     let d = enqueue(producer, chain, out).await?;
-    Ok(Some((key, cp.block_number, d)))
+    Ok(Some((key, cp.block, d)))
 }
