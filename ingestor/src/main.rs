@@ -79,7 +79,11 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             false => None,
         };
         let _stop_health = health_stop.drop_guard();
-        let producer = sink::producer(&cfg.kafka)?;
+        let producers = if cfg.kafka.transactional {
+            supervisor::Producers::PerChain
+        } else {
+            supervisor::Producers::Shared(sink::producer(&cfg.kafka)?)
+        };
         sink::ensure_topic(&cfg.kafka, &cfg.kafka.checkpoint_topic, Some(1)).await?;
         for chain in &cfg.chains {
             sink::ensure_topic(&cfg.kafka, &chain.topic(), None).await?;
@@ -88,7 +92,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         let checkpoints = tokio::task::spawn_blocking(move || checkpoint::load_all(&kafka))
             .await
             .context("checkpoint loader failed")??;
-        supervisor::run(cfg, producer, checkpoints, stop).await?;
+        supervisor::run(cfg, producers, checkpoints, stop).await?;
         Ok(())
     })
 }

@@ -37,6 +37,15 @@ pub enum SupervisorError {
     Failed(Vec<String>),
 }
 
+/// Where chains get their producer.
+#[derive(Clone)]
+pub enum Producers {
+    /// One idempotent producer shared by every chain.
+    Shared(Producer),
+    /// Transactional mode: each chain makes its own (one `transactional.id` per chain).
+    PerChain,
+}
+
 struct ChainOutcome {
     name: String,
     result: Result<Option<u64>, String>,
@@ -48,7 +57,7 @@ struct ChainOutcome {
 /// `start_block` when it has none.
 pub async fn run(
     config: Config,
-    producer: Producer,
+    producers: Producers,
     checkpoints: HashMap<u64, Checkpoint>,
     stop: impl Future<Output = &'static str>,
 ) -> Result<(), SupervisorError> {
@@ -72,7 +81,7 @@ pub async fn run(
         let chain = Chain {
             cfg,
             kafka: kafka.clone(),
-            shared: producer.clone(),
+            producers: producers.clone(),
             stop: shutdown.child_token(),
         };
         chains.spawn(chain.run(window));
@@ -101,9 +110,10 @@ pub async fn run(
     .await;
     if drained.is_err() {
         chains.abort_all();
-        let left = flush(&producer, Duration::from_secs(1))
-            .err()
-            .unwrap_or_default();
+        let left = match &producers {
+            Producers::Shared(p) => flush(p, Duration::from_secs(1)).err().unwrap_or_default(),
+            Producers::PerChain => String::new(),
+        };
         failures.push(format!(
             "shutdown deadline of {} ms passed with records unacknowledged {left}",
             config.shutdown_timeout_ms
@@ -141,8 +151,8 @@ fn record(outcome: Result<ChainOutcome, tokio::task::JoinError>, failures: &mut 
 struct Chain {
     cfg: Arc<ChainConfig>,
     kafka: Arc<KafkaConfig>,
-    /// The shared idempotent producer (unused in transactional mode).
-    shared: Producer,
+    /// The shared idempotent producer, or none in transactional mode.
+    producers: Producers,
     /// Cancelled by shutdown.
     stop: CancellationToken,
 }
@@ -209,7 +219,18 @@ impl Chain {
         let stop = self.stop.child_token();
         let (tx, rx) = mpsc::channel(HANDOVER_CAPACITY);
         let mut window = window;
-        let publish = if self.kafka.transactional {
+        let publish = if let Producers::Shared(shared) = &self.producers {
+            match Publisher::new(
+                self.cfg.clone(),
+                shared.clone(),
+                &self.kafka.checkpoint_topic,
+                self.kafka.dedup_cache_capacity,
+                window.clone(),
+            ) {
+                Ok(p) => tokio::spawn(p.run(rx)),
+                Err(e) => return (Ok(failed(window, e)), Ok(Ok(()))),
+            }
+        } else {
             let producer = match txn_producer.take() {
                 Some(p) => Ok(p),
                 // A new producer fences any earlier one first; only then is the committed
@@ -227,17 +248,6 @@ impl Chain {
                 TransactionalPublisher::new(self.cfg.clone(), &self.kafka, p, window.clone())
             });
             match publisher {
-                Ok(p) => tokio::spawn(p.run(rx)),
-                Err(e) => return (Ok(failed(window, e)), Ok(Ok(()))),
-            }
-        } else {
-            match Publisher::new(
-                self.cfg.clone(),
-                self.shared.clone(),
-                &self.kafka.checkpoint_topic,
-                self.kafka.dedup_cache_capacity,
-                window.clone(),
-            ) {
                 Ok(p) => tokio::spawn(p.run(rx)),
                 Err(e) => return (Ok(failed(window, e)), Ok(Ok(()))),
             }

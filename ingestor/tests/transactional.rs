@@ -165,3 +165,34 @@ fn a_fenced_instance_stops_and_a_standby_resumes_exactly_once() {
         Some(0)
     );
 }
+
+/// A fatal error (the broker refuses the transactional id once) rebuilds the producer and
+/// the chain resumes from the committed checkpoint.
+#[test]
+fn a_fatal_producer_error_rebuilds_the_producer_and_resumes() {
+    let dir = tempdir();
+    let mock = mock_cluster();
+    let brokers = mock.bootstrap_servers();
+    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
+    let mut sender = Sender::new(anvil.node()).expect("sender");
+    let mut shapes = LogShapes::new(43);
+    mine_history(&mut sender, &mut shapes, 4).expect("history");
+    mock.request_errors(
+        RDKafkaApiKey::InitProducerId,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED],
+    );
+    let toml = config_toml(&brokers, &[fast_retry_entry(31337, anvil.ws_url())], "");
+    let mut service =
+        Service::start(BIN.as_ref(), dir.path(), &toml, TRANSACTIONAL).expect("ingestor");
+    assert_exactly_once(&brokers, &anvil, dir.path());
+    let log = service.process.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("transaction aborted") && l.contains("recreate_producer=true")),
+        "{log}"
+    );
+    assert_eq!(
+        service.stop(Duration::from_secs(60)).expect("exit"),
+        Some(0)
+    );
+}
