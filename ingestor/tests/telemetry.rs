@@ -115,7 +115,9 @@ fn traces_metrics_and_traceparent_reach_an_otlp_receiver_and_dashboards_match() 
         .read_until(&mut records, READ_DEADLINE, |r| r.len() >= history)
         .expect("history published");
     // A reorganisation, so that the reorg metrics have data too.
+    // (The block must be published before it is orphaned, or there is nothing to retract.)
     sender.block(&[shapes.logs(4)]).expect("block");
+    assert_view_matches_node(&tansu.brokers(), TOPIC, &node, 31337);
     reorg_with_logs(&node, 1, &[shapes.logs(2)]).expect("reorg");
     Sender::new(node.clone())
         .expect("sender")
