@@ -66,11 +66,18 @@ fn an_aborted_transaction_is_replayed_without_duplicates() {
         Service::start(BIN.as_ref(), dir.path(), &toml, TRANSACTIONAL).expect("ingestor");
     assert_exactly_once(&brokers, &anvil, dir.path());
 
-    // The broker refuses the next produce request: the transaction must abort and the
-    // chain resume from its committed checkpoint.
+    // The broker refuses to add the transaction's partitions (twice: the topic's and the
+    // checkpoint topic's may be added by separate requests): the transaction must abort
+    // and the chain resume from its committed checkpoint. Refusing the partitions, rather
+    // than a produce request, keeps the aborted records off the log: the mock broker writes
+    // no abort markers, so a read_committed reader would see whatever an aborted
+    // transaction had written.
     mock.request_errors(
-        RDKafkaApiKey::Produce,
-        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+        RDKafkaApiKey::AddPartitionsToTxn,
+        &[
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        ],
     );
     for _ in 0..3 {
         sender
