@@ -8,11 +8,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::*;
-use devstack::anvil::Anvil;
 use devstack::consumer::{Record, TopicReader};
 use devstack::node::Node;
-use devstack::service::config_toml;
-use devstack::tansu::Tansu;
 use devstack::traffic::{LogShapes, Sender, reorg_with_logs};
 
 const TOPIC: &str = "evm.logs.31337";
@@ -88,28 +85,17 @@ fn reorg_and_check(node: &Node, shapes: &mut LogShapes, brokers: &str, depth: u6
 
 #[test]
 fn reorgs_of_depth_1_and_3_are_retracted_and_the_view_equals_the_node() {
-    let dir = tempdir();
-    let tansu = Tansu::start(dir.path()).expect("tansu");
-    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
-    let node = anvil.node();
-    let mut sender = Sender::new(node.clone()).expect("sender");
-    let mut shapes = LogShapes::new(13);
-    let history = mine_history(&mut sender, &mut shapes, 5).expect("history");
-    let toml = config_toml(
-        &tansu.brokers(),
-        &[fast_retry_entry(31337, anvil.ws_url())],
-        "",
-    );
+    let mut s = Stack::start(13, 5);
+    let brokers = s.brokers();
     let (mut service, _, _) =
-        start_and_wait_for(dir.path(), &tansu.brokers(), &toml, TOPIC, history);
+        start_and_wait_for(s.dir.path(), &brokers, &s.config(&[]), TOPIC, s.history);
 
     for _ in 0..3 {
-        sender
-            .block(&[shapes.logs(5), shapes.logs(1)])
-            .expect("live block");
+        let txs = [s.shapes.logs(5), s.shapes.logs(1)];
+        s.sender.block(&txs).expect("live block");
     }
-    reorg_and_check(&node, &mut shapes, &tansu.brokers(), 1);
-    reorg_and_check(&node, &mut shapes, &tansu.brokers(), 3);
+    reorg_and_check(&s.node, &mut s.shapes, &brokers, 1);
+    reorg_and_check(&s.node, &mut s.shapes, &brokers, 3);
 
     let log = service.process.log_text();
     for depth in [1, 3] {
@@ -128,26 +114,20 @@ fn reorgs_of_depth_1_and_3_are_retracted_and_the_view_equals_the_node() {
 
 #[test]
 fn a_reorg_deeper_than_the_window_stops_the_chain_with_a_clear_error() {
-    let dir = tempdir();
-    let tansu = Tansu::start(dir.path()).expect("tansu");
-    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
-    let node = anvil.node();
-    let mut sender = Sender::new(node.clone()).expect("sender");
-    let mut shapes = LogShapes::new(17);
-    let history = mine_history(&mut sender, &mut shapes, 5).expect("history");
-    let mut entry = fast_retry_entry(31337, anvil.ws_url());
-    entry.extra.push("reorg_window_blocks = 2".into());
-    let toml = config_toml(&tansu.brokers(), &[entry], "");
+    let mut s = Stack::start(17, 5);
+    let brokers = s.brokers();
+    let toml = s.config(&["reorg_window_blocks = 2"]);
     let (mut service, mut reader, mut records) =
-        start_and_wait_for(dir.path(), &tansu.brokers(), &toml, TOPIC, history);
+        start_and_wait_for(s.dir.path(), &brokers, &toml, TOPIC, s.history);
+    let (node, shapes) = (&s.node, &mut s.shapes);
 
     let head = node.head().expect("head");
-    reorg_with_logs(&node, 3, &[shapes.logs(2), shapes.logs(2), shapes.logs(2)]).expect("reorg");
+    reorg_with_logs(node, 3, &[shapes.logs(2), shapes.logs(2), shapes.logs(2)]).expect("reorg");
     Sender::new(node.clone())
         .expect("sender")
         .block(&[shapes.logs(3)])
         .expect("block on the fork");
-    let fork = block_hashes(&node, head - 2, head + 1);
+    let fork = block_hashes(node, head - 2, head + 1);
 
     let code = service
         .process

@@ -18,17 +18,17 @@ const DEBUG: &[(&str, &str)] = &[("RUST_LOG", "info,ingestor::events=debug")];
 
 #[test]
 fn killed_with_sigkill_mid_stream_it_resumes_from_the_checkpoint() {
-    let dir = tempdir();
-    let tansu = Tansu::start(dir.path()).expect("tansu");
-    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
-    let mut sender = Sender::new(anvil.node()).expect("sender");
-    let mut shapes = LogShapes::new(21);
-    let history = mine_history(&mut sender, &mut shapes, 40).expect("history");
-    let toml = config_toml(
-        &tansu.brokers(),
-        &[fast_retry_entry(31337, anvil.ws_url())],
-        "",
-    );
+    let stack = Stack::start(21, 40);
+    let toml = stack.config(&[]);
+    let Stack {
+        dir,
+        tansu,
+        anvil,
+        mut sender,
+        mut shapes,
+        history,
+        ..
+    } = stack;
     let mut first = Service::start(BIN.as_ref(), dir.path(), &toml, DEBUG).expect("ingestor");
 
     // Kill it while it is still publishing: right after its first checkpoint, with live
@@ -135,18 +135,16 @@ fn a_broker_restart_is_ridden_out_and_nothing_is_lost() {
 
 #[test]
 fn a_reorg_while_the_service_is_down_is_retracted_on_restart() {
-    let dir = tempdir();
-    let tansu = Tansu::start(dir.path()).expect("tansu");
-    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
-    let node = anvil.node();
-    let mut sender = Sender::new(node.clone()).expect("sender");
-    let mut shapes = LogShapes::new(29);
-    let history = mine_history(&mut sender, &mut shapes, 6).expect("history");
-    let toml = config_toml(
-        &tansu.brokers(),
-        &[fast_retry_entry(31337, anvil.ws_url())],
-        "",
-    );
+    let stack = Stack::start(29, 6);
+    let toml = stack.config(&[]);
+    let Stack {
+        dir,
+        tansu,
+        node,
+        mut shapes,
+        history,
+        ..
+    } = stack;
     let (mut first, _, _) = start_and_wait_for(dir.path(), &tansu.brokers(), &toml, TOPIC, history);
     assert_view_matches_node(&tansu.brokers(), TOPIC, &node, 31337);
     // A clean stop writes the checkpoint at the head.

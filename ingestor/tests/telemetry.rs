@@ -299,18 +299,17 @@ fn traces_metrics_and_traceparent_reach_an_otlp_receiver_and_dashboards_match() 
 
 #[test]
 fn a_dead_collector_does_not_stop_ingestion() {
-    let dir = tempdir();
-    let tansu = Tansu::start(dir.path()).expect("tansu");
-    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
-    let mut sender = Sender::new(anvil.node()).expect("sender");
-    let mut shapes = LogShapes::new(53);
-    mine_history(&mut sender, &mut shapes, 4).expect("history");
+    let stack = Stack::start(53, 4);
+    let toml = stack.config(&[]);
+    let Stack {
+        dir,
+        tansu,
+        anvil,
+        mut sender,
+        mut shapes,
+        ..
+    } = stack;
     let dead = format!("http://127.0.0.1:{}", free_port().expect("port"));
-    let toml = config_toml(
-        &tansu.brokers(),
-        &[fast_retry_entry(31337, anvil.ws_url())],
-        "",
-    );
     // gRPC this time, so both transports are built and used.
     let env = [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", dead.as_str()),
@@ -369,18 +368,12 @@ fn an_unknown_otlp_protocol_is_a_clear_error() {
 
 #[test]
 fn traces_and_metrics_also_arrive_over_grpc() {
-    let dir = tempdir();
     let otlp = OtlpReceiver::start_grpc();
-    let tansu = Tansu::start(dir.path()).expect("tansu");
-    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
-    let mut sender = Sender::new(anvil.node()).expect("sender");
-    let mut shapes = LogShapes::new(57);
-    mine_history(&mut sender, &mut shapes, 3).expect("history");
-    let toml = config_toml(
-        &tansu.brokers(),
-        &[fast_retry_entry(31337, anvil.ws_url())],
-        "",
-    );
+    let stack = Stack::start(57, 3);
+    let toml = stack.config(&[]);
+    let Stack {
+        dir, tansu, anvil, ..
+    } = stack;
     let endpoint = otlp.endpoint();
     let env = [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),

@@ -170,6 +170,53 @@ pub fn block_hashes(node: &Node, from: u64, to: u64) -> Vec<String> {
         .collect()
 }
 
+/// One anvil chain (id 31337) with a varied history mined, and a tansu broker (`memory://`),
+/// in a temporary directory. Everything stops when it is dropped.
+pub struct Stack {
+    pub tansu: devstack::tansu::Tansu,
+    pub anvil: devstack::anvil::Anvil,
+    pub node: Node,
+    pub sender: Sender,
+    pub shapes: LogShapes,
+    /// Logs mined before the ingestor starts.
+    pub history: usize,
+    /// Declared last: removed after the processes stopped.
+    pub dir: tempfile::TempDir,
+}
+
+impl Stack {
+    /// Starts tansu and anvil, and mines [`mine_history`] of `blocks` with shapes `seed`.
+    pub fn start(seed: u64, blocks: usize) -> Self {
+        let dir = tempdir();
+        let tansu = devstack::tansu::Tansu::start(dir.path()).expect("tansu");
+        let anvil = devstack::anvil::Anvil::start(31337, dir.path()).expect("anvil");
+        let node = anvil.node();
+        let mut sender = Sender::new(node.clone()).expect("sender");
+        let mut shapes = LogShapes::new(seed);
+        let history = mine_history(&mut sender, &mut shapes, blocks).expect("history");
+        Self {
+            tansu,
+            anvil,
+            node,
+            sender,
+            shapes,
+            history,
+            dir,
+        }
+    }
+
+    pub fn brokers(&self) -> String {
+        self.tansu.brokers()
+    }
+
+    /// A config for the node with [`fast_retry_entry`] and `extra` lines in its chain table.
+    pub fn config(&self, extra: &[&str]) -> String {
+        let mut entry = fast_retry_entry(31337, self.anvil.ws_url());
+        entry.extra.extend(extra.iter().map(|l| (*l).to_owned()));
+        devstack::service::config_toml(&self.brokers(), &[entry], "")
+    }
+}
+
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("ethhook-test-")
