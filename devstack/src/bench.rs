@@ -110,37 +110,25 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
         // against one that is down (a closed loopback port).
         let up = format!("http://127.0.0.1:{}", discarding_collector()?);
         let dead = format!("http://127.0.0.1:{}", crate::proc::free_port()?);
-        let otel = |endpoint: &str| {
-            vec![
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.to_owned()),
-                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
-                ("OTEL_METRIC_EXPORT_INTERVAL", "1000".to_owned()),
-            ]
-        };
-        let env_up = otel(&up);
-        let env_up: Vec<_> = env_up.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let live = ingest(
-            ingestor,
-            dir.path(),
-            &tansu,
-            &anvil,
-            head,
-            total,
-            "collector-up",
-            &env_up,
-        )?;
-        let env_dead = otel(&dead);
-        let env_dead: Vec<_> = env_dead.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let down = ingest(
-            ingestor,
-            dir.path(),
-            &tansu,
-            &anvil,
-            head,
-            total,
-            "collector-down",
-            &env_dead,
-        )?;
+        let mut rates = Vec::new();
+        for (label, endpoint) in [("collector-up", &up), ("collector-down", &dead)] {
+            let env = [
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                ("OTEL_METRIC_EXPORT_INTERVAL", "1000"),
+            ];
+            rates.push(ingest(
+                ingestor,
+                dir.path(),
+                &tansu,
+                &anvil,
+                head,
+                total,
+                label,
+                &env,
+            )?);
+        }
+        let (live, down) = (rates[0], rates[1]);
         println!("ratio collector up / no telemetry: {:.2}", live / plain);
         println!("ratio collector down / collector up: {:.2}", down / live);
     }

@@ -155,10 +155,7 @@ fn a_dead_node_does_not_delay_another_chain() {
         service.process.log_text().contains("chain=\"chain-999\""),
         "the dead chain is retried and logged"
     );
-    assert_eq!(
-        service.stop(Duration::from_secs(60)).expect("exit"),
-        Some(0)
-    );
+    stop_cleanly(&mut service);
 }
 
 #[test]

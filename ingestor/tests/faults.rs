@@ -53,10 +53,7 @@ fn answers_with_a_wrong_block_hash_are_retried_never_published() {
         "{}",
         service.process.log_tail(30)
     );
-    assert_eq!(
-        service.stop(Duration::from_secs(60)).expect("exit"),
-        Some(0)
-    );
+    stop_cleanly(&mut service);
 }
 
 #[test]
@@ -109,8 +106,5 @@ fn blocks_mined_while_the_connection_is_cut_are_caught_up() {
             .count()
             >= 2
     );
-    assert_eq!(
-        service.stop(Duration::from_secs(60)).expect("exit"),
-        Some(0)
-    );
+    stop_cleanly(&mut service);
 }

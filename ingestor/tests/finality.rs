@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
 
 use common::*;
 use devstack::anvil::Anvil;
@@ -39,10 +38,7 @@ fn holds_back(setting: &str, lag: u64) {
     assert_view_matches_node_up_to(&tansu.brokers(), TOPIC, &node, 31337, head - lag);
     node.mine(lag).expect("empty blocks");
     assert_view_matches_node(&tansu.brokers(), TOPIC, &node, 31337);
-    assert_eq!(
-        service.stop(Duration::from_secs(60)).expect("exit"),
-        Some(0)
-    );
+    stop_cleanly(&mut service);
 }
 
 #[test]

@@ -106,10 +106,7 @@ fn reorgs_of_depth_1_and_3_are_retracted_and_the_view_equals_the_node() {
             service.process.log_tail(40)
         );
     }
-    assert_eq!(
-        service.stop(Duration::from_secs(60)).expect("exit"),
-        Some(0)
-    );
+    stop_cleanly(&mut service);
 }
 
 #[test]

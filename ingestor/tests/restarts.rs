@@ -79,7 +79,7 @@ fn killed_with_sigkill_mid_stream_it_resumes_from_the_checkpoint() {
         "the restart published from the start instead of resuming: {first_delivered}"
     );
     assert!(history > 0);
-    assert_eq!(second.stop(Duration::from_secs(60)).expect("exit"), Some(0));
+    stop_cleanly(&mut second);
 }
 
 #[test]
@@ -127,10 +127,7 @@ fn a_broker_restart_is_ridden_out_and_nothing_is_lost() {
         "{}",
         service.process.log_tail(20)
     );
-    assert_eq!(
-        service.stop(Duration::from_secs(60)).expect("exit"),
-        Some(0)
-    );
+    stop_cleanly(&mut service);
 }
 
 #[test]
@@ -148,7 +145,7 @@ fn a_reorg_while_the_service_is_down_is_retracted_on_restart() {
     let (mut first, _, _) = start_and_wait_for(dir.path(), &tansu.brokers(), &toml, TOPIC, history);
     assert_view_matches_node(&tansu.brokers(), TOPIC, &node, 31337);
     // A clean stop writes the checkpoint at the head.
-    assert_eq!(first.stop(Duration::from_secs(60)).expect("exit"), Some(0));
+    stop_cleanly(&mut first);
 
     // While it is down, the last 2 blocks are replaced by a branch with other logs.
     devstack::traffic::reorg_with_logs(&node, 2, &[shapes.logs(3), shapes.logs(2)]).expect("reorg");
@@ -167,5 +164,5 @@ fn a_reorg_while_the_service_is_down_is_retracted_on_restart() {
             .any(|l| l.contains("chain reorganised") && l.contains("depth=2 ")),
         "{log}"
     );
-    assert_eq!(second.stop(Duration::from_secs(60)).expect("exit"), Some(0));
+    stop_cleanly(&mut second);
 }

@@ -279,10 +279,7 @@ fn traces_metrics_and_traceparent_reach_an_otlp_receiver_and_dashboards_match() 
     assert_eq!(http_get(&addr, "/nope").0, 404);
 
     // Secrets: nowhere in logs, spans, resources or metric labels.
-    assert_eq!(
-        service.stop(Duration::from_secs(60)).expect("exit"),
-        Some(0)
-    );
+    stop_cleanly(&mut service);
     let log = service.process.log_text();
     let telemetry_text = format!(
         "{:?}{:?}{:?}",
@@ -328,10 +325,7 @@ fn a_dead_collector_does_not_stop_ingestion() {
         "{}",
         service.process.log_tail(20)
     );
-    assert_eq!(
-        service.stop(Duration::from_secs(60)).expect("exit"),
-        Some(0)
-    );
+    stop_cleanly(&mut service);
 }
 
 #[test]
@@ -403,8 +397,5 @@ fn traces_and_metrics_also_arrive_over_grpc() {
             otlp.metrics().keys()
         )
     });
-    assert_eq!(
-        service.stop(Duration::from_secs(60)).expect("exit"),
-        Some(0)
-    );
+    stop_cleanly(&mut service);
 }

@@ -33,6 +33,40 @@ fn mock_cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerCont
     mock
 }
 
+/// The mock cluster, an anvil chain with history, and a config for both.
+struct MockStack {
+    mock: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    brokers: String,
+    anvil: Anvil,
+    sender: Sender,
+    shapes: LogShapes,
+    toml: String,
+    /// Declared last: removed after the processes stopped.
+    dir: tempfile::TempDir,
+}
+
+impl MockStack {
+    fn start(seed: u64, blocks: usize) -> Self {
+        let dir = tempdir();
+        let mock = mock_cluster();
+        let brokers = mock.bootstrap_servers();
+        let anvil = Anvil::start(31337, dir.path()).expect("anvil");
+        let mut sender = Sender::new(anvil.node()).expect("sender");
+        let mut shapes = LogShapes::new(seed);
+        mine_history(&mut sender, &mut shapes, blocks).expect("history");
+        let toml = config_toml(&brokers, &[fast_retry_entry(31337, anvil.ws_url())], "");
+        Self {
+            mock,
+            brokers,
+            anvil,
+            sender,
+            shapes,
+            toml,
+            dir,
+        }
+    }
+}
+
 /// Every record, read committed, equals the node's logs with no duplicate: exactly once.
 fn assert_exactly_once(brokers: &str, anvil: &Anvil, dir: &std::path::Path) {
     let node = anvil.node();
@@ -54,14 +88,15 @@ fn assert_exactly_once(brokers: &str, anvil: &Anvil, dir: &std::path::Path) {
 
 #[test]
 fn an_aborted_transaction_is_replayed_without_duplicates() {
-    let dir = tempdir();
-    let mock = mock_cluster();
-    let brokers = mock.bootstrap_servers();
-    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
-    let mut sender = Sender::new(anvil.node()).expect("sender");
-    let mut shapes = LogShapes::new(31);
-    mine_history(&mut sender, &mut shapes, 6).expect("history");
-    let toml = config_toml(&brokers, &[fast_retry_entry(31337, anvil.ws_url())], "");
+    let MockStack {
+        dir,
+        mock,
+        brokers,
+        anvil,
+        mut sender,
+        mut shapes,
+        toml,
+    } = MockStack::start(31, 6);
     let mut service =
         Service::start(BIN.as_ref(), dir.path(), &toml, TRANSACTIONAL).expect("ingestor");
     assert_exactly_once(&brokers, &anvil, dir.path());
@@ -101,10 +136,7 @@ fn an_aborted_transaction_is_replayed_without_duplicates() {
         "{}",
         service.process.log_tail(20)
     );
-    assert_eq!(
-        service.stop(Duration::from_secs(60)).expect("exit"),
-        Some(0)
-    );
+    stop_cleanly(&mut service);
 }
 
 /// The mock broker gives every `InitProducerId` a new producer id instead of bumping the
@@ -113,14 +145,15 @@ fn an_aborted_transaction_is_replayed_without_duplicates() {
 /// answers the old instance once a standby has initialised the same transactional id.
 #[test]
 fn a_fenced_instance_stops_and_a_standby_resumes_exactly_once() {
-    let dir = tempdir();
-    let mock = mock_cluster();
-    let brokers = mock.bootstrap_servers();
-    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
-    let mut sender = Sender::new(anvil.node()).expect("sender");
-    let mut shapes = LogShapes::new(37);
-    mine_history(&mut sender, &mut shapes, 6).expect("history");
-    let toml = config_toml(&brokers, &[fast_retry_entry(31337, anvil.ws_url())], "");
+    let MockStack {
+        dir,
+        mock,
+        brokers,
+        anvil,
+        mut sender,
+        mut shapes,
+        toml,
+    } = MockStack::start(37, 6);
     let mut first = Service::start(BIN.as_ref(), dir.path(), &toml, TRANSACTIONAL).expect("first");
     assert_exactly_once(&brokers, &anvil, dir.path());
 
@@ -167,28 +200,25 @@ fn a_fenced_instance_stops_and_a_standby_resumes_exactly_once() {
             .any(|l| l.contains("resuming chain") && l.contains("checkpoint=Some(")),
         "{resumed}"
     );
-    assert_eq!(
-        standby.stop(Duration::from_secs(60)).expect("exit"),
-        Some(0)
-    );
+    stop_cleanly(&mut standby);
 }
 
 /// A fatal error (the broker refuses the transactional id once) rebuilds the producer and
 /// the chain resumes from the committed checkpoint.
 #[test]
 fn a_fatal_producer_error_rebuilds_the_producer_and_resumes() {
-    let dir = tempdir();
-    let mock = mock_cluster();
-    let brokers = mock.bootstrap_servers();
-    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
-    let mut sender = Sender::new(anvil.node()).expect("sender");
-    let mut shapes = LogShapes::new(43);
-    mine_history(&mut sender, &mut shapes, 4).expect("history");
+    let MockStack {
+        dir,
+        mock,
+        brokers,
+        anvil,
+        toml,
+        ..
+    } = MockStack::start(43, 4);
     mock.request_errors(
         RDKafkaApiKey::InitProducerId,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED],
     );
-    let toml = config_toml(&brokers, &[fast_retry_entry(31337, anvil.ws_url())], "");
     let mut service =
         Service::start(BIN.as_ref(), dir.path(), &toml, TRANSACTIONAL).expect("ingestor");
     assert_exactly_once(&brokers, &anvil, dir.path());
@@ -198,8 +228,5 @@ fn a_fatal_producer_error_rebuilds_the_producer_and_resumes() {
             .any(|l| l.contains("transaction aborted") && l.contains("recreate_producer=true")),
         "{log}"
     );
-    assert_eq!(
-        service.stop(Duration::from_secs(60)).expect("exit"),
-        Some(0)
-    );
+    stop_cleanly(&mut service);
 }

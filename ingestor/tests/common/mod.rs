@@ -217,6 +217,12 @@ impl Stack {
     }
 }
 
+/// SIGTERM; the service must exit 0 (everything in flight acknowledged).
+pub fn stop_cleanly(service: &mut Service) {
+    let code = service.stop(Duration::from_secs(60)).expect("exit");
+    assert_eq!(code, Some(0), "{}", service.process.log_tail(20));
+}
+
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("ethhook-test-")
