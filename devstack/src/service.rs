@@ -14,8 +14,10 @@ pub struct ChainEntry {
     pub name: String,
     /// `chain_id`.
     pub chain_id: u64,
-    /// `ws_url`.
+    /// `ws_url` (used when `urls` is empty).
     pub ws_url: String,
+    /// `urls`, when not empty (instead of `ws_url`).
+    pub urls: Vec<String>,
     /// `start_block` as TOML (`0`, `"latest"`).
     pub start_block: String,
     /// Extra `key = value` lines for the chain table.
@@ -29,8 +31,17 @@ impl ChainEntry {
             name: format!("chain-{chain_id}"),
             chain_id,
             ws_url,
+            urls: vec![],
             start_block: "0".into(),
             extra: vec![],
+        }
+    }
+
+    /// A chain named `chain-<id>` starting at block 0, with `urls`.
+    pub fn with_urls(chain_id: u64, urls: Vec<String>) -> Self {
+        Self {
+            urls,
+            ..Self::new(chain_id, String::new())
         }
     }
 }
@@ -39,10 +50,15 @@ impl ChainEntry {
 pub fn config_toml(brokers: &str, chains: &[ChainEntry], extra_top: &str) -> String {
     let mut s = format!("{extra_top}\n[kafka]\nbrokers = \"{brokers}\"\n");
     for c in chains {
+        let endpoint = if c.urls.is_empty() {
+            format!("ws_url = {:?}", c.ws_url)
+        } else {
+            format!("urls = {:?}", c.urls)
+        };
         let _ = write!(
             s,
-            "\n[[chains]]\nname = \"{}\"\nchain_id = {}\nws_url = \"{}\"\nstart_block = {}\n",
-            c.name, c.chain_id, c.ws_url, c.start_block
+            "\n[[chains]]\nname = \"{}\"\nchain_id = {}\n{endpoint}\nstart_block = {}\n",
+            c.name, c.chain_id, c.start_block
         );
         for line in &c.extra {
             let _ = writeln!(s, "{line}");

@@ -47,6 +47,8 @@ pub struct ChainConnected<'a> {
     pub chain: &'a str,
     /// Redacted URL.
     pub url: &'a str,
+    /// Its index in the chain's `urls`.
+    pub endpoint: usize,
     /// The node's head at connect time.
     pub head: u64,
 }
@@ -56,11 +58,16 @@ impl ChainConnected<'_> {
         info!(
             chain = self.chain,
             url = self.url,
+            endpoint = self.endpoint,
             head = self.head,
             "connected to node"
         );
+        metrics()
+            .endpoint
+            .record(self.endpoint as u64, &chain_label(self.chain));
         let mut reconnect = false;
         status::update(self.chain, |s| {
+            s.endpoint = Some(self.endpoint);
             reconnect = s.state != ChainState::Following && s.head.is_some();
             if reconnect {
                 s.reconnects += 1;
@@ -77,6 +84,8 @@ impl ChainConnected<'_> {
 pub struct NodeCallFailed<'a> {
     /// Chain name.
     pub chain: &'a str,
+    /// Index in `urls` of the endpoint that failed.
+    pub endpoint: usize,
     /// Bounded error type.
     pub error_type: &'static str,
     /// The full error (log text only).
@@ -89,6 +98,7 @@ impl NodeCallFailed<'_> {
     pub fn emit(self) {
         warn!(
             chain = self.chain,
+            endpoint = self.endpoint,
             error_type = self.error_type,
             retry_in_ms = self.retry_in_ms,
             "node call failed, reconnecting: {}",
@@ -99,12 +109,71 @@ impl NodeCallFailed<'_> {
     }
 }
 
+/// The node answered with a rate limit; the same request goes again after `wait_ms`.
+pub struct RateLimited<'a> {
+    /// Chain name.
+    pub chain: &'a str,
+    /// The method (bounded: the follower's few `eth_*` calls).
+    pub method: &'static str,
+    /// The wait before sending it again.
+    pub wait_ms: u64,
+    /// The provider's answer (log text only).
+    pub error: &'a dyn std::fmt::Display,
+}
+impl RateLimited<'_> {
+    /// Writes the event.
+    pub fn emit(self) {
+        warn!(
+            chain = self.chain,
+            method = self.method,
+            wait_ms = self.wait_ms,
+            "rate limited by the node, waiting: {}",
+            self.error
+        );
+        metrics().rate_limited.add(
+            1,
+            &[
+                KeyValue::new("chain", self.chain.to_owned()),
+                KeyValue::new("method", self.method),
+            ],
+        );
+    }
+}
+
+/// The follower moves to another of the chain's endpoints.
+pub struct EndpointSwitch<'a> {
+    /// Chain name.
+    pub chain: &'a str,
+    /// Index of the endpoint it leaves.
+    pub from: usize,
+    /// Index of the endpoint it tries next.
+    pub to: usize,
+    /// `failover` (the current one failed) or `failback` (a preferred one is back).
+    pub why: &'static str,
+}
+impl EndpointSwitch<'_> {
+    /// Writes the event.
+    pub fn emit(self) {
+        warn!(
+            chain = self.chain,
+            from = self.from,
+            to = self.to,
+            why = self.why,
+            "switching node endpoint"
+        );
+    }
+}
+
 /// The node's answer contradicted itself; nothing from it was published.
 pub struct InconsistentAnswer<'a> {
     /// Chain name.
     pub chain: &'a str,
     /// What did not match.
     pub what: &'a str,
+    /// Delay before asking again.
+    pub retry_in_ms: u64,
+    /// Asked again on the same connection (else: the session ends and reconnects).
+    pub in_place: bool,
 }
 impl InconsistentAnswer<'_> {
     /// Writes the event.
@@ -112,11 +181,15 @@ impl InconsistentAnswer<'_> {
         warn!(
             chain = self.chain,
             error_type = "inconsistent_answer",
+            retry_in_ms = self.retry_in_ms,
+            in_place = self.in_place,
             "node answer rejected, retrying: {}",
             self.what
         );
         error_count(Some(self.chain), "follow", "inconsistent_answer");
-        status::update(self.chain, |s| s.state = ChainState::Connecting);
+        if !self.in_place {
+            status::update(self.chain, |s| s.state = ChainState::Connecting);
+        }
     }
 }
 
@@ -333,10 +406,14 @@ impl ChainReorganised<'_> {
     }
 }
 
-/// The circuit breaker in front of a chain's node changed state.
+/// The circuit breaker in front of one of a chain's endpoints changed state.
 pub struct BreakerChanged<'a> {
     /// Chain name.
     pub chain: &'a str,
+    /// Index in `urls` of the endpoint.
+    pub endpoint: usize,
+    /// What made it change (log text only).
+    pub error: &'a dyn std::fmt::Display,
     /// The new state.
     pub state: crate::follower::BreakerState,
     /// Delay before the next attempt.
@@ -347,9 +424,11 @@ impl BreakerChanged<'_> {
     pub fn emit(self) {
         warn!(
             chain = self.chain,
+            endpoint = self.endpoint,
             state = self.state.as_str(),
             retry_in_ms = self.retry_in_ms,
-            "circuit breaker changed state"
+            "circuit breaker changed state: {}",
+            self.error
         );
         use crate::follower::BreakerState;
         let value = match self.state {

@@ -1,12 +1,17 @@
-//! EthHook Ingestor: follows EVM chains over WebSocket JSON-RPC and publishes every
-//! event log to a Kafka-API topic per chain, Avro-encoded, in block order.
+//! EthHook Ingestor: follows EVM chains over JSON-RPC (WebSocket or HTTP, TLS, several
+//! endpoints per chain) and publishes every event log to a Kafka-API topic per chain,
+//! Avro-encoded, in block order.
 //!
 //! # Map
+//! - [`backoff`]: capped, jittered exponential backoff (reconnects, rate limits, aborts).
 //! - [`config`]: the TOML contract, environment overrides and validation.
-//! - [`rpc`]: WebSocket JSON-RPC transport (correlation by id, subscriptions, keepalive),
-//!   frame parsing, and the validated chain types ([`rpc::types`]).
-//! - [`follower`]: one task per chain; walks `parentHash` from the last processed block to
-//!   the head, backfills with ranged `eth_getLogs`, and emits [`follower::BlockLogs`] in order.
+//! - [`rpc`]: JSON-RPC over WebSocket (correlation by id, subscriptions, keepalive) or HTTP
+//!   (keep-alive, batches), TLS trust, rate-limit waits, providers' error shapes, frame
+//!   parsing, log blooms, and the validated chain types ([`rpc::types`]).
+//! - [`follower`]: one task per chain; picks an endpoint (failover and failback), walks
+//!   `parentHash` from the last processed block to the head, backfills with ranged
+//!   `eth_getLogs`, checks every block's logs against its header, and emits
+//!   [`follower::BlockLogs`] in order.
 //! - [`encode`]: the `EvmLog` Avro schema (embedded from `schemas/evm_log.avsc`) and the
 //!   single-object encoding.
 //! - [`sink`]: the rdkafka producer, topic bootstrap, key/value construction and the
@@ -32,7 +37,10 @@
 //! # Assumptions
 //! - The node answers `eth_getLogs {blockHash}` and ranged `eth_getLogs` with logs whose
 //!   `blockHash` matches the header it served; answers that do not are retried, never published.
+//! - A block's header carries the standard `logsBloom` of all its logs (unless the chain sets
+//!   `verify_log_completeness = false`); answers whose logs do not make it are retried.
 
+pub mod backoff;
 pub mod checkpoint;
 pub mod config;
 pub mod encode;

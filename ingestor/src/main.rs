@@ -35,6 +35,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One rustls provider for every TLS client in the process (nodes, OTLP, librdkafka
+    // does its own): ring. Installing it can only fail if one is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

@@ -14,10 +14,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::jittered as backoff_jittered;
 use crate::checkpoint::{Checkpoint, load_all};
 use crate::config::{ChainConfig, Config, KafkaConfig};
 use crate::events;
-use crate::follower::{FollowError, Follower, backoff_jittered};
+use crate::follower::{FollowError, Follower};
 use crate::sink::{
     Outcome, Producer, Publisher, SinkError, TransactionalPublisher, flush, transactional_producer,
 };

@@ -86,7 +86,22 @@ fn bad_configs_are_one_line_and_a_nonzero_exit() {
     );
     assert!(stdout.contains("config OK: 2 chain(s)"), "{stdout}");
 
-    let cases: [Case; 6] = [
+    let ws_line = "ws_url = \"ws://127.0.0.1:2\"";
+    let cases: [Case; 9] = [
+        (
+            &good.replace(
+                ws_line,
+                "urls = [\"ws://127.0.0.1:2\", \"ftp://127.0.0.1:3/KEY\"]",
+            ),
+            &[],
+            "`urls[1]` (ftp://127.0.0.1:3/<redacted>) has scheme `ftp`; use ws://, wss://, http:// or https://",
+        ),
+        (&good.replace(ws_line, "urls = []"), &[], "`urls` is empty"),
+        (
+            &good,
+            &[("SSL_CERT_FILE", "/nonexistent/ca.pem")],
+            "environment variable SSL_CERT_FILE: SSL_CERT_FILE /nonexistent/ca.pem: cannot read",
+        ),
         (
             &good.replace("chain_id = 1", "chain_id = \"one\""),
             &[],

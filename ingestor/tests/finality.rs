@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::*;
 use devstack::anvil::Anvil;
 use devstack::proc::free_port;

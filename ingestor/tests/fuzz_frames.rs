@@ -79,6 +79,7 @@ fn json_value() -> impl Strategy<Value = Value> {
                     Just("number".to_owned()),
                     Just("hash".to_owned()),
                     Just("parentHash".to_owned()),
+                    Just("logsBloom".to_owned()),
                     Just("timestamp".to_owned()),
                     Just("blockHash".to_owned()),
                     Just("blockNumber".to_owned()),
@@ -100,7 +101,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 /// A real `eth_getBlockByNumber` and `eth_getLogs` answer, as anvil sends them.
-const HEADER_FRAME: &str = r#"{"jsonrpc":"2.0","id":7,"result":{"number":"0x1b","hash":"0x2f0b9d3e1c4a5b6c7d8e9f00112233445566778899aabbccddeeff0011223344","parentHash":"0x1f0b9d3e1c4a5b6c7d8e9f00112233445566778899aabbccddeeff0011223344","timestamp":"0x6553f100","transactions":[]}}"#;
+const HEADER_FRAME: &str = r#"{"jsonrpc":"2.0","id":7,"result":{"number":"0x1b","hash":"0x2f0b9d3e1c4a5b6c7d8e9f00112233445566778899aabbccddeeff0011223344","parentHash":"0x1f0b9d3e1c4a5b6c7d8e9f00112233445566778899aabbccddeeff0011223344","timestamp":"0x6553f100","logsBloom":"0x00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000","transactions":[]}}"#;
 const LOGS_FRAME: &str = r#"{"jsonrpc":"2.0","id":8,"result":[{"address":"0x5fbdb2315678afecb367f032d93f642f64180aa3","topics":["0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"],"data":"0x0000000000000000000000000000000000000000000000000000000000000001","blockHash":"0x2f0b9d3e1c4a5b6c7d8e9f00112233445566778899aabbccddeeff0011223344","blockNumber":"0x1b","transactionHash":"0x3f0b9d3e1c4a5b6c7d8e9f00112233445566778899aabbccddeeff0011223344","transactionIndex":"0x0","logIndex":"0x0","removed":false}]}"#;
 const NOTE_FRAME: &str = r#"{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"0xabc","result":{"number":"0x1c"}}}"#;
 

@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::otlp::{OtlpReceiver, attrs, prometheus_names};
@@ -31,25 +30,6 @@ fn documented() -> BTreeSet<String> {
         .iter()
         .map(|s| (*s).to_owned())
         .collect()
-}
-
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect health");
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read");
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-    (code, body)
 }
 
 /// `ethhook_*` identifiers in every `expr` of every dashboard.
@@ -160,10 +140,12 @@ fn traces_metrics_and_traceparent_reach_an_otlp_receiver_and_dashboards_match() 
         "dashboards query metrics the service does not export: {unknown:?}; exported: {exported:?}"
     );
 
-    // Labels are bounded: only chain, stage, error_type; never a hash.
+    // Labels are bounded: only chain, stage, error_type, and the method of a rate-limited
+    // call (one of the follower's few `eth_*` calls); never a hash.
     for (k, v) in otlp.metric_attributes() {
         assert!(
-            ["chain", "stage", "error_type"].contains(&k.as_str()),
+            ["chain", "stage", "error_type"].contains(&k.as_str())
+                || (k == "method" && v.starts_with("eth_")),
             "label {k}={v}"
         );
         assert!(!v.starts_with("0x"), "label {k}={v}");
@@ -360,42 +342,79 @@ fn an_unknown_otlp_protocol_is_a_clear_error() {
     );
 }
 
-#[test]
-fn traces_and_metrics_also_arrive_over_grpc() {
-    let otlp = OtlpReceiver::start_grpc();
-    let stack = Stack::start(57, 3);
+/// Runs a chain with `env` and waits until `otlp` holds the head block's span and a metric.
+fn assert_exported(otlp: &OtlpReceiver, seed: u64, env: &[(&str, &str)]) {
+    let stack = Stack::start(seed, 3);
     let toml = stack.config(&[]);
     let Stack {
         dir, tansu, anvil, ..
     } = stack;
-    let endpoint = otlp.endpoint();
-    let env = [
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+    let mut env = env.to_vec();
+    env.extend([
         ("OTEL_METRIC_EXPORT_INTERVAL", "300"),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-    ];
+    ]);
     let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &env).expect("ingestor");
     assert_view_matches_node(&tansu.brokers(), TOPIC, &anvil.node(), 31337);
     let head = anvil.node().head().expect("head");
-    wait_for(
-        "block spans and metrics over gRPC",
-        Duration::from_secs(60),
-        || {
-            let head_span = otlp.spans().iter().any(|s| {
-                s.name == "block"
-                    && attrs(&s.attributes).get("block.number") == Some(&head.to_string())
-            });
-            let metrics = otlp.metrics();
-            (head_span && metrics.contains_key("ethhook.logs.published")).then_some(())
-        },
-    )
+    wait_for("block spans and metrics", Duration::from_secs(60), || {
+        let head_span = otlp.spans().iter().any(|s| {
+            s.name == "block" && attrs(&s.attributes).get("block.number") == Some(&head.to_string())
+        });
+        let metrics = otlp.metrics();
+        (head_span && metrics.contains_key("ethhook.logs.published")).then_some(())
+    })
     .unwrap_or_else(|e| {
         panic!(
-            "{e}: {} requests, {:?}",
+            "{e}: {} requests, {:?}; {}",
             otlp.requests(),
-            otlp.metrics().keys()
+            otlp.metrics().keys(),
+            service.process.log_tail(10)
         )
     });
     stop_cleanly(&mut service);
+}
+
+#[test]
+fn traces_and_metrics_also_arrive_over_grpc() {
+    let otlp = OtlpReceiver::start_grpc();
+    let endpoint = otlp.endpoint();
+    assert_exported(
+        &otlp,
+        57,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ],
+    );
+}
+
+/// An `https://` collector, trusted through `SSL_CERT_FILE`, over both protocols.
+#[test]
+fn traces_and_metrics_arrive_over_https() {
+    let dir = tempdir();
+    let ca = common::tls::TestCa::new(dir.path(), "collector-ca");
+    let ca_file = ca.pem_file.display().to_string();
+    for (otlp, protocol, seed) in [
+        (OtlpReceiver::start(), "http/protobuf", 58),
+        (OtlpReceiver::start_grpc(), "grpc", 59),
+    ] {
+        let port: u16 = otlp
+            .endpoint()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .expect("receiver port");
+        let tls = common::tls::TlsProxy::start(&ca, port, false);
+        let endpoint = tls.url("https", "");
+        assert_exported(
+            &otlp,
+            seed,
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                ("SSL_CERT_FILE", ca_file.as_str()),
+            ],
+        );
+    }
 }

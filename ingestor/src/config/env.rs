@@ -6,8 +6,8 @@
 //! - `INGESTOR_CHAINS__<NAME>__WS_URL=...` sets `ws_url` of the chain whose `name` is
 //!   `<NAME>` (compared case-insensitively, `-` in the name written as `_`).
 //!
-//! Values are read as TOML scalars when they parse as one (`5000`, `true`), otherwise as
-//! strings. A chain name that is not in the file is an error, as is an unknown key (caught
+//! Values are read as TOML scalars or arrays when they parse as one (`5000`, `true`,
+//! `["wss://a", "https://b"]`), otherwise as strings. A chain name that is not in the file is an error, as is an unknown key (caught
 //! by the typed deserialisation after overrides are applied).
 
 use super::ConfigError;
@@ -92,7 +92,10 @@ fn scalar(raw: &str) -> toml::Value {
     match format!("v = {raw}").parse::<toml::Table>() {
         Ok(mut t) => match t.remove("v") {
             Some(
-                v @ (toml::Value::Integer(_) | toml::Value::Boolean(_) | toml::Value::Float(_)),
+                v @ (toml::Value::Integer(_)
+                | toml::Value::Boolean(_)
+                | toml::Value::Float(_)
+                | toml::Value::Array(_)),
             ) => v,
             _ => toml::Value::String(raw.to_owned()),
         },

@@ -82,6 +82,7 @@ pub fn parse(
     text: &str,
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
+    let vars: Vec<(String, String)> = vars.into_iter().collect();
     let mut table: toml::Table =
         text.parse()
             .map_err(|e: toml::de::Error| ConfigError::Syntax {
@@ -92,7 +93,7 @@ pub fn parse(
                     .unwrap_or(1),
                 message: one_line(e.message()),
             })?;
-    env::apply(&mut table, vars)?;
+    env::apply(&mut table, vars.iter().cloned())?;
     let config: Config =
         serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
             ConfigError::Field {
@@ -105,6 +106,21 @@ pub fn parse(
         path: shown.to_owned(),
         message,
     })?;
+    // TLS trusts SSL_CERT_FILE as well: a bundle that cannot be used fails here, not at
+    // the first `wss://` connection.
+    if let Some((_, file)) = vars
+        .iter()
+        .find(|(k, v)| k == crate::rpc::tls::SSL_CERT_FILE && !v.is_empty())
+    {
+        let trust = crate::rpc::tls::Trust {
+            ssl_cert_file: Some(file.into()),
+            ca_file: None,
+        };
+        trust.roots().map_err(|e| ConfigError::Env {
+            var: crate::rpc::tls::SSL_CERT_FILE.into(),
+            message: e.to_string(),
+        })?;
+    }
     Ok(config)
 }
 

@@ -1,6 +1,7 @@
 //! The configuration types. Units are in the names; every default is documented.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -197,8 +198,31 @@ pub struct ChainConfig {
     pub name: String,
     /// The EIP-155 chain id; the node's `eth_chainId` must equal it or nothing is published.
     pub chain_id: u64,
-    /// WebSocket JSON-RPC endpoint (`ws://` or `wss://`). Never logged unredacted.
-    pub ws_url: String,
+    /// The node's JSON-RPC endpoints, most preferred first: `wss://`/`ws://` (pushed
+    /// `newHeads`) or `https://`/`http://` (the head is polled every
+    /// `head_poll_interval_ms`). When one fails (its breaker opens or its connection drops)
+    /// the next is used; a preferred one is taken back once its breaker lets a trial
+    /// through. Never logged unredacted: logs, metrics and `/status` name them by index.
+    #[serde(default)]
+    pub urls: Option<Vec<String>>,
+    /// One WebSocket endpoint: the shorthand for `urls = [ws_url]`. Set one of the two.
+    #[serde(default)]
+    pub ws_url: Option<String>,
+    /// A PEM bundle of extra CAs trusted for this chain's `wss://`/`https://` endpoints,
+    /// beyond the platform's roots and `SSL_CERT_FILE`.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Check that every block's logs are all of them: log indexes 0, 1, 2, … without a gap,
+    /// and together exactly the header's `logsBloom`. An answer that fails is asked again,
+    /// never published (load-balanced providers answer `[]` for a block another of their
+    /// nodes announced but this one has not indexed). A zero bloom skips `eth_getLogs`.
+    /// Turn off only for a chain whose headers do not carry a standard bloom. Default true.
+    #[serde(default = "defaults::yes")]
+    pub verify_log_completeness: bool,
+    /// Most requests in one JSON-RPC batch over HTTP (headers of a catch-up range).
+    /// Default 100.
+    #[serde(default = "defaults::rpc_batch_max")]
+    pub rpc_batch_max: usize,
     /// First block to publish when there is no earlier progress: a number or `"latest"`.
     /// Default `"latest"`.
     #[serde(default = "defaults::start_block")]
@@ -219,7 +243,8 @@ pub struct ChainConfig {
     /// are only wake-ups). Default 2000.
     #[serde(default = "defaults::head_poll_interval_ms")]
     pub head_poll_interval_ms: u64,
-    /// Largest WebSocket message accepted from the node. Default 268435456 (256 MiB).
+    /// Largest answer accepted from the node (a WebSocket message or an HTTP body); a
+    /// larger one is a refused range, which shrinks. Default 268435456 (256 MiB).
     #[serde(default = "defaults::max_message_bytes")]
     pub max_message_bytes: usize,
     /// Blocks per ranged `eth_getLogs` during catch-up, at most. Default 1000.
@@ -240,7 +265,8 @@ pub struct ChainConfig {
     /// Blocks fetched but not yet acknowledged by the broker, at most. Default 256.
     #[serde(default = "defaults::max_blocks_in_flight")]
     pub max_blocks_in_flight: usize,
-    /// First delay before reconnecting to the node; doubles up to the max, with jitter. Default 500.
+    /// First delay before reconnecting to the node, or before asking again after a rate
+    /// limit without `Retry-After`; doubles up to the max, with jitter. Default 500.
     #[serde(default = "defaults::reconnect_backoff_initial_ms")]
     pub reconnect_backoff_initial_ms: u64,
     /// Largest delay between reconnect attempts. Default 30000.
@@ -271,6 +297,15 @@ impl ChainConfig {
         self.topic
             .clone()
             .unwrap_or_else(|| format!("evm.logs.{}", self.chain_id))
+    }
+
+    /// The endpoints, most preferred first (`urls`, or `[ws_url]`).
+    pub fn endpoints(&self) -> Vec<String> {
+        match (&self.urls, &self.ws_url) {
+            (Some(urls), _) => urls.clone(),
+            (None, Some(one)) => vec![one.clone()],
+            (None, None) => Vec::new(),
+        }
     }
 
     /// Milliseconds as a [`Duration`].
@@ -335,6 +370,9 @@ mod defaults {
     }
     pub(super) fn max_message_bytes() -> usize {
         256 << 20
+    }
+    pub(super) fn rpc_batch_max() -> usize {
+        100
     }
     pub(super) fn backfill_range_blocks() -> u64 {
         1_000

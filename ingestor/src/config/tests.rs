@@ -100,3 +100,57 @@ fn wrong_values_are_one_line_naming_the_key() {
     );
     assert!(err("chains = []\n[kafka]\nbrokers = \"b:1\"\n", &[]).contains("no [[chains]]"));
 }
+
+#[test]
+fn endpoints_lists_and_their_errors() {
+    let urls = GOOD.replace(
+        "ws_url = \"ws://127.0.0.1:8545\"",
+        "urls = [\"wss://a.example/KEY\", \"https://b.example/KEY\", \"http://127.0.0.1:8545\"]",
+    );
+    let c = parse("c.toml", &urls, env(&[])).expect("urls");
+    assert_eq!(c.chains[0].endpoints().len(), 3);
+    assert_eq!(c.chains[1].endpoints(), ["wss://node.example/KEY"]);
+    let over = parse(
+        "c.toml",
+        &urls,
+        env(&[(
+            "INGESTOR_CHAINS__ETHEREUM__URLS",
+            r#"["wss://c.example/K2"]"#,
+        )]),
+    )
+    .expect("env array");
+    assert_eq!(over.chains[0].endpoints(), ["wss://c.example/K2"]);
+
+    let e = err(
+        &urls.replace("https://b.example/KEY", "ftp://b.example/KEY"),
+        &[],
+    );
+    assert!(
+        e.contains("`urls[1]` (ftp://b.example/<redacted>) has scheme `ftp`"),
+        "{e}"
+    );
+    assert!(!e.contains("KEY"), "{e}");
+    assert!(err(&urls.replace("urls = [", "urls = [] #"), &[]).contains("`urls` is empty"));
+    let both = urls.replace("urls = [", "ws_url = \"ws://x:1\"\nurls = [");
+    assert!(err(&both, &[]).contains("not both"));
+    let none = GOOD.replace("ws_url = \"ws://127.0.0.1:8545\"\n", "");
+    assert!(err(&none, &[]).contains("no endpoint"));
+}
+
+#[test]
+fn tls_files_must_hold_certificates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("ca.pem");
+    std::fs::write(&bad, "not a certificate").expect("write");
+    let with_ca = GOOD.replace(
+        "start_block = 0",
+        &format!(
+            "start_block = 0\ntls_ca_file = {:?}",
+            bad.display().to_string()
+        ),
+    );
+    assert!(err(&with_ca, &[]).contains("tls_ca_file"));
+    let bad_s = bad.display().to_string();
+    let e = err(GOOD, &[("SSL_CERT_FILE", bad_s.as_str())]);
+    assert!(e.starts_with("environment variable SSL_CERT_FILE:"), "{e}");
+}

@@ -2,7 +2,9 @@
 
 use std::collections::HashSet;
 
-use super::Config;
+use super::{ChainConfig, Config};
+use crate::rpc::redact::redact_url;
+use crate::rpc::tls::Trust;
 
 /// Returns the first problem found.
 pub(super) fn check(c: &Config) -> Result<(), String> {
@@ -69,10 +71,7 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
                 ch.chain_id
             ));
         }
-        match url::Url::parse(&ch.ws_url) {
-            Ok(u) if u.scheme() == "ws" || u.scheme() == "wss" => {}
-            _ => return Err(format!("{at}: `ws_url` must be a ws:// or wss:// URL")),
-        }
+        endpoints(&at, ch)?;
         let topic = ch.topic();
         if topic.is_empty()
             || topic.len() > 249
@@ -113,10 +112,63 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{at}: `{key}` must be greater than 0"));
         }
+        if ch.rpc_batch_max == 0 {
+            return Err(format!("{at}: `rpc_batch_max` must be greater than 0"));
+        }
+        if let Some(path) = &ch.tls_ca_file {
+            Trust {
+                ssl_cert_file: None,
+                ca_file: Some(path.clone()),
+            }
+            .roots()
+            .map_err(|e| format!("{at}: {e}"))?;
+        }
         if ch.reconnect_backoff_max_ms < ch.reconnect_backoff_initial_ms {
             return Err(format!(
                 "{at}: `reconnect_backoff_max_ms` must be at least `reconnect_backoff_initial_ms`"
             ));
+        }
+    }
+    Ok(())
+}
+
+/// `urls` (or the `ws_url` shorthand): one or more endpoints of a scheme the service speaks.
+fn endpoints(at: &str, ch: &ChainConfig) -> Result<(), String> {
+    match (&ch.urls, &ch.ws_url) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "{at}: set `urls` or `ws_url`, not both (`ws_url` is the one-endpoint shorthand)"
+            ));
+        }
+        (None, None) => {
+            return Err(format!(
+                "{at}: no endpoint; set `urls = [\"wss://…\", \"https://…\"]` (or `ws_url`)"
+            ));
+        }
+        (Some(urls), None) if urls.is_empty() => {
+            return Err(format!("{at}: `urls` is empty; list at least one endpoint"));
+        }
+        (None, Some(one)) => {
+            return match url::Url::parse(one) {
+                Ok(u) if u.scheme() == "ws" || u.scheme() == "wss" => Ok(()),
+                _ => Err(format!(
+                    "{at}: `ws_url` must be a ws:// or wss:// URL (use `urls` for http:// or https://)"
+                )),
+            };
+        }
+        (Some(_), None) => {}
+    }
+    for (i, raw) in ch.endpoints().iter().enumerate() {
+        match url::Url::parse(raw) {
+            Ok(u) if matches!(u.scheme(), "ws" | "wss" | "http" | "https") && u.has_host() => {}
+            Ok(u) => {
+                return Err(format!(
+                    "{at}: `urls[{i}]` ({}) has scheme `{}`; use ws://, wss://, http:// or https://",
+                    redact_url(raw),
+                    u.scheme()
+                ));
+            }
+            Err(e) => return Err(format!("{at}: `urls[{i}]` is not a URL: {e}")),
         }
     }
     Ok(())

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::backoff;
+use crate::backoff;
 
 /// The breaker's state, as exported in metrics and `/status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@ pub enum FollowError {
     Inconsistent(#[from] Inconsistent),
     /// The node serves another chain than configured. Nothing is published.
     #[error(
-        "node at {url} reports chain id {actual}, but the config says chain_id = {expected}; fix `chain_id` or `ws_url`"
+        "node at {url} reports chain id {actual}, but the config says chain_id = {expected}; fix `chain_id` or the endpoint"
     )]
     ChainIdMismatch {
         /// Configured chain id.
@@ -44,6 +44,9 @@ pub enum FollowError {
         /// Blocks the window held.
         window: usize,
     },
+    /// The TLS trust settings cannot be used (a CA file that went away since start-up).
+    #[error(transparent)]
+    Tls(crate::rpc::tls::TlsConfigError),
     /// The sink stopped (its own error is reported by it).
     #[error("the publisher stopped")]
     SinkClosed,
@@ -54,7 +57,10 @@ impl FollowError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            Self::ChainIdMismatch { .. } | Self::ReorgTooDeep { .. } | Self::SinkClosed
+            Self::ChainIdMismatch { .. }
+                | Self::ReorgTooDeep { .. }
+                | Self::Tls(_)
+                | Self::SinkClosed
         )
     }
 
@@ -66,6 +72,7 @@ impl FollowError {
             Self::ChainIdMismatch { .. } => "chain_id_mismatch",
             Self::ParentMismatch { .. } => "reorg",
             Self::ReorgTooDeep { .. } => "reorg_too_deep",
+            Self::Tls(_) => "tls_config",
             Self::SinkClosed => "sink_closed",
         }
     }

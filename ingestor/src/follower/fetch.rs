@@ -1,13 +1,16 @@
 //! Fetching blocks with their logs: one block by hash (live), or a range (catch-up) whose
 //! size adapts: it aims at `backfill_target_logs` logs per request (dense chains get short
 //! ranges, sparse chains long ones, up to `backfill_range_blocks`), and halves when the
-//! node refuses a range.
+//! node refuses a range (a provider's cap, a timeout, an answer over `max_message_bytes`).
+//!
+//! Every block's logs are checked for completeness against its header (see
+//! [`BlockLogs::assemble`]); an incomplete answer is asked again, after a short backoff, a
+//! few times in place before the session gives up (and the breaker, or another endpoint,
+//! takes over). A block whose bloom is zero has no logs: `eth_getLogs` is not called.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use futures_util::{StreamExt, TryStreamExt, stream};
-
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::events;
 use crate::rpc::RpcClient;
@@ -17,8 +20,10 @@ use crate::telemetry::trace::FetchTiming;
 use super::block::{BlockLogs, Inconsistent, check_link};
 use super::error::FollowError;
 
-/// Header requests in flight at once for one range.
-const HEADER_CONCURRENCY: usize = 64;
+/// Incomplete or contradictory answers asked again in place before the session fails.
+const INCONSISTENT_RETRIES: u32 = 5;
+/// First wait before asking again (doubles: 100, 200, 400, 800, 1600 ms).
+const INCONSISTENT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The next range size after `size` blocks returned `logs` logs: proportional to the
 /// target, at most doubling, between 1 and `max`.
@@ -27,29 +32,77 @@ pub(super) fn next_range(size: u64, logs: usize, target_logs: u64, max: u64) -> 
     proportional.min(size.saturating_mul(2)).clamp(1, max)
 }
 
+/// The range size of one chain, kept across sessions: a range that killed a connection
+/// (an answer over `max_message_bytes` on a WebSocket) is not asked again after reconnecting.
+#[derive(Debug)]
+pub(super) struct RangeSize(AtomicU64);
+
+impl RangeSize {
+    /// Starts small: the first answer tells how dense the chain is.
+    pub(super) fn new(max_range_blocks: u64) -> Self {
+        Self(AtomicU64::new(max_range_blocks.min(16)))
+    }
+}
+
 /// Fetches blocks for one chain over one connection.
 pub(super) struct Fetcher<'a> {
     pub(super) rpc: &'a RpcClient,
     pub(super) chain: &'a str,
-    range_blocks: AtomicU64,
+    range_blocks: &'a AtomicU64,
     max_range_blocks: u64,
     target_logs: u64,
+    /// Check each block's logs against its header (`verify_log_completeness`).
+    complete: bool,
 }
 
 impl<'a> Fetcher<'a> {
     pub(super) fn new(
         rpc: &'a RpcClient,
         chain: &'a str,
+        range: &'a RangeSize,
         max_range_blocks: u64,
         target_logs: u64,
+        complete: bool,
     ) -> Self {
         Self {
             rpc,
             chain,
-            // Start small: the first answer tells how dense the chain is.
-            range_blocks: AtomicU64::new(max_range_blocks.min(16)),
+            range_blocks: &range.0,
             max_range_blocks,
             target_logs,
+            complete,
+        }
+    }
+
+    /// Runs `fetch` again while it fails on an inconsistent answer, at most
+    /// [`INCONSISTENT_RETRIES`] times, with a doubling wait.
+    async fn retrying<T, F, Fut>(&self, fetch: F) -> Result<T, FollowError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, FollowError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match fetch().await {
+                Err(FollowError::Inconsistent(i)) if attempt < INCONSISTENT_RETRIES => {
+                    let wait = crate::backoff::delay(
+                        attempt,
+                        INCONSISTENT_BACKOFF,
+                        INCONSISTENT_BACKOFF * 16,
+                        1.0,
+                    );
+                    events::InconsistentAnswer {
+                        chain: self.chain,
+                        what: &i.0,
+                        retry_in_ms: wait.as_millis() as u64,
+                        in_place: true,
+                    }
+                    .emit();
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
         }
     }
 
@@ -58,15 +111,23 @@ impl<'a> Fetcher<'a> {
         self.range_blocks.load(Ordering::Relaxed)
     }
 
-    /// One block by number: its header, then `eth_getLogs {blockHash}`. `None` when the
-    /// node does not have that block yet.
+    /// One block by number: its header, then `eth_getLogs {blockHash}` (skipped when its
+    /// bloom is zero). `None` when the node does not have that block yet.
     pub(super) async fn block(&self, number: u64) -> Result<Option<BlockLogs>, FollowError> {
+        self.retrying(|| self.block_once(number)).await
+    }
+
+    async fn block_once(&self, number: u64) -> Result<Option<BlockLogs>, FollowError> {
         let started = SystemTime::now();
         let Some(header) = self.rpc.header_by_number(number).await? else {
             return Ok(None);
         };
-        let logs = self.rpc.logs_by_block_hash(&header.hash).await?;
-        let mut block = BlockLogs::assemble(header, logs)?;
+        let logs = if self.complete && header.logs_bloom.is_zero() {
+            Vec::new()
+        } else {
+            self.rpc.logs_by_block_hash(&header.hash).await?
+        };
+        let mut block = BlockLogs::assemble(header, logs, self.complete)?;
         block.fetched = FetchTiming::since(started);
         Ok(Some(block))
     }
@@ -81,7 +142,7 @@ impl<'a> Fetcher<'a> {
                 .load(Ordering::Relaxed)
                 .min(to - start + 1);
             let end = start + size - 1;
-            match self.chunk(start, end).await {
+            match self.retrying(|| self.chunk(start, end)).await {
                 Ok(blocks) => {
                     let logs = blocks.iter().map(|b| b.logs.len()).sum();
                     let next = next_range(size, logs, self.target_logs, self.max_range_blocks);
@@ -105,15 +166,15 @@ impl<'a> Fetcher<'a> {
         Ok(out)
     }
 
-    /// One ranged `eth_getLogs` plus every header in the range, checked against each other.
+    /// One ranged `eth_getLogs` plus every header in the range (one batch), checked
+    /// against each other.
     async fn chunk(&self, from: u64, to: u64) -> Result<Vec<BlockLogs>, FollowError> {
-        let headers = stream::iter(from..=to)
-            .map(|n| self.rpc.header_by_number(n))
-            .buffered(HEADER_CONCURRENCY)
-            .try_collect::<Vec<Option<Header>>>();
         let started = SystemTime::now();
-        let (logs, headers) = tokio::try_join!(self.rpc.logs_in_range(from, to), headers)?;
-        let mut blocks = assemble_range(from, headers, logs)?;
+        let (logs, headers) = tokio::try_join!(
+            self.rpc.logs_in_range(from, to),
+            self.rpc.headers_by_number(from, to)
+        )?;
+        let mut blocks = assemble_range(from, headers, logs, self.complete)?;
         let fetched = FetchTiming::since(started);
         for b in &mut blocks {
             b.fetched = fetched;
@@ -128,6 +189,7 @@ fn assemble_range(
     from: u64,
     headers: Vec<Option<Header>>,
     logs: Vec<Log>,
+    complete: bool,
 ) -> Result<Vec<BlockLogs>, Inconsistent> {
     let mut out = Vec::with_capacity(headers.len());
     let mut logs = logs.into_iter().peekable();
@@ -143,7 +205,7 @@ fn assemble_range(
         while let Some(log) = logs.next_if(|l| l.block_number == number) {
             mine.push(log);
         }
-        out.push(BlockLogs::assemble(header, mine)?);
+        out.push(BlockLogs::assemble(header, mine, complete)?);
     }
     if let Some(stray) = logs.next() {
         return Err(Inconsistent(format!(
@@ -165,6 +227,7 @@ mod tests {
             hash: B256::new([n as u8; 32]),
             parent_hash: B256::new([(n - 1) as u8; 32]),
             timestamp_s: n,
+            logs_bloom: crate::rpc::bloom::Bloom::default(),
         }
     }
 
@@ -200,27 +263,34 @@ mod tests {
     #[test]
     fn groups_logs_by_block_including_empty_blocks() {
         let headers = vec![Some(header(5)), Some(header(6)), Some(header(7))];
-        let blocks =
-            assemble_range(5, headers, vec![log(5, 0), log(5, 1), log(7, 0)]).expect("consistent");
+        let blocks = assemble_range(5, headers, vec![log(5, 0), log(5, 1), log(7, 0)], false)
+            .expect("consistent");
         let counts: Vec<_> = blocks.iter().map(|b| b.logs.len()).collect();
         assert_eq!(counts, [2, 0, 1]);
     }
 
     #[test]
     fn rejects_what_does_not_fit() {
-        let missing = assemble_range(5, vec![Some(header(5)), None], vec![]);
+        let missing = assemble_range(5, vec![Some(header(5)), None], vec![], false);
         assert!(missing.is_err());
         let unsorted = assemble_range(
             5,
             vec![Some(header(5)), Some(header(6))],
             vec![log(6, 0), log(5, 0)],
+            false,
         );
         assert!(unsorted.is_err());
         let mut forked = header(6);
         forked.parent_hash = B256::new([0xee; 32]);
-        assert!(assemble_range(5, vec![Some(header(5)), Some(forked)], vec![]).is_err());
+        assert!(assemble_range(5, vec![Some(header(5)), Some(forked)], vec![], false).is_err());
         let mut wrong_hash = log(5, 0);
         wrong_hash.block_hash = B256::new([0xee; 32]);
-        assert!(assemble_range(5, vec![Some(header(5))], vec![wrong_hash]).is_err());
+        assert!(assemble_range(5, vec![Some(header(5))], vec![wrong_hash], false).is_err());
+        // A ranged answer that misses a block's logs (its bloom says it has some).
+        let mut has_logs = header(6);
+        has_logs.logs_bloom = crate::rpc::bloom::Bloom::of_logs(&[log(6, 0)]);
+        let err = assemble_range(5, vec![Some(header(5)), Some(has_logs)], vec![], true)
+            .expect_err("head block's logs missing");
+        assert!(err.0.contains("block 6"), "{err}");
     }
 }

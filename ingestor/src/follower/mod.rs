@@ -1,23 +1,24 @@
-//! The chain follower: one per chain. It connects, checks the chain id, subscribes to
-//! `newHeads` (as a wake-up only), and walks from the last handed-over block to the head,
-//! checking every `parentHash`. Far behind, it catches up with ranged `eth_getLogs`
-//! (bounded range, bounded requests in flight); near the head, block by block with
-//! `eth_getLogs {blockHash}`. Blocks go to the sink through a bounded channel, strictly in
-//! order: a full channel pauses the follower.
+//! The chain follower: one per chain. It connects to the most preferred endpoint it may
+//! use (see `endpoints`), checks the chain id, subscribes to `newHeads` over a WebSocket
+//! (as a wake-up only; over HTTP it polls), and walks from the last handed-over block to
+//! the head, checking every `parentHash`. Far behind, it catches up with ranged
+//! `eth_getLogs` (bounded range, bounded requests in flight); near the head, block by block
+//! with `eth_getLogs {blockHash}`. Blocks go to the sink through a bounded channel,
+//! strictly in order: a full channel pauses the follower.
 //!
 //! It keeps a reorg window of the blocks it handed over. A block whose `parentHash` does
 //! not match the window's tip starts a retraction (see `reorg`). With `confirmations` or a
 //! `safe`/`finalized` finality, the head it walks to is held back accordingly.
 
-mod backoff;
 mod block;
 mod breaker;
+mod endpoints;
 mod error;
 mod fetch;
 mod reorg;
 mod update;
 
-use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -26,7 +27,6 @@ use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 
-pub use backoff::{delay as backoff_delay, jittered as backoff_jittered};
 pub use block::{BlockLogs, Inconsistent};
 pub use breaker::{BreakerState, Reconnect};
 pub use error::FollowError;
@@ -35,9 +35,14 @@ pub use update::{Retraction, Update};
 use crate::config::{ChainConfig, Finality, StartBlock};
 use crate::events;
 use crate::rpc::redact::redact_url;
-use crate::rpc::{RpcClient, RpcError, WsOptions};
+use crate::rpc::tls::Trust;
+use crate::rpc::{RpcClient, RpcError, RpcOptions};
 use crate::window::Window;
-use fetch::Fetcher;
+use endpoints::Endpoints;
+use fetch::{Fetcher, RangeSize};
+
+/// A background check that a preferred endpoint is back: its index and its outcome.
+type Probe = Pin<Box<dyn Future<Output = (usize, Result<(), FollowError>)> + Send>>;
 
 /// Follows one chain until shutdown or a fatal error.
 pub struct Follower {
@@ -48,7 +53,11 @@ pub struct Follower {
     /// Where to start when the window is empty; `Latest` is resolved on first connect.
     start: StartBlock,
     shutdown: CancellationToken,
-    reconnect: Reconnect,
+    /// The chain's endpoints, each behind its own breaker.
+    endpoints: Endpoints,
+    urls: Vec<String>,
+    /// The catch-up range size, kept across sessions.
+    range: Arc<RangeSize>,
 }
 
 impl Follower {
@@ -61,41 +70,67 @@ impl Follower {
         shutdown: CancellationToken,
     ) -> Self {
         let start = cfg.start_block;
-        let reconnect = Reconnect::new(
-            ChainConfig::ms(cfg.reconnect_backoff_initial_ms),
-            ChainConfig::ms(cfg.reconnect_backoff_max_ms),
-            cfg.breaker_failure_threshold,
-            ChainConfig::ms(cfg.breaker_open_ms),
-        );
+        let urls = cfg.endpoints();
+        let endpoints = Endpoints::new(urls.len(), || {
+            Reconnect::new(
+                ChainConfig::ms(cfg.reconnect_backoff_initial_ms),
+                ChainConfig::ms(cfg.reconnect_backoff_max_ms),
+                cfg.breaker_failure_threshold,
+                ChainConfig::ms(cfg.breaker_open_ms),
+            )
+        });
         Self {
+            range: Arc::new(RangeSize::new(cfg.backfill_range_blocks)),
             cfg,
             sink,
             window,
             start,
             shutdown,
-            reconnect,
+            endpoints,
+            urls,
         }
     }
 
     /// Runs until shutdown (`Ok`) or an error retrying cannot fix.
     pub async fn run(mut self) -> Result<(), FollowError> {
+        let opts = self.rpc_options()?;
         loop {
             let shutdown = self.shutdown.clone();
-            let Err(err) = tokio::select! {
-                r = self.session() => r,
+            let (current, wait) = self.endpoints.next();
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.cancelled() => return Ok(()),
+                }
+            }
+            let ended = tokio::select! {
+                r = self.session(current, &opts) => r,
                 _ = shutdown.cancelled() => return Ok(()),
             };
-            if err.is_fatal() {
-                return Err(err);
-            }
-            let before = self.reconnect.state();
-            let wait = self.reconnect.failed();
-            let after = self.reconnect.state();
-            if before != after {
-                events::BreakerChanged {
+            let err = match ended {
+                // A preferred endpoint answered a probe: use it.
+                Ok(preferred) => {
+                    self.endpoints.succeeded(preferred);
+                    events::EndpointSwitch {
+                        chain: &self.cfg.name,
+                        from: current,
+                        to: preferred,
+                        why: "failback",
+                    }
+                    .emit();
+                    continue;
+                }
+                Err(err) if err.is_fatal() => return Err(err),
+                Err(err) => err,
+            };
+            let wait = self.failed(current, &err);
+            let (next, _) = self.endpoints.next();
+            if next != current {
+                events::EndpointSwitch {
                     chain: &self.cfg.name,
-                    state: after,
-                    retry_in_ms: wait.as_millis() as u64,
+                    from: current,
+                    to: next,
+                    why: "failover",
                 }
                 .emit();
             }
@@ -103,76 +138,136 @@ impl Follower {
                 FollowError::Inconsistent(i) => events::InconsistentAnswer {
                     chain: &self.cfg.name,
                     what: &i.0,
+                    retry_in_ms: wait.as_millis() as u64,
+                    in_place: false,
                 }
                 .emit(),
                 other => events::NodeCallFailed {
                     chain: &self.cfg.name,
+                    endpoint: current,
                     error_type: other.error_type(),
                     error: other,
                     retry_in_ms: wait.as_millis() as u64,
                 }
                 .emit(),
             }
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.cancelled() => return Ok(()),
-            }
         }
     }
 
-    fn ws_options(&self) -> WsOptions {
-        WsOptions {
+    /// Records a failure of endpoint `i` (reporting its breaker's changes); returns the wait
+    /// before it may be tried again.
+    fn failed(&mut self, i: usize, err: &FollowError) -> std::time::Duration {
+        let before = self.endpoints.state(i);
+        let wait = self.endpoints.failed(i);
+        let after = self.endpoints.state(i);
+        if before != after {
+            events::BreakerChanged {
+                chain: &self.cfg.name,
+                endpoint: i,
+                state: after,
+                retry_in_ms: wait.as_millis() as u64,
+                error: err,
+            }
+            .emit();
+        }
+        wait
+    }
+
+    fn rpc_options(&self) -> Result<RpcOptions, FollowError> {
+        let tls = Trust::from_env(self.cfg.tls_ca_file.as_deref())
+            .client_config()
+            .map_err(FollowError::Tls)?;
+        Ok(RpcOptions {
+            chain: self.cfg.name.as_str().into(),
             connect_timeout: ChainConfig::ms(self.cfg.connect_timeout_ms),
             request_timeout: ChainConfig::ms(self.cfg.request_timeout_ms),
             keepalive_interval: ChainConfig::ms(self.cfg.keepalive_interval_ms),
             max_message_bytes: self.cfg.max_message_bytes,
-        }
+            batch_max: self.cfg.rpc_batch_max,
+            rate_limit_backoff: (
+                ChainConfig::ms(self.cfg.reconnect_backoff_initial_ms),
+                ChainConfig::ms(self.cfg.reconnect_backoff_max_ms),
+            ),
+            tls,
+        })
     }
 
-    /// One connection's life. It only ends with the error that ended it: a retryable one
-    /// (reconnect) or a fatal one (including the sink having closed).
-    async fn session(&mut self) -> Result<Infallible, FollowError> {
-        let (rpc, mut notes) = RpcClient::connect(&self.cfg.ws_url, &self.ws_options()).await?;
+    /// Connects to endpoint `i` and checks that it serves the configured chain.
+    async fn connect(
+        cfg: &ChainConfig,
+        url: &str,
+        opts: &RpcOptions,
+    ) -> Result<(RpcClient, mpsc::Receiver<crate::rpc::frame::Frame>), FollowError> {
+        let (rpc, notes) = RpcClient::connect(url, opts).await?;
         let actual = rpc.chain_id().await?;
-        if actual != self.cfg.chain_id {
+        if actual != cfg.chain_id {
             return Err(FollowError::ChainIdMismatch {
-                expected: self.cfg.chain_id,
+                expected: cfg.chain_id,
                 actual,
-                url: redact_url(&self.cfg.ws_url),
+                url: redact_url(url),
             });
         }
-        rpc.subscribe_new_heads().await?;
+        Ok((rpc, notes))
+    }
+
+    /// One connection's life on endpoint `current`. It ends with the error that ended it (a
+    /// retryable one: reconnect; a fatal one, including the sink having closed), or with
+    /// `Ok(i)` when a more preferred endpoint `i` is back.
+    async fn session(&mut self, current: usize, opts: &RpcOptions) -> Result<usize, FollowError> {
+        let url = self.urls[current].clone();
+        let (rpc, mut notes) = Self::connect(&self.cfg, &url, opts).await?;
+        if rpc.subscribes() {
+            rpc.subscribe_new_heads().await?;
+        }
         let head = rpc.block_number().await?;
         events::ChainConnected {
             chain: &self.cfg.name,
-            url: &redact_url(&self.cfg.ws_url),
+            url: &redact_url(&url),
+            endpoint: current,
             head,
         }
         .emit();
-        if self.reconnect.state() != BreakerState::Closed {
+        if self.endpoints.state(current) != BreakerState::Closed {
             events::BreakerChanged {
                 chain: &self.cfg.name,
+                endpoint: current,
                 state: BreakerState::Closed,
                 retry_in_ms: 0,
+                error: &"connected",
             }
             .emit();
         }
-        self.reconnect.succeeded();
+        self.endpoints.succeeded(current);
         if self.start == StartBlock::Latest {
             self.start = StartBlock::Number(self.target_head(&rpc).await?);
         }
-        let cfg = self.cfg.clone();
+        let (cfg, range) = (self.cfg.clone(), self.range.clone());
         let fetcher = Fetcher::new(
             &rpc,
             &cfg.name,
+            &range,
             cfg.backfill_range_blocks,
             cfg.backfill_target_logs,
+            cfg.verify_log_completeness,
         );
-        self.verify_tip(&fetcher).await?;
+        self.follow(&rpc, &fetcher, &mut notes, current, opts).await
+    }
+
+    /// The walk to the head, then waiting for the next one, until the session ends.
+    async fn follow(
+        &mut self,
+        rpc: &RpcClient,
+        fetcher: &Fetcher<'_>,
+        notes: &mut mpsc::Receiver<crate::rpc::frame::Frame>,
+        current: usize,
+        opts: &RpcOptions,
+    ) -> Result<usize, FollowError> {
+        self.verify_tip(fetcher).await?;
         let mut poll = interval(ChainConfig::ms(self.cfg.head_poll_interval_ms));
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut probe: Option<Probe> = None;
         loop {
-            let head = self.target_head(&rpc).await?;
+            let head = self.target_head(rpc).await?;
             events::HeadSeen {
                 chain: &self.cfg.name,
                 head,
@@ -181,21 +276,42 @@ impl Follower {
             let next = self.next_block();
             if next <= head {
                 let walked = if head - next + 1 > self.cfg.live_threshold_blocks {
-                    self.catch_up(&fetcher, next, head).await
+                    self.catch_up(fetcher, next, head).await
                 } else {
-                    self.step_to(&fetcher, next, head).await
+                    self.step_to(fetcher, next, head).await
                 };
                 match walked {
-                    Err(FollowError::ParentMismatch { .. }) => self.retract(&fetcher).await?,
+                    Err(FollowError::ParentMismatch { .. }) => self.retract(fetcher).await?,
                     other => other?,
                 }
                 continue;
             }
+            let failback = self.endpoints.failback_at(current);
             tokio::select! {
                 note = notes.recv() => if note.is_none() {
                     return Err(RpcError::Disconnected("notification stream ended".into()).into());
                 },
                 _ = poll.tick() => {}
+                _ = tokio::time::sleep_until(failback.map_or_else(tokio::time::Instant::now, |f| f.1)),
+                    if probe.is_none() && failback.is_some() => {
+                    if let Some((i, _)) = failback {
+                        let (cfg, url, opts) = (self.cfg.clone(), self.urls[i].clone(), opts.clone());
+                        probe = Some(Box::pin(async move {
+                            (i, Self::connect(&cfg, &url, &opts).await.map(|_| ()))
+                        }));
+                    }
+                }
+                (i, outcome) = async { match probe.as_mut() { Some(p) => p.await, None => std::future::pending().await } },
+                    if probe.is_some() => {
+                    probe = None;
+                    match outcome {
+                        Ok(()) => return Ok(i),
+                        Err(e) if e.is_fatal() => return Err(e),
+                        Err(e) => {
+                            self.failed(i, &e);
+                        }
+                    }
+                }
             }
         }
     }

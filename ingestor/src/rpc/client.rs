@@ -1,221 +1,419 @@
-//! WebSocket JSON-RPC client: requests correlated by id, subscription notifications and
-//! keepalive pings, all driven by one connection task.
+//! The JSON-RPC client the follower uses, over either transport: a WebSocket (`ws://`,
+//! `wss://`: pipelined requests and `newHeads` notifications) or HTTP (`http://`,
+//! `https://`: keep-alive, real JSON-RPC batches, no notifications, so the follower polls).
 //!
-//! The connection task owns the socket and runs one `select!` over outgoing requests,
-//! incoming frames and a keepalive timer. When the connection dies (close, reset, a missed
-//! pong, a malformed frame) every pending request fails with a retryable error and the
-//! client is dead: the caller reconnects. Notifications missed while disconnected are lost;
-//! the follower never relies on them (they are only wake-ups).
+//! Rate limits are handled here, for every call: the same request is sent again after the
+//! provider's `Retry-After` or a capped, jittered backoff, each wait reported as an event.
+//! They never surface as errors, so they never shrink a range or open the breaker.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::future::join_all;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior, interval, timeout};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
 
 use super::error::RpcError;
-use super::frame::{Frame, parse_frame};
-use super::redact::redact_url;
+use super::frame::Frame;
+use super::http::HttpTransport;
+use super::ws::WsTransport;
+use crate::events;
 
-/// Transport settings of one connection.
+/// Longest `Retry-After` honoured as given; a longer one waits this long, then asks again.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// Settings of one client.
 #[derive(Debug, Clone)]
-pub struct WsOptions {
-    /// Deadline for opening the WebSocket.
+pub struct RpcOptions {
+    /// Chain name, for the rate-limit events.
+    pub chain: Arc<str>,
+    /// Deadline for opening the connection.
     pub connect_timeout: Duration,
     /// Deadline for each request's answer.
     pub request_timeout: Duration,
-    /// Interval between pings; two intervals without any frame mark the connection dead.
+    /// WebSocket ping interval; two intervals without any frame mark the connection dead.
     pub keepalive_interval: Duration,
-    /// Largest accepted message (a ranged `eth_getLogs` answer can be large).
+    /// Largest accepted answer (a ranged `eth_getLogs` answer can be large).
     pub max_message_bytes: usize,
+    /// Most requests in one HTTP batch.
+    pub batch_max: usize,
+    /// First and largest wait after a rate limit without `Retry-After`.
+    pub rate_limit_backoff: (Duration, Duration),
+    /// TLS for `wss://` and `https://`.
+    pub tls: Arc<rustls::ClientConfig>,
 }
 
-/// Capacity of the outgoing request queue and of the notification queue.
-const QUEUE_CAPACITY: usize = 1024;
-
-struct Outgoing {
-    id: u64,
-    text: String,
-    reply: oneshot::Sender<Result<Value, RpcError>>,
+enum Transport {
+    Ws(WsTransport),
+    Http(HttpTransport),
 }
 
-/// A live connection. Cheap to share by reference; dropping it closes the socket.
+/// A connection to one endpoint. Dropping it closes the socket.
 pub struct RpcClient {
-    outgoing: mpsc::Sender<Outgoing>,
+    transport: Transport,
     next_id: AtomicU64,
-    request_timeout: Duration,
-    task: JoinHandle<()>,
-}
-
-impl Drop for RpcClient {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    opts: RpcOptions,
+    /// Over HTTP nothing is ever notified; holding the sender keeps the receiver open.
+    _no_notes: Option<mpsc::Sender<Frame>>,
 }
 
 impl RpcClient {
-    /// Opens the WebSocket and starts the connection task. Notifications go to the
-    /// returned receiver; when it is full they are dropped (they are wake-ups only).
+    /// Connects to `url` (`ws`, `wss`, `http`, `https`). Notifications go to the returned
+    /// receiver (never any over HTTP); when it is full they are dropped (wake-ups only).
     pub async fn connect(
         url: &str,
-        opts: &WsOptions,
+        opts: &RpcOptions,
     ) -> Result<(Self, mpsc::Receiver<Frame>), RpcError> {
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(opts.max_message_bytes))
-            .max_frame_size(Some(opts.max_message_bytes));
-        let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
-        let (ws, _) = match timeout(opts.connect_timeout, connect).await {
-            Err(_) => return Err(connect_err(url, "timed out")),
-            Ok(Err(e)) => return Err(connect_err(url, e.to_string())),
-            Ok(Ok(ok)) => ok,
+        let (transport, notes, keep) = if url.starts_with("ws") {
+            let (ws, notes) = WsTransport::connect(url, opts).await?;
+            (Transport::Ws(ws), notes, None)
+        } else {
+            let (tx, rx) = mpsc::channel(1);
+            (
+                Transport::Http(HttpTransport::new(url, opts)?),
+                rx,
+                Some(tx),
+            )
         };
-        let (out_tx, out_rx) = mpsc::channel(QUEUE_CAPACITY);
-        let (note_tx, note_rx) = mpsc::channel(QUEUE_CAPACITY);
-        let task = tokio::spawn(run_connection(ws, out_rx, note_tx, opts.keepalive_interval));
         let client = Self {
-            outgoing: out_tx,
+            transport,
             next_id: AtomicU64::new(1),
-            request_timeout: opts.request_timeout,
-            task,
+            opts: opts.clone(),
+            _no_notes: keep,
         };
-        Ok((client, note_rx))
+        Ok((client, notes))
     }
 
-    /// Calls `method` with `params` and waits for its result.
+    /// Whether the node pushes `newHeads` (WebSocket); otherwise the head is polled.
+    pub fn subscribes(&self) -> bool {
+        matches!(self.transport, Transport::Ws(_))
+    }
+
+    /// Calls `method` with `params` and waits for its result; rate limits are waited out.
     pub async fn request(&self, method: &'static str, params: Value) -> Result<Value, RpcError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let text =
-            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
-        let (reply, rx) = oneshot::channel();
-        self.outgoing
-            .send(Outgoing { id, text, reply })
-            .await
-            .map_err(|_| RpcError::Disconnected("connection task ended".into()))?;
-        match timeout(self.request_timeout, rx).await {
-            Err(_) => Err(RpcError::Timeout {
+        let mut attempt = 0;
+        loop {
+            match self.send_once(method, params.clone()).await {
+                Err(e) if e.rate_limit().is_some() => {
+                    self.wait_rate_limit(method, &e, attempt).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Calls `method` once per entry of `params`: one JSON-RPC batch per `batch_max`
+    /// requests over HTTP, pipelined requests over a WebSocket. Results in `params` order;
+    /// the first error fails the whole call. Rate-limited requests are sent again.
+    pub async fn batch(
+        &self,
+        method: &'static str,
+        params: Vec<Value>,
+    ) -> Result<Vec<Value>, RpcError> {
+        let mut results: Vec<Option<Value>> = vec![None; params.len()];
+        let mut todo: Vec<usize> = (0..params.len()).collect();
+        let mut attempt = 0;
+        while !todo.is_empty() {
+            let answers = self.batch_once(method, &params, &todo).await;
+            let mut limited = None;
+            let mut still = Vec::new();
+            match answers {
+                Err(e) if e.rate_limit().is_some() => {
+                    limited = Some(e);
+                    still = todo;
+                }
+                Err(e) => return Err(e),
+                Ok(answers) => {
+                    for (i, answer) in todo.into_iter().zip(answers) {
+                        match answer {
+                            Ok(v) => results[i] = Some(v),
+                            Err(e) if e.rate_limit().is_some() => {
+                                still.push(i);
+                                limited = Some(e);
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+            }
+            if let Some(e) = limited {
+                self.wait_rate_limit(method, &e, attempt).await;
+                attempt += 1;
+            }
+            todo = still;
+        }
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    async fn wait_rate_limit(&self, method: &'static str, e: &RpcError, attempt: u32) {
+        let (initial, max) = self.opts.rate_limit_backoff;
+        let wait = match e.rate_limit().flatten() {
+            Some(after) => after.min(MAX_RETRY_AFTER),
+            None => crate::backoff::jittered(attempt, initial, max),
+        };
+        events::RateLimited {
+            chain: &self.opts.chain,
+            method,
+            wait_ms: millis(wait),
+            error: e,
+        }
+        .emit();
+        tokio::time::sleep(wait).await;
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn named(&self, method: &'static str, e: RpcError) -> RpcError {
+        match e {
+            RpcError::Node { source, .. } => RpcError::Node { method, source },
+            RpcError::Timeout { .. } => RpcError::Timeout {
                 method,
-                timeout_ms: millis(self.request_timeout),
-            }),
-            Ok(Err(_)) => Err(RpcError::Disconnected(
-                "connection closed with the request pending".into(),
-            )),
-            Ok(Ok(result)) => result.map_err(|e| match e {
-                RpcError::Node { source, .. } => RpcError::Node { method, source },
-                other => other,
-            }),
+                timeout_ms: millis(self.opts.request_timeout),
+            },
+            other => other,
+        }
+    }
+
+    async fn send_once(&self, method: &'static str, params: Value) -> Result<Value, RpcError> {
+        let id = self.next_id();
+        let text = request_text(id, method, &params);
+        let answer = match &self.transport {
+            Transport::Ws(ws) => {
+                let rx = ws.call(id, text).await?;
+                match timeout(self.opts.request_timeout, rx).await {
+                    Err(_) => Err(RpcError::Timeout {
+                        method,
+                        timeout_ms: 0,
+                    }),
+                    Ok(Err(_)) => Err(RpcError::Disconnected(
+                        "connection closed with the request pending".into(),
+                    )),
+                    Ok(Ok(result)) => result,
+                }
+            }
+            Transport::Http(http) => http
+                .post(text)
+                .await
+                .and_then(|frames| take_answer(frames, &[id]).pop().unwrap_or_else(missing)),
+        };
+        answer.map_err(|e| self.named(method, e))
+    }
+
+    /// One round of [`RpcClient::batch`] for the entries `which` of `params`.
+    async fn batch_once(
+        &self,
+        method: &'static str,
+        params: &[Value],
+        which: &[usize],
+    ) -> Result<Vec<Result<Value, RpcError>>, RpcError> {
+        match &self.transport {
+            Transport::Ws(_) => Ok(join_all(
+                which
+                    .iter()
+                    .map(|&i| self.send_once(method, params[i].clone())),
+            )
+            .await),
+            Transport::Http(http) => {
+                let mut out = Vec::with_capacity(which.len());
+                for chunk in which.chunks(self.opts.batch_max.max(1)) {
+                    let ids: Vec<u64> = chunk.iter().map(|_| self.next_id()).collect();
+                    let body = ids
+                        .iter()
+                        .zip(chunk)
+                        .map(|(id, &i)| request_text(*id, method, &params[i]))
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    let frames = http
+                        .post(format!("[{body}]"))
+                        .await
+                        .map_err(|e| self.named(method, e))?;
+                    out.extend(
+                        take_answer(frames, &ids)
+                            .into_iter()
+                            .map(|r| r.map_err(|e| self.named(method, e))),
+                    );
+                }
+                Ok(out)
+            }
         }
     }
 }
 
-fn connect_err(url: &str, reason: impl Into<String>) -> RpcError {
-    RpcError::Connect {
-        url: redact_url(url),
-        reason: reason.into(),
-    }
+fn request_text(id: u64, method: &str, params: &Value) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()
+}
+
+fn missing() -> Result<Value, RpcError> {
+    Err(RpcError::Frame(super::frame::FrameError::BadId))
+}
+
+/// The answers to `ids`, in that order; an id without an answer is a malformed reply.
+fn take_answer(frames: Vec<Frame>, ids: &[u64]) -> Vec<Result<Value, RpcError>> {
+    let mut by_id: std::collections::HashMap<u64, Result<Value, RpcError>> = frames
+        .into_iter()
+        .filter_map(|f| match f {
+            Frame::Response { id, result } => Some((
+                id,
+                result.map_err(|source| RpcError::Node {
+                    method: "?",
+                    source,
+                }),
+            )),
+            Frame::Notification { .. } => None,
+        })
+        .collect();
+    ids.iter()
+        .map(|id| by_id.remove(id).unwrap_or_else(missing))
+        .collect()
 }
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-type Pending = HashMap<u64, oneshot::Sender<Result<Value, RpcError>>>;
-
-async fn run_connection<S>(
-    ws: S,
-    mut outgoing: mpsc::Receiver<Outgoing>,
-    notifications: mpsc::Sender<Frame>,
-    keepalive_every: Duration,
-) where
-    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
-        + futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error>
-        + Unpin,
-{
-    let (mut sink, mut stream) = ws.split();
-    let mut pending = Pending::new();
-    let mut keepalive = interval(keepalive_every);
-    keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_frame = Instant::now();
-
-    let reason: RpcError = loop {
-        tokio::select! {
-            out = outgoing.recv() => {
-                let Some(out) = out else {
-                    let _ = sink.close().await;
-                    return;
-                };
-                pending.insert(out.id, out.reply);
-                if let Err(e) = sink.send(Message::Text(out.text.into())).await {
-                    break RpcError::Disconnected(e.to_string());
-                }
-            }
-            incoming = stream.next() => {
-                let text = match incoming {
-                    Some(Ok(Message::Text(t))) => t.to_string(),
-                    Some(Ok(Message::Binary(b))) => match String::from_utf8(b.to_vec()) {
-                        Ok(t) => t,
-                        Err(_) => break RpcError::Disconnected("binary frame is not UTF-8".into()),
-                    },
-                    Some(Ok(Message::Close(_))) | None => break RpcError::Disconnected("closed by the node".into()),
-                    Some(Ok(_)) => {
-                        // Ping, pong or raw frame: proof of life; tungstenite answers pings itself.
-                        last_frame = Instant::now();
-                        continue;
-                    }
-                    Some(Err(e)) => break RpcError::Disconnected(e.to_string()),
-                };
-                last_frame = Instant::now();
-                match parse_frame(&text) {
-                    Ok(Frame::Response { id, result }) => {
-                        if let Some(reply) = pending.remove(&id) {
-                            let _ = reply.send(result.map_err(|source| RpcError::Node { method: "?", source }));
-                        }
-                    }
-                    Ok(note @ Frame::Notification { .. }) => {
-                        // Full queue: the consumer is busy and will poll the head anyway.
-                        let _ = notifications.try_send(note);
-                    }
-                    Err(e) => break RpcError::Frame(e),
-                }
-            }
-            _ = keepalive.tick() => {
-                if last_frame.elapsed() > keepalive_every * 2 {
-                    break RpcError::Disconnected("no frame or pong within two keepalive intervals".into());
-                }
-                pending.retain(|_, reply| !reply.is_closed());
-                if let Err(e) = sink.send(Message::Ping(Default::default())).await {
-                    break RpcError::Disconnected(e.to_string());
-                }
-            }
-        }
-    };
-    let message = reason.to_string();
-    for (_, reply) in pending.drain() {
-        let err = match &reason {
-            RpcError::Frame(f) => RpcError::Frame(f.clone()),
-            _ => RpcError::Disconnected(message.clone()),
-        };
-        let _ = reply.send(Err(err));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::{SinkExt, StreamExt};
     use tokio::net::TcpListener;
+    use tokio_tungstenite::tungstenite::Message;
 
-    fn opts() -> WsOptions {
-        WsOptions {
+    fn opts() -> RpcOptions {
+        RpcOptions {
+            chain: "test".into(),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
             keepalive_interval: Duration::from_secs(30),
             max_message_bytes: 1 << 20,
+            batch_max: 2,
+            rate_limit_backoff: (Duration::from_millis(10), Duration::from_millis(50)),
+            tls: crate::rpc::tls::Trust::default()
+                .client_config()
+                .expect("tls"),
         }
+    }
+
+    /// An HTTP node that answers its requests, in order, with `(status, extra header, body)`;
+    /// `{id}` in a body becomes the id of the request it answers (the first, for a batch).
+    async fn fake_http_node(answers: Vec<(u16, &'static str, String)>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let mut answers = answers.into_iter();
+            // One keep-alive connection carries every request.
+            if let Ok((mut tcp, _)) = listener.accept().await {
+                let mut buf = Vec::new();
+                loop {
+                    let mut chunk = [0u8; 4096];
+                    let n = tcp.read(&mut chunk).await.expect("read");
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some(head_end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let len: usize = text[..head_end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().expect("length"))
+                        })
+                        .unwrap_or(0);
+                    if buf.len() < head_end + 4 + len {
+                        continue;
+                    }
+                    let body = &text[head_end + 4..head_end + 4 + len];
+                    let id = body
+                        .split("\"id\":")
+                        .nth(1)
+                        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                        .unwrap_or("0")
+                        .to_owned();
+                    let Some((status, header, answer)) = answers.next() else {
+                        return;
+                    };
+                    let answer = answer.replace("{id}", &id);
+                    let reply = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n{header}content-length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    tcp.write_all(reply.as_bytes()).await.expect("write");
+                    buf.clear();
+                }
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn http_rate_limits_are_waited_out_and_caps_are_range_refusals() {
+        let ok = |v: &str| {
+            (
+                200,
+                "",
+                format!(r#"{{"jsonrpc":"2.0","id":{{id}},"result":"{v}"}}"#),
+            )
+        };
+        let url = fake_http_node(vec![
+            (429, "retry-after: 0\r\n", r#"{"jsonrpc":"2.0","id":{id},"error":{"code":429,"message":"Your app has exceeded its compute units per second capacity."}}"#.into()),
+            (200, "", r#"{"jsonrpc":"2.0","id":{id},"error":{"code":-32005,"message":"project ID request rate exceeded"}}"#.into()),
+            ok("0x539"),
+            (413, "", r#"{"jsonrpc":"2.0","id":{id},"error":{"code":-32614,"message":"eth_getLogs is limited to a 10,000 range"}}"#.into()),
+            (502, "", "<html>bad gateway</html>".into()),
+            (200, "", format!(r#"{{"id":{{id}},"result":"{}"}}"#, "a".repeat(2 << 20))),
+        ])
+        .await;
+        let (client, _notes) = RpcClient::connect(&url, &opts()).await.expect("client");
+        assert!(!client.subscribes());
+        assert_eq!(
+            client.chain_id().await.expect("after two rate limits"),
+            1337
+        );
+        let err = client.logs_in_range(0, 10).await.expect_err("capped");
+        assert!(
+            err.is_range_refused() && err.rate_limit().is_none(),
+            "{err}"
+        );
+        let err = client.block_number().await.expect_err("502");
+        assert!(
+            matches!(err, RpcError::Http { status: 502, .. }) && err.backend_gone(),
+            "{err}"
+        );
+        let err = client.block_number().await.expect_err("too large");
+        assert!(
+            matches!(err, RpcError::TooLarge { .. }) && err.is_range_refused(),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn http_batches_keep_request_order() {
+        // batch_max = 2: three calls are two POSTs; the answers come back in reverse order.
+        let url = fake_http_node(vec![
+            (
+                200,
+                "",
+                r#"[{"jsonrpc":"2.0","id":2,"result":"b"},{"jsonrpc":"2.0","id":1,"result":"a"}]"#
+                    .into(),
+            ),
+            (200, "", r#"[{"jsonrpc":"2.0","id":3,"result":"c"}]"#.into()),
+        ])
+        .await;
+        let (client, _notes) = RpcClient::connect(&url, &opts()).await.expect("client");
+        let got = client
+            .batch("eth_x", vec![json!([1]), json!([2]), json!([3])])
+            .await
+            .expect("batch");
+        assert_eq!(got, [json!("a"), json!("b"), json!("c")]);
     }
 
     /// A one-connection node that answers the first request with `reply` (or hangs up).

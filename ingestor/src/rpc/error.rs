@@ -1,11 +1,15 @@
 //! The error of one JSON-RPC call, with the retry decision attached.
 //!
 //! Every failure of a single call is transient from the transport's point of view; what
-//! the caller must know is whether the connection is gone ([`RpcError::backend_gone`]) and
-//! whether a smaller range may succeed ([`RpcError::is_range_refused`]). Giving up is the
+//! the caller must know is whether the connection is gone ([`RpcError::backend_gone`]),
+//! whether a smaller range may succeed ([`RpcError::is_range_refused`]), and whether the
+//! provider only asked us to slow down ([`RpcError::rate_limit`]). Giving up is the
 //! follower's decision: it knows about chain ids and configuration.
 
+use std::time::Duration;
+
 use super::frame::{FrameError, NodeError};
+use super::provider;
 use super::types::TypeError;
 
 /// Why a call to the node failed.
@@ -18,6 +22,38 @@ pub enum RpcError {
         url: String,
         /// The transport's reason.
         reason: String,
+    },
+    /// The TLS handshake failed: an untrusted, expired or mismatched certificate. Retried
+    /// behind the breaker like any failed connection.
+    #[error("TLS to {url}: {reason}")]
+    Tls {
+        /// The redacted URL.
+        url: String,
+        /// What is wrong, on one line.
+        reason: String,
+    },
+    /// The provider is rate-limiting us (HTTP 429, or a JSON-RPC rate-limit error). The
+    /// same request is sent again after the wait; ranges do not shrink.
+    #[error("HTTP 429 Too Many Requests: {detail}")]
+    RateLimited {
+        /// `Retry-After`, when the provider gave one.
+        retry_after: Option<Duration>,
+        /// The provider's message (log text only).
+        detail: String,
+    },
+    /// An answer larger than `max_message_bytes`: a range that must shrink.
+    #[error("answer larger than max_message_bytes = {limit_bytes}")]
+    TooLarge {
+        /// The configured limit.
+        limit_bytes: usize,
+    },
+    /// An HTTP status that carries no JSON-RPC answer (a 401, a load balancer's 502).
+    #[error("HTTP status {status} from the node: {detail}")]
+    Http {
+        /// The status code.
+        status: u16,
+        /// The start of the body (log text only).
+        detail: String,
     },
     /// The connection went away (closed, reset, missed keepalive) before the answer came.
     #[error("connection to the node lost: {0}")]
@@ -56,23 +92,30 @@ impl RpcError {
     pub fn backend_gone(&self) -> bool {
         matches!(
             self,
-            Self::Connect { .. } | Self::Disconnected(_) | Self::Frame(_)
+            Self::Connect { .. }
+                | Self::Tls { .. }
+                | Self::Disconnected(_)
+                | Self::Frame(_)
+                | Self::Http { .. }
         )
     }
 
     /// Whether the node refused a ranged query as too large, so a smaller range may succeed.
     pub fn is_range_refused(&self) -> bool {
         match self {
-            Self::Node { source, .. } => {
-                let m = source.message.to_ascii_lowercase();
-                source.code == -32005
-                    || m.contains("range")
-                    || m.contains("too many")
-                    || m.contains("limit")
-                    || m.contains("too large")
-            }
-            Self::Timeout { .. } => true,
+            Self::Node { source, .. } => provider::is_range_refusal(source),
+            Self::Timeout { .. } | Self::TooLarge { .. } => true,
             _ => false,
+        }
+    }
+
+    /// `Some(retry_after)` when the provider is rate-limiting us: wait, then send the same
+    /// request again. Never a reason to shrink a range or to open the breaker.
+    pub fn rate_limit(&self) -> Option<Option<Duration>> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::Node { source, .. } if provider::is_rate_limit(source) => Some(None),
+            _ => None,
         }
     }
 
@@ -80,6 +123,10 @@ impl RpcError {
     pub fn error_type(&self) -> &'static str {
         match self {
             Self::Connect { .. } => "connect",
+            Self::Tls { .. } => "tls",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::TooLarge { .. } => "too_large",
+            Self::Http { .. } => "http_status",
             Self::Disconnected(_) => "disconnected",
             Self::Timeout { .. } => "timeout",
             Self::Frame(_) => "malformed_frame",

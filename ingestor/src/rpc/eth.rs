@@ -22,6 +22,26 @@ fn as_quantity(method: &'static str, v: &Value) -> Result<u64, RpcError> {
     })
 }
 
+const GET_BLOCK: &str = "eth_getBlockByNumber";
+
+/// A block result that must be block `number`, or null.
+fn header_numbered(v: &Value, number: u64) -> Result<Option<Header>, RpcError> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let header = Header::from_json(v).map_err(invalid(GET_BLOCK))?;
+    if header.number != number {
+        return Err(RpcError::Invalid {
+            method: GET_BLOCK,
+            source: TypeError::Hex(super::hex::HexError::new(
+                "number",
+                format!("asked for block {number}, got block {}", header.number),
+            )),
+        });
+    }
+    Ok(Some(header))
+}
+
 impl RpcClient {
     /// `eth_chainId`.
     pub async fn chain_id(&self) -> Result<u64, RpcError> {
@@ -37,22 +57,25 @@ impl RpcClient {
 
     /// `eth_getBlockByNumber(n, false)`; `None` when the node does not have it (yet).
     pub async fn header_by_number(&self, number: u64) -> Result<Option<Header>, RpcError> {
-        const M: &str = "eth_getBlockByNumber";
-        let v = self.request(M, json!([quantity(number), false])).await?;
-        if v.is_null() {
-            return Ok(None);
-        }
-        let header = Header::from_json(&v).map_err(invalid(M))?;
-        if header.number != number {
-            return Err(RpcError::Invalid {
-                method: M,
-                source: TypeError::Hex(super::hex::HexError::new(
-                    "number",
-                    format!("asked for block {number}, got block {}", header.number),
-                )),
-            });
-        }
-        Ok(Some(header))
+        let v = self
+            .request(GET_BLOCK, json!([quantity(number), false]))
+            .await?;
+        header_numbered(&v, number)
+    }
+
+    /// [`RpcClient::header_by_number`] for `from..=to`, as one batch (over HTTP).
+    pub async fn headers_by_number(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Option<Header>>, RpcError> {
+        let params = (from..=to).map(|n| json!([quantity(n), false])).collect();
+        let values = self.batch(GET_BLOCK, params).await?;
+        values
+            .iter()
+            .zip(from..=to)
+            .map(|(v, n)| header_numbered(v, n))
+            .collect()
     }
 
     /// `eth_getBlockByNumber(tag, false)` for a tag (`latest`, `safe`, `finalized`); `None`

@@ -38,7 +38,7 @@ pub enum FrameError {
     /// Not JSON at all.
     #[error("frame is not JSON: {0}")]
     NotJson(String),
-    /// JSON, but not an object (batches are never sent, so never expected).
+    /// JSON, but not an object (nor, where a batch was sent, an array of objects).
     #[error("frame is not a JSON object")]
     NotObject,
     /// A response without a numeric id.
@@ -58,6 +58,19 @@ pub enum FrameError {
 /// Parses one text frame.
 pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
     let v: Value = serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
+    parse_value(v)
+}
+
+/// Parses an HTTP answer: one response object, or the array that answers a batch.
+pub fn parse_batch(body: &[u8]) -> Result<Vec<Frame>, FrameError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| FrameError::NotJson(e.to_string()))?;
+    match v {
+        Value::Array(items) => items.into_iter().map(parse_value).collect(),
+        single => Ok(vec![parse_value(single)?]),
+    }
+}
+
+fn parse_value(v: Value) -> Result<Frame, FrameError> {
     let Value::Object(mut obj) = v else {
         return Err(FrameError::NotObject);
     };
@@ -135,6 +148,30 @@ mod tests {
                 })
             })
         );
+    }
+
+    #[test]
+    fn batches() {
+        let frames = parse_batch(
+            br#"[{"jsonrpc":"2.0","id":2,"result":"0x2"},{"jsonrpc":"2.0","id":1,"error":{"code":429,"message":"slow down"}}]"#,
+        )
+        .expect("batch");
+        assert_eq!(frames.len(), 2);
+        assert!(matches!(
+            frames[1],
+            Frame::Response {
+                id: 1,
+                result: Err(_)
+            }
+        ));
+        assert_eq!(
+            parse_batch(br#"{"id":3,"result":null}"#)
+                .expect("single")
+                .len(),
+            1
+        );
+        assert!(parse_batch(b"[1]").is_err());
+        assert!(parse_batch(b"<html>").is_err());
     }
 
     #[test]

@@ -1,12 +1,18 @@
-//! WebSocket JSON-RPC: transport, frames, errors and validated chain types.
+//! JSON-RPC to the node over WebSocket or HTTP(S): transports, frames, errors, provider
+//! error shapes, TLS, and the validated chain types.
 
+pub mod bloom;
 pub mod client;
 pub mod error;
 pub mod eth;
 pub mod frame;
 pub mod hex;
+mod http;
+pub mod provider;
 pub mod redact;
+pub mod tls;
 pub mod types;
+mod ws;
 
-pub use client::{RpcClient, WsOptions};
+pub use client::{RpcClient, RpcOptions};
 pub use error::RpcError;

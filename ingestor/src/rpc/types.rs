@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use super::bloom::Bloom;
 use super::hex::{Address, B256, HexError, decode_bytes, decode_quantity};
 
 /// A result that is not the shape the method promises.
@@ -62,6 +63,8 @@ pub struct Header {
     pub parent_hash: B256,
     /// Header timestamp, seconds since the Unix epoch.
     pub timestamp_s: u64,
+    /// The bloom of every log in the block.
+    pub logs_bloom: Bloom,
 }
 
 impl Header {
@@ -79,6 +82,7 @@ impl Header {
             hash: hash_field(v, "hash")?,
             parent_hash: hash_field(v, "parentHash")?,
             timestamp_s: quantity_field(v, "timestamp")?,
+            logs_bloom: Bloom::parse("logsBloom", str_field(v, "logsBloom")?)?,
         })
     }
 }
@@ -218,6 +222,7 @@ mod tests {
             "number": "0x2", "timestamp": "0x64",
             "hash": format!("0x{}", "ab".repeat(32)),
             "parentHash": format!("0x{}", "cd".repeat(32)),
+            "logsBloom": format!("0x{}", "00".repeat(256)),
         }))
         .expect("valid header");
         assert_eq!((h.number, h.timestamp_s), (2, 100));

@@ -47,6 +47,12 @@ pub struct Metrics {
     pub produce_duration: Histogram<f64>,
     /// `ethhook.errors` `{error}` → `ethhook_errors_total`, by `stage` and `error_type`.
     pub errors: Counter<u64>,
+    /// `ethhook.rpc.rate_limited` `{request}` → `ethhook_rpc_rate_limited_total`, by
+    /// `method`: answers that were a rate limit (waited out and sent again).
+    pub rate_limited: Counter<u64>,
+    /// `ethhook.chain.endpoint` `{index}` → `ethhook_chain_endpoint`: the index in `urls`
+    /// of the endpoint in use (never its URL).
+    pub endpoint: Gauge<u64>,
     /// `ethhook.kafka.queue.messages` `{message}` → `ethhook_kafka_queue_messages`: records
     /// in the producer's queue (librdkafka `msg_cnt`).
     pub kafka_queue_messages: Gauge<u64>,
@@ -78,6 +84,8 @@ pub const NAMES: &[&str] = &[
     "ethhook.breaker.state",
     "ethhook.produce.duration",
     "ethhook.errors",
+    "ethhook.rpc.rate_limited",
+    "ethhook.chain.endpoint",
     "ethhook.kafka.queue.messages",
     "ethhook.kafka.queue.size",
     "ethhook.kafka.retries",
@@ -184,6 +192,16 @@ impl Metrics {
                 ])
                 .build(),
             errors: counter("ethhook.errors", "{error}", "Errors by stage and type"),
+            rate_limited: counter(
+                "ethhook.rpc.rate_limited",
+                "{request}",
+                "Node answers that were a rate limit (waited out, then sent again)",
+            ),
+            endpoint: gauge(
+                "ethhook.chain.endpoint",
+                "{index}",
+                "Index in `urls` of the endpoint in use",
+            ),
             kafka_queue_messages: gauge(
                 "ethhook.kafka.queue.messages",
                 "{message}",
@@ -210,6 +228,8 @@ impl Metrics {
         ] {
             c.add(0, &l);
         }
+        self.rate_limited
+            .add(0, &[l[0].clone(), KeyValue::new("method", "eth_getLogs")]);
         self.breaker_state.record(0, &l);
     }
 }

@@ -7,7 +7,9 @@
 //! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_METRIC_EXPORT_INTERVAL`,
 //! `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_BSP_*`. With no endpoint, nothing is exported and
 //! the instruments are no-ops. Export happens on background threads with bounded queues: an
-//! unreachable collector drops telemetry, never blocks ingestion.
+//! unreachable collector drops telemetry, never blocks ingestion. An `https://` endpoint is
+//! reached over rustls trusting what the nodes' TLS trusts (platform roots plus
+//! `SSL_CERT_FILE`).
 
 mod kafka_stats;
 pub mod metrics;
@@ -17,7 +19,10 @@ pub mod trace;
 use std::env;
 
 use opentelemetry::global;
-use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
+use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
+use opentelemetry_otlp::{
+    MetricExporter, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
+};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -36,6 +41,9 @@ pub enum TelemetryError {
     /// The exporter refused its settings.
     #[error("OTLP exporter settings rejected: {0}")]
     Exporter(String),
+    /// The TLS trust for an `https://` endpoint cannot be used.
+    #[error("OTLP over https: {0}")]
+    Tls(#[from] crate::rpc::tls::TlsConfigError),
 }
 
 /// Which OTLP transport.
@@ -59,9 +67,80 @@ fn protocol(signal: &str) -> Result<Protocol, TelemetryError> {
     }
 }
 
-fn endpoint_set(signal: &str) -> bool {
-    var(&format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")).is_some()
-        || var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
+fn endpoint(signal: &str) -> Option<String> {
+    var(&format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT"))
+        .or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"))
+}
+
+/// The transport settings both signals' exporters share.
+struct Transport {
+    /// For `http/protobuf`: a client with the service's TLS trust.
+    http: Option<reqwest::blocking::Client>,
+    /// For `grpc` to an `https://` endpoint.
+    grpc_tls: Option<ClientTlsConfig>,
+}
+
+impl Transport {
+    fn for_signals(signals: &[&str]) -> Result<Self, TelemetryError> {
+        let mut http = None;
+        let mut grpc_tls = None;
+        for signal in signals {
+            let Some(url) = endpoint(signal) else {
+                continue;
+            };
+            match protocol(signal)? {
+                Protocol::HttpProtobuf if http.is_none() => http = Some(blocking_client()?),
+                Protocol::Grpc if url.starts_with("https") && grpc_tls.is_none() => {
+                    let mut tls = ClientTlsConfig::new().with_enabled_roots();
+                    if let Some(file) = crate::rpc::tls::Trust::from_env(None).ssl_cert_file {
+                        let pem = std::fs::read(&file).map_err(|e| {
+                            TelemetryError::Exporter(format!("{}: {e}", file.display()))
+                        })?;
+                        tls = tls.ca_certificate(Certificate::from_pem(pem));
+                    }
+                    grpc_tls = Some(tls);
+                }
+                _ => {}
+            }
+        }
+        Ok(Self { http, grpc_tls })
+    }
+
+    fn http<B: WithHttpConfig + WithExportConfig>(&self, builder: B) -> B {
+        let builder = builder.with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
+        match &self.http {
+            Some(client) => builder.with_http_client(client.clone()),
+            None => builder,
+        }
+    }
+
+    fn grpc<B: WithTonicConfig>(&self, builder: B) -> B {
+        match &self.grpc_tls {
+            Some(tls) => builder.with_tls_config(tls.clone()),
+            None => builder,
+        }
+    }
+}
+
+/// A blocking HTTP client with the service's TLS trust. Built on its own thread: reqwest's
+/// blocking client owns a runtime, which must not be created inside ours.
+fn blocking_client() -> Result<reqwest::blocking::Client, TelemetryError> {
+    let tls = crate::rpc::tls::Trust::from_env(None).client_config()?;
+    let timeout = var("OTEL_EXPORTER_OTLP_TIMEOUT")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_millis,
+        );
+    std::thread::spawn(move || {
+        reqwest::blocking::Client::builder()
+            .use_preconfigured_tls((*tls).clone())
+            .timeout(timeout)
+            .build()
+    })
+    .join()
+    .map_err(|_| TelemetryError::Exporter("HTTP client thread panicked".into()))?
+    .map_err(|e| TelemetryError::Exporter(e.to_string()))
 }
 
 /// Shuts the exporters down (flushing what is queued, within their timeouts) when dropped.
@@ -88,13 +167,11 @@ pub fn init() -> Result<Guard, TelemetryError> {
         .with_service_name(var("OTEL_SERVICE_NAME").unwrap_or_else(|| "ethhook-ingestor".into()))
         .build();
     let err = |e: opentelemetry_otlp::ExporterBuildError| TelemetryError::Exporter(e.to_string());
-    let tracer = if endpoint_set("TRACES") {
+    let transport = Transport::for_signals(&["TRACES", "METRICS"])?;
+    let tracer = if endpoint("TRACES").is_some() {
         let exporter = match protocol("TRACES")? {
-            Protocol::Grpc => SpanExporter::builder().with_tonic().build(),
-            Protocol::HttpProtobuf => SpanExporter::builder()
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .build(),
+            Protocol::Grpc => transport.grpc(SpanExporter::builder().with_tonic()).build(),
+            Protocol::HttpProtobuf => transport.http(SpanExporter::builder().with_http()).build(),
         }
         .map_err(err)?;
         let provider = SdkTracerProvider::builder()
@@ -106,12 +183,13 @@ pub fn init() -> Result<Guard, TelemetryError> {
     } else {
         None
     };
-    let meter = if endpoint_set("METRICS") {
+    let meter = if endpoint("METRICS").is_some() {
         let exporter = match protocol("METRICS")? {
-            Protocol::Grpc => MetricExporter::builder().with_tonic().build(),
-            Protocol::HttpProtobuf => MetricExporter::builder()
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            Protocol::Grpc => transport
+                .grpc(MetricExporter::builder().with_tonic())
+                .build(),
+            Protocol::HttpProtobuf => transport
+                .http(MetricExporter::builder().with_http())
                 .build(),
         }
         .map_err(err)?;

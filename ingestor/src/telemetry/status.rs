@@ -27,6 +27,8 @@ pub struct ChainStatus {
     pub chain_id: u64,
     /// State.
     pub state: ChainState,
+    /// Index in the chain's `urls` of the endpoint in use (never its URL).
+    pub endpoint: Option<usize>,
     /// The node's head (as followed: tag, less confirmations).
     pub head: Option<u64>,
     /// Last fully acknowledged block.

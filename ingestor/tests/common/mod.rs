@@ -3,7 +3,9 @@
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
 pub mod otlp;
+pub mod provider;
 pub mod proxy;
+pub mod tls;
 
 use std::path::Path;
 use std::time::Duration;
@@ -215,6 +217,38 @@ impl Stack {
         entry.extra.extend(extra.iter().map(|l| (*l).to_owned()));
         devstack::service::config_toml(&self.brokers(), &[entry], "")
     }
+}
+
+/// A GET on the health endpoint: the status code and the body.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect health");
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (code, body)
+}
+
+/// One chain's entry of `/status`, once the service logged its health address.
+pub fn chain_status(service: &Service, chain: &str) -> Option<serde_json::Value> {
+    let addr = service.health_addr()?;
+    let (code, body) = http_get(&addr, "/status");
+    if code != 200 {
+        return None;
+    }
+    let status: serde_json::Value = serde_json::from_str(&body).ok()?;
+    Some(status["chains"][chain].clone())
 }
 
 /// SIGTERM; the service must exit 0 (everything in flight acknowledged).

@@ -1,0 +1,120 @@
+//! A block header's `logsBloom`: the 2048-bit filter of every log's address and topics
+//! (Yellow Paper §4.3.1: for each item, the low 11 bits of the first three byte pairs of
+//! its Keccak-256 hash each set one bit, numbered from the filter's last byte).
+//!
+//! The follower uses it to tell a complete answer from a lagging provider's partial one:
+//! the logs of a block must produce exactly the header's bloom.
+
+use std::fmt;
+
+use tiny_keccak::{Hasher, Keccak};
+
+use super::hex::HexError;
+use super::types::Log;
+
+/// Bytes in a bloom.
+pub const BLOOM_BYTES: usize = 256;
+
+/// A 2048-bit log bloom (boxed: headers travel through channels by value).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Bloom(pub Box<[u8; BLOOM_BYTES]>);
+
+impl fmt::Debug for Bloom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = self.0.iter().map(|b| b.count_ones()).sum::<u32>();
+        write!(f, "Bloom({set} bits set)")
+    }
+}
+
+impl Default for Bloom {
+    fn default() -> Self {
+        Self(Box::new([0; BLOOM_BYTES]))
+    }
+}
+
+fn keccak(data: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut k = Keccak::v256();
+    k.update(data);
+    k.finalize(&mut out);
+    out
+}
+
+/// The three (byte, mask) positions an item sets.
+fn positions(item: &[u8]) -> [(usize, u8); 3] {
+    let h = keccak(item);
+    [0, 2, 4].map(|i| {
+        let bit = (usize::from(h[i]) << 8 | usize::from(h[i + 1])) & 2047;
+        (BLOOM_BYTES - 1 - bit / 8, 1u8 << (bit % 8))
+    })
+}
+
+impl Bloom {
+    /// Parses `0x` + 512 hex digits.
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, HexError> {
+        let bytes = super::hex::decode_bytes(field, s)?;
+        let arr: [u8; BLOOM_BYTES] = bytes.try_into().map_err(|b: Vec<u8>| {
+            HexError::new(
+                field,
+                format!("{} bytes, a bloom has {BLOOM_BYTES}", b.len()),
+            )
+        })?;
+        Ok(Self(Box::new(arr)))
+    }
+
+    /// Whether no bit is set (the block has no logs).
+    pub fn is_zero(&self) -> bool {
+        self.0.iter().all(|b| *b == 0)
+    }
+
+    /// Adds one item (an address or a topic).
+    pub fn accrue(&mut self, item: &[u8]) {
+        for (byte, mask) in positions(item) {
+            self.0[byte] |= mask;
+        }
+    }
+
+    /// Whether every bit `item` sets is set.
+    pub fn contains(&self, item: &[u8]) -> bool {
+        positions(item)
+            .iter()
+            .all(|(byte, mask)| self.0[*byte] & mask == *mask)
+    }
+
+    /// The bloom of `logs`.
+    pub fn of_logs<'a>(logs: impl IntoIterator<Item = &'a Log>) -> Self {
+        let mut bloom = Self::default();
+        for log in logs {
+            bloom.accrue(&log.address.0);
+            for t in &log.topics {
+                bloom.accrue(&t.0);
+            }
+        }
+        bloom
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keccak-256 of the empty string, the published test vector.
+    #[test]
+    fn keccak_matches_the_published_vector() {
+        assert_eq!(
+            hex::encode(keccak(b"")),
+            "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+        );
+    }
+
+    #[test]
+    fn accrued_items_are_contained_and_others_almost_never() {
+        let mut b = Bloom::default();
+        assert!(b.is_zero());
+        b.accrue(&[0x11; 20]);
+        b.accrue(&[0x22; 32]);
+        assert!(!b.is_zero() && b.contains(&[0x11; 20]) && b.contains(&[0x22; 32]));
+        assert!(!b.contains(&[0x33; 32]));
+        assert!(b.0.iter().map(|x| x.count_ones()).sum::<u32>() <= 6);
+    }
+}

@@ -1,0 +1,114 @@
+//! A TLS-terminating TCP proxy in front of a loopback port (anvil: `wss://` and
+//! `https://` on one port; or an OTLP receiver), with a throwaway CA made here by rcgen.
+//! The leaf certificate is for `127.0.0.1` and `localhost`; it can be made already expired.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+/// A CA made for one test: its PEM file, and what it signs.
+pub struct TestCa {
+    pub pem_file: PathBuf,
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl TestCa {
+    /// A new CA whose certificate is written to `dir/<name>.pem`.
+    pub fn new(dir: &Path, name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("ethhook test CA {name}"));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("ca key"))
+            .expect("ca cert");
+        let pem_file = dir.join(format!("{name}.pem"));
+        std::fs::write(&pem_file, issuer.pem()).expect("write CA");
+        Self { pem_file, issuer }
+    }
+
+    /// A server certificate chain and key for 127.0.0.1 / localhost.
+    fn leaf(&self, expired: bool) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let mut params = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+            .expect("leaf params");
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = params.signed_by(&key, &self.issuer).expect("leaf cert");
+        (
+            vec![cert.der().clone(), self.issuer.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+    }
+}
+
+/// The proxy: TLS on `port`, plain TCP to the upstream port.
+pub struct TlsProxy {
+    pub port: u16,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl TlsProxy {
+    /// Terminates TLS with a certificate from `ca` (expired if asked) and relays every
+    /// connection to `127.0.0.1:upstream_port`.
+    pub fn start(ca: &TestCa, upstream_port: u16, expired: bool) -> Self {
+        let (chain, key) = ca.leaf(expired);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server config");
+        // gRPC clients require HTTP/2 to be negotiated; others speak HTTP/1.1 (the upstream
+        // behind this relay speaks whichever the client chose).
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("proxy runtime");
+        let listener = runtime
+            .block_on(TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        runtime.spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return; // the client refused our certificate
+                    };
+                    let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", upstream_port)).await
+                    else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+                });
+            }
+        });
+        Self {
+            port,
+            _runtime: runtime,
+        }
+    }
+
+    /// `<scheme>://127.0.0.1:<port><path>`.
+    pub fn url(&self, scheme: &str, path: &str) -> String {
+        format!("{scheme}://127.0.0.1:{}{path}", self.port)
+    }
+}
