@@ -1,8 +1,11 @@
 //! A WebSocket proxy in front of anvil that can lie (corrupt the `blockHash` of the next N
-//! answers that carry one) and cut every connection (refusing new ones until restored).
+//! answers that carry one), lag (answer `[]` to the first `eth_getLogs {blockHash}` of each
+//! block that has logs, like a load-balanced provider that has not indexed it yet), and cut
+//! every connection (refusing new ones until restored).
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
@@ -13,6 +16,9 @@ struct State {
     up: AtomicBool,
     corrupt_left: AtomicUsize,
     corrupted: AtomicUsize,
+    lagging: AtomicBool,
+    lagged: AtomicUsize,
+    seen_hashes: Mutex<HashSet<String>>,
     cuts: watch::Sender<u64>,
 }
 
@@ -37,6 +43,9 @@ impl WsProxy {
             up: AtomicBool::new(true),
             corrupt_left: AtomicUsize::new(0),
             corrupted: AtomicUsize::new(0),
+            lagging: AtomicBool::new(false),
+            lagged: AtomicUsize::new(0),
+            seen_hashes: Mutex::default(),
             cuts: watch::channel(0).0,
         });
         let accept_state = state.clone();
@@ -68,6 +77,16 @@ impl WsProxy {
         self.state.corrupted.load(Ordering::SeqCst)
     }
 
+    /// Answers `[]` to the first `eth_getLogs {blockHash}` of each block that has logs.
+    pub fn lag(&self) {
+        self.state.lagging.store(true, Ordering::SeqCst);
+    }
+
+    /// `eth_getLogs` answers replaced by `[]` so far.
+    pub fn lagged(&self) -> usize {
+        self.state.lagged.load(Ordering::SeqCst)
+    }
+
     /// Drops every connection and refuses new ones until [`WsProxy::restore`].
     pub fn cut(&self) {
         self.state.up.store(false, Ordering::SeqCst);
@@ -96,6 +115,37 @@ fn maybe_corrupt(state: &State, text: String) -> String {
     format!("{}{flipped}{}", &text[..i], &text[i + 1..])
 }
 
+/// Remembers the request ids of `eth_getLogs {blockHash}` calls on one connection.
+fn note_request(text: &str, asked: &mut HashMap<u64, String>) {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+        return;
+    };
+    if v["method"] == "eth_getLogs"
+        && let (Some(id), Some(hash)) = (v["id"].as_u64(), v["params"][0]["blockHash"].as_str())
+    {
+        asked.insert(id, hash.to_owned());
+    }
+}
+
+/// `[]` for the first answer about each block hash, when lagging.
+fn maybe_lag(state: &State, text: String, asked: &mut HashMap<u64, String>) -> String {
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return text;
+    };
+    let Some(hash) = v["id"].as_u64().and_then(|id| asked.remove(&id)) else {
+        return text;
+    };
+    if state.lagging.load(Ordering::SeqCst)
+        && v["result"].as_array().is_some_and(|l| !l.is_empty())
+        && state.seen_hashes.lock().expect("lock").insert(hash)
+    {
+        v["result"] = serde_json::json!([]);
+        state.lagged.fetch_add(1, Ordering::SeqCst);
+        return v.to_string();
+    }
+    text
+}
+
 async fn relay(tcp: tokio::net::TcpStream, upstream_port: u16, state: Arc<State>) {
     let mut cuts = state.cuts.subscribe();
     let Ok(client) = tokio_tungstenite::accept_async(tcp).await else {
@@ -108,15 +158,22 @@ async fn relay(tcp: tokio::net::TcpStream, upstream_port: u16, state: Arc<State>
     };
     let (mut to_client, mut from_client) = client.split();
     let (mut to_node, mut from_node) = node.split();
+    let mut asked = HashMap::new();
     loop {
         tokio::select! {
             m = from_client.next() => match m {
-                Some(Ok(m)) => if to_node.send(m).await.is_err() { return },
+                Some(Ok(m)) => {
+                    if let Message::Text(t) = &m {
+                        note_request(t, &mut asked);
+                    }
+                    if to_node.send(m).await.is_err() { return }
+                }
                 _ => return,
             },
             m = from_node.next() => match m {
                 Some(Ok(Message::Text(t))) => {
-                    let t = maybe_corrupt(&state, t.to_string());
+                    let t = maybe_lag(&state, t.to_string(), &mut asked);
+                    let t = maybe_corrupt(&state, t);
                     if to_client.send(Message::Text(t.into())).await.is_err() { return }
                 }
                 Some(Ok(m)) => if to_client.send(m).await.is_err() { return },

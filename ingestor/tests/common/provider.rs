@@ -1,0 +1,286 @@
+//! An HTTP JSON-RPC proxy in front of anvil that behaves like a hosted provider: it
+//! forwards every request (single or batch) to anvil and rewrites anvil's real answers.
+//!
+//! Habits, each switched on by a field of [`Habits`]:
+//! - `lagging`: answers `[]` to the first `eth_getLogs {blockHash}` of each block that has
+//!   logs, and `null` to the first `eth_getBlockByNumber` of each number (a load-balanced
+//!   provider whose other node announced the block but has not indexed it);
+//! - `cap_logs`: refuses a ranged `eth_getLogs` whose answer holds more than N logs, in
+//!   turn with Infura's, Alchemy's and QuickNode's wording (QuickNode's with HTTP 413);
+//! - `rate_limit_every`: answers every Nth HTTP request with a rate limit, in turn Alchemy's
+//!   (HTTP 429, `Retry-After: 1`), Infura's (-32005 in a 200) and QuickNode's (429, -32007).
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// Which habits the proxy has.
+#[derive(Debug, Clone, Default)]
+pub struct Habits {
+    pub lagging: bool,
+    pub cap_logs: Option<usize>,
+    pub rate_limit_every: Option<usize>,
+}
+
+/// What the proxy did, for the test to check that it did something.
+#[derive(Default)]
+pub struct Counts {
+    pub requests: AtomicUsize,
+    pub empty_answers: AtomicUsize,
+    pub null_headers: AtomicUsize,
+    pub refused_ranges: AtomicUsize,
+    pub rate_limited: AtomicUsize,
+}
+
+struct State {
+    habits: Habits,
+    upstream: String,
+    client: reqwest::Client,
+    seen_hashes: Mutex<HashSet<String>>,
+    seen_numbers: Mutex<HashSet<String>>,
+    counts: Counts,
+}
+
+pub struct ProviderProxy {
+    pub port: u16,
+    state: Arc<State>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl ProviderProxy {
+    pub fn start(upstream_port: u16, habits: Habits) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("proxy runtime");
+        let listener = runtime
+            .block_on(TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let state = Arc::new(State {
+            habits,
+            upstream: format!("http://127.0.0.1:{upstream_port}"),
+            client: reqwest::Client::builder()
+                .use_preconfigured_tls(
+                    (*ingestor::rpc::tls::Trust::default()
+                        .client_config()
+                        .expect("tls"))
+                    .clone(),
+                )
+                .build()
+                .expect("client"),
+            seen_hashes: Mutex::default(),
+            seen_numbers: Mutex::default(),
+            counts: Counts::default(),
+        });
+        let shared = state.clone();
+        runtime.spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(state.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            port,
+            state,
+            _runtime: runtime,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn counts(&self) -> &Counts {
+        &self.state.counts
+    }
+}
+
+fn reply(status: u16, headers: &[(&str, &str)], body: &Value) -> Response<Full<Bytes>> {
+    let mut b = Response::builder()
+        .status(status)
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Full::new(Bytes::from(body.to_string())))
+        .expect("response")
+}
+
+fn error_for(request: &Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": request["id"], "error": {"code": code, "message": message}})
+}
+
+/// The same error for a single request or for each request of a batch.
+fn errors_for(body: &Value, code: i64, message: &str) -> Value {
+    match body {
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|r| error_for(r, code, message)).collect())
+        }
+        one => error_for(one, code, message),
+    }
+}
+
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let bytes = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Ok(reply(400, &[], &json!("unreadable body"))),
+    };
+    let Ok(body) = serde_json::from_slice::<Value>(&bytes) else {
+        return Ok(reply(400, &[], &json!("not JSON")));
+    };
+    let n = state.counts.requests.fetch_add(1, Ordering::SeqCst) + 1;
+    if let Some(every) = state.habits.rate_limit_every
+        && n.is_multiple_of(every)
+    {
+        let form = state.counts.rate_limited.fetch_add(1, Ordering::SeqCst) % 3;
+        return Ok(match form {
+            0 => reply(
+                429,
+                &[("retry-after", "1")],
+                &errors_for(
+                    &body,
+                    429,
+                    "Your app has exceeded its compute units per second capacity. If you have retries enabled, you can safely ignore this message. If not, check out https://docs.alchemy.com/reference/throughput",
+                ),
+            ),
+            1 => reply(
+                200,
+                &[],
+                &errors_for(&body, -32005, "project ID request rate exceeded"),
+            ),
+            _ => reply(
+                429,
+                &[],
+                &errors_for(
+                    &body,
+                    -32007,
+                    "100/second request limit reached - reduce calls per second or upgrade your account at quicknode.com",
+                ),
+            ),
+        });
+    }
+    let upstream = state
+        .client
+        .post(&state.upstream)
+        .header("content-type", "application/json")
+        .body(bytes.to_vec())
+        .send()
+        .await;
+    let answer: Value = match upstream {
+        Ok(r) => match r
+            .bytes()
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+        {
+            Some(v) => v,
+            None => return Ok(reply(502, &[], &json!("bad upstream answer"))),
+        },
+        Err(_) => return Ok(reply(502, &[], &json!("upstream down"))),
+    };
+    Ok(match (&body, answer) {
+        (Value::Array(reqs), Value::Array(answers)) => {
+            let rewritten: Vec<Value> = answers
+                .into_iter()
+                .map(|a| {
+                    let req = reqs
+                        .iter()
+                        .find(|r| r["id"] == a["id"])
+                        .cloned()
+                        .unwrap_or_default();
+                    rewrite(&state, &req, a).1
+                })
+                .collect();
+            reply(200, &[], &Value::Array(rewritten))
+        }
+        (one, answer) => {
+            let (status, v) = rewrite(&state, one, answer);
+            reply(status, &[], &v)
+        }
+    })
+}
+
+/// Applies the habits to one answer; returns the HTTP status to send it with.
+fn rewrite(state: &State, req: &Value, mut answer: Value) -> (u16, Value) {
+    let method = req["method"].as_str().unwrap_or_default();
+    let param = &req["params"][0];
+    match method {
+        "eth_getLogs" if state.habits.lagging => {
+            if let Some(hash) = param["blockHash"].as_str()
+                && answer["result"].as_array().is_some_and(|l| !l.is_empty())
+                && state
+                    .seen_hashes
+                    .lock()
+                    .expect("lock")
+                    .insert(hash.to_owned())
+            {
+                answer["result"] = json!([]);
+                state.counts.empty_answers.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        "eth_getBlockByNumber" if state.habits.lagging => {
+            if let Some(number) = param.as_str()
+                && number.starts_with("0x")
+                && state
+                    .seen_numbers
+                    .lock()
+                    .expect("lock")
+                    .insert(number.to_owned())
+            {
+                answer["result"] = Value::Null;
+                state.counts.null_headers.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        _ => {}
+    }
+    if method == "eth_getLogs"
+        && param.get("fromBlock").is_some()
+        && let Some(cap) = state.habits.cap_logs
+        && answer["result"].as_array().is_some_and(|l| l.len() > cap)
+    {
+        let form = state.counts.refused_ranges.fetch_add(1, Ordering::SeqCst) % 3;
+        return match form {
+            0 => (
+                200,
+                error_for(
+                    req,
+                    -32005,
+                    "query returned more than 10000 results. Try with this block range [0x0, 0x10].",
+                ),
+            ),
+            1 => (
+                200,
+                error_for(
+                    req,
+                    -32602,
+                    "Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range and no limit on the response size, or you can request any block range with a cap of 10K logs in the response.",
+                ),
+            ),
+            _ => (
+                413,
+                error_for(req, -32614, "eth_getLogs is limited to a 10,000 range"),
+            ),
+        };
+    }
+    (200, answer)
+}
