@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Installs the pinned local stack (anvil, tansu) into a per-user cache outside the checkout,
+# Installs the pinned local stack (anvil, tansu, fastavro) into a per-user cache outside the checkout,
 # keyed by version, and reuses it when present. Prints nothing but progress on stderr;
-# `scripts/deps.sh env` prints `export` lines for ANVIL_BIN and TANSU_BIN.
+# `scripts/deps.sh env` prints `export` lines for ANVIL_BIN, TANSU_BIN and FASTAVRO_PYTHON
+# (fastavro, the tests' independent Avro implementation, in a venv).
 #
 #   ETHHOOK_CACHE_DIR  cache root (default: ${XDG_CACHE_HOME:-$HOME/.cache}/ethhook)
 set -euo pipefail
 
 ANVIL_VERSION=1.7.1
 TANSU_VERSION=0.6.0
+FASTAVRO_VERSION=1.10.0
 CACHE="${ETHHOOK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ethhook}"
 ANVIL_DIR="$CACHE/anvil-$ANVIL_VERSION"
 TANSU_DIR="$CACHE/tansu-$TANSU_VERSION"
 ANVIL_BIN="$ANVIL_DIR/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 TANSU_BIN="$TANSU_DIR/bin/tansu"
+FASTAVRO_DIR="$CACHE/fastavro-$FASTAVRO_VERSION"
+FASTAVRO_PYTHON="$FASTAVRO_DIR/bin/python"
 
 log() { echo "deps: $*" >&2; }
 
@@ -43,14 +47,31 @@ install_tansu() {
   rm -rf "$CACHE/tansu-build"
 }
 
+# fastavro: the tests' independent Avro implementation (scripts/avro_ref.py), in its own venv.
+# A venv cannot be moved, so it is built in place; `.complete` marks a finished install.
+install_fastavro() {
+  if [ -f "$FASTAVRO_DIR/.complete" ]; then return; fi
+  log "installing fastavro $FASTAVRO_VERSION into $FASTAVRO_DIR"
+  if ! python3 -m venv --help >/dev/null 2>&1; then
+    log "python3 has no venv module: installing python3-venv"
+    apt-get update -qq >&2 && apt-get install -y -qq python3-venv >&2
+  fi
+  rm -rf "$FASTAVRO_DIR"
+  python3 -m venv "$FASTAVRO_DIR" >&2
+  "$FASTAVRO_DIR/bin/pip" install --quiet --disable-pip-version-check "fastavro==$FASTAVRO_VERSION" >&2
+  touch "$FASTAVRO_DIR/.complete"
+}
+
 mkdir -p "$CACHE"
 # One installer at a time per cache (CI and a developer may share a machine).
 exec 9>"$CACHE/.lock"
 flock 9
 install_anvil
 install_tansu
+install_fastavro
 "$ANVIL_BIN" --version >&2
 if [ "${1:-}" = "env" ]; then
   echo "export ANVIL_BIN='$ANVIL_BIN'"
   echo "export TANSU_BIN='$TANSU_BIN'"
+  echo "export FASTAVRO_PYTHON='$FASTAVRO_PYTHON'"
 fi

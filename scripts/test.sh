@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/deps.sh env)"
-export ANVIL_BIN TANSU_BIN
+export ANVIL_BIN TANSU_BIN FASTAVRO_PYTHON
 exec cargo test --workspace --locked "$@"

@@ -1,13 +1,13 @@
 //! An independent consumer: reads a topic from the beginning with its own rdkafka client
 //! and decodes each value with the schema *file* (`schemas/evm_log.avsc`), checking the
-//! single-object header (`C3 01` + the schema's CRC-64-AVRO fingerprint).
+//! single-object header (`C3 01` + the schema's CRC-64-AVRO fingerprint as fastavro
+//! computes it: apache-avro 0.21's own fingerprint is not the specification's).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use apache_avro::Schema;
-use apache_avro::rabin::Rabin;
 use apache_avro::types::Value;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -56,6 +56,8 @@ pub struct Record {
     pub log: Option<DecodedLog>,
     /// Record headers, values as UTF-8 (lossy).
     pub headers: Vec<(String, String)>,
+    /// The value's bytes, when the reader keeps them ([`TopicReader::keep_raw`]).
+    pub raw: Option<Vec<u8>>,
 }
 
 /// Reads one topic from the beginning.
@@ -68,6 +70,7 @@ pub struct TopicReader {
     positions: HashMap<i32, i64>,
     /// Partitions whose end was reached since their last record.
     at_eof: std::collections::HashSet<i32>,
+    keep_raw: bool,
 }
 
 impl TopicReader {
@@ -75,7 +78,7 @@ impl TopicReader {
     pub fn new(brokers: &str, topic: &str) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(SCHEMA_PATH).context("reading the schema file")?;
         let schema = Schema::parse_str(&text)?;
-        let fingerprint = schema.fingerprint::<Rabin>().bytes;
+        let fingerprint = crate::avro_ref::fingerprint()?;
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set(
@@ -115,7 +118,14 @@ impl TopicReader {
             fingerprint,
             positions,
             at_eof: Default::default(),
+            keep_raw: false,
         })
+    }
+
+    /// Keeps each value's bytes in [`Record::raw`] (to decode them again elsewhere).
+    pub fn keep_raw(mut self) -> Self {
+        self.keep_raw = true;
+        self
     }
 
     /// Reads until the broker reports the end of every partition (a fetch that returned
@@ -201,6 +211,7 @@ impl TopicReader {
             partition: msg.partition(),
             offset: msg.offset(),
             log,
+            raw: msg.payload().filter(|_| self.keep_raw).map(<[u8]>::to_vec),
         }))
     }
 
@@ -212,7 +223,9 @@ impl TopicReader {
         );
         ensure!(
             payload[2..10] == self.fingerprint[..],
-            "schema fingerprint differs from the schema file's"
+            "schema fingerprint {} is not the schema file's {} (fastavro)",
+            hex::encode(&payload[2..10]),
+            hex::encode(&self.fingerprint)
         );
         let value = apache_avro::from_avro_datum(&self.schema, &mut &payload[10..], None)?;
         let Value::Record(fields) = value else {

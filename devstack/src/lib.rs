@@ -7,10 +7,12 @@
 //! - [`traffic`]: transactions that emit realistic logs (0-4 topics, empty to >1 KB data,
 //!   many per transaction and per block, empty blocks).
 //! - [`consumer`]: an independent consumer decoding records with `schemas/evm_log.avsc`.
+//! - [`avro_ref`]: fastavro as the reference implementation (fingerprint, decoding).
 //! - [`compare`]: the node's `eth_getLogs` versus what the topic holds, field by field.
 //! - [`service`]: the ingestor binary as a child process with a generated config.
 
 pub mod anvil;
+pub mod avro_ref;
 pub mod bench;
 pub mod compare;
 pub mod consumer;
@@ -21,7 +23,8 @@ pub mod service;
 pub mod tansu;
 pub mod traffic;
 
-/// Where the pinned binaries are: `ANVIL_BIN` / `TANSU_BIN` (set by `scripts/deps.sh env`).
+/// Where the pinned tools are: `ANVIL_BIN` / `TANSU_BIN` / `FASTAVRO_PYTHON` (set by
+/// `scripts/deps.sh env`).
 pub fn tool(var: &str) -> anyhow::Result<std::path::PathBuf> {
     std::env::var_os(var).map(Into::into).ok_or_else(|| {
         anyhow::anyhow!(

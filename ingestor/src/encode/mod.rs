@@ -1,17 +1,19 @@
 //! The `EvmLog` Avro record: the schema, embedded at build time from `schemas/evm_log.avsc`
 //! and parsed once, and the Avro single-object encoding (`C3 01`, 8-byte little-endian
-//! CRC-64-AVRO fingerprint of the schema's canonical form, then the binary body).
+//! CRC-64-AVRO fingerprint of the schema's Parsing Canonical Form, then the binary body).
+//! The fingerprint is the specification's (see [`fingerprint`]), not apache-avro's.
+
+pub mod fingerprint;
 
 use std::sync::LazyLock;
 
-use apache_avro::rabin::Rabin;
+use apache_avro::Schema;
 use apache_avro::types::Value;
-use apache_avro::{GenericSingleObjectWriter, Schema};
 
 use crate::rpc::types::Log;
 
 /// The schema file's text, as shipped in `schemas/`.
-pub const SCHEMA_JSON: &str = include_str!("../../schemas/evm_log.avsc");
+pub const SCHEMA_JSON: &str = include_str!("../../../schemas/evm_log.avsc");
 
 static SCHEMA: LazyLock<Result<Schema, String>> =
     LazyLock::new(|| Schema::parse_str(SCHEMA_JSON).map_err(|e| e.to_string()));
@@ -32,13 +34,21 @@ pub fn schema() -> Result<&'static Schema, EncodeError> {
     SCHEMA.as_ref().map_err(|e| EncodeError::Schema(e.clone()))
 }
 
-/// The schema's CRC-64-AVRO (Rabin) fingerprint, as it appears in every record's header.
+static FINGERPRINT: LazyLock<Result<[u8; 8], String>> =
+    LazyLock::new(|| fingerprint::fingerprint(SCHEMA_JSON).map_err(|e| e.to_string()));
+
+/// The schema's CRC-64-AVRO fingerprint of its Parsing Canonical Form, as it appears in
+/// every record's header.
 pub fn fingerprint() -> Result<[u8; 8], EncodeError> {
-    let fp = schema()?.fingerprint::<Rabin>();
-    fp.bytes
-        .try_into()
-        .map_err(|_| EncodeError::Schema("fingerprint is not 8 bytes".into()))
+    FINGERPRINT
+        .as_ref()
+        .copied()
+        .map_err(|e| EncodeError::Schema(e.clone()))
 }
+
+/// The fingerprint apache-avro 0.21 computed, which records written before the fix carry
+/// (see the README: readers resolving schemas by fingerprint map it to the same schema).
+pub const LEGACY_FINGERPRINT: [u8; 8] = [0x52, 0x48, 0x3c, 0xb6, 0x00, 0x15, 0xe0, 0x82];
 
 /// Builds the record value for one log, field by field in schema order.
 pub fn to_value(chain_id: u64, block_timestamp_s: u64, log: &Log) -> Value {
@@ -78,15 +88,19 @@ pub fn to_value(chain_id: u64, block_timestamp_s: u64, log: &Log) -> Value {
 
 /// A reusable single-object encoder (one per chain; not shared between tasks).
 pub struct Encoder {
-    writer: GenericSingleObjectWriter,
+    schema: &'static Schema,
+    header: [u8; 10],
 }
 
 impl Encoder {
     /// Creates an encoder for the embedded schema.
     pub fn new() -> Result<Self, EncodeError> {
-        let writer = GenericSingleObjectWriter::new_with_capacity(schema()?, 1024)
-            .map_err(|e| EncodeError::Avro(e.to_string()))?;
-        Ok(Self { writer })
+        let mut header = [0xc3, 0x01, 0, 0, 0, 0, 0, 0, 0, 0];
+        header[2..].copy_from_slice(&fingerprint()?);
+        Ok(Self {
+            schema: schema()?,
+            header,
+        })
     }
 
     /// Encodes one log as a complete single-object message.
@@ -97,8 +111,12 @@ impl Encoder {
         log: &Log,
     ) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::with_capacity(256 + log.data.len());
-        self.writer
-            .write_value(to_value(chain_id, block_timestamp_s, log), &mut out)
+        out.extend_from_slice(&self.header);
+        let value = to_value(chain_id, block_timestamp_s, log)
+            .resolve(self.schema)
+            .map_err(|e| EncodeError::Avro(e.to_string()))?;
+        apache_avro::to_avro_datum(self.schema, value)
+            .map(|body| out.extend_from_slice(&body))
             .map_err(|e| EncodeError::Avro(e.to_string()))?;
         Ok(out)
     }
@@ -126,11 +144,27 @@ mod tests {
             .encode(31337, 1_700_000_000, &log)
             .expect("encode");
         assert_eq!(&bytes[..2], &[0xc3, 0x01]);
-        assert_eq!(&bytes[2..10], &fingerprint().expect("fp"));
+        assert_eq!(
+            hex::encode(&bytes[2..10]),
+            "d3c398dc20ff3cf9",
+            "fastavro's fingerprint"
+        );
         let value =
             apache_avro::from_avro_datum(schema().expect("schema"), &mut &bytes[10..], None)
                 .expect("decode");
         assert_eq!(value, to_value(31337, 1_700_000_000, &log));
+    }
+
+    /// What records written before the fix carry: apache-avro 0.21's fingerprint, which
+    /// keeps `{"type":"long"}` for the timestamp-millis field in its canonical form.
+    #[test]
+    fn the_legacy_fingerprint_is_apache_avros() {
+        let legacy = schema()
+            .expect("schema")
+            .fingerprint::<apache_avro::rabin::Rabin>()
+            .bytes;
+        assert_eq!(legacy, LEGACY_FINGERPRINT);
+        assert_ne!(LEGACY_FINGERPRINT, fingerprint().expect("fp"));
     }
 
     #[test]
