@@ -76,10 +76,23 @@ pub struct TopicReader {
 impl TopicReader {
     /// Assigns every partition of `topic` from the beginning.
     pub fn new(brokers: &str, topic: &str) -> anyhow::Result<Self> {
+        Self::with_options(brokers, topic, &[])
+    }
+
+    /// [`TopicReader::new`] with extra librdkafka settings (e.g. `security.protocol`).
+    pub fn with_options(
+        brokers: &str,
+        topic: &str,
+        options: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(SCHEMA_PATH).context("reading the schema file")?;
         let schema = Schema::parse_str(&text)?;
         let fingerprint = crate::avro_ref::fingerprint()?;
-        let consumer: BaseConsumer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        for (k, v) in options {
+            config.set(*k, *v);
+        }
+        let consumer: BaseConsumer = config
             .set("bootstrap.servers", brokers)
             .set(
                 "group.id",

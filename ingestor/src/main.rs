@@ -82,6 +82,11 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             false => None,
         };
         let _stop_health = health_stop.drop_guard();
+        // Credentials and TLS first: a refusal is one line and exit 1, not endless retries.
+        let kafka = cfg.kafka.clone();
+        tokio::task::spawn_blocking(move || sink::check_cluster(&kafka))
+            .await
+            .context("cluster check failed")??;
         let producers = if cfg.kafka.transactional {
             supervisor::Producers::PerChain
         } else {

@@ -8,7 +8,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
 use crate::telemetry::KafkaContext;
@@ -26,21 +26,14 @@ pub fn load_all(k: &KafkaConfig) -> Result<HashMap<u64, Checkpoint>, CheckpointE
         topic: topic.clone(),
         reason,
     };
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &k.brokers)
-        .set("client.id", "ethhook-ingestor-checkpoints")
-        .set("group.id", "ethhook-ingestor-checkpoints")
+    let mut c = crate::sink::client_config(k, "ethhook-ingestor-checkpoints");
+    c.set("group.id", "ethhook-ingestor-checkpoints")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         // An empty partition's end is only reported after a fetch returns: do not let the
         // broker hold it for the default 500 ms.
         .set("fetch.wait.max.ms", "20")
         .set("isolation.level", "read_committed");
-    for (key, value) in &k.librdkafka_options {
-        if key.starts_with("security.") || key.starts_with("sasl.") || key.starts_with("ssl.") {
-            c.set(key, value);
-        }
-    }
     let consumer: BaseConsumer<KafkaContext> = c
         .create_with_context(KafkaContext)
         .map_err(|e| err(e.to_string()))?;

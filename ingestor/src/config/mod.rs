@@ -7,7 +7,10 @@ mod validate;
 
 use std::path::Path;
 
-pub use model::{ChainConfig, Config, Finality, HealthConfig, KafkaConfig, StartBlock};
+pub use model::{
+    ChainConfig, Config, Finality, HealthConfig, KafkaConfig, SaslMechanism, Secret,
+    SecurityProtocol, StartBlock,
+};
 
 /// A configuration that cannot be used. Its `Display` is one line saying what to fix.
 #[derive(Debug, thiserror::Error)]

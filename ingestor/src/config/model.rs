@@ -1,6 +1,7 @@
 //! The configuration types. Units are in the names; every default is documented.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -86,6 +87,30 @@ pub struct KafkaConfig {
     /// Deadline for topic creation and metadata requests at start-up. Default 30000.
     #[serde(default = "defaults::admin_timeout_ms")]
     pub admin_timeout_ms: u64,
+    /// `plaintext` (default), `ssl`, `sasl_plaintext` or `sasl_ssl`: how every client of the
+    /// service (producer, admin, checkpoint reader) talks to the brokers.
+    #[serde(default)]
+    pub security_protocol: SecurityProtocol,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`; required with a `sasl_*` protocol.
+    #[serde(default)]
+    pub sasl_mechanism: Option<SaslMechanism>,
+    /// SASL user name; required with a `sasl_*` protocol.
+    #[serde(default)]
+    pub sasl_username: Option<String>,
+    /// SASL password; required with a `sasl_*` protocol. Keep it out of the file with
+    /// `INGESTOR_KAFKA__SASL_PASSWORD`. Never logged.
+    #[serde(default)]
+    pub sasl_password: Option<Secret>,
+    /// PEM file of the CA(s) that signed the brokers' certificates. Default: the platform's
+    /// store (librdkafka probes the usual paths).
+    #[serde(default)]
+    pub ssl_ca_file: Option<PathBuf>,
+    /// PEM client certificate, for mutual TLS (with `ssl_key_file`).
+    #[serde(default)]
+    pub ssl_cert_file: Option<PathBuf>,
+    /// PEM private key of `ssl_cert_file`.
+    #[serde(default)]
+    pub ssl_key_file: Option<PathBuf>,
     /// Raw librdkafka settings passed through as they are (e.g. `"compression.type" = "zstd"`,
     /// security settings). Set last, so they win over the service's own defaults, except
     /// `enable.idempotence`, which is always true.
@@ -110,6 +135,86 @@ pub struct KafkaConfig {
     /// Deadline for `init`/`commit`/`abort` of a transaction. Default 60000.
     #[serde(default = "defaults::transaction_timeout_ms")]
     pub transaction_timeout_ms: u64,
+}
+
+/// A secret from the configuration: `Debug` never shows it, so no log line can.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that hands it to a client.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// How the service talks to the brokers (librdkafka `security.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityProtocol {
+    /// No TLS, no authentication.
+    #[default]
+    Plaintext,
+    /// TLS.
+    Ssl,
+    /// SASL authentication without TLS.
+    SaslPlaintext,
+    /// SASL authentication over TLS (managed clusters).
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// librdkafka's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plaintext => "plaintext",
+            Self::Ssl => "ssl",
+            Self::SaslPlaintext => "sasl_plaintext",
+            Self::SaslSsl => "sasl_ssl",
+        }
+    }
+
+    /// Whether TLS is used.
+    pub fn tls(self) -> bool {
+        matches!(self, Self::Ssl | Self::SaslSsl)
+    }
+
+    /// Whether SASL is used.
+    pub fn sasl(self) -> bool {
+        matches!(self, Self::SaslPlaintext | Self::SaslSsl)
+    }
+}
+
+/// The SASL mechanism (librdkafka `sasl.mechanism`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SaslMechanism {
+    /// `PLAIN`.
+    #[serde(rename = "PLAIN")]
+    Plain,
+    /// `SCRAM-SHA-256`.
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// `SCRAM-SHA-512`.
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    /// librdkafka's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plain => "PLAIN",
+            Self::ScramSha256 => "SCRAM-SHA-256",
+            Self::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
 }
 
 /// librdkafka takes every setting as a string; accept `linger.ms = 10` as well as `"10"`.

@@ -154,3 +154,62 @@ fn tls_files_must_hold_certificates() {
     let e = err(GOOD, &[("SSL_CERT_FILE", bad_s.as_str())]);
     assert!(e.starts_with("environment variable SSL_CERT_FILE:"), "{e}");
 }
+
+#[test]
+fn kafka_security_keys_go_together_and_the_password_is_never_shown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .expect("write");
+    let secured = GOOD.replace(
+        "brokers = \"127.0.0.1:9092\"",
+        &format!(
+            "brokers = \"b:9093\"\nsecurity_protocol = \"sasl_ssl\"\nsasl_mechanism = \"SCRAM-SHA-512\"\nsasl_username = \"u\"\nssl_ca_file = {:?}",
+            ca.display().to_string()
+        ),
+    );
+    let c = parse(
+        "c.toml",
+        &secured,
+        env(&[("INGESTOR_KAFKA__SASL_PASSWORD", "hunter2")]),
+    )
+    .expect("secured config");
+    assert_eq!(
+        c.kafka.sasl_password.as_ref().map(Secret::expose),
+        Some("hunter2")
+    );
+    assert!(
+        !format!("{c:?}").contains("hunter2"),
+        "Debug shows the password"
+    );
+
+    assert!(
+        err(&secured, &[]).contains("needs `kafka.sasl_mechanism`"),
+        "no password"
+    );
+    let plain = secured.replace(
+        "security_protocol = \"sasl_ssl\"",
+        "security_protocol = \"plaintext\"",
+    );
+    assert!(
+        err(&plain, &[("INGESTOR_KAFKA__SASL_PASSWORD", "x")]).contains("`kafka.sasl_*` is set")
+    );
+    let e = err(
+        &secured.replace("SCRAM-SHA-512", "SCRAM-SHA-1"),
+        &[("INGESTOR_KAFKA__SASL_PASSWORD", "x")],
+    );
+    assert!(e.contains("sasl_mechanism"), "{e}");
+    let half_mtls = secured.replace(
+        "sasl_username",
+        &format!(
+            "ssl_cert_file = {:?}\nsasl_username",
+            ca.display().to_string()
+        ),
+    );
+    assert!(err(&half_mtls, &[("INGESTOR_KAFKA__SASL_PASSWORD", "x")]).contains("go together"));
+    let missing = secured.replace(&ca.display().to_string(), "/nonexistent/ca.pem");
+    assert!(err(&missing, &[("INGESTOR_KAFKA__SASL_PASSWORD", "x")]).contains("cannot read"));
+}

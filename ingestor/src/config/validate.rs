@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use super::{ChainConfig, Config};
+use super::{ChainConfig, Config, KafkaConfig};
 use crate::rpc::redact::redact_url;
 use crate::rpc::tls::Trust;
 
@@ -23,6 +23,7 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
     if c.kafka.transactional && c.kafka.transaction_max_blocks == 0 {
         return Err("`kafka.transaction_max_blocks` must be greater than 0".into());
     }
+    kafka_security(&c.kafka)?;
     if c.kafka.checkpoint_topic.trim().is_empty() {
         return Err("`kafka.checkpoint_topic` is empty; set a topic name".into());
     }
@@ -169,6 +170,60 @@ fn endpoints(at: &str, ch: &ChainConfig) -> Result<(), String> {
                 ));
             }
             Err(e) => return Err(format!("{at}: `urls[{i}]` is not a URL: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// `kafka.security_protocol` and the keys that go with it.
+fn kafka_security(k: &KafkaConfig) -> Result<(), String> {
+    let p = k.security_protocol;
+    let sasl_keys =
+        k.sasl_mechanism.is_some() || k.sasl_username.is_some() || k.sasl_password.is_some();
+    if sasl_keys && !p.sasl() {
+        return Err(format!(
+            "`kafka.sasl_*` is set but `kafka.security_protocol` is `{}`; use `sasl_ssl` (or `sasl_plaintext`)",
+            p.as_str()
+        ));
+    }
+    if p.sasl()
+        && (k.sasl_mechanism.is_none() || k.sasl_username.is_none() || k.sasl_password.is_none())
+    {
+        return Err(format!(
+            "`kafka.security_protocol = \"{}\"` needs `kafka.sasl_mechanism` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), `kafka.sasl_username` and `kafka.sasl_password` (or INGESTOR_KAFKA__SASL_PASSWORD)",
+            p.as_str()
+        ));
+    }
+    let files = [
+        ("ssl_ca_file", &k.ssl_ca_file),
+        ("ssl_cert_file", &k.ssl_cert_file),
+        ("ssl_key_file", &k.ssl_key_file),
+    ];
+    if !p.tls() && files.iter().any(|(_, f)| f.is_some()) {
+        return Err(format!(
+            "`kafka.ssl_*` is set but `kafka.security_protocol` is `{}`; use `ssl` or `sasl_ssl`",
+            p.as_str()
+        ));
+    }
+    if k.ssl_cert_file.is_some() != k.ssl_key_file.is_some() {
+        return Err(
+            "`kafka.ssl_cert_file` and `kafka.ssl_key_file` go together (mutual TLS)".into(),
+        );
+    }
+    for (key, file) in files {
+        let Some(path) = file else { continue };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("`kafka.{key}` {}: cannot read: {e}", path.display()))?;
+        let want = if key == "ssl_key_file" {
+            "PRIVATE KEY-----"
+        } else {
+            "-----BEGIN CERTIFICATE-----"
+        };
+        if !text.contains(want) {
+            return Err(format!(
+                "`kafka.{key}` {}: not a PEM file with {want}",
+                path.display()
+            ));
         }
     }
     Ok(())

@@ -13,11 +13,45 @@ use crate::telemetry::KafkaContext;
 
 use super::error::SinkError;
 
-fn base_config(k: &KafkaConfig) -> ClientConfig {
+/// What every client of the service needs: the brokers, and how to reach them securely
+/// (the first-class `kafka.security_protocol`, `sasl_*`, `ssl_*` keys, then any `security.*`,
+/// `sasl.*` or `ssl.*` of `librdkafka_options`, which win).
+pub fn client_config(k: &KafkaConfig, client_id: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &k.brokers)
-        .set("client.id", "ethhook-ingestor");
+        .set("client.id", client_id)
+        .set("security.protocol", k.security_protocol.as_str());
+    if let Some(m) = k.sasl_mechanism {
+        c.set("sasl.mechanism", m.as_str());
+    }
+    if let Some(u) = &k.sasl_username {
+        c.set("sasl.username", u);
+    }
+    if let Some(p) = &k.sasl_password {
+        c.set("sasl.password", p.expose());
+    }
+    if k.security_protocol.tls() {
+        // Statically linked OpenSSL has no usable default store: probe the platform's.
+        let ca = k
+            .ssl_ca_file
+            .as_ref()
+            .map_or_else(|| "probe".to_owned(), |f| f.display().to_string());
+        c.set("ssl.ca.location", ca);
+    }
+    if let (Some(cert), Some(key)) = (&k.ssl_cert_file, &k.ssl_key_file) {
+        c.set("ssl.certificate.location", cert.display().to_string())
+            .set("ssl.key.location", key.display().to_string());
+    }
+    for (key, value) in &k.librdkafka_options {
+        if key.starts_with("security.") || key.starts_with("sasl.") || key.starts_with("ssl.") {
+            c.set(key, value);
+        }
+    }
     c
+}
+
+fn base_config(k: &KafkaConfig) -> ClientConfig {
+    client_config(k, "ethhook-ingestor")
 }
 
 /// The producer type: librdkafka statistics feed the metrics through [`KafkaContext`].

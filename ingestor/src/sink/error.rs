@@ -10,6 +10,18 @@ pub enum SinkError {
     /// The producer or admin client could not be created from the settings.
     #[error("kafka client settings rejected: {0}")]
     Client(Box<KafkaError>),
+    /// The cluster refused our credentials or our TLS handshake at start-up.
+    #[error("kafka {what} at brokers {brokers}: {reason}; {fix}")]
+    Security {
+        /// `authentication failed` or `TLS handshake failed`.
+        what: &'static str,
+        /// The configured brokers.
+        brokers: String,
+        /// librdkafka's reason, on one line.
+        reason: String,
+        /// What to check.
+        fix: &'static str,
+    },
     /// A topic could not be created or checked at start-up.
     #[error(
         "topic `{topic}` on brokers {brokers}: {reason}; check `kafka.brokers` and that the broker is up"
@@ -85,6 +97,7 @@ impl SinkError {
     pub fn error_type(&self) -> &'static str {
         match self {
             Self::Client(_) => "client_config",
+            Self::Security { .. } => "security",
             Self::Topic { .. } => "topic",
             Self::Encode(_) => "encode",
             Self::Delivery { .. } => "delivery",

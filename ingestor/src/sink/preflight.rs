@@ -1,0 +1,86 @@
+//! The first contact with the cluster at start-up: an authentication or TLS failure is
+//! reported as exactly that, in one line, instead of librdkafka retrying it forever.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseProducer, Producer as _, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::KafkaConfig;
+
+use super::client::client_config;
+use super::error::SinkError;
+
+/// Keeps the first authentication or TLS error librdkafka reports.
+#[derive(Clone, Default)]
+struct FirstSecurityError(Arc<Mutex<Option<(RDKafkaErrorCode, String)>>>);
+
+impl ClientContext for FirstSecurityError {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let Some(code) = error.rdkafka_error_code() else {
+            return;
+        };
+        if matches!(
+            code,
+            RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL
+        ) {
+            let mut first = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            first.get_or_insert_with(|| (code, reason.to_owned()));
+        }
+    }
+}
+
+impl ProducerContext for FirstSecurityError {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+}
+
+impl FirstSecurityError {
+    fn take(&self) -> Option<(RDKafkaErrorCode, String)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// Asks the cluster for its metadata until it answers, a security error is reported, or
+/// `admin_timeout_ms` passes. A cluster that does not answer is not an error here (the
+/// topic checks that follow say so). Blocks: call from `spawn_blocking`.
+///
+/// A producer rather than an admin client: librdkafka delivers errors on its main queue,
+/// which only a producer's (or consumer's) `poll` serves.
+pub fn check_cluster(k: &KafkaConfig) -> Result<(), SinkError> {
+    let context = FirstSecurityError::default();
+    let client: BaseProducer<FirstSecurityError> = client_config(k, "ethhook-ingestor-preflight")
+        .create_with_context(context.clone())
+        .map_err(|e| SinkError::Client(Box::new(e)))?;
+    let deadline = Instant::now() + Duration::from_millis(k.admin_timeout_ms);
+    loop {
+        let answered = client
+            .client()
+            .fetch_metadata(None, Duration::from_millis(500))
+            .is_ok();
+        client.poll(Duration::ZERO);
+        if let Some((code, reason)) = context.take() {
+            return Err(SinkError::Security {
+                what: if code == RDKafkaErrorCode::Authentication {
+                    "authentication failed"
+                } else {
+                    "TLS handshake failed"
+                },
+                brokers: k.brokers.clone(),
+                reason: reason.split_whitespace().collect::<Vec<_>>().join(" "),
+                fix: if code == RDKafkaErrorCode::Authentication {
+                    "check kafka.sasl_mechanism, kafka.sasl_username and kafka.sasl_password"
+                } else {
+                    "check kafka.ssl_ca_file (the CA that signed the brokers' certificates) and kafka.security_protocol"
+                },
+            });
+        }
+        if answered || Instant::now() >= deadline {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! A managed-cluster setup on real processes: tansu 0.6.0 requiring SASL (a SCRAM-SHA-512
+//! user made with `tansu user create`), reached over TLS through a terminating proxy that is
+//! the advertised listener, with a CA made in the test. The ingestor publishes over
+//! SASL_SSL; an independent consumer reads back over SASL_SSL and compares with the node.
+//! A wrong password and an untrusted broker certificate are each one line and exit 1.
+
+mod common;
+
+use std::time::Duration;
+
+use common::tls::{TestCa, TlsProxy};
+use common::*;
+use devstack::anvil::Anvil;
+use devstack::compare::{compare, expected_from_node};
+use devstack::consumer::TopicReader;
+use devstack::proc::free_port;
+use devstack::service::{ChainEntry, Service, config_toml};
+use devstack::tansu::Tansu;
+use devstack::traffic::{LogShapes, Sender};
+
+const USER: &str = "ingestor";
+const PASSWORD: &str = "s3cret-Passw0rd";
+
+fn secured_config(brokers: &str, ws_url: String, ca: Option<&str>) -> String {
+    let mut kafka = String::from(
+        "security_protocol = \"sasl_ssl\"\nsasl_mechanism = \"SCRAM-SHA-512\"\nsasl_username = \"ingestor\"\n",
+    );
+    if let Some(ca) = ca {
+        kafka.push_str(&format!("ssl_ca_file = {ca:?}\n"));
+    }
+    config_toml(brokers, &[ChainEntry::new(31337, ws_url)], "").replace(
+        "[kafka]\n",
+        &format!("[kafka]\nadmin_timeout_ms = 20000\n{kafka}"),
+    )
+}
+
+#[test]
+fn sasl_ssl_with_scram_sha_512_publishes_everything_and_refuses_bad_credentials() {
+    let dir = tempdir();
+    let ca = TestCa::new(dir.path(), "kafka-ca");
+    let ca_file = ca.pem_file.display().to_string();
+    let tansu_port = free_port().expect("port");
+    let tls = TlsProxy::start(&ca, tansu_port, false);
+    let _tansu =
+        Tansu::start_secured(dir.path(), tansu_port, tls.port, USER, PASSWORD).expect("tansu");
+    let brokers = format!("127.0.0.1:{}", tls.port);
+    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
+    let mut sender = Sender::new(anvil.node()).expect("sender");
+    let mut shapes = LogShapes::new(61);
+    mine_history(&mut sender, &mut shapes, 8).expect("history");
+
+    let toml = secured_config(&brokers, anvil.ws_url(), Some(&ca_file));
+    let password_env = [("INGESTOR_KAFKA__SASL_PASSWORD", PASSWORD)];
+    let mut service =
+        Service::start(BIN.as_ref(), dir.path(), &toml, &password_env).expect("ingestor");
+    let reader_options = [
+        ("security.protocol", "sasl_ssl"),
+        ("sasl.mechanism", "SCRAM-SHA-512"),
+        ("sasl.username", USER),
+        ("sasl.password", PASSWORD),
+        ("ssl.ca.location", ca_file.as_str()),
+    ];
+    let expected = expected_from_node(&anvil.node(), 31337, 0, anvil.node().head().expect("head"))
+        .expect("node");
+    let mut reader = TopicReader::with_options(&brokers, "evm.logs.31337", &reader_options)
+        .expect("secured reader");
+    let mut records = Vec::new();
+    if let Err(e) = reader.read_until(&mut records, READ_DEADLINE, |r| r.len() >= expected.len()) {
+        show_logs_on_failure(dir.path());
+        panic!("{e}");
+    }
+    reader
+        .read_to_end(&mut records, READ_DEADLINE)
+        .expect("read to end");
+    let report = compare(&expected, &records);
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.records, expected.len());
+    stop_cleanly(&mut service);
+    assert!(
+        !service.process.log_text().contains(PASSWORD),
+        "the password was logged"
+    );
+
+    // A wrong password, then a broker certificate nobody trusts: one line each, exit 1.
+    for (env, ca, want) in [
+        (
+            [("INGESTOR_KAFKA__SASL_PASSWORD", "wrong-password")],
+            Some(ca_file.as_str()),
+            "error: kafka authentication failed at brokers",
+        ),
+        (
+            password_env,
+            None,
+            "error: kafka TLS handshake failed at brokers",
+        ),
+    ] {
+        let toml = secured_config(&brokers, anvil.ws_url(), ca);
+        let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &env).expect("ingestor");
+        let code = service
+            .process
+            .wait_exit(Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}: {}", service.process.log_tail(60)));
+        let log = service.process.log_text();
+        let last = log.lines().last().unwrap_or_default();
+        eprintln!("{last}");
+        assert_eq!(code, Some(1), "{log}");
+        assert!(last.starts_with(want), "want {want:?}, last line: {last}");
+        assert!(
+            !log.contains(PASSWORD) && !log.contains("wrong-password"),
+            "{log}"
+        );
+    }
+}
