@@ -71,6 +71,36 @@ pub struct TopicReader {
     /// Partitions whose end was reached since their last record.
     at_eof: std::collections::HashSet<i32>,
     keep_raw: bool,
+    /// A Schema Registry to resolve `0x00` + id values with, and the schemas fetched.
+    registry: Option<Registry>,
+}
+
+/// A registry client for the wire format `0x00` + 4-byte id: the schema comes from
+/// `GET /schemas/ids/{id}`, never from the file.
+struct Registry {
+    url: String,
+    agent: ureq::Agent,
+    schemas: std::cell::RefCell<HashMap<u32, Schema>>,
+}
+
+impl Registry {
+    fn schema(&self, id: u32) -> anyhow::Result<Schema> {
+        if let Some(s) = self.schemas.borrow().get(&id) {
+            return Ok(s.clone());
+        }
+        let v: serde_json::Value = self
+            .agent
+            .get(&format!("{}/schemas/ids/{id}", self.url))
+            .call()
+            .with_context(|| format!("schema {id} from the registry"))?
+            .into_json()?;
+        let text = v["schema"]
+            .as_str()
+            .context("no `schema` in the registry's answer")?;
+        let schema = Schema::parse_str(text)?;
+        self.schemas.borrow_mut().insert(id, schema.clone());
+        Ok(schema)
+    }
 }
 
 impl TopicReader {
@@ -132,7 +162,20 @@ impl TopicReader {
             positions,
             at_eof: Default::default(),
             keep_raw: false,
+            registry: None,
         })
+    }
+
+    /// Resolves registry-framed values (`0x00` + schema id) through the registry at `url`.
+    pub fn with_registry(mut self, url: &str) -> Self {
+        self.registry = Some(Registry {
+            url: url.trim_end_matches('/').to_owned(),
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(30))
+                .build(),
+            schemas: Default::default(),
+        });
+        self
     }
 
     /// Keeps each value's bytes in [`Record::raw`] (to decode them again elsewhere).
@@ -228,8 +271,23 @@ impl TopicReader {
         }))
     }
 
-    /// Decodes one single-object encoded value.
+    /// Decodes one value: single-object encoded, or (with a registry) in the registry's
+    /// wire format.
     pub fn decode(&self, payload: &[u8]) -> anyhow::Result<DecodedLog> {
+        if payload.first() == Some(&0) {
+            let registry = self
+                .registry
+                .as_ref()
+                .context("a registry-framed value (0x00 + id), but no registry given")?;
+            ensure!(
+                payload.len() >= 5,
+                "registry-framed value shorter than its header"
+            );
+            let id = u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]);
+            let schema = registry.schema(id)?;
+            let value = apache_avro::from_avro_datum(&schema, &mut &payload[5..], None)?;
+            return to_log(value);
+        }
         ensure!(
             payload.len() >= 10 && payload[..2] == [0xc3, 0x01],
             "not Avro single-object encoding"
@@ -241,47 +299,52 @@ impl TopicReader {
             hex::encode(&self.fingerprint)
         );
         let value = apache_avro::from_avro_datum(&self.schema, &mut &payload[10..], None)?;
-        let Value::Record(fields) = value else {
-            bail!("not a record")
-        };
-        let f: HashMap<_, _> = fields.into_iter().collect();
-        let long = |n: &str| match f.get(n) {
-            Some(Value::Long(v) | Value::TimestampMillis(v)) => Ok(*v),
-            other => Err(anyhow::anyhow!("{n}: {other:?}")),
-        };
-        let string = |n: &str| match f.get(n) {
-            Some(Value::String(s)) => Ok(s.clone()),
-            other => Err(anyhow::anyhow!("{n}: {other:?}")),
-        };
-        let topics = match f.get("topics") {
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|t| match t {
-                    Value::String(s) => Ok(s.clone()),
-                    other => Err(anyhow::anyhow!("topic: {other:?}")),
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?,
-            other => bail!("topics: {other:?}"),
-        };
-        let data = match f.get("data") {
-            Some(Value::Bytes(b)) => b.clone(),
-            other => bail!("data: {other:?}"),
-        };
-        ensure!(
-            matches!(f.get("block_timestamp"), Some(Value::TimestampMillis(_))),
-            "block_timestamp is not timestamp-millis"
-        );
-        Ok(DecodedLog {
-            chain_id: long("chain_id")?,
-            block_number: long("block_number")?,
-            block_hash: string("block_hash")?,
-            block_timestamp_ms: long("block_timestamp")?,
-            transaction_hash: string("transaction_hash")?,
-            transaction_index: long("transaction_index")?,
-            log_index: long("log_index")?,
-            address: string("address")?,
-            topics,
-            data,
-        })
+        to_log(value)
     }
+}
+
+/// The fields of a decoded `EvmLog` record.
+fn to_log(value: Value) -> anyhow::Result<DecodedLog> {
+    let Value::Record(fields) = value else {
+        bail!("not a record")
+    };
+    let f: HashMap<_, _> = fields.into_iter().collect();
+    let long = |n: &str| match f.get(n) {
+        Some(Value::Long(v) | Value::TimestampMillis(v)) => Ok(*v),
+        other => Err(anyhow::anyhow!("{n}: {other:?}")),
+    };
+    let string = |n: &str| match f.get(n) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        other => Err(anyhow::anyhow!("{n}: {other:?}")),
+    };
+    let topics = match f.get("topics") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|t| match t {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(anyhow::anyhow!("topic: {other:?}")),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        other => bail!("topics: {other:?}"),
+    };
+    let data = match f.get("data") {
+        Some(Value::Bytes(b)) => b.clone(),
+        other => bail!("data: {other:?}"),
+    };
+    ensure!(
+        matches!(f.get("block_timestamp"), Some(Value::TimestampMillis(_))),
+        "block_timestamp is not timestamp-millis"
+    );
+    Ok(DecodedLog {
+        chain_id: long("chain_id")?,
+        block_number: long("block_number")?,
+        block_hash: string("block_hash")?,
+        block_timestamp_ms: long("block_timestamp")?,
+        transaction_hash: string("transaction_hash")?,
+        transaction_index: long("transaction_index")?,
+        log_index: long("log_index")?,
+        address: string("address")?,
+        topics,
+        data,
+    })
 }

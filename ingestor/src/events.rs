@@ -561,3 +561,24 @@ impl HealthListening<'_> {
         info!(addr = %self.addr, "health endpoint listening (/healthz, /readyz, /status)");
     }
 }
+
+/// The schema was registered (or found) under a chain topic's subject.
+pub struct SchemaRegistered<'a> {
+    /// Chain name.
+    pub chain: &'a str,
+    /// The subject (`<topic>-value`).
+    pub subject: &'a str,
+    /// The registry's id, written into every value.
+    pub schema_id: u32,
+}
+impl SchemaRegistered<'_> {
+    /// Writes the event.
+    pub fn emit(self) {
+        info!(
+            chain = self.chain,
+            subject = self.subject,
+            schema_id = self.schema_id,
+            "schema registered"
+        );
+    }
+}

@@ -16,6 +16,8 @@
 //!   single-object encoding.
 //! - [`sink`]: the rdkafka producer, topic bootstrap, key/value construction and the
 //!   in-process dedup LRU; reports each block once the broker acknowledged all its records.
+//! - [`registry`]: registering the schema with a Schema Registry at start-up (its id frames
+//!   every value).
 //! - [`window`]: the reorg window (recent blocks with their hashes and published keys).
 //! - [`checkpoint`]: durable per-chain progress in a compacted topic, loaded at start-up.
 //! - [`supervisor`]: starts one supervised task pair per chain and handles shutdown; in
@@ -47,6 +49,7 @@ pub mod encode;
 pub mod events;
 pub mod follower;
 pub mod health;
+pub mod registry;
 pub mod rpc;
 pub mod shutdown;
 pub mod sink;

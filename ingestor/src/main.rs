@@ -6,6 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::collections::HashMap;
+
+use ingestor::encode::{self, Framing};
+use ingestor::registry::{self, Registry};
 use ingestor::{checkpoint, config, health, shutdown, sink, supervisor, telemetry};
 use tracing_subscriber::EnvFilter;
 
@@ -96,11 +100,33 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         for chain in &cfg.chains {
             sink::ensure_topic(&cfg.kafka, &chain.topic(), None).await?;
         }
+        let framings = framings(&cfg).await?;
         let kafka = cfg.kafka.clone();
         let checkpoints = tokio::task::spawn_blocking(move || checkpoint::load_all(&kafka))
             .await
             .context("checkpoint loader failed")??;
-        supervisor::run(cfg, producers, checkpoints, stop).await?;
+        supervisor::run(cfg, producers, checkpoints, framings, stop).await?;
         Ok(())
     })
+}
+
+/// With a registry: the schema id of each chain's topic subject; without: single-object.
+async fn framings(cfg: &config::Config) -> anyhow::Result<HashMap<u64, Framing>> {
+    let Some(r) = &cfg.schema_registry else {
+        return Ok(HashMap::new());
+    };
+    let registry = Registry::new(r)?;
+    let mut out = HashMap::new();
+    for chain in &cfg.chains {
+        let subject = registry::subject(&chain.topic());
+        let schema_id = registry.register(&subject, encode::SCHEMA_JSON).await?;
+        ingestor::events::SchemaRegistered {
+            chain: &chain.name,
+            subject: &subject,
+            schema_id,
+        }
+        .emit();
+        out.insert(chain.chain_id, Framing::Registry { schema_id });
+    }
+    Ok(out)
 }

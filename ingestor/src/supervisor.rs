@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::jittered as backoff_jittered;
 use crate::checkpoint::{Checkpoint, load_all};
 use crate::config::{ChainConfig, Config, KafkaConfig};
+use crate::encode::Framing;
 use crate::events;
 use crate::follower::{FollowError, Follower};
 use crate::sink::{
@@ -55,11 +56,13 @@ struct ChainOutcome {
 /// Runs every chain until `stop` resolves or a chain fails, then drains within the deadline.
 ///
 /// Each chain continues from its checkpoint in `checkpoints` (by chain id), or from its
-/// `start_block` when it has none.
+/// `start_block` when it has none, and frames its values as `framings` says (by chain id;
+/// single-object encoding when absent).
 pub async fn run(
     config: Config,
     producers: Producers,
     checkpoints: HashMap<u64, Checkpoint>,
+    framings: HashMap<u64, Framing>,
     stop: impl Future<Output = &'static str>,
 ) -> Result<(), SupervisorError> {
     let shutdown = CancellationToken::new();
@@ -80,6 +83,10 @@ pub async fn run(
             checkpoint.map(|c| c.window.clone()).unwrap_or_default(),
         );
         let chain = Chain {
+            framing: framings
+                .get(&cfg.chain_id)
+                .copied()
+                .unwrap_or(Framing::SingleObject),
             cfg,
             kafka: kafka.clone(),
             producers: producers.clone(),
@@ -156,6 +163,8 @@ struct Chain {
     producers: Producers,
     /// Cancelled by shutdown.
     stop: CancellationToken,
+    /// How values announce their schema.
+    framing: Framing,
 }
 
 impl Chain {
@@ -227,6 +236,7 @@ impl Chain {
                 &self.kafka.checkpoint_topic,
                 self.kafka.dedup_cache_capacity,
                 window.clone(),
+                self.framing,
             ) {
                 Ok(p) => tokio::spawn(p.run(rx)),
                 Err(e) => return (Ok(failed(window, e)), Ok(Ok(()))),
@@ -246,7 +256,13 @@ impl Chain {
             };
             let publisher = producer.and_then(|p| {
                 *txn_producer = Some(p.clone());
-                TransactionalPublisher::new(self.cfg.clone(), &self.kafka, p, window.clone())
+                TransactionalPublisher::new(
+                    self.cfg.clone(),
+                    &self.kafka,
+                    p,
+                    window.clone(),
+                    self.framing,
+                )
             });
             match publisher {
                 Ok(p) => tokio::spawn(p.run(rx)),

@@ -8,8 +8,8 @@ mod validate;
 use std::path::Path;
 
 pub use model::{
-    ChainConfig, Config, Finality, HealthConfig, KafkaConfig, SaslMechanism, Secret,
-    SecurityProtocol, StartBlock,
+    ChainConfig, Config, Finality, HealthConfig, KafkaConfig, RegistryConfig, SaslMechanism,
+    Secret, SecurityProtocol, StartBlock,
 };
 
 /// A configuration that cannot be used. Its `Display` is one line saying what to fix.

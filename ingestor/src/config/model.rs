@@ -22,6 +22,34 @@ pub struct Config {
     /// The health endpoint.
     #[serde(default)]
     pub health: HealthConfig,
+    /// A Schema Registry: values use its wire format. Without one, Avro single-object
+    /// encoding.
+    #[serde(default)]
+    pub schema_registry: Option<RegistryConfig>,
+}
+
+/// `[schema_registry]`: a Confluent-compatible Schema Registry (Redpanda's, Confluent's).
+/// At start-up `schemas/evm_log.avsc` is registered under `<topic>-value` for each chain
+/// (TopicNameStrategy); each value is then `0x00`, the 4-byte big-endian schema id, and
+/// the Avro body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Base URL, `http://` or `https://` (e.g. `http://redpanda:8081`). Required.
+    pub url: String,
+    /// Basic-auth user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Basic-auth password (better from `INGESTOR_SCHEMA_REGISTRY__PASSWORD`). Never logged.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// A PEM bundle of extra CAs for an `https://` registry, beyond the platform's roots and
+    /// `SSL_CERT_FILE`.
+    #[serde(default)]
+    pub ssl_ca_file: Option<PathBuf>,
+    /// Deadline for each registry request. Default 10000.
+    #[serde(default = "defaults::registry_timeout_ms")]
+    pub request_timeout_ms: u64,
 }
 
 /// `[health]`: `/healthz`, `/readyz`, `/status` over HTTP.
@@ -475,6 +503,9 @@ mod defaults {
     }
     pub(super) fn max_message_bytes() -> usize {
         256 << 20
+    }
+    pub(super) fn registry_timeout_ms() -> u64 {
+        10_000
     }
     pub(super) fn rpc_batch_max() -> usize {
         100

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use super::{ChainConfig, Config, KafkaConfig};
+use super::{ChainConfig, Config, KafkaConfig, RegistryConfig};
 use crate::rpc::redact::redact_url;
 use crate::rpc::tls::Trust;
 
@@ -24,6 +24,9 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
         return Err("`kafka.transaction_max_blocks` must be greater than 0".into());
     }
     kafka_security(&c.kafka)?;
+    if let Some(r) = &c.schema_registry {
+        registry(r)?;
+    }
     if c.kafka.checkpoint_topic.trim().is_empty() {
         return Err("`kafka.checkpoint_topic` is empty; set a topic name".into());
     }
@@ -225,6 +228,37 @@ fn kafka_security(k: &KafkaConfig) -> Result<(), String> {
                 path.display()
             ));
         }
+    }
+    Ok(())
+}
+
+/// `[schema_registry]`.
+fn registry(r: &RegistryConfig) -> Result<(), String> {
+    match url::Url::parse(&r.url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {}
+        _ => {
+            return Err(format!(
+                "`schema_registry.url` ({}) must be an http:// or https:// URL",
+                redact_url(&r.url)
+            ));
+        }
+    }
+    if r.username.is_some() != r.password.is_some() {
+        return Err(
+            "`schema_registry.username` and `schema_registry.password` go together (or INGESTOR_SCHEMA_REGISTRY__PASSWORD)"
+                .into(),
+        );
+    }
+    if r.request_timeout_ms == 0 {
+        return Err("`schema_registry.request_timeout_ms` must be greater than 0".into());
+    }
+    if let Some(path) = &r.ssl_ca_file {
+        Trust {
+            ssl_cert_file: None,
+            ca_file: Some(path.clone()),
+        }
+        .roots()
+        .map_err(|e| format!("schema_registry: {e}"))?;
     }
     Ok(())
 }

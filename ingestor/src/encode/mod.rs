@@ -1,7 +1,8 @@
 //! The `EvmLog` Avro record: the schema, embedded at build time from `schemas/evm_log.avsc`
 //! and parsed once, and the Avro single-object encoding (`C3 01`, 8-byte little-endian
 //! CRC-64-AVRO fingerprint of the schema's Parsing Canonical Form, then the binary body).
-//! The fingerprint is the specification's (see [`fingerprint`]), not apache-avro's.
+//! The fingerprint is the specification's (see [`fingerprint`]), not apache-avro's. With a
+//! Schema Registry, values use its wire format instead ([`Framing::Registry`]).
 
 pub mod fingerprint;
 
@@ -86,24 +87,47 @@ pub fn to_value(chain_id: u64, block_timestamp_s: u64, log: &Log) -> Value {
     ])
 }
 
-/// A reusable single-object encoder (one per chain; not shared between tasks).
+/// How each value announces its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Avro single-object encoding: `C3 01` + the schema's fingerprint (no registry).
+    SingleObject,
+    /// The Confluent Schema Registry wire format: `0x00` + the schema id (4 bytes,
+    /// big-endian) the registry gave `schemas/evm_log.avsc` under the topic's subject.
+    Registry {
+        /// The registry's id.
+        schema_id: u32,
+    },
+}
+
+/// A reusable encoder (one per chain; not shared between tasks).
 pub struct Encoder {
     schema: &'static Schema,
-    header: [u8; 10],
+    header: Vec<u8>,
 }
 
 impl Encoder {
-    /// Creates an encoder for the embedded schema.
-    pub fn new() -> Result<Self, EncodeError> {
-        let mut header = [0xc3, 0x01, 0, 0, 0, 0, 0, 0, 0, 0];
-        header[2..].copy_from_slice(&fingerprint()?);
+    /// Creates an encoder for the embedded schema, framing values as `framing` says.
+    pub fn new(framing: Framing) -> Result<Self, EncodeError> {
+        let header = match framing {
+            Framing::SingleObject => {
+                let mut h = vec![0xc3, 0x01];
+                h.extend_from_slice(&fingerprint()?);
+                h
+            }
+            Framing::Registry { schema_id } => {
+                let mut h = vec![0x00];
+                h.extend_from_slice(&schema_id.to_be_bytes());
+                h
+            }
+        };
         Ok(Self {
             schema: schema()?,
             header,
         })
     }
 
-    /// Encodes one log as a complete single-object message.
+    /// Encodes one log as a complete message (header and body).
     pub fn encode(
         &mut self,
         chain_id: u64,
@@ -139,7 +163,7 @@ mod tests {
             topics: vec![B256::new([5; 32]), B256::new([6; 32])],
             data: vec![9; 1500],
         };
-        let bytes = Encoder::new()
+        let bytes = Encoder::new(Framing::SingleObject)
             .expect("schema")
             .encode(31337, 1_700_000_000, &log)
             .expect("encode");
@@ -153,6 +177,28 @@ mod tests {
             apache_avro::from_avro_datum(schema().expect("schema"), &mut &bytes[10..], None)
                 .expect("decode");
         assert_eq!(value, to_value(31337, 1_700_000_000, &log));
+    }
+
+    #[test]
+    fn registry_wire_format() {
+        let log = Log {
+            block_number: 1,
+            block_hash: B256::new([1; 32]),
+            transaction_hash: B256::new([2; 32]),
+            transaction_index: 0,
+            log_index: 0,
+            address: Address::new([3; 20]),
+            topics: vec![],
+            data: vec![],
+        };
+        let bytes = Encoder::new(Framing::Registry { schema_id: 258 })
+            .expect("schema")
+            .encode(1, 2, &log)
+            .expect("encode");
+        assert_eq!(&bytes[..5], &[0, 0, 0, 1, 2], "magic 0, id 258 big-endian");
+        let value = apache_avro::from_avro_datum(schema().expect("schema"), &mut &bytes[5..], None)
+            .expect("body");
+        assert_eq!(value, to_value(1, 2, &log));
     }
 
     /// What records written before the fix carry: apache-avro 0.21's fingerprint, which

@@ -16,7 +16,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::config::ChainConfig;
-use crate::encode::Encoder;
+use crate::encode::{Encoder, Framing};
 use crate::events;
 use crate::follower::Update;
 use crate::window::Window;
@@ -72,13 +72,14 @@ impl Publisher {
         checkpoint_topic: &str,
         dedup_capacity: usize,
         window: Window,
+        framing: Framing,
     ) -> Result<Self, SinkError> {
         Ok(Self {
             topic: cfg.topic(),
             checkpoint_topic: checkpoint_topic.to_owned(),
             cfg,
             producer,
-            encoder: Encoder::new()?,
+            encoder: Encoder::new(framing)?,
             dedup: Dedup::new(dedup_capacity),
             window,
         })

@@ -18,7 +18,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::mpsc;
 
 use crate::config::{ChainConfig, KafkaConfig};
-use crate::encode::Encoder;
+use crate::encode::{Encoder, Framing};
 use crate::follower::Update;
 use crate::telemetry::KafkaContext;
 use crate::window::Window;
@@ -109,6 +109,7 @@ impl TransactionalPublisher {
         k: &KafkaConfig,
         producer: Producer,
         window: Window,
+        framing: Framing,
     ) -> Result<Self, SinkError> {
         Ok(Self {
             id: transactional_id(k, cfg.chain_id),
@@ -116,7 +117,7 @@ impl TransactionalPublisher {
             checkpoint_topic: k.checkpoint_topic.clone(),
             cfg,
             producer,
-            encoder: Encoder::new()?,
+            encoder: Encoder::new(framing)?,
             dedup: Dedup::new(k.dedup_cache_capacity),
             window,
             max_blocks: k.transaction_max_blocks,

@@ -5,6 +5,7 @@
 pub mod otlp;
 pub mod provider;
 pub mod proxy;
+pub mod registry;
 pub mod tls;
 
 use std::path::Path;
