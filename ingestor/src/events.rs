@@ -582,3 +582,27 @@ impl SchemaRegistered<'_> {
         );
     }
 }
+
+/// An existing topic differs from what the service would have created.
+pub struct TopicDiffers<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// The setting (`partitions`, `cleanup.policy`, `max.message.bytes`).
+    pub setting: &'static str,
+    /// Its value on the broker.
+    pub found: &'a str,
+    /// What it costs.
+    pub why: &'static str,
+}
+impl TopicDiffers<'_> {
+    /// Writes the event.
+    pub fn emit(self) {
+        warn!(
+            topic = self.topic,
+            setting = self.setting,
+            found = self.found,
+            "existing topic differs from what the service creates: {}",
+            self.why
+        );
+    }
+}

@@ -1,12 +1,9 @@
-//! Building the rdkafka producer and creating chain topics at start-up.
+//! Building the rdkafka clients: the settings every client shares, and the producer.
 
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, Producer as _};
-use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::KafkaConfig;
 use crate::telemetry::KafkaContext;
@@ -50,7 +47,7 @@ pub fn client_config(k: &KafkaConfig, client_id: &str) -> ClientConfig {
     c
 }
 
-fn base_config(k: &KafkaConfig) -> ClientConfig {
+pub(super) fn base_config(k: &KafkaConfig) -> ClientConfig {
     client_config(k, "ethhook-ingestor")
 }
 
@@ -77,6 +74,9 @@ pub(super) fn producer_config(k: &KafkaConfig) -> ClientConfig {
             k.queue_max_messages.to_string(),
         )
         .set("linger.ms", "5")
+        // Java's default: Kafka Connect and Java producers send the same key to the same
+        // partition (librdkafka's own default, consistent_random, does not).
+        .set("partitioner", "murmur2_random")
         .set("statistics.interval.ms", "5000")
         .set("acks", "all");
     for (key, value) in &k.librdkafka_options {
@@ -85,60 +85,6 @@ pub(super) fn producer_config(k: &KafkaConfig) -> ClientConfig {
     // Idempotence is part of the contract (ordering and no duplicates on retry): not overridable.
     c.set("enable.idempotence", "true");
     c
-}
-
-/// Creates `topic` with `cleanup.policy=compact` (`partitions` of them, default
-/// `kafka.topic_partitions`) if it does not exist, then checks that the broker lists it.
-pub async fn ensure_topic(
-    k: &KafkaConfig,
-    topic: &str,
-    partitions: Option<i32>,
-) -> Result<(), SinkError> {
-    let err = |reason: String| SinkError::Topic {
-        topic: topic.to_owned(),
-        brokers: k.brokers.clone(),
-        reason,
-    };
-    let admin: AdminClient<DefaultClientContext> = base_config(k)
-        .create()
-        .map_err(|e| SinkError::Client(Box::new(e)))?;
-    let timeout = Duration::from_millis(k.admin_timeout_ms);
-    let max_bytes = MAX_MESSAGE_BYTES.to_string();
-    let new = NewTopic::new(
-        topic,
-        partitions.unwrap_or(k.topic_partitions),
-        TopicReplication::Fixed(k.topic_replication_factor),
-    )
-    .set("cleanup.policy", "compact")
-    .set("max.message.bytes", &max_bytes);
-    let opts = AdminOptions::new()
-        .request_timeout(Some(timeout))
-        .operation_timeout(Some(timeout));
-    // A refused creation is not fatal by itself: the topic may exist already or be managed
-    // by operators (or the broker may not implement CreateTopics); the metadata decides.
-    let created = match admin.create_topics([&new], &opts).await {
-        Ok(results) => results.into_iter().find_map(|r| match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => None,
-            Err((_, code)) => Some(format!("create failed: {code}")),
-        }),
-        Err(e) => Some(format!("create failed: {e}")),
-    };
-    let metadata = admin
-        .inner()
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| err(format!("metadata request failed: {e}")))?;
-    let reason = |what: String| match &created {
-        Some(c) => format!("{c}; {what}"),
-        None => what,
-    };
-    match metadata.topics().iter().find(|t| t.name() == topic) {
-        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
-        Some(t) => Err(err(reason(format!(
-            "broker reports it unusable: {:?}",
-            t.error()
-        )))),
-        None => Err(err(reason("broker does not list it".into()))),
-    }
 }
 
 /// Waits up to `timeout` for every queued record to be acknowledged.

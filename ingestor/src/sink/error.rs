@@ -23,9 +23,7 @@ pub enum SinkError {
         fix: &'static str,
     },
     /// A topic could not be created or checked at start-up.
-    #[error(
-        "topic `{topic}` on brokers {brokers}: {reason}; check `kafka.brokers` and that the broker is up"
-    )]
+    #[error("topic `{topic}` on brokers {brokers}: {reason}")]
     Topic {
         /// The topic.
         topic: String,

@@ -9,12 +9,14 @@ mod preflight;
 mod produce;
 mod publisher;
 mod records;
+mod topics;
 mod transactional;
 
-pub use client::{MAX_MESSAGE_BYTES, Producer, client_config, ensure_topic, flush, producer};
+pub use client::{MAX_MESSAGE_BYTES, Producer, client_config, flush, producer};
 pub use dedup::Dedup;
 pub use error::SinkError;
 pub use preflight::check_cluster;
 pub use publisher::{Acked, Outcome, Publisher};
 pub use records::{Effect, OutRecord, record_key};
+pub use topics::ensure_topic;
 pub use transactional::{TransactionalPublisher, transactional_id, transactional_producer};

@@ -1,0 +1,152 @@
+//! Chain and checkpoint topics at start-up: created compacted when missing, and checked
+//! when they exist, as a cluster operator may have created them otherwise.
+//!
+//! What an existing topic may differ in, and what it costs:
+//! - `cleanup.policy` without `compact`: on a chain topic a **warning** (every record is
+//!   still published, and consumers that do not compact are unaffected; but the compacted
+//!   view, where tombstones delete retracted keys, is only what is left after retention); on
+//!   the checkpoint topic an **error** (retention could delete a chain's only checkpoint,
+//!   and a restart would begin again at `start_block`).
+//! - another partition count than configured: a **warning** (records of a chain are
+//!   ordered per key only, not across keys).
+//! - `max.message.bytes` below the producer's limit: a **warning** (a larger record fails
+//!   delivery and stops its chain: the one that matters is the broker's).
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::KafkaConfig;
+use crate::events;
+
+use super::client::{MAX_MESSAGE_BYTES, base_config};
+use super::error::SinkError;
+
+/// Creates `topic` with `cleanup.policy=compact` (`partitions` of them, default
+/// `kafka.topic_partitions`) if it does not exist, then checks that the broker lists it.
+pub async fn ensure_topic(
+    k: &KafkaConfig,
+    topic: &str,
+    partitions: Option<i32>,
+) -> Result<(), SinkError> {
+    let want_partitions = partitions.unwrap_or(k.topic_partitions);
+    let checkpoints = topic == k.checkpoint_topic;
+    let err = |reason: String| SinkError::Topic {
+        topic: topic.to_owned(),
+        brokers: k.brokers.clone(),
+        reason: format!("{reason}; check `kafka.brokers` and that the broker is up"),
+    };
+    let admin: AdminClient<DefaultClientContext> = base_config(k)
+        .create()
+        .map_err(|e| SinkError::Client(Box::new(e)))?;
+    let timeout = Duration::from_millis(k.admin_timeout_ms);
+    let max_bytes = MAX_MESSAGE_BYTES.to_string();
+    let new = NewTopic::new(
+        topic,
+        want_partitions,
+        TopicReplication::Fixed(k.topic_replication_factor),
+    )
+    .set("cleanup.policy", "compact")
+    .set("max.message.bytes", &max_bytes);
+    let opts = AdminOptions::new()
+        .request_timeout(Some(timeout))
+        .operation_timeout(Some(timeout));
+    // A refused creation is not fatal by itself: the topic may exist already or be managed
+    // by operators (or the broker may not implement CreateTopics); the metadata decides.
+    let created = match admin.create_topics([&new], &opts).await {
+        Ok(results) => results.into_iter().find_map(|r| match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => None,
+            Err((_, code)) => Some(format!("create failed: {code}")),
+        }),
+        Err(e) => Some(format!("create failed: {e}")),
+    };
+    let metadata = admin
+        .inner()
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| err(format!("metadata request failed: {e}")))?;
+    let reason = |what: String| match &created {
+        Some(c) => format!("{c}; {what}"),
+        None => what,
+    };
+    match metadata.topics().iter().find(|t| t.name() == topic) {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+            let found = t.partitions().len() as i32;
+            if found != want_partitions {
+                events::TopicDiffers {
+                    topic,
+                    setting: "partitions",
+                    found: &found.to_string(),
+                    why: "a chain's records are ordered per key only, not across keys",
+                }
+                .emit();
+            }
+            check_configs(&admin, k, topic, checkpoints, &opts).await
+        }
+        Some(t) => Err(err(reason(format!(
+            "broker reports it unusable: {:?}",
+            t.error()
+        )))),
+        None => Err(err(reason("broker does not list it".into()))),
+    }
+}
+
+/// `cleanup.policy` and `max.message.bytes` of an existing topic (see the module docs). A
+/// broker that does not describe configs is not an error.
+async fn check_configs(
+    admin: &AdminClient<DefaultClientContext>,
+    k: &KafkaConfig,
+    topic: &str,
+    checkpoints: bool,
+    opts: &AdminOptions,
+) -> Result<(), SinkError> {
+    let Ok(results) = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], opts)
+        .await
+    else {
+        return Ok(());
+    };
+    let Some(Ok(resource)) = results.into_iter().next() else {
+        return Ok(());
+    };
+    let value = |name: &str| {
+        resource
+            .entries
+            .iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.clone())
+    };
+    if let Some(policy) = value("cleanup.policy")
+        && !policy.split(',').any(|p| p.trim() == "compact")
+    {
+        if checkpoints {
+            return Err(SinkError::Topic {
+                topic: topic.to_owned(),
+                brokers: k.brokers.clone(),
+                reason: format!(
+                    "cleanup.policy is `{policy}`: retention could delete a chain's only checkpoint; set cleanup.policy=compact (rpk topic alter-config {topic} --set cleanup.policy=compact) or name another `kafka.checkpoint_topic`"
+                ),
+            });
+        }
+        events::TopicDiffers {
+            topic,
+            setting: "cleanup.policy",
+            found: &policy,
+            why: "without compaction, tombstones do not delete retracted keys and records expire with retention; every record is still published",
+        }
+        .emit();
+    }
+    if let Some(max) = value("max.message.bytes").and_then(|v| v.parse::<usize>().ok())
+        && max < MAX_MESSAGE_BYTES
+    {
+        events::TopicDiffers {
+            topic,
+            setting: "max.message.bytes",
+            found: &max.to_string(),
+            why: "a larger record fails delivery and stops its chain; raise it to 16777216",
+        }
+        .emit();
+    }
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! Topics an operator created otherwise: at start-up the service says what differs and what
+//! it costs (warnings), or refuses (a checkpoint topic that is not compacted).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use devstack::service::Service;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+
+fn create(brokers: &str, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin");
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        new = new.set(k, v);
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let results = runtime
+        .block_on(admin.create_topics([&new], &AdminOptions::new()))
+        .expect("create");
+    for r in results {
+        r.expect("topic created");
+    }
+}
+
+fn expected(stack: &Stack) -> devstack::compare::Expected {
+    let head = stack.node.head().expect("head");
+    devstack::compare::expected_from_node(&stack.node, 31337, 0, head).expect("node")
+}
+
+/// Reads the chain topic until it holds as many records as the node has logs.
+fn read_node_count(stack: &Stack) -> Vec<devstack::consumer::Record> {
+    let want = expected(stack).len();
+    let mut reader =
+        devstack::consumer::TopicReader::new(&stack.brokers(), "evm.logs.31337").expect("reader");
+    let mut records = Vec::new();
+    reader
+        .read_until(&mut records, READ_DEADLINE, |r| r.len() >= want)
+        .expect("records");
+    records
+}
+
+#[test]
+fn existing_topics_that_differ_are_reported() {
+    let stack = Stack::start(81, 4);
+    create(
+        &stack.brokers(),
+        "evm.logs.31337",
+        2,
+        &[
+            ("cleanup.policy", "delete"),
+            ("max.message.bytes", "1000000"),
+        ],
+    );
+    let mut service =
+        Service::start(BIN.as_ref(), stack.dir.path(), &stack.config(&[]), &[]).expect("ingestor");
+    // Every record is published all the same (read until the node's count: the reader's
+    // end-of-partition detection is only reliable with one partition).
+    let records = read_node_count(&stack);
+    let report = devstack::compare::compare(&expected(&stack), &records);
+    assert!(report.is_clean(), "{report}");
+    let log = service.process.log_text();
+    for (setting, found) in [
+        ("partitions", "2"),
+        ("cleanup.policy", "delete"),
+        ("max.message.bytes", "1000000"),
+    ] {
+        let line = format!("topic=\"evm.logs.31337\" setting=\"{setting}\" found=\"{found}\"");
+        assert!(log.contains(&line), "{line} in {log}");
+    }
+    stop_cleanly(&mut service);
+
+    // A checkpoint topic that is not compacted is refused.
+    create(
+        &stack.brokers(),
+        "checkpoints.delete",
+        1,
+        &[("cleanup.policy", "delete")],
+    );
+    let toml = stack.config(&[]).replace(
+        "[kafka]\n",
+        "[kafka]\ncheckpoint_topic = \"checkpoints.delete\"\n",
+    );
+    let mut refused = Service::start(BIN.as_ref(), stack.dir.path(), &toml, &[]).expect("ingestor");
+    let code = refused
+        .process
+        .wait_exit(Duration::from_secs(60))
+        .expect("exits");
+    let log = refused.process.log_text();
+    let last = log.lines().last().unwrap_or_default();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        last.contains("topic `checkpoints.delete`") && last.contains("cleanup.policy is `delete`"),
+        "{last}"
+    );
+}
+
+/// Java's `Utils.murmur2` (the Kafka Java client's default partitioner hash).
+fn java_murmur2(data: &[u8]) -> i32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M) ^ k;
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        for (i, b) in rest.iter().enumerate() {
+            h ^= u32::from(*b) << (8 * i);
+        }
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+/// Kafka's own test vectors (`UtilsTest.testMurmur2`).
+#[test]
+fn java_murmur2_matches_kafkas_vectors() {
+    for (key, want) in [
+        ("21", -973_932_308),
+        ("foobar", -790_332_482),
+        ("a-little-bit-long-string", -985_981_536),
+        ("a-little-bit-longer-string", -1_486_304_829),
+        (
+            "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+            -58_897_971,
+        ),
+        ("abc", 479_470_107),
+    ] {
+        assert_eq!(java_murmur2(key.as_bytes()), want, "{key}");
+    }
+}
+
+/// With several partitions, every key lands where a Java producer (or Kafka Connect) would
+/// put it: `toPositive(murmur2(key)) % partitions`.
+#[test]
+fn keys_are_partitioned_as_java_clients_do() {
+    let stack = Stack::start(83, 8);
+    let toml = stack
+        .config(&[])
+        .replace("[kafka]\n", "[kafka]\ntopic_partitions = 3\n");
+    let mut service = Service::start(BIN.as_ref(), stack.dir.path(), &toml, &[]).expect("ingestor");
+    let records = read_node_count(&stack);
+    let report = devstack::compare::compare(&expected(&stack), &records);
+    assert_eq!(
+        report.missing.len() + report.extra.len() + report.mismatched.len(),
+        0,
+        "{report}"
+    );
+    let mut used = std::collections::BTreeSet::new();
+    for r in &records {
+        let want = (java_murmur2(r.key.as_bytes()) & 0x7fff_ffff) % 3;
+        assert_eq!(r.partition, want, "{}", r.key);
+        used.insert(r.partition);
+    }
+    assert_eq!(used.len(), 3, "keys spread over every partition");
+    stop_cleanly(&mut service);
+}
