@@ -18,6 +18,7 @@
 //!   in-process dedup LRU; reports each block once the broker acknowledged all its records.
 //! - [`registry`]: registering the schema with a Schema Registry at start-up (its id frames
 //!   every value).
+//! - [`tail`]: `ingestor tail`: a chain topic's records decoded (both wire formats).
 //! - [`window`]: the reorg window (recent blocks with their hashes and published keys).
 //! - [`checkpoint`]: durable per-chain progress in a compacted topic, loaded at start-up.
 //! - [`supervisor`]: starts one supervised task pair per chain and handles shutdown; in
@@ -54,5 +55,6 @@ pub mod rpc;
 pub mod shutdown;
 pub mod sink;
 pub mod supervisor;
+pub mod tail;
 pub mod telemetry;
 pub mod window;

@@ -35,6 +35,28 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Print a chain topic's records, decoded, from the cluster in the configuration (its
+    /// security settings and `[schema_registry]` apply). Stops at the end unless --follow.
+    Tail {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The chain (by name) whose topic to read; default: the only chain.
+        #[arg(long, conflicts_with = "topic")]
+        chain: Option<String>,
+        /// A topic to read instead of a chain's.
+        #[arg(long)]
+        topic: Option<String>,
+        /// Start at the oldest record (default: only records from now on).
+        #[arg(long)]
+        from_beginning: bool,
+        /// Keep printing new records until Ctrl-C.
+        #[arg(long)]
+        follow: bool,
+        /// `text` (one line per record) or `json` (one object per record).
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -52,6 +74,21 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig { config } => check(&config),
         Command::Run { config } => run(&config),
+        Command::Tail {
+            config,
+            chain,
+            topic,
+            from_beginning,
+            follow,
+            format,
+        } => tail(
+            &config,
+            chain,
+            topic,
+            from_beginning,
+            follow,
+            format == "json",
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -129,4 +166,51 @@ async fn framings(cfg: &config::Config) -> anyhow::Result<HashMap<u64, Framing>>
         out.insert(chain.chain_id, Framing::Registry { schema_id });
     }
     Ok(out)
+}
+
+fn tail(
+    path: &std::path::Path,
+    chain: Option<String>,
+    topic: Option<String>,
+    from_beginning: bool,
+    follow: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let cfg = config::load(path)?;
+    let topic = match (topic, chain) {
+        (Some(t), _) => t,
+        (None, Some(name)) => cfg
+            .chains
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.topic())
+            .with_context(|| format!("no chain named `{name}` in {}", path.display()))?,
+        (None, None) if cfg.chains.len() == 1 => cfg.chains[0].topic(),
+        (None, None) => anyhow::bail!(
+            "the config has several chains; name one with --chain NAME or --topic TOPIC"
+        ),
+    };
+    let opts = ingestor::tail::TailOptions {
+        topic,
+        from_beginning,
+        follow,
+        json,
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let signal = shutdown::on_signal().context("cannot install signal handlers")?;
+        let flag = stop.clone();
+        let watcher = tokio::spawn(async move {
+            signal.await;
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let reader = tokio::task::spawn_blocking(move || {
+            ingestor::tail::run(&cfg, &opts, &mut std::io::stdout().lock(), &stop)
+        });
+        let read = reader.await.context("tail task failed")?;
+        watcher.abort();
+        read?;
+        Ok(())
+    })
 }
