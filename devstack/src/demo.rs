@@ -12,6 +12,7 @@ use rand::Rng;
 
 use crate::anvil::Anvil;
 use crate::consumer::{Record, TopicReader};
+use crate::node::Node;
 use crate::service::{ChainEntry, Service, config_toml};
 use crate::tansu::Tansu;
 use crate::traffic::{LogShapes, Sender};
@@ -79,25 +80,30 @@ pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
 /// empty block, sometimes a block of many logs, and now and then a reorganisation of the
 /// last 2 blocks (the output then shows the tombstones that retract them).
 fn traffic(anvil: &Anvil, seed: u64, interval: Duration, stop: &AtomicBool) {
-    let Ok(mut sender) = Sender::new(anvil.node()) else {
+    traffic_loop(&anvil.node(), anvil.chain_id, seed, interval, stop);
+}
+
+/// Mines a block with varied logs every `interval` on the anvil at `node` (now and then
+/// reorganising its last 2 blocks) until `stop`. Used by the demo and by `devstack
+/// traffic` (the compose stack's traffic source).
+pub fn traffic_loop(node: &Node, chain_id: u64, seed: u64, interval: Duration, stop: &AtomicBool) {
+    let Ok(mut sender) = Sender::new(node.clone()) else {
+        eprintln!("devstack: chain {chain_id}: the node does not answer");
         return;
     };
     let mut shapes = LogShapes::new(seed);
     let mut rng = rand::rng();
     while !stop.load(Ordering::SeqCst) {
-        if rng.random_range(0..25) == 0 && anvil.node().head().unwrap_or(0) > 4 {
+        if rng.random_range(0..25) == 0 && node.head().unwrap_or(0) > 4 {
             let branch = [shapes.logs(2), shapes.logs(1)];
-            let reorged = crate::traffic::reorg_with_logs(&anvil.node(), 2, &branch)
-                .and_then(|()| Sender::new(anvil.node()));
+            let reorged = crate::traffic::reorg_with_logs(node, 2, &branch)
+                .and_then(|()| Sender::new(node.clone()));
             match reorged {
                 Ok(s) => {
-                    eprintln!(
-                        "devstack: chain {}: reorganised the last 2 blocks",
-                        anvil.chain_id
-                    );
+                    eprintln!("devstack: chain {chain_id}: reorganised the last 2 blocks");
                     sender = s;
                 }
-                Err(e) => eprintln!("devstack: reorg on chain {}: {e:#}", anvil.chain_id),
+                Err(e) => eprintln!("devstack: reorg on chain {chain_id}: {e:#}"),
             }
         }
         let txs: Vec<_> = match rng.random_range(0..10) {
@@ -109,7 +115,7 @@ fn traffic(anvil: &Anvil, seed: u64, interval: Duration, stop: &AtomicBool) {
         };
         if let Err(e) = sender.block(&txs) {
             if !stop.load(Ordering::SeqCst) {
-                eprintln!("devstack: traffic on chain {}: {e:#}", anvil.chain_id);
+                eprintln!("devstack: traffic on chain {chain_id}: {e:#}");
             }
             return;
         }

@@ -1,5 +1,6 @@
-//! `devstack`: the local stack for EthHook Ingestor (`up`) and its benchmark (`bench`).
-//! Both expect ANVIL_BIN and TANSU_BIN, as set by `scripts/deps.sh env`.
+//! `devstack`: the local stack for EthHook Ingestor (`up`), its benchmark (`bench`), both
+//! expecting ANVIL_BIN and TANSU_BIN as set by `scripts/deps.sh env`; and `traffic`, the
+//! traffic source for any anvil (the compose stack ships it in the ingestor's image).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,6 +25,19 @@ enum Command {
         /// Milliseconds between mined blocks on each chain.
         #[arg(long, default_value_t = 1500)]
         block_interval_ms: u64,
+    },
+    /// Mines blocks with varied logs on an anvil (now and then reorganising the last 2)
+    /// until SIGINT/SIGTERM.
+    Traffic {
+        /// The node's HTTP JSON-RPC URL.
+        #[arg(long, default_value = "http://127.0.0.1:8545")]
+        rpc_url: String,
+        /// Milliseconds between blocks.
+        #[arg(long, default_value_t = 2000)]
+        block_interval_ms: u64,
+        /// Seed of the log shapes.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Builds a chain and measures the node's and the ingestor's logs/s.
     Bench {
@@ -54,6 +68,31 @@ fn main() -> anyhow::Result<()> {
             ingestor,
             block_interval_ms,
         } => demo::up(&ingestor, Duration::from_millis(block_interval_ms)),
+        Command::Traffic {
+            rpc_url,
+            block_interval_ms,
+            seed,
+        } => {
+            let node = devstack::node::Node::at(&rpc_url);
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = stop.clone();
+            ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))?;
+            // Wait for the node (it may start after us in compose).
+            let chain_id = devstack::proc::wait_for("the node", Duration::from_secs(120), || {
+                node.call("eth_chainId", serde_json::json!([]))
+                    .ok()
+                    .and_then(|v| devstack::node::quantity(&v).ok())
+            })?;
+            eprintln!("devstack: traffic on chain {chain_id} at {rpc_url}");
+            demo::traffic_loop(
+                &node,
+                chain_id,
+                seed,
+                Duration::from_millis(block_interval_ms),
+                &stop,
+            );
+            Ok(())
+        }
         Command::Bench {
             ingestor,
             blocks,

@@ -16,11 +16,16 @@ pub struct Node {
 impl Node {
     /// A client for `http://127.0.0.1:<port>`.
     pub fn new(port: u16) -> Self {
+        Self::at(&format!("http://127.0.0.1:{port}"))
+    }
+
+    /// A client for any HTTP JSON-RPC URL (e.g. `http://anvil:8545` in compose).
+    pub fn at(url: &str) -> Self {
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(120))
             .build();
         Self {
-            url: format!("http://127.0.0.1:{port}"),
+            url: url.to_owned(),
             agent,
         }
     }
