@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use common::registry::TestRegistry;
 use common::*;
-use devstack::compare::{compare, expected_from_node};
 use devstack::consumer::TopicReader;
 use devstack::service::Service;
 
@@ -30,23 +29,11 @@ fn values_use_the_registry_wire_format_and_a_registry_only_consumer_decodes_them
     let mut service =
         Service::start(BIN.as_ref(), stack.dir.path(), &toml, &env).expect("ingestor");
 
-    let expected =
-        expected_from_node(&stack.node, 31337, 0, stack.node.head().expect("head")).expect("node");
     let mut reader = TopicReader::new(&stack.brokers(), TOPIC)
         .expect("reader")
         .with_registry(&registry.url())
         .keep_raw();
-    let mut records = Vec::new();
-    if let Err(e) = reader.read_until(&mut records, READ_DEADLINE, |r| r.len() >= expected.len()) {
-        show_logs_on_failure(stack.dir.path());
-        panic!("{e:#}");
-    }
-    reader
-        .read_to_end(&mut records, READ_DEADLINE)
-        .expect("read to end");
-    let report = compare(&expected, &records);
-    assert!(report.is_clean(), "{report}");
-    assert_eq!(report.records, expected.len());
+    let records = assert_reader_matches_node(&mut reader, &stack.node, 31337, stack.dir.path());
 
     let id = registry
         .id_of(SUBJECT)

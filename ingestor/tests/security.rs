@@ -11,7 +11,6 @@ use std::time::Duration;
 use common::tls::{TestCa, TlsProxy};
 use common::*;
 use devstack::anvil::Anvil;
-use devstack::compare::{compare, expected_from_node};
 use devstack::consumer::TopicReader;
 use devstack::proc::free_port;
 use devstack::service::{ChainEntry, Service, config_toml};
@@ -60,21 +59,9 @@ fn sasl_ssl_with_scram_sha_512_publishes_everything_and_refuses_bad_credentials(
         ("sasl.password", PASSWORD),
         ("ssl.ca.location", ca_file.as_str()),
     ];
-    let expected = expected_from_node(&anvil.node(), 31337, 0, anvil.node().head().expect("head"))
-        .expect("node");
     let mut reader = TopicReader::with_options(&brokers, "evm.logs.31337", &reader_options)
         .expect("secured reader");
-    let mut records = Vec::new();
-    if let Err(e) = reader.read_until(&mut records, READ_DEADLINE, |r| r.len() >= expected.len()) {
-        show_logs_on_failure(dir.path());
-        panic!("{e}");
-    }
-    reader
-        .read_to_end(&mut records, READ_DEADLINE)
-        .expect("read to end");
-    let report = compare(&expected, &records);
-    assert!(report.is_clean(), "{report}");
-    assert_eq!(report.records, expected.len());
+    assert_reader_matches_node(&mut reader, &anvil.node(), 31337, dir.path());
     stop_cleanly(&mut service);
     assert!(
         !service.process.log_text().contains(PASSWORD),

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use common::*;
 use devstack::anvil::Anvil;
-use devstack::compare::{compare, expected_from_node};
 use devstack::consumer::TopicReader;
 use devstack::proc::wait_for;
 use devstack::service::{Service, config_toml};
@@ -69,21 +68,8 @@ impl MockStack {
 
 /// Every record, read committed, equals the node's logs with no duplicate: exactly once.
 fn assert_exactly_once(brokers: &str, anvil: &Anvil, dir: &std::path::Path) {
-    let node = anvil.node();
-    let expected = expected_from_node(&node, 31337, 0, node.head().expect("head")).expect("node");
     let mut reader = TopicReader::new(brokers, TOPIC).expect("reader");
-    let mut records = Vec::new();
-    let read = reader.read_until(&mut records, READ_DEADLINE, |rs| rs.len() >= expected.len());
-    if read.is_err() {
-        show_logs_on_failure(dir);
-    }
-    read.expect("all records committed");
-    reader
-        .read_to_end(&mut records, READ_DEADLINE)
-        .expect("read to end");
-    let report = compare(&expected, &records);
-    assert!(report.is_clean(), "{report}");
-    assert_eq!(report.records, expected.len());
+    assert_reader_matches_node(&mut reader, &anvil.node(), 31337, dir);
 }
 
 #[test]

@@ -6,6 +6,7 @@ pub mod otlp;
 pub mod provider;
 pub mod proxy;
 pub mod registry;
+pub mod server;
 pub mod tls;
 
 use std::path::Path;
@@ -99,6 +100,30 @@ pub fn start_and_wait_for(
     }
     read.expect("first records published");
     (service, reader, records)
+}
+
+/// Reads `reader` until it holds as many records as the node has logs over its whole chain,
+/// then to the end, and asserts every record equals the node's, field by field, exactly
+/// once. Returns the records.
+pub fn assert_reader_matches_node(
+    reader: &mut TopicReader,
+    node: &Node,
+    chain_id: u64,
+    dir: &Path,
+) -> Vec<Record> {
+    let expected = expected_from_node(node, chain_id, 0, node.head().expect("head")).expect("node");
+    let mut records = Vec::new();
+    if let Err(e) = reader.read_until(&mut records, READ_DEADLINE, |r| r.len() >= expected.len()) {
+        show_logs_on_failure(dir);
+        panic!("{e:#}");
+    }
+    reader
+        .read_to_end(&mut records, READ_DEADLINE)
+        .expect("read to end");
+    let report = compare(&expected, &records);
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.records, expected.len());
+    records
 }
 
 /// Asserts the topic equals the node over the whole chain.

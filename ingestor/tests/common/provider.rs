@@ -11,18 +11,13 @@
 //!   (HTTP 429, `Retry-After: 1`), Infura's (-32005 in a 200) and QuickNode's (429, -32007).
 
 use std::collections::HashSet;
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
 /// Which habits the proxy has.
 #[derive(Debug, Clone, Default)]
@@ -54,20 +49,11 @@ struct State {
 pub struct ProviderProxy {
     pub port: u16,
     state: Arc<State>,
-    _runtime: tokio::runtime::Runtime,
+    _server: super::server::Background,
 }
 
 impl ProviderProxy {
     pub fn start(upstream_port: u16, habits: Habits) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("proxy runtime");
-        let listener = runtime
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
         let state = Arc::new(State {
             habits,
             upstream: format!("http://127.0.0.1:{upstream_port}"),
@@ -85,21 +71,11 @@ impl ProviderProxy {
             counts: Counts::default(),
         });
         let shared = state.clone();
-        runtime.spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| handle(state.clone(), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), service)
-                        .await;
-                });
-            }
-        });
+        let server = super::server::http(move |req| handle(shared.clone(), req));
         Self {
-            port,
+            port: server.port,
             state,
-            _runtime: runtime,
+            _server: server,
         }
     }
 
@@ -137,23 +113,20 @@ fn errors_for(body: &Value, code: i64, message: &str) -> Value {
     }
 }
 
-async fn handle(
-    state: Arc<State>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let bytes = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return Ok(reply(400, &[], &json!("unreadable body"))),
+        Err(_) => return reply(400, &[], &json!("unreadable body")),
     };
     let Ok(body) = serde_json::from_slice::<Value>(&bytes) else {
-        return Ok(reply(400, &[], &json!("not JSON")));
+        return reply(400, &[], &json!("not JSON"));
     };
     let n = state.counts.requests.fetch_add(1, Ordering::SeqCst) + 1;
     if let Some(every) = state.habits.rate_limit_every
         && n.is_multiple_of(every)
     {
         let form = state.counts.rate_limited.fetch_add(1, Ordering::SeqCst) % 3;
-        return Ok(match form {
+        return match form {
             0 => reply(
                 429,
                 &[("retry-after", "1")],
@@ -177,7 +150,7 @@ async fn handle(
                     "100/second request limit reached - reduce calls per second or upgrade your account at quicknode.com",
                 ),
             ),
-        });
+        };
     }
     let upstream = state
         .client
@@ -194,11 +167,11 @@ async fn handle(
             .and_then(|b| serde_json::from_slice(&b).ok())
         {
             Some(v) => v,
-            None => return Ok(reply(502, &[], &json!("bad upstream answer"))),
+            None => return reply(502, &[], &json!("bad upstream answer")),
         },
-        Err(_) => return Ok(reply(502, &[], &json!("upstream down"))),
+        Err(_) => return reply(502, &[], &json!("upstream down")),
     };
-    Ok(match (&body, answer) {
+    match (&body, answer) {
         (Value::Array(reqs), Value::Array(answers)) => {
             let rewritten: Vec<Value> = answers
                 .into_iter()
@@ -217,7 +190,7 @@ async fn handle(
             let (status, v) = rewrite(&state, one, answer);
             reply(status, &[], &v)
         }
-    })
+    }
 }
 
 /// Applies the habits to one answer; returns the HTTP status to send it with.

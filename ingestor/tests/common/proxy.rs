@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -25,20 +24,11 @@ struct State {
 pub struct WsProxy {
     pub port: u16,
     state: Arc<State>,
-    _runtime: tokio::runtime::Runtime,
+    _server: super::server::Background,
 }
 
 impl WsProxy {
     pub fn start(upstream_port: u16) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("proxy runtime");
-        let listener = runtime
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
         let state = Arc::new(State {
             up: AtomicBool::new(true),
             corrupt_left: AtomicUsize::new(0),
@@ -49,17 +39,19 @@ impl WsProxy {
             cuts: watch::channel(0).0,
         });
         let accept_state = state.clone();
-        runtime.spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                if accept_state.up.load(Ordering::SeqCst) {
-                    tokio::spawn(relay(tcp, upstream_port, accept_state.clone()));
+        // While cut, a connection is accepted and dropped at once.
+        let server = super::server::accept_loop(move |tcp| {
+            let state = accept_state.clone();
+            async move {
+                if state.up.load(Ordering::SeqCst) {
+                    relay(tcp, upstream_port, state).await;
                 }
             }
         });
         Self {
-            port,
+            port: server.port,
             state,
-            _runtime: runtime,
+            _server: server,
         }
     }
 

@@ -4,18 +4,13 @@
 //! basic auth to register, and refuse a subject as incompatible (HTTP 409), as a real registry does.
 
 use std::collections::{BTreeMap, HashSet};
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
 #[derive(Default)]
 struct State {
@@ -31,7 +26,7 @@ struct State {
 pub struct TestRegistry {
     pub port: u16,
     state: Arc<Mutex<State>>,
-    _runtime: tokio::runtime::Runtime,
+    _server: super::server::Background,
 }
 
 impl TestRegistry {
@@ -46,31 +41,12 @@ impl TestRegistry {
             }),
             ..State::default()
         }));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("registry runtime");
-        let listener = runtime
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
         let shared = state.clone();
-        runtime.spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| handle(state.clone(), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), service)
-                        .await;
-                });
-            }
-        });
+        let server = super::server::http(move |req| handle(shared.clone(), req));
         Self {
-            port,
+            port: server.port,
             state,
-            _runtime: runtime,
+            _server: server,
         }
     }
 
@@ -105,10 +81,7 @@ fn reply(status: u16, body: Value) -> Response<Full<Bytes>> {
         .expect("response")
 }
 
-async fn handle(
-    state: Arc<Mutex<State>>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path: Vec<String> = req
         .uri()
@@ -132,28 +105,25 @@ async fn handle(
     // Credentials guard registration (the service's part); reads are open to the test's
     // consumer.
     if method == Method::POST && s.auth.is_some() && s.auth != auth {
-        return Ok(reply(
-            401,
-            json!({"error_code": 401, "message": "Unauthorized"}),
-        ));
+        return reply(401, json!({"error_code": 401, "message": "Unauthorized"}));
     }
     let p: Vec<&str> = path.iter().map(String::as_str).collect();
-    Ok(match (method, p.as_slice()) {
+    match (method, p.as_slice()) {
         (Method::POST, ["subjects", subject, "versions"]) => {
             if s.incompatible.contains(*subject) {
-                return Ok(reply(
+                return reply(
                     409,
                     json!({"error_code": 409, "message": format!("Schema being registered is incompatible with an earlier schema for subject \"{subject}\"")}),
-                ));
+                );
             }
             let Some(schema) = serde_json::from_slice::<Value>(&body)
                 .ok()
                 .and_then(|v| v["schema"].as_str().map(str::to_owned))
             else {
-                return Ok(reply(
+                return reply(
                     422,
                     json!({"error_code": 42201, "message": "Invalid schema"}),
-                ));
+                );
             };
             s.registrations += 1;
             let id = match s.schemas.iter().position(|t| *t == schema) {
@@ -200,5 +170,5 @@ async fn handle(
             404,
             json!({"error_code": 404, "message": "HTTP 404 Not Found"}),
         ),
-    })
+    }
 }

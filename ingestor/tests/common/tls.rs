@@ -9,7 +9,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 /// A CA made for one test: its PEM file, and what it signs.
@@ -58,7 +58,7 @@ impl TestCa {
 /// The proxy: TLS on `port`, plain TCP to the upstream port.
 pub struct TlsProxy {
     pub port: u16,
-    _runtime: tokio::runtime::Runtime,
+    _server: super::server::Background,
 }
 
 impl TlsProxy {
@@ -77,33 +77,22 @@ impl TlsProxy {
         // behind this relay speaks whichever the client chose).
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let acceptor = TlsAcceptor::from(Arc::new(config));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("proxy runtime");
-        let listener = runtime
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        runtime.spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else {
-                        return; // the client refused our certificate
-                    };
-                    let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", upstream_port)).await
-                    else {
-                        return;
-                    };
-                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
-                });
+        let server = super::server::accept_loop(move |tcp| {
+            let acceptor = acceptor.clone();
+            async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return; // the client refused our certificate
+                };
+                let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", upstream_port)).await
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
             }
         });
         Self {
-            port,
-            _runtime: runtime,
+            port: server.port,
+            _server: server,
         }
     }
 
