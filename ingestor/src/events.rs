@@ -86,6 +86,8 @@ pub struct NodeCallFailed<'a> {
     pub chain: &'a str,
     /// Index in `urls` of the endpoint that failed.
     pub endpoint: usize,
+    /// Index of the endpoint tried next (after `retry_in_ms`).
+    pub next_endpoint: usize,
     /// Bounded error type.
     pub error_type: &'static str,
     /// The full error (log text only).
@@ -99,6 +101,7 @@ impl NodeCallFailed<'_> {
         warn!(
             chain = self.chain,
             endpoint = self.endpoint,
+            next_endpoint = self.next_endpoint,
             error_type = self.error_type,
             retry_in_ms = self.retry_in_ms,
             "node call failed, reconnecting: {}",

@@ -123,8 +123,9 @@ impl Follower {
                 Err(err) if err.is_fatal() => return Err(err),
                 Err(err) => err,
             };
-            let wait = self.failed(current, &err);
-            let (next, _) = self.endpoints.next();
+            self.failed(current, &err);
+            // What happens next: another endpoint at once, or this one after its backoff.
+            let (next, wait) = self.endpoints.next();
             if next != current {
                 events::EndpointSwitch {
                     chain: &self.cfg.name,
@@ -145,6 +146,7 @@ impl Follower {
                 other => events::NodeCallFailed {
                     chain: &self.cfg.name,
                     endpoint: current,
+                    next_endpoint: next,
                     error_type: other.error_type(),
                     error: other,
                     retry_in_ms: wait.as_millis() as u64,
@@ -154,9 +156,8 @@ impl Follower {
         }
     }
 
-    /// Records a failure of endpoint `i` (reporting its breaker's changes); returns the wait
-    /// before it may be tried again.
-    fn failed(&mut self, i: usize, err: &FollowError) -> std::time::Duration {
+    /// Records a failure of endpoint `i`, reporting its breaker's changes.
+    fn failed(&mut self, i: usize, err: &FollowError) {
         let before = self.endpoints.state(i);
         let wait = self.endpoints.failed(i);
         let after = self.endpoints.state(i);
@@ -170,7 +171,6 @@ impl Follower {
             }
             .emit();
         }
-        wait
     }
 
     fn rpc_options(&self) -> Result<RpcOptions, FollowError> {

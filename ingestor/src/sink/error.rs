@@ -22,6 +22,16 @@ pub enum SinkError {
         /// What to check.
         fix: &'static str,
     },
+    /// No broker answered at start-up.
+    #[error(
+        "kafka brokers {brokers} did not answer within {waited_ms} ms (kafka.admin_timeout_ms); check `kafka.brokers` and that the broker is up"
+    )]
+    Unreachable {
+        /// The configured brokers.
+        brokers: String,
+        /// How long the service waited.
+        waited_ms: u64,
+    },
     /// A topic could not be created or checked at start-up.
     #[error("topic `{topic}` on brokers {brokers}: {reason}")]
     Topic {
@@ -96,6 +106,7 @@ impl SinkError {
         match self {
             Self::Client(_) => "client_config",
             Self::Security { .. } => "security",
+            Self::Unreachable { .. } => "unreachable",
             Self::Topic { .. } => "topic",
             Self::Encode(_) => "encode",
             Self::Delivery { .. } => "delivery",

@@ -46,8 +46,8 @@ impl FirstSecurityError {
 }
 
 /// Asks the cluster for its metadata until it answers, a security error is reported, or
-/// `admin_timeout_ms` passes. A cluster that does not answer is not an error here (the
-/// topic checks that follow say so). Blocks: call from `spawn_blocking`.
+/// `admin_timeout_ms` passes (then the brokers are unreachable). Blocks: call from
+/// `spawn_blocking`.
 ///
 /// A producer rather than an admin client: librdkafka delivers errors on its main queue,
 /// which only a producer's (or consumer's) `poll` serves.
@@ -79,8 +79,14 @@ pub fn check_cluster(k: &KafkaConfig) -> Result<(), SinkError> {
                 },
             });
         }
-        if answered || Instant::now() >= deadline {
+        if answered {
             return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(SinkError::Unreachable {
+                brokers: k.brokers.clone(),
+                waited_ms: k.admin_timeout_ms,
+            });
         }
     }
 }
