@@ -2,7 +2,10 @@
 //! user made with `tansu user create`), reached over TLS through a terminating proxy that is
 //! the advertised listener, with a CA made in the test. The ingestor publishes over
 //! SASL_SSL; an independent consumer reads back over SASL_SSL and compares with the node.
-//! A wrong password and an untrusted broker certificate are each one line and exit 1.
+//! A wrong password and an untrusted broker certificate are each one line and exit 1. Then
+//! the listener requires client certificates (mutual TLS): with `ssl_cert_file` and
+//! `ssl_key_file` everything is published (and `ingestor tail` reads it back over the same
+//! settings); without them, one line and exit 1.
 
 mod common;
 
@@ -21,11 +24,25 @@ const USER: &str = "ingestor";
 const PASSWORD: &str = "s3cret-Passw0rd";
 
 fn secured_config(brokers: &str, ws_url: String, ca: Option<&str>) -> String {
+    secured_config_with(brokers, ws_url, ca, None)
+}
+
+fn secured_config_with(
+    brokers: &str,
+    ws_url: String,
+    ca: Option<&str>,
+    client: Option<(&str, &str)>,
+) -> String {
     let mut kafka = String::from(
         "security_protocol = \"sasl_ssl\"\nsasl_mechanism = \"SCRAM-SHA-512\"\nsasl_username = \"ingestor\"\n",
     );
     if let Some(ca) = ca {
         kafka.push_str(&format!("ssl_ca_file = {ca:?}\n"));
+    }
+    if let Some((cert, key)) = client {
+        kafka.push_str(&format!(
+            "ssl_cert_file = {cert:?}\nssl_key_file = {key:?}\n"
+        ));
     }
     config_toml(brokers, &[ChainEntry::new(31337, ws_url)], "").replace(
         "[kafka]\n",
@@ -39,7 +56,8 @@ fn sasl_ssl_with_scram_sha_512_publishes_everything_and_refuses_bad_credentials(
     let ca = TestCa::new(dir.path(), "kafka-ca");
     let ca_file = ca.pem_file.display().to_string();
     let tansu_port = free_port().expect("port");
-    let tls = TlsProxy::start(&ca, tansu_port, false);
+    let client_ca = TestCa::new(dir.path(), "client-ca");
+    let tls = TlsProxy::start_with_client_ca(&ca, tansu_port, false, &client_ca);
     let _tansu =
         Tansu::start_secured(dir.path(), tansu_port, tls.port, USER, PASSWORD).expect("tansu");
     let brokers = format!("127.0.0.1:{}", tls.port);

@@ -5,8 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpStream;
@@ -38,6 +41,28 @@ impl TestCa {
         Self { pem_file, issuer }
     }
 
+    /// A client certificate and its key, as PEM files `dir/<name>.pem` and `dir/<name>.key`.
+    pub fn client_cert(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().expect("client key");
+        let cert = params.signed_by(&key, &self.issuer).expect("client cert");
+        let (cert_file, key_file) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&cert_file, cert.pem()).expect("write cert");
+        std::fs::write(&key_file, key.serialize_pem()).expect("write key");
+        (cert_file, key_file)
+    }
+
+    fn root_store(&self) -> rustls::RootCertStore {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.issuer.der().clone()).expect("CA root");
+        roots
+    }
+
     /// A server certificate chain and key for 127.0.0.1 / localhost.
     fn leaf(&self, expired: bool) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
         let mut params = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
@@ -58,6 +83,8 @@ impl TestCa {
 /// The proxy: TLS on `port`, plain TCP to the upstream port.
 pub struct TlsProxy {
     pub port: u16,
+    /// While set, a client must present a certificate signed by the client CA.
+    require_client_cert: Arc<AtomicBool>,
     _server: super::server::Background,
 }
 
@@ -65,20 +92,49 @@ impl TlsProxy {
     /// Terminates TLS with a certificate from `ca` (expired if asked) and relays every
     /// connection to `127.0.0.1:upstream_port`.
     pub fn start(ca: &TestCa, upstream_port: u16, expired: bool) -> Self {
-        let (chain, key) = ca.leaf(expired);
+        Self::start_with_client_ca(ca, upstream_port, expired, ca)
+    }
+
+    /// [`TlsProxy::start`], able to require client certificates signed by `client_ca`
+    /// ([`TlsProxy::require_client_certificates`]).
+    pub fn start_with_client_ca(
+        ca: &TestCa,
+        upstream_port: u16,
+        expired: bool,
+        client_ca: &TestCa,
+    ) -> Self {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .expect("server config");
-        // gRPC clients require HTTP/2 to be negotiated; others speak HTTP/1.1 (the upstream
-        // behind this relay speaks whichever the client chose).
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let config = |client_auth: bool| {
+            let (chain, key) = ca.leaf(expired);
+            let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .expect("versions");
+            let builder = if client_auth {
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(client_ca.root_store()),
+                    provider.clone(),
+                )
+                .build()
+                .expect("client verifier");
+                builder.with_client_cert_verifier(verifier)
+            } else {
+                builder.with_no_client_auth()
+            };
+            let mut config = builder.with_single_cert(chain, key).expect("server config");
+            // gRPC clients require HTTP/2 to be negotiated; others speak HTTP/1.1 (the
+            // upstream behind this relay speaks whichever the client chose).
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            TlsAcceptor::from(Arc::new(config))
+        };
+        let (open, mutual) = (config(false), config(true));
+        let require_client_cert = Arc::new(AtomicBool::new(false));
+        let require = require_client_cert.clone();
         let server = super::server::accept_loop(move |tcp| {
-            let acceptor = acceptor.clone();
+            let acceptor = if require.load(Ordering::SeqCst) {
+                mutual.clone()
+            } else {
+                open.clone()
+            };
             async move {
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return; // the client refused our certificate
@@ -92,8 +148,14 @@ impl TlsProxy {
         });
         Self {
             port: server.port,
+            require_client_cert,
             _server: server,
         }
+    }
+
+    /// From now on, refuse clients without a certificate from the client CA (mutual TLS).
+    pub fn require_client_certificates(&self) {
+        self.require_client_cert.store(true, Ordering::SeqCst);
     }
 
     /// `<scheme>://127.0.0.1:<port><path>`.
