@@ -484,6 +484,8 @@ pub struct TransactionAborted<'a> {
     pub error_type: &'static str,
     /// Whether the producer is recreated (fatal error) rather than reused.
     pub recreate_producer: bool,
+    /// Delay before the chain resumes.
+    pub retry_in_ms: u64,
     /// The error.
     pub error: &'a dyn std::fmt::Display,
 }
@@ -494,6 +496,7 @@ impl TransactionAborted<'_> {
             chain = self.chain,
             error_type = self.error_type,
             recreate_producer = self.recreate_producer,
+            retry_in_ms = self.retry_in_ms,
             "transaction aborted, resuming from the last committed checkpoint: {}",
             self.error
         );
@@ -607,5 +610,31 @@ impl TopicDiffers<'_> {
             "existing topic differs from what the service creates: {}",
             self.why
         );
+    }
+}
+
+/// A transaction's commit failed with a retriable error: librdkafka goes on committing in
+/// the background, and the commit is called again (not aborted).
+pub struct CommitRetried<'a> {
+    /// Chain name.
+    pub chain: &'a str,
+    /// Retries so far.
+    pub attempt: u32,
+    /// Delay before calling commit again.
+    pub retry_in_ms: u64,
+    /// The error.
+    pub error: &'a dyn std::fmt::Display,
+}
+impl CommitRetried<'_> {
+    /// Writes the event.
+    pub fn emit(self) {
+        warn!(
+            chain = self.chain,
+            attempt = self.attempt,
+            retry_in_ms = self.retry_in_ms,
+            "transaction commit failed with a retriable error, committing again: {}",
+            self.error
+        );
+        error_count(Some(self.chain), "publish", "commit_retried");
     }
 }

@@ -188,10 +188,22 @@ impl Chain {
                         ..
                     }
                 );
+                // A transaction committed since the last abort: this is a new failure, not
+                // the same one again, so the backoff starts over.
+                if committed.tip() != window.tip() {
+                    rewinds = 0;
+                }
+                let wait = backoff_jittered(
+                    rewinds,
+                    ChainConfig::ms(self.cfg.reconnect_backoff_initial_ms),
+                    ChainConfig::ms(self.cfg.reconnect_backoff_max_ms),
+                );
+                rewinds = rewinds.saturating_add(1);
                 events::TransactionAborted {
                     chain: &name,
                     error_type: e.error_type(),
                     recreate_producer: recreate,
+                    retry_in_ms: wait.as_millis() as u64,
                     error: e,
                 }
                 .emit();
@@ -199,12 +211,6 @@ impl Chain {
                     txn_producer = None;
                 }
                 window = committed.clone();
-                let wait = backoff_jittered(
-                    rewinds,
-                    ChainConfig::ms(self.cfg.reconnect_backoff_initial_ms),
-                    ChainConfig::ms(self.cfg.reconnect_backoff_max_ms),
-                );
-                rewinds = rewinds.saturating_add(1);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => continue,
                     _ = self.stop.cancelled() => {}

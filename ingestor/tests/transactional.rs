@@ -216,3 +216,116 @@ fn a_fatal_producer_error_rebuilds_the_producer_and_resumes() {
     );
     stop_cleanly(&mut service);
 }
+
+/// A retriable `commit_transaction` error means the commit goes on in the background:
+/// librdkafka says to call it again, so it is committed again, never aborted. librdkafka
+/// retries `EndTxn` itself and only returns a (retriable) time-out when the call's timeout
+/// passes: twenty failed `EndTxn`s in a row outlast a 3 s transaction timeout.
+#[test]
+fn a_retriable_commit_error_is_committed_again_not_aborted() {
+    let MockStack {
+        dir,
+        mock,
+        brokers,
+        anvil,
+        mut sender,
+        mut shapes,
+        toml,
+    } = MockStack::start(45, 4);
+    let env = [
+        TRANSACTIONAL,
+        &[("INGESTOR_KAFKA__TRANSACTION_TIMEOUT_MS", "3000")],
+    ]
+    .concat();
+    let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &env).expect("ingestor");
+    assert_exactly_once(&brokers, &anvil, dir.path());
+    mock.request_errors(
+        RDKafkaApiKey::EndTxn,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS; 20],
+    );
+    sender.block(&[shapes.logs(5)]).expect("live block");
+    wait_for("a commit called again", Duration::from_secs(60), || {
+        service
+            .process
+            .log_text()
+            .contains("committing again")
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", service.process.log_tail(30)));
+    sender.block(&[shapes.logs(3)]).expect("live block");
+    assert_exactly_once(&brokers, &anvil, dir.path());
+    assert!(
+        !service.process.log_text().contains("transaction aborted"),
+        "{}",
+        service.process.log_tail(20)
+    );
+    stop_cleanly(&mut service);
+}
+
+/// After transactions committed again, a new abort waits the first backoff step, not the
+/// step after the previous abort's (the counter starts over).
+#[test]
+fn the_abort_backoff_starts_over_after_a_commit() {
+    let MockStack {
+        dir,
+        mock,
+        brokers,
+        anvil,
+        mut sender,
+        mut shapes,
+        toml,
+    } = MockStack::start(47, 4);
+    let mut service =
+        Service::start(BIN.as_ref(), dir.path(), &toml, TRANSACTIONAL).expect("ingestor");
+    assert_exactly_once(&brokers, &anvil, dir.path());
+    let refuse = || {
+        mock.request_errors(
+            RDKafkaApiKey::AddPartitionsToTxn,
+            &[
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+            ],
+        )
+    };
+    let aborts = |service: &Service| -> Vec<u64> {
+        service
+            .process
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("transaction aborted"))
+            .filter_map(|l| {
+                l.split("retry_in_ms=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    };
+    let mut first_of_round = Vec::new();
+    for _ in 0..2 {
+        let before = aborts(&service).len();
+        first_of_round.push(before);
+        refuse();
+        sender.block(&[shapes.logs(4)]).expect("live block");
+        wait_for("an abort", Duration::from_secs(60), || {
+            (aborts(&service).len() > before).then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", service.process.log_tail(30)));
+        // Commits go through again before the next refusal.
+        sender.block(&[shapes.logs(2)]).expect("live block");
+        assert_exactly_once(&brokers, &anvil, dir.path());
+    }
+    // reconnect_backoff_initial_ms = 100: the first step waits 50..=100 ms, the second
+    // 100..=200 ms. Aborts in a row (no commit between) step up; after commits, the first
+    // abort of the next round is back at the first step.
+    let waits = aborts(&service);
+    for i in first_of_round {
+        assert!(
+            waits[i] <= 100,
+            "abort {i} waited the first step: {waits:?}"
+        );
+    }
+    stop_cleanly(&mut service);
+}

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{ChainConfig, KafkaConfig};
 use crate::encode::{Encoder, Framing};
+use crate::events;
 use crate::follower::Update;
 use crate::telemetry::KafkaContext;
 use crate::window::Window;
@@ -59,6 +60,11 @@ pub async fn transactional_producer(k: &KafkaConfig, chain_id: u64) -> Result<Pr
         .map_err(|e| classify(&id, e))?;
     Ok(producer)
 }
+
+/// Calls of `commit_transaction` again after a retriable error, at most.
+const COMMIT_RETRIES: u32 = 8;
+/// First wait before calling it again (doubles, up to 32 times this).
+const COMMIT_BACKOFF: Duration = Duration::from_millis(100);
 
 fn aborted(reason: String, recreate_producer: bool) -> SinkError {
     SinkError::Aborted {
@@ -211,12 +217,7 @@ impl TransactionalPublisher {
         for (topic, key, block, d) in deliveries {
             acknowledged(d, &topic, &key, block).await?;
         }
-        let p = self.producer.clone();
-        let timeout = self.timeout;
-        tokio::task::spawn_blocking(move || p.commit_transaction(timeout))
-            .await
-            .map_err(|e| aborted(format!("commit task: {e}"), true))?
-            .map_err(|e| classify(&self.id, e))?;
+        self.commit().await?;
         let produce_s = started.elapsed().as_secs_f64();
         for (mut a, trace) in acked {
             if let Some(t) = trace {
@@ -226,6 +227,43 @@ impl TransactionalPublisher {
             apply(&self.cfg.name, &mut self.window, a);
         }
         Ok(())
+    }
+
+    /// Commits the open transaction. librdkafka's contract: a retriable error means the
+    /// commit continues in the background and the call must be made again (up to
+    /// [`COMMIT_RETRIES`] times here); only an abortable error aborts, and a fatal one
+    /// rebuilds the producer (see [`classify`]).
+    async fn commit(&self) -> Result<(), SinkError> {
+        let mut attempt = 0;
+        loop {
+            let p = self.producer.clone();
+            let timeout = self.timeout;
+            let committed = tokio::task::spawn_blocking(move || p.commit_transaction(timeout))
+                .await
+                .map_err(|e| aborted(format!("commit task: {e}"), true))?;
+            match committed {
+                Ok(()) => return Ok(()),
+                Err(KafkaError::Transaction(t))
+                    if t.is_retriable()
+                        && !t.is_fatal()
+                        && !t.txn_requires_abort()
+                        && attempt < COMMIT_RETRIES =>
+                {
+                    let wait =
+                        crate::backoff::delay(attempt, COMMIT_BACKOFF, COMMIT_BACKOFF * 32, 1.0);
+                    events::CommitRetried {
+                        chain: &self.cfg.name,
+                        attempt: attempt + 1,
+                        retry_in_ms: wait.as_millis() as u64,
+                        error: &t,
+                    }
+                    .emit();
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(classify(&self.id, e)),
+            }
+        }
     }
 
     /// Aborts the open transaction; a producer that cannot abort must be rebuilt.
