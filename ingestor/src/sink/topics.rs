@@ -55,7 +55,10 @@ pub async fn ensure_topic(
         .operation_timeout(Some(timeout));
     // A refused creation is not fatal by itself: the topic may exist already or be managed
     // by operators (or the broker may not implement CreateTopics); the metadata decides.
-    let created = match admin.create_topics([&new], &opts).await {
+    let results = admin.create_topics([&new], &opts).await;
+    // Just created as wanted: nothing to check.
+    let fresh = matches!(&results, Ok(r) if r.iter().all(Result::is_ok));
+    let created = match results {
         Ok(results) => results.into_iter().find_map(|r| match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => None,
             Err((_, code)) => Some(format!("create failed: {code}")),
@@ -81,6 +84,9 @@ pub async fn ensure_topic(
                     why: "a chain's records are ordered per key only, not across keys",
                 }
                 .emit();
+            }
+            if fresh {
+                return Ok(());
             }
             check_configs(&admin, k, topic, checkpoints, &opts).await
         }
