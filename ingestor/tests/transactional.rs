@@ -105,14 +105,7 @@ fn an_aborted_transaction_is_replayed_without_duplicates() {
             .block(&[shapes.logs(6), shapes.logs(4)])
             .expect("live block");
     }
-    wait_for("an aborted transaction", Duration::from_secs(60), || {
-        service
-            .process
-            .log_text()
-            .contains("transaction aborted")
-            .then_some(())
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", service.process.log_tail(30)));
+    wait_for_log(&service, "transaction aborted");
     sender
         .block(&[shapes.logs(2)])
         .expect("block after the abort");
@@ -244,14 +237,7 @@ fn a_retriable_commit_error_is_committed_again_not_aborted() {
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS; 20],
     );
     sender.block(&[shapes.logs(5)]).expect("live block");
-    wait_for("a commit called again", Duration::from_secs(60), || {
-        service
-            .process
-            .log_text()
-            .contains("committing again")
-            .then_some(())
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", service.process.log_tail(30)));
+    wait_for_log(&service, "committing again");
     sender.block(&[shapes.logs(3)]).expect("live block");
     assert_exactly_once(&brokers, &anvil, dir.path());
     assert!(

@@ -306,6 +306,15 @@ pub fn chain_status(service: &Service, chain: &str) -> Option<serde_json::Value>
     Some(status["chains"][chain].clone())
 }
 
+/// Waits (60 s at most) until the service's log contains `needle`; on failure, shows the
+/// log's tail.
+pub fn wait_for_log(service: &Service, needle: &str) {
+    devstack::proc::wait_for(needle, Duration::from_secs(60), || {
+        service.process.log_text().contains(needle).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", service.process.log_tail(30)));
+}
+
 /// SIGTERM; the service must exit 0 (everything in flight acknowledged).
 pub fn stop_cleanly(service: &mut Service) {
     let code = service.stop(Duration::from_secs(60)).expect("exit");
