@@ -49,34 +49,7 @@ pub fn decode(values: &[Vec<u8>]) -> anyhow::Result<Vec<DecodedLog>> {
     let text = run(&["decode", SCHEMA_PATH, path])?;
     let decoded = text
         .lines()
-        .map(|line| {
-            let v: Value = serde_json::from_str(line)?;
-            let long = |n: &str| v[n].as_i64().with_context(|| format!("{n}: {}", v[n]));
-            let string = |n: &str| {
-                v[n].as_str()
-                    .map(str::to_owned)
-                    .with_context(|| format!("{n}: {}", v[n]))
-            };
-            let topics = match v["topics"].as_array() {
-                Some(t) => t
-                    .iter()
-                    .map(|t| t.as_str().map(str::to_owned).context("topic"))
-                    .collect::<anyhow::Result<_>>()?,
-                None => bail!("topics: {}", v["topics"]),
-            };
-            Ok(DecodedLog {
-                chain_id: long("chain_id")?,
-                block_number: long("block_number")?,
-                block_hash: string("block_hash")?,
-                block_timestamp_ms: long("block_timestamp")?,
-                transaction_hash: string("transaction_hash")?,
-                transaction_index: long("transaction_index")?,
-                log_index: long("log_index")?,
-                address: string("address")?,
-                topics,
-                data: hex::decode(string("data")?)?,
-            })
-        })
+        .map(|line| log_from_json(&serde_json::from_str(line)?))
         .collect::<anyhow::Result<Vec<_>>>()?;
     ensure!(
         decoded.len() == values.len(),
@@ -85,4 +58,35 @@ pub fn decode(values: &[Vec<u8>]) -> anyhow::Result<Vec<DecodedLog>> {
         values.len()
     );
     Ok(decoded)
+}
+
+/// A decoded `EvmLog` from its JSON form: the schema's field names, `block_timestamp` in
+/// milliseconds, `data` as hex (with or without `0x`). Both fastavro's output here and
+/// `ingestor tail --format json` print it so.
+pub fn log_from_json(v: &Value) -> anyhow::Result<DecodedLog> {
+    let long = |n: &str| v[n].as_i64().with_context(|| format!("{n}: {}", v[n]));
+    let string = |n: &str| {
+        v[n].as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("{n}: {}", v[n]))
+    };
+    let topics = match v["topics"].as_array() {
+        Some(t) => t
+            .iter()
+            .map(|t| t.as_str().map(str::to_owned).context("topic"))
+            .collect::<anyhow::Result<_>>()?,
+        None => bail!("topics: {}", v["topics"]),
+    };
+    Ok(DecodedLog {
+        chain_id: long("chain_id")?,
+        block_number: long("block_number")?,
+        block_hash: string("block_hash")?,
+        block_timestamp_ms: long("block_timestamp")?,
+        transaction_hash: string("transaction_hash")?,
+        transaction_index: long("transaction_index")?,
+        log_index: long("log_index")?,
+        address: string("address")?,
+        topics,
+        data: hex::decode(string("data")?.trim_start_matches("0x"))?,
+    })
 }

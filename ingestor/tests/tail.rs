@@ -8,7 +8,7 @@ use std::process::Command;
 use common::registry::TestRegistry;
 use common::*;
 use devstack::compare::{compare_compacted, expected_from_node};
-use devstack::consumer::{DecodedLog, Record};
+use devstack::consumer::Record;
 use devstack::service::Service;
 use devstack::traffic::{LogShapes, Sender, reorg_with_logs};
 use serde_json::Value;
@@ -43,26 +43,8 @@ fn records(lines: &[String]) -> Vec<Record> {
         .map(|line| {
             let v: Value = serde_json::from_str(line).expect("json line");
             assert!(v.get("error").is_none(), "undecodable: {line}");
-            let log = v["log"].as_object().map(|l| {
-                let s = |f: &str| l[f].as_str().expect(f).to_owned();
-                let n = |f: &str| l[f].as_i64().expect(f);
-                DecodedLog {
-                    chain_id: n("chain_id"),
-                    block_number: n("block_number"),
-                    block_hash: s("block_hash"),
-                    block_timestamp_ms: n("block_timestamp"),
-                    transaction_hash: s("transaction_hash"),
-                    transaction_index: n("transaction_index"),
-                    log_index: n("log_index"),
-                    address: s("address"),
-                    topics: l["topics"]
-                        .as_array()
-                        .expect("topics")
-                        .iter()
-                        .map(|t| t.as_str().expect("topic").to_owned())
-                        .collect(),
-                    data: hex::decode(s("data").trim_start_matches("0x")).expect("hex"),
-                }
+            let log = v.get("log").filter(|l| l.is_object()).map(|l| {
+                devstack::avro_ref::log_from_json(l).unwrap_or_else(|e| panic!("{e:#}: {line}"))
             });
             assert_eq!(v["tombstone"].as_bool(), Some(log.is_none()), "{line}");
             Record {
