@@ -258,3 +258,17 @@ fn first_difference(want: &DecodedLog, got: &DecodedLog, r: &Record) -> Option<S
         .find(|(_, w, g)| w != g)
         .map(|(name, w, g)| format!("{name}: node {w:.80} != topic {g:.80}"))
 }
+
+/// Keys of records produced twice: a record equal to the previous record of the same key
+/// (the same value again, or a second tombstone). A value that comes back after a tombstone
+/// or another value is a change, not a duplicate.
+pub fn produced_twice(records: &[Record]) -> Vec<String> {
+    let mut previous: HashMap<&str, &Option<DecodedLog>> = HashMap::new();
+    let mut twice = Vec::new();
+    for r in records {
+        if previous.insert(&r.key, &r.log) == Some(&r.log) {
+            twice.push(r.key.clone());
+        }
+    }
+    twice
+}

@@ -15,12 +15,16 @@
 //! - [`encode`]: the `EvmLog` Avro schema (embedded from `schemas/evm_log.avsc`) and the
 //!   single-object encoding.
 //! - [`sink`]: the rdkafka producer, topic bootstrap, key/value construction and the
-//!   in-process dedup LRU; reports each block once the broker acknowledged all its records.
+//!   dedup LRU (seeded from the topic); reports each block once the broker acknowledged all
+//!   its records, and keeps the delivered progress the checkpoint is made from.
 //! - [`registry`]: registering the schema with a Schema Registry at start-up (its id frames
 //!   every value).
 //! - [`tail`]: `ingestor tail`: a chain topic's records decoded (both wire formats).
 //! - [`window`]: the reorg window (recent blocks with their hashes and published keys).
-//! - [`checkpoint`]: durable per-chain progress in a compacted topic, loaded at start-up.
+//! - [`checkpoint`]: durable per-chain progress in a compacted topic, loaded at start-up; a
+//!   constant size (the window's hashes and the topic's offsets, never keys).
+//! - [`resume`]: at start-up, each chain's topic tail read back: the window's keys, blocks
+//!   published after the checkpoint (retracted when orphaned), and the dedup seed.
 //! - [`supervisor`]: starts one supervised task pair per chain and handles shutdown; in
 //!   transactional mode, restarts a chain from its committed checkpoint after an abort.
 //! - [`events`]: every log line the service writes goes through here, and updates the
@@ -35,7 +39,10 @@
 //! - A block counts as delivered only after the broker acknowledged every one of its records.
 //!   A failed delivery stops the chain: nothing after it is reported delivered.
 //! - The checkpoint only ever names a delivered block; a reorganisation is retracted with
-//!   tombstones before any block of the new branch is published.
+//!   tombstones before any block of the new branch is published, and the checkpoint moves
+//!   to the new branch only once its first block is acknowledged.
+//! - At start-up the topic, not the checkpoint, says what was published: anything after the
+//!   checkpoint is either retracted (orphaned) or skipped when replayed (canonical).
 //!
 //! # Assumptions
 //! - The node answers `eth_getLogs {blockHash}` and ranged `eth_getLogs` with logs whose
@@ -51,6 +58,7 @@ pub mod events;
 pub mod follower;
 pub mod health;
 pub mod registry;
+pub mod resume;
 pub mod rpc;
 pub mod shutdown;
 pub mod sink;

@@ -20,8 +20,10 @@ use crate::config::{ChainConfig, Config, KafkaConfig};
 use crate::encode::Framing;
 use crate::events;
 use crate::follower::{FollowError, Follower};
+use crate::resume::{Resumed, read_tail};
 use crate::sink::{
-    Outcome, Producer, Publisher, SinkError, TransactionalPublisher, flush, transactional_producer,
+    Outcome, Producer, Progress, Publisher, SinkError, TransactionalPublisher, flush,
+    transactional_producer,
 };
 use crate::window::Window;
 
@@ -35,8 +37,58 @@ pub enum SupervisorError {
     #[error(transparent)]
     Setup(#[from] SinkError),
     /// One or more chains stopped on an error, or records were unacknowledged at the deadline.
-    #[error("{}", .0.join("; "))]
-    Failed(Vec<String>),
+    #[error("{}", join(.0))]
+    Failed(Vec<ChainError>),
+}
+
+fn join(errors: &[ChainError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Why a chain stopped, or the shutdown did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The publisher stopped on an error.
+    #[error("chain {chain}: {source}")]
+    Publish {
+        /// Chain name.
+        chain: String,
+        /// Why.
+        source: SinkError,
+    },
+    /// The follower stopped on an error retrying cannot fix.
+    #[error("chain {chain}: {source}")]
+    Follow {
+        /// Chain name.
+        chain: String,
+        /// Why.
+        source: FollowError,
+    },
+    /// A chain's follower or publisher task panicked or was cancelled.
+    #[error("chain {chain}: {task} task failed: {source}")]
+    Task {
+        /// Chain name.
+        chain: String,
+        /// `publisher` or `follower`.
+        task: &'static str,
+        /// Why.
+        source: tokio::task::JoinError,
+    },
+    /// A chain's own task panicked or was cancelled.
+    #[error("chain task failed: {0}")]
+    Chain(tokio::task::JoinError),
+    /// The shutdown deadline passed with records unacknowledged.
+    #[error("shutdown deadline of {deadline_ms} ms passed with records unacknowledged {left}")]
+    Deadline {
+        /// `shutdown_timeout_ms`.
+        deadline_ms: u64,
+        /// What librdkafka still held.
+        left: String,
+    },
 }
 
 /// Where chains get their producer.
@@ -50,7 +102,7 @@ pub enum Producers {
 
 struct ChainOutcome {
     name: String,
-    result: Result<Option<u64>, String>,
+    result: Result<Option<u64>, ChainError>,
 }
 
 /// Runs every chain until `stop` resolves or a chain fails, then drains within the deadline.
@@ -61,7 +113,7 @@ struct ChainOutcome {
 pub async fn run(
     config: Config,
     producers: Producers,
-    checkpoints: HashMap<u64, Checkpoint>,
+    mut checkpoints: HashMap<u64, Checkpoint>,
     framings: HashMap<u64, Framing>,
     stop: impl Future<Output = &'static str>,
 ) -> Result<(), SupervisorError> {
@@ -70,29 +122,18 @@ pub async fn run(
     let kafka = Arc::new(config.kafka);
     for chain in config.chains {
         let cfg = Arc::new(chain);
-        let checkpoint = checkpoints.get(&cfg.chain_id);
-        events::ChainResumed {
-            chain: &cfg.name,
-            chain_id: cfg.chain_id,
-            checkpoint: checkpoint.map(|c| c.block_number),
-            window: checkpoint.map_or(0, |c| c.window.len()),
-        }
-        .emit();
-        let window = Window::from_blocks(
-            cfg.reorg_window_blocks,
-            checkpoint.map(|c| c.window.clone()).unwrap_or_default(),
-        );
         let chain = Chain {
             framing: framings
                 .get(&cfg.chain_id)
                 .copied()
                 .unwrap_or(Framing::SingleObject),
+            checkpoint: checkpoints.remove(&cfg.chain_id),
             cfg,
             kafka: kafka.clone(),
             producers: producers.clone(),
             stop: shutdown.child_token(),
         };
-        chains.spawn(chain.run(window));
+        chains.spawn(chain.run());
     }
 
     let mut failures = Vec::new();
@@ -122,10 +163,10 @@ pub async fn run(
             Producers::Shared(p) => flush(p, Duration::from_secs(1)).err().unwrap_or_default(),
             Producers::PerChain => String::new(),
         };
-        failures.push(format!(
-            "shutdown deadline of {} ms passed with records unacknowledged {left}",
-            config.shutdown_timeout_ms
-        ));
+        failures.push(ChainError::Deadline {
+            deadline_ms: config.shutdown_timeout_ms,
+            left,
+        });
     }
     if failures.is_empty() {
         Ok(())
@@ -134,7 +175,7 @@ pub async fn run(
     }
 }
 
-fn record(outcome: Result<ChainOutcome, tokio::task::JoinError>, failures: &mut Vec<String>) {
+fn record(outcome: Result<ChainOutcome, tokio::task::JoinError>, failures: &mut Vec<ChainError>) {
     match outcome {
         Ok(ChainOutcome {
             name,
@@ -146,11 +187,8 @@ fn record(outcome: Result<ChainOutcome, tokio::task::JoinError>, failures: &mut 
             }
             .emit();
         }
-        Ok(ChainOutcome {
-            name,
-            result: Err(e),
-        }) => failures.push(format!("chain {name}: {e}")),
-        Err(e) => failures.push(format!("chain task failed: {e}")),
+        Ok(ChainOutcome { result: Err(e), .. }) => failures.push(e),
+        Err(e) => failures.push(ChainError::Chain(e)),
     }
 }
 
@@ -165,17 +203,30 @@ struct Chain {
     stop: CancellationToken,
     /// How values announce their schema.
     framing: Framing,
+    /// The checkpoint read at start-up (transactional mode reads it again at every
+    /// attempt, once its producer fenced any earlier one).
+    checkpoint: Option<Checkpoint>,
 }
 
 impl Chain {
-    async fn run(self, mut window: Window) -> ChainOutcome {
+    async fn run(mut self) -> ChainOutcome {
         let name = self.cfg.name.clone();
         let mut txn_producer: Option<Producer> = None;
         let mut rewinds = 0u32;
+        let mut committed = Window::from_blocks(
+            self.cfg.reorg_window_blocks,
+            self.checkpoint
+                .as_ref()
+                .map(|c| c.window.clone())
+                .unwrap_or_default(),
+        );
         loop {
-            let (publish, follow) = self.attempt(&mut txn_producer, window.clone()).await;
+            let checkpoint = self.checkpoint.take();
+            let (publish, follow) = self
+                .attempt(&mut txn_producer, checkpoint, &committed)
+                .await;
             if let Ok(Outcome {
-                window: committed,
+                window: now_committed,
                 result: Err(e),
             }) = &publish
                 && e.rewinds()
@@ -190,7 +241,7 @@ impl Chain {
                 );
                 // A transaction committed since the last abort: this is a new failure, not
                 // the same one again, so the backoff starts over.
-                if committed.tip() != window.tip() {
+                if now_committed.tip() != committed.tip() {
                     rewinds = 0;
                 }
                 let wait = backoff_jittered(
@@ -210,7 +261,7 @@ impl Chain {
                 if recreate {
                     txn_producer = None;
                 }
-                window = committed.clone();
+                committed = now_committed.clone();
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => continue,
                     _ = self.stop.cancelled() => {}
@@ -223,59 +274,86 @@ impl Chain {
         }
     }
 
-    /// Runs a follower and a publisher from `window` until the publisher ends.
+    /// Runs a follower and a publisher from the checkpoint and the topic's tail until the
+    /// publisher ends. `committed` is the outcome's window if it cannot start.
     async fn attempt(
         &self,
         txn_producer: &mut Option<Producer>,
-        window: Window,
+        checkpoint: Option<Checkpoint>,
+        committed: &Window,
     ) -> (
         Result<Outcome, tokio::task::JoinError>,
         Result<Result<(), FollowError>, tokio::task::JoinError>,
     ) {
         let stop = self.stop.child_token();
         let (tx, rx) = mpsc::channel(HANDOVER_CAPACITY);
-        let mut window = window;
-        let publish = if let Producers::Shared(shared) = &self.producers {
-            match Publisher::new(
-                self.cfg.clone(),
-                shared.clone(),
-                &self.kafka.checkpoint_topic,
-                self.kafka.dedup_cache_capacity,
-                window.clone(),
-                self.framing,
-            ) {
-                Ok(p) => tokio::spawn(p.run(rx)),
-                Err(e) => return (Ok(failed(window, e)), Ok(Ok(()))),
-            }
-        } else {
-            let producer = match txn_producer.take() {
-                Some(p) => Ok(p),
-                // A new producer fences any earlier one first; only then is the committed
-                // checkpoint final, so it is read again.
-                None => match transactional_producer(&self.kafka, self.cfg.chain_id).await {
-                    Ok(p) => self.committed_window().await.map(|w| {
-                        window = w;
-                        p
-                    }),
-                    Err(e) => Err(e),
-                },
-            };
-            let publisher = producer.and_then(|p| {
-                *txn_producer = Some(p.clone());
-                TransactionalPublisher::new(
-                    self.cfg.clone(),
-                    &self.kafka,
-                    p,
-                    window.clone(),
-                    self.framing,
-                )
-            });
-            match publisher {
-                Ok(p) => tokio::spawn(p.run(rx)),
-                Err(e) => return (Ok(failed(window, e)), Ok(Ok(()))),
+        let not_started = |e| (Ok(failed(committed.clone(), e)), Ok(Ok(())));
+        let (producer, checkpoint) = match &self.producers {
+            Producers::Shared(shared) => (shared.clone(), checkpoint),
+            Producers::PerChain => {
+                let producer = match txn_producer.take() {
+                    Some(p) => p,
+                    // A new producer fences any earlier one first; only then is the
+                    // committed checkpoint final.
+                    None => match transactional_producer(&self.kafka, self.cfg.chain_id).await {
+                        Ok(p) => p,
+                        Err(e) => return not_started(e),
+                    },
+                };
+                *txn_producer = Some(producer.clone());
+                match self.committed_checkpoint().await {
+                    Ok(c) => (producer, c),
+                    Err(e) => return not_started(e),
+                }
             }
         };
-        let follower = Follower::new(self.cfg.clone(), window, tx, stop.clone());
+        let resumed = match self.resume(checkpoint.as_ref()).await {
+            Ok(r) => r,
+            Err(e) => return not_started(e),
+        };
+        events::ChainResumed {
+            chain: &self.cfg.name,
+            chain_id: self.cfg.chain_id,
+            checkpoint: checkpoint.as_ref().map(|c| c.block_number),
+            migrated: checkpoint.as_ref().is_some_and(|c| c.migrated),
+            window: resumed.window.len(),
+            records_read: resumed.records_read,
+            unconfirmed: resumed.unconfirmed.len(),
+            dedup_seeded: resumed.dedup.len(),
+        }
+        .emit();
+        let progress = Progress::new(resumed.window.clone(), resumed.topic);
+        let publish = match &self.producers {
+            Producers::Shared(_) => Publisher::new(
+                self.cfg.clone(),
+                producer,
+                &self.kafka.checkpoint_topic,
+                resumed.dedup,
+                progress,
+                self.framing,
+            )
+            .map(|p| tokio::spawn(p.run(rx))),
+            Producers::PerChain => TransactionalPublisher::new(
+                self.cfg.clone(),
+                &self.kafka,
+                producer,
+                resumed.dedup,
+                progress,
+                self.framing,
+            )
+            .map(|p| tokio::spawn(p.run(rx))),
+        };
+        let publish = match publish {
+            Ok(p) => p,
+            Err(e) => return not_started(e),
+        };
+        let follower = Follower::new(
+            self.cfg.clone(),
+            resumed.window,
+            resumed.unconfirmed,
+            tx,
+            stop.clone(),
+        );
         let follow = tokio::spawn(follower.run());
         // The publisher ends when the follower drops its sender, or on its own error; then
         // the follower is stopped (an idle one would only notice at its next block).
@@ -283,13 +361,31 @@ impl Chain {
         stop.cancel();
         (publish, follow.await)
     }
-}
 
-impl Chain {
-    /// The chain's committed checkpoint as a window (empty without one).
-    async fn committed_window(&self) -> Result<Window, SinkError> {
+    /// Reads the chain topic's tail back (see [`crate::resume`]).
+    async fn resume(&self, checkpoint: Option<&Checkpoint>) -> Result<Resumed, SinkError> {
+        let (kafka, cfg, cp) = (self.kafka.clone(), self.cfg.clone(), checkpoint.cloned());
+        let read = tokio::task::spawn_blocking(move || read_tail(&kafka, &cfg, cp.as_ref()))
+            .await
+            .map_err(|e| SinkError::Aborted {
+                reason: format!("topic tail reader task: {e}"),
+                recreate_producer: false,
+            })?;
+        match (read, &self.producers) {
+            (Ok(r), _) => Ok(r),
+            // Transactional mode goes on retrying, as after an abort.
+            (Err(e), Producers::PerChain) => Err(SinkError::Aborted {
+                reason: e.to_string(),
+                recreate_producer: false,
+            }),
+            (Err(e), Producers::Shared(_)) => Err(SinkError::Resume(e)),
+        }
+    }
+
+    /// The chain's committed checkpoint.
+    async fn committed_checkpoint(&self) -> Result<Option<Checkpoint>, SinkError> {
         let kafka = self.kafka.clone();
-        let all = tokio::task::spawn_blocking(move || load_all(&kafka))
+        let mut all = tokio::task::spawn_blocking(move || load_all(&kafka))
             .await
             .map_err(|e| SinkError::Aborted {
                 reason: format!("checkpoint reader task: {e}"),
@@ -299,11 +395,7 @@ impl Chain {
                 reason: e.to_string(),
                 recreate_producer: true,
             })?;
-        let blocks = all
-            .get(&self.cfg.chain_id)
-            .map(|c| c.window.clone())
-            .unwrap_or_default();
-        Ok(Window::from_blocks(self.cfg.reorg_window_blocks, blocks))
+        Ok(all.remove(&self.cfg.chain_id))
     }
 }
 
@@ -313,13 +405,17 @@ fn failed(window: Window, e: SinkError) -> Outcome {
         result: Err(e),
     }
 }
-
 /// Reduces the two tasks' results to the one error that matters.
 fn combine(
     chain: &str,
     follow: Result<Result<(), FollowError>, tokio::task::JoinError>,
     publish: Result<Outcome, tokio::task::JoinError>,
-) -> Result<Option<u64>, String> {
+) -> Result<Option<u64>, ChainError> {
+    let task = |task, source| ChainError::Task {
+        chain: chain.to_owned(),
+        task,
+        source,
+    };
     let publish = match publish {
         Ok(Outcome {
             window,
@@ -333,9 +429,12 @@ fn combine(
                 error: &e,
             }
             .emit();
-            Err(e.to_string())
+            Err(ChainError::Publish {
+                chain: chain.to_owned(),
+                source: e,
+            })
         }
-        Err(e) => Err(format!("publisher task failed: {e}")),
+        Err(e) => Err(task("publisher", e)),
     };
     match follow {
         Ok(Ok(())) | Ok(Err(FollowError::SinkClosed)) => publish,
@@ -347,8 +446,11 @@ fn combine(
                 error: &e,
             }
             .emit();
-            Err(e.to_string())
+            Err(ChainError::Follow {
+                chain: chain.to_owned(),
+                source: e,
+            })
         }
-        Err(e) => Err(format!("follower task failed: {e}")),
+        Err(e) => Err(task("follower", e)),
     }
 }

@@ -210,6 +210,55 @@ fn a_fatal_producer_error_rebuilds_the_producer_and_resumes() {
     stop_cleanly(&mut service);
 }
 
+/// A fatal error in the middle of a transaction, after others committed: the broker
+/// refuses the transaction's partitions with `CLUSTER_AUTHORIZATION_FAILED`, which
+/// librdkafka makes fatal. The producer cannot abort; it is rebuilt, the chain resumes from
+/// the committed checkpoint (reading its topic back), and a `read_committed` reader sees
+/// every record exactly once.
+#[test]
+fn a_fatal_error_mid_transaction_rebuilds_the_producer_and_resumes() {
+    let MockStack {
+        dir,
+        mock,
+        brokers,
+        anvil,
+        mut sender,
+        mut shapes,
+        toml,
+    } = MockStack::start(47, 4);
+    let mut service =
+        Service::start(BIN.as_ref(), dir.path(), &toml, TRANSACTIONAL).expect("ingestor");
+    assert_exactly_once(&brokers, &anvil, dir.path());
+    mock.request_errors(
+        RDKafkaApiKey::AddPartitionsToTxn,
+        &[
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED,
+        ],
+    );
+    sender
+        .block(&[shapes.logs(6), shapes.logs(4)])
+        .expect("live block");
+    wait_for_log(&service, "transaction aborted");
+    let log = service.process.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("transaction aborted") && l.contains("recreate_producer=true")),
+        "{}",
+        service.process.log_tail(30)
+    );
+    sender
+        .block(&[shapes.logs(3)])
+        .expect("block after the rebuild");
+    assert_exactly_once(&brokers, &anvil, dir.path());
+    assert!(
+        service.process.is_running(),
+        "{}",
+        service.process.log_tail(20)
+    );
+    stop_cleanly(&mut service);
+}
+
 /// A retriable `commit_transaction` error means the commit goes on in the background:
 /// librdkafka says to call it again, so it is committed again, never aborted. librdkafka
 /// retries `EndTxn` itself and only returns a (retriable) time-out when the call's timeout

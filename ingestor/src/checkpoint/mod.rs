@@ -1,12 +1,15 @@
 //! Durable per-chain progress in a compacted topic (default `ingestor.checkpoints`, key = the
 //! chain id in decimal). A checkpoint names the last block whose records were all
-//! acknowledged and carries the reorg window, so a restart resumes exactly there and can
-//! retract what blocks orphaned while the service was down had published.
+//! acknowledged, the reorg window's block hashes, and where the chain topic's records
+//! stand. It is the same size whatever the blocks hold: the keys a reorganisation must
+//! retract are read back from the chain topic at start-up (see `resume`).
 
 mod codec;
+mod legacy;
 mod load;
 
-pub use codec::{Encoded, SCHEMA_JSON, decode, encode, encode_window};
+pub use codec::{SCHEMA_JSON, decode, encode, now_ms};
+pub use legacy::{LEGACY_SCHEMA_JSON, decode_legacy, encode_legacy};
 pub use load::load_all;
 
 use crate::rpc::hex::B256;
@@ -23,8 +26,25 @@ pub struct Checkpoint {
     pub block_hash: B256,
     /// When it was written (ms since the Unix epoch).
     pub updated_at_ms: i64,
-    /// The reorg window ending at `block_number`, oldest first.
+    /// The reorg window ending at `block_number`, oldest first. Its blocks' `logs` are
+    /// empty: they are rebuilt from the chain topic (a migrated first-format checkpoint
+    /// still carries them).
     pub window: Vec<WindowBlock>,
+    /// The chain topic's offsets, per partition; empty for a migrated checkpoint.
+    pub partitions: Vec<PartitionOffsets>,
+    /// Whether it was read from the first format (which listed every key).
+    pub migrated: bool,
+}
+
+/// Where a chain topic's partition stood when a checkpoint was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    /// The partition.
+    pub partition: i32,
+    /// The first record of the window's blocks here (or `next` when there is none).
+    pub window_start: i64,
+    /// One past the last acknowledged record here.
+    pub next: i64,
 }
 
 impl Checkpoint {

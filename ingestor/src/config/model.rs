@@ -108,10 +108,17 @@ pub struct KafkaConfig {
     /// producer reports a full queue and the follower waits. Default 100000.
     #[serde(default = "defaults::queue_max_messages")]
     pub queue_max_messages: u64,
-    /// Capacity, in keys, of the per-chain LRU that skips records this process already
-    /// produced with the same value. 0 disables it. Default 100000.
+    /// Capacity, in keys, of the per-chain LRU that skips records already on the topic with
+    /// the same value (seeded from the topic's tail at start-up). It should hold at least
+    /// the reorg window's logs, or a crash replay may publish some records twice. 0
+    /// disables it. Default 100000.
     #[serde(default = "defaults::dedup_cache_capacity")]
     pub dedup_cache_capacity: usize,
+    /// Records read back per partition of a chain topic at start-up when the checkpoint
+    /// does not say where its window starts (no checkpoint, or one from before 0.3).
+    /// Default 100000.
+    #[serde(default = "defaults::resume_lookback_records")]
+    pub resume_lookback_records: u64,
     /// Deadline for topic creation and metadata requests at start-up. Default 30000.
     #[serde(default = "defaults::admin_timeout_ms")]
     pub admin_timeout_ms: u64,
@@ -481,6 +488,9 @@ mod defaults {
         100_000
     }
     pub(super) fn dedup_cache_capacity() -> usize {
+        100_000
+    }
+    pub(super) fn resume_lookback_records() -> u64 {
         100_000
     }
     pub(super) fn admin_timeout_ms() -> u64 {

@@ -5,6 +5,7 @@
 //! Schema Registry, values use its wire format instead ([`Framing::Registry`]).
 
 pub mod fingerprint;
+pub mod peek;
 
 use std::sync::LazyLock;
 

@@ -15,6 +15,7 @@ mod breaker;
 mod endpoints;
 mod error;
 mod fetch;
+mod published;
 mod reorg;
 mod update;
 
@@ -37,7 +38,7 @@ use crate::events;
 use crate::rpc::redact::redact_url;
 use crate::rpc::tls::Trust;
 use crate::rpc::{RpcClient, RpcError, RpcOptions};
-use crate::window::Window;
+use crate::window::{Window, WindowBlock};
 use endpoints::Endpoints;
 use fetch::{Fetcher, RangeSize};
 
@@ -50,6 +51,9 @@ pub struct Follower {
     sink: mpsc::Sender<Update>,
     /// The blocks handed to the sink, newest last (restored from the checkpoint).
     window: Window,
+    /// Blocks found on the topic outside the window at start-up, not yet settled against
+    /// the node (see `published`), oldest first.
+    unconfirmed: Vec<WindowBlock>,
     /// Where to start when the window is empty; `Latest` is resolved on first connect.
     start: StartBlock,
     shutdown: CancellationToken,
@@ -62,10 +66,12 @@ pub struct Follower {
 
 impl Follower {
     /// A follower that continues after `window`'s tip, or starts at the configured
-    /// `start_block` when the window is empty.
+    /// `start_block` when the window is empty; `unconfirmed` are blocks the topic holds
+    /// outside the window (retracted first if the node orphaned them).
     pub fn new(
         cfg: Arc<ChainConfig>,
         window: Window,
+        unconfirmed: Vec<WindowBlock>,
         sink: mpsc::Sender<Update>,
         shutdown: CancellationToken,
     ) -> Self {
@@ -84,6 +90,7 @@ impl Follower {
             cfg,
             sink,
             window,
+            unconfirmed,
             start,
             shutdown,
             endpoints,
@@ -262,12 +269,15 @@ impl Follower {
         current: usize,
         opts: &RpcOptions,
     ) -> Result<usize, FollowError> {
+        self.settle_published(fetcher).await?;
         self.verify_tip(fetcher).await?;
         let mut poll = interval(ChainConfig::ms(self.cfg.head_poll_interval_ms));
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut probe: Option<Probe> = None;
         loop {
+            let limit = self.settle_published(fetcher).await?;
             let head = self.target_head(rpc).await?;
+            let head = limit.map_or(head, |l| head.min(l.saturating_sub(1)));
             events::HeadSeen {
                 chain: &self.cfg.name,
                 head,

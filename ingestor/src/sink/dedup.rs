@@ -1,15 +1,25 @@
-//! A bounded in-process LRU of record keys to value digests: a record this process already
-//! produced with the same value is skipped (it would only be a duplicate for consumers).
+//! A bounded LRU of log ids to value digests: a record whose exact value is already on the
+//! topic is skipped. It is seeded at start-up from what the topic's tail holds (see
+//! `resume`), so the blocks replayed after a crash, past the last checkpoint, publish
+//! nothing twice; afterwards it remembers what this process produced.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::num::NonZeroUsize;
 
 use lru::LruCache;
 
+use crate::window::LogId;
+
+/// The digest of a record value (64-bit SipHash with fixed keys).
+pub fn digest(value: &[u8]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
 /// Per-chain dedup cache. Capacity 0 disables it.
 pub struct Dedup {
-    cache: Option<LruCache<String, u64>>,
-    hits: u64,
+    cache: Option<LruCache<LogId, u64>>,
 }
 
 impl Dedup {
@@ -17,55 +27,81 @@ impl Dedup {
     pub fn new(capacity: usize) -> Self {
         Self {
             cache: NonZeroUsize::new(capacity).map(LruCache::new),
-            hits: 0,
         }
     }
 
-    /// Whether `key` was already produced with exactly `value` (counts a hit). Otherwise
-    /// remembers it and returns false.
-    pub fn seen(&mut self, key: &str, value: &[u8]) -> bool {
+    /// Remembers that `id` is on the topic with a value of digest `digest` (oldest first:
+    /// the last seeded keys are the last evicted).
+    pub fn seed(&mut self, id: LogId, digest: u64) {
+        if let Some(cache) = self.cache.as_mut() {
+            cache.put(id, digest);
+        }
+    }
+
+    /// Whether `id` was already published with exactly `value` (a hit: the caller counts
+    /// it). Otherwise remembers it and returns false.
+    pub fn seen(&mut self, id: LogId, value: &[u8]) -> bool {
         let Some(cache) = self.cache.as_mut() else {
             return false;
         };
-        let mut h = DefaultHasher::new();
-        value.hash(&mut h);
-        let digest = h.finish();
-        if cache.get(key) == Some(&digest) {
-            self.hits += 1;
+        let digest = digest(value);
+        if cache.get(&id) == Some(&digest) {
             return true;
         }
-        cache.put(key.to_owned(), digest);
+        cache.put(id, digest);
         false
     }
 
-    /// Forgets `key` (it was retracted: producing it again is not a duplicate).
-    pub fn forget(&mut self, key: &str) {
+    /// Forgets `id` (it was retracted: producing it again is not a duplicate).
+    pub fn forget(&mut self, id: &LogId) {
         if let Some(cache) = self.cache.as_mut() {
-            cache.pop(key);
+            cache.pop(id);
         }
     }
 
-    /// Hits since creation.
-    pub fn hits(&self) -> u64 {
-        self.hits
+    /// Keys held.
+    pub fn len(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.len())
+    }
+
+    /// Whether it holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Dedup;
+    use super::{Dedup, digest};
+    use crate::rpc::hex::B256;
+    use crate::window::LogId;
+
+    fn id(i: u64) -> LogId {
+        LogId {
+            tx: B256::new([7; 32]),
+            log_index: i,
+        }
+    }
 
     #[test]
     fn skips_same_value_only_and_is_bounded() {
         let mut d = Dedup::new(2);
-        assert!(!d.seen("a", b"1"));
-        assert!(d.seen("a", b"1"));
-        assert!(!d.seen("a", b"2"), "a new value for a key is published");
-        assert!(!d.seen("b", b"1"));
-        assert!(!d.seen("c", b"1"));
-        assert!(!d.seen("a", b"2"), "evicted: capacity 2");
-        assert_eq!(d.hits(), 1);
+        assert!(!d.seen(id(0), b"1"));
+        assert!(d.seen(id(0), b"1"));
+        assert!(!d.seen(id(0), b"2"), "a new value for a key is published");
+        assert!(!d.seen(id(1), b"1"));
+        assert!(!d.seen(id(2), b"1"));
+        assert!(!d.seen(id(0), b"2"), "evicted: capacity 2");
         let mut off = Dedup::new(0);
-        assert!(!off.seen("a", b"1") && !off.seen("a", b"1"));
+        assert!(!off.seen(id(0), b"1") && !off.seen(id(0), b"1"));
+    }
+
+    #[test]
+    fn a_seeded_value_is_a_hit_and_a_forgotten_one_is_not() {
+        let mut d = Dedup::new(8);
+        d.seed(id(3), digest(b"v"));
+        assert!(d.seen(id(3), b"v"));
+        d.forget(&id(3));
+        assert!(!d.seen(id(3), b"v"));
     }
 }

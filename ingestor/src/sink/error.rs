@@ -85,6 +85,9 @@ pub enum SinkError {
         /// librdkafka reported a fatal error: the producer must be rebuilt.
         recreate_producer: bool,
     },
+    /// The chain topic's tail could not be read back at start-up.
+    #[error(transparent)]
+    Resume(#[from] crate::resume::ResumeError),
     /// Enqueueing failed for a reason other than a full queue.
     #[error("cannot enqueue record {key}: {error}")]
     Enqueue {
@@ -113,6 +116,7 @@ impl SinkError {
             Self::Cancelled { .. } => "cancelled",
             Self::Enqueue { .. } => "enqueue",
             Self::Checkpoint(_) => "checkpoint",
+            Self::Resume(_) => "resume",
             Self::Fenced { .. } => "fenced",
             Self::Aborted { .. } => "transaction_aborted",
         }

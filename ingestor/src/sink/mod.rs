@@ -5,18 +5,22 @@
 mod client;
 mod dedup;
 mod error;
+mod offsets;
 mod preflight;
 mod produce;
+mod progress;
 mod publisher;
 mod records;
 mod topics;
 mod transactional;
 
 pub use client::{MAX_MESSAGE_BYTES, Producer, client_config, flush, producer};
-pub use dedup::Dedup;
+pub use dedup::{Dedup, digest};
 pub use error::SinkError;
+pub use offsets::Offsets;
 pub use preflight::check_cluster;
+pub use progress::{Landed, Progress, TopicState};
 pub use publisher::{Acked, Outcome, Publisher};
-pub use records::{Effect, OutRecord, record_key};
+pub use records::{Effect, OutRecord, parse_key, record_key};
 pub use topics::ensure_topic;
 pub use transactional::{TransactionalPublisher, transactional_id, transactional_producer};

@@ -61,15 +61,16 @@ pub(super) async fn enqueue(
     }
 }
 
-/// Waits for `delivery`; a refusal or timeout is a [`SinkError::Delivery`].
+/// Waits for `delivery`; its partition and offset, or a [`SinkError::Delivery`] for a
+/// refusal or timeout.
 pub(super) async fn acknowledged(
     delivery: DeliveryFuture,
     topic: &str,
     key: &str,
     block: u64,
-) -> Result<(), SinkError> {
+) -> Result<(i32, i64), SinkError> {
     match delivery.await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(d)) => Ok((d.partition, d.offset)),
         Ok(Err((error, _))) => Err(SinkError::Delivery {
             topic: topic.to_owned(),
             key: key.to_owned(),
@@ -94,27 +95,24 @@ pub(super) fn outgoing<'a>(topic: &'a str, r: &'a super::records::OutRecord) -> 
     }
 }
 
-/// Enqueues the checkpoint of `window` (key = the chain id) to `topic`; returns its key,
-/// block and delivery, or `None` while nothing was delivered.
+/// Enqueues `cp` to the checkpoint `topic` (key = the chain id); returns its key, its
+/// size and its delivery.
 pub(super) async fn enqueue_checkpoint(
     producer: &Producer,
     chain: &str,
     topic: &str,
-    chain_id: u64,
-    window: &crate::window::Window,
-) -> Result<Option<(String, u64, DeliveryFuture)>, SinkError> {
-    use crate::checkpoint::{Checkpoint, encode_window};
-    let Some(cp) = encode_window(chain_id, window).map_err(SinkError::Checkpoint)? else {
-        return Ok(None);
-    };
-    let key = Checkpoint::key(chain_id);
+    cp: &crate::checkpoint::Checkpoint,
+) -> Result<(String, usize, DeliveryFuture), SinkError> {
+    use crate::checkpoint::{Checkpoint, encode};
+    let bytes = encode(cp).map_err(SinkError::Checkpoint)?;
+    let key = Checkpoint::key(cp.chain_id);
     let out = Outgoing {
         topic,
         key: &key,
-        payload: Some(&cp.bytes),
+        payload: Some(&bytes),
         timestamp_ms: cp.updated_at_ms,
         traceparent: None,
     };
     let d = enqueue(producer, chain, out).await?;
-    Ok(Some((key, cp.block, d)))
+    Ok((key, bytes.len(), d))
 }

@@ -1,8 +1,7 @@
-//! The per-chain publisher (idempotent, at-least-once mode): encodes each update's records,
-//! enqueues them in order, and applies an update to the delivered window only when the
-//! broker acknowledged every one of its records. The checkpoint follows the delivered
-//! window: at most one checkpoint write is in flight, and it always carries the newest
-//! delivered state.
+//! The per-chain publisher (idempotent mode): encodes each update's records, enqueues them
+//! in order, and applies an update to the delivered [`Progress`] only when the broker
+//! acknowledged every one of its records. The checkpoint follows it: at most one
+//! checkpoint write is in flight, and it always carries the newest delivered state.
 //!
 //! Backpressure: a full producer queue makes the publisher wait (never drop); at most
 //! `max_blocks_in_flight` updates await acknowledgement, after which the publisher stops
@@ -25,6 +24,7 @@ use super::client::Producer;
 use super::dedup::Dedup;
 use super::error::SinkError;
 use super::produce::{acknowledged, enqueue, enqueue_checkpoint, outgoing};
+use super::progress::{Landed, Progress};
 use super::records::{Effect, build};
 
 /// An update whose records were all acknowledged.
@@ -40,6 +40,8 @@ pub struct Acked {
     pub timestamp_s: Option<u64>,
     /// Enqueue to last acknowledgement (s), when measured.
     pub produce_s: Option<f64>,
+    /// Where its records landed.
+    pub landed: Landed,
 }
 
 /// How a publisher ended: the delivered window (what the checkpoint holds) and why.
@@ -61,17 +63,18 @@ pub struct Publisher {
     producer: Producer,
     encoder: Encoder,
     dedup: Dedup,
-    window: Window,
+    progress: Progress,
 }
 
 impl Publisher {
-    /// A publisher for `cfg`'s topic on the shared `producer`, continuing after `window`.
+    /// A publisher for `cfg`'s topic on the shared `producer`, continuing after
+    /// `progress`, skipping what `dedup` knows is on the topic already.
     pub fn new(
         cfg: Arc<ChainConfig>,
         producer: Producer,
         checkpoint_topic: &str,
-        dedup_capacity: usize,
-        window: Window,
+        dedup: Dedup,
+        progress: Progress,
         framing: Framing,
     ) -> Result<Self, SinkError> {
         Ok(Self {
@@ -80,8 +83,8 @@ impl Publisher {
             cfg,
             producer,
             encoder: Encoder::new(framing)?,
-            dedup: Dedup::new(dedup_capacity),
-            window,
+            dedup,
+            progress,
         })
     }
 
@@ -90,7 +93,7 @@ impl Publisher {
     pub async fn run(mut self, mut updates: mpsc::Receiver<Update>) -> Outcome {
         let result = self.pump(&mut updates).await;
         Outcome {
-            window: self.window,
+            window: self.progress.window().clone(),
             result,
         }
     }
@@ -103,8 +106,7 @@ impl Publisher {
             tokio::select! {
                 biased;
                 Some(done) = pending.next(), if !pending.is_empty() => {
-                    self.apply(done?);
-                    dirty = true;
+                    dirty |= self.apply(done?);
                 }
                 Some(done) = checkpoint.next(), if !checkpoint.is_empty() => done?,
                 update = updates.recv(), if pending.len() < self.cfg.max_blocks_in_flight => match update {
@@ -118,8 +120,7 @@ impl Publisher {
             }
         }
         while let Some(done) = pending.next().await {
-            self.apply(done?);
-            dirty = true;
+            dirty |= self.apply(done?);
         }
         while let Some(done) = checkpoint.next().await {
             done?;
@@ -130,8 +131,9 @@ impl Publisher {
         Ok(())
     }
 
-    fn apply(&mut self, acked: Acked) {
-        apply(&self.cfg.name, &mut self.window, acked);
+    /// Whether the checkpoint changed.
+    fn apply(&mut self, acked: Acked) -> bool {
+        apply(&self.cfg.name, &mut self.progress, acked)
     }
 
     /// Encodes and enqueues every record of `update`; the returned future resolves when all
@@ -161,8 +163,10 @@ impl Publisher {
         let timestamp_s = batch.timestamp_s;
         Ok(async move {
             let records = deliveries.len();
+            let mut landed = Landed::default();
             for (key, delivery) in deliveries {
-                acknowledged(delivery, &topic, &key, block).await?;
+                let (partition, offset) = acknowledged(delivery, &topic, &key, block).await?;
+                landed.note(partition, offset);
             }
             let produce_s = started.elapsed().as_secs_f64();
             if let Some(t) = trace {
@@ -174,32 +178,33 @@ impl Publisher {
                 dedup_hits,
                 timestamp_s,
                 produce_s: Some(produce_s),
+                landed,
             })
         }
         .boxed())
     }
 
-    /// Enqueues the checkpoint of the delivered window.
+    /// Enqueues the checkpoint of the delivered progress.
     async fn write_checkpoint(
         &self,
     ) -> Result<BoxFuture<'static, Result<(), SinkError>>, SinkError> {
-        let Some((key, block, d)) = enqueue_checkpoint(
-            &self.producer,
-            &self.cfg.name,
-            &self.checkpoint_topic,
-            self.cfg.chain_id,
-            &self.window,
-        )
-        .await?
-        else {
+        let Some(cp) = self.progress.checkpoint(self.cfg.chain_id) else {
             return Ok(async { Ok(()) }.boxed());
         };
-        let (topic, chain) = (self.checkpoint_topic.clone(), self.cfg.name.clone());
+        let (key, bytes, d) =
+            enqueue_checkpoint(&self.producer, &self.cfg.name, &self.checkpoint_topic, &cp).await?;
+        let (topic, chain, block, bytes) = (
+            self.checkpoint_topic.clone(),
+            self.cfg.name.clone(),
+            cp.block_number,
+            bytes,
+        );
         Ok(async move {
             acknowledged(d, &topic, &key, block).await?;
             events::CheckpointWritten {
                 chain: &chain,
                 block,
+                bytes,
             }
             .emit();
             Ok(())
@@ -208,9 +213,10 @@ impl Publisher {
     }
 }
 
-/// Applies an acknowledged update to the delivered window and reports it.
-pub(super) fn apply(chain: &str, window: &mut Window, acked: Acked) {
-    acked.effect.apply_to(window);
+/// Applies an acknowledged update to the delivered progress and reports it; returns
+/// whether the checkpoint changed.
+pub(super) fn apply(chain: &str, progress: &mut Progress, acked: Acked) -> bool {
+    let changed = progress.apply(&acked.effect, &acked.landed);
     if let Effect::Block(b) = &acked.effect {
         events::BlockDelivered {
             chain,
@@ -223,4 +229,5 @@ pub(super) fn apply(chain: &str, window: &mut Window, acked: Acked) {
         }
         .emit();
     }
+    changed
 }

@@ -1,13 +1,13 @@
 //! Turning an [`Update`] into the records to produce: encoded logs for a block, tombstones
-//! for a retraction. The dedup LRU skips values this process already produced, and forgets
-//! keys it retracts.
+//! for a retraction. The dedup LRU skips values already on the topic, and forgets keys it
+//! retracts.
 
 use std::time::SystemTime;
 
 use crate::encode::Encoder;
 use crate::follower::Update;
 use crate::telemetry::trace::BlockTrace;
-use crate::window::WindowBlock;
+use crate::window::{LogId, WindowBlock};
 
 use super::dedup::Dedup;
 use super::error::SinkError;
@@ -43,16 +43,6 @@ pub enum Effect {
 }
 
 impl Effect {
-    /// Applies the effect to a window of delivered (or committed) blocks.
-    pub fn apply_to(&self, window: &mut crate::window::Window) {
-        match self {
-            Self::Block(b) => window.push(b.clone()),
-            Self::Retract { ancestor } => {
-                window.truncate_above(*ancestor);
-            }
-        }
-    }
-
     /// The block number the update is about (the ancestor for a retraction).
     pub fn block(&self) -> u64 {
         match self {
@@ -100,14 +90,17 @@ pub(super) fn build(
             let mut records = Vec::with_capacity(block.logs.len());
             let mut dedup_hits = 0;
             for log in &block.logs {
-                let key = record_key(chain_id, &log.transaction_hash, log.log_index);
                 let value = encoder.encode(chain_id, ts_s, log)?;
-                if dedup.seen(&key, &value) {
+                let id = LogId {
+                    tx: log.transaction_hash,
+                    log_index: log.log_index,
+                };
+                if dedup.seen(id, &value) {
                     dedup_hits += 1;
                     continue;
                 }
                 records.push(OutRecord {
-                    key,
+                    key: record_key(chain_id, &log.transaction_hash, log.log_index),
                     payload: Some(value),
                     timestamp_ms,
                     traceparent: traceparent.clone(),
@@ -131,10 +124,9 @@ pub(super) fn build(
                 .tombstones
                 .iter()
                 .map(|id| {
-                    let key = record_key(chain_id, &id.tx, id.log_index);
-                    dedup.forget(&key);
+                    dedup.forget(id);
                     OutRecord {
-                        key,
+                        key: record_key(chain_id, &id.tx, id.log_index),
                         payload: None,
                         timestamp_ms: now_ms,
                         traceparent: None,
@@ -144,7 +136,7 @@ pub(super) fn build(
             // Keys the replacement blocks publish again must not be skipped as duplicates.
             for b in &r.orphaned {
                 for id in &b.logs {
-                    dedup.forget(&record_key(chain_id, &id.tx, id.log_index));
+                    dedup.forget(id);
                 }
             }
             Ok(Batch {
@@ -157,5 +149,33 @@ pub(super) fn build(
                 trace: None,
             })
         }
+    }
+}
+
+/// The log id of a record key written by [`record_key`] for `chain_id`; `None` for any
+/// other key.
+pub fn parse_key(chain_id: u64, key: &str) -> Option<LogId> {
+    let mut parts = key.splitn(3, ':');
+    let chain: u64 = parts.next()?.parse().ok()?;
+    let tx = crate::rpc::hex::B256::parse("key", parts.next()?).ok()?;
+    let log_index = parts.next()?.parse().ok()?;
+    (chain == chain_id).then_some(LogId { tx, log_index })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        let id = LogId {
+            tx: crate::rpc::hex::B256::new([0xab; 32]),
+            log_index: 17,
+        };
+        let key = record_key(5, &id.tx, id.log_index);
+        assert_eq!(parse_key(5, &key), Some(id));
+        assert_eq!(parse_key(6, &key), None);
+        assert_eq!(parse_key(5, "5:0xab:1"), None);
+        assert_eq!(parse_key(5, "garbage"), None);
     }
 }

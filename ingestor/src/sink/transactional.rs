@@ -17,19 +17,18 @@ use rdkafka::producer::Producer as _;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::mpsc;
 
+use super::client::{Producer, producer_config};
+use super::dedup::Dedup;
+use super::error::SinkError;
+use super::produce::{acknowledged, enqueue, enqueue_checkpoint, outgoing};
+use super::progress::{Landed, Progress};
+use super::publisher::{Acked, Outcome, apply};
+use super::records::build;
 use crate::config::{ChainConfig, KafkaConfig};
 use crate::encode::{Encoder, Framing};
 use crate::events;
 use crate::follower::Update;
 use crate::telemetry::KafkaContext;
-use crate::window::Window;
-
-use super::client::{Producer, producer_config};
-use super::dedup::Dedup;
-use super::error::SinkError;
-use super::produce::{acknowledged, enqueue, enqueue_checkpoint, outgoing};
-use super::publisher::{Acked, Outcome, apply};
-use super::records::build;
 
 /// `<prefix>-<chain_id>`.
 pub fn transactional_id(k: &KafkaConfig, chain_id: u64) -> String {
@@ -102,19 +101,20 @@ pub struct TransactionalPublisher {
     producer: Producer,
     encoder: Encoder,
     dedup: Dedup,
-    window: Window,
+    progress: Progress,
     max_blocks: usize,
     timeout: Duration,
 }
 
 impl TransactionalPublisher {
     /// A publisher on the chain's own transactional `producer`, continuing after the
-    /// committed `window`.
+    /// committed `progress`, skipping what `dedup` knows is committed on the topic.
     pub fn new(
         cfg: Arc<ChainConfig>,
         k: &KafkaConfig,
         producer: Producer,
-        window: Window,
+        dedup: Dedup,
+        progress: Progress,
         framing: Framing,
     ) -> Result<Self, SinkError> {
         Ok(Self {
@@ -124,8 +124,8 @@ impl TransactionalPublisher {
             cfg,
             producer,
             encoder: Encoder::new(framing)?,
-            dedup: Dedup::new(k.dedup_cache_capacity),
-            window,
+            dedup,
+            progress,
             max_blocks: k.transaction_max_blocks,
             timeout: Duration::from_millis(k.transaction_timeout_ms),
         })
@@ -136,7 +136,7 @@ impl TransactionalPublisher {
     pub async fn run(mut self, mut updates: mpsc::Receiver<Update>) -> Outcome {
         let result = self.pump(&mut updates).await;
         Outcome {
-            window: self.window,
+            window: self.progress.window().clone(),
             result,
         }
     }
@@ -172,7 +172,6 @@ impl TransactionalPublisher {
         self.producer
             .begin_transaction()
             .map_err(|e| classify(&self.id, e))?;
-        let mut window = self.window.clone();
         let mut acked = Vec::with_capacity(updates.len());
         let mut deliveries = Vec::new();
         for update in updates {
@@ -187,44 +186,57 @@ impl TransactionalPublisher {
             if let Some(t) = trace.as_mut() {
                 t.producing();
             }
+            let first_delivery = deliveries.len();
             for r in &batch.records {
                 let d = enqueue(&self.producer, &self.cfg.name, outgoing(&self.topic, r)).await?;
-                deliveries.push((self.topic.clone(), r.key.clone(), block, d));
+                deliveries.push((r.key.clone(), block, d));
             }
-            batch.effect.apply_to(&mut window);
             acked.push((
+                first_delivery..deliveries.len(),
                 Acked {
                     records: batch.records.len(),
                     dedup_hits: batch.dedup_hits,
                     effect: batch.effect,
                     timestamp_s: batch.timestamp_s,
                     produce_s: None,
+                    landed: Landed::default(),
                 },
                 trace,
             ));
         }
-        if let Some((key, block, d)) = enqueue_checkpoint(
-            &self.producer,
-            &self.cfg.name,
-            &self.checkpoint_topic,
-            self.cfg.chain_id,
-            &window,
-        )
-        .await?
-        {
-            deliveries.push((self.checkpoint_topic.clone(), key, block, d));
+        // Offsets are assigned as records are acknowledged; the checkpoint, which names
+        // them, is the transaction's last record.
+        let mut landed = Vec::with_capacity(deliveries.len());
+        for (key, block, d) in deliveries {
+            landed.push(acknowledged(d, &self.topic, &key, block).await?);
         }
-        for (topic, key, block, d) in deliveries {
-            acknowledged(d, &topic, &key, block).await?;
+        let mut progress = self.progress.clone();
+        for (range, a, _) in &mut acked {
+            for &(p, o) in &landed[range.clone()] {
+                a.landed.note(p, o);
+            }
+            progress.apply(&a.effect, &a.landed);
+        }
+        if let Some(cp) = progress.checkpoint(self.cfg.chain_id) {
+            let (key, bytes, d) =
+                enqueue_checkpoint(&self.producer, &self.cfg.name, &self.checkpoint_topic, &cp)
+                    .await?;
+            acknowledged(d, &self.checkpoint_topic, &key, cp.block_number).await?;
+            events::CheckpointWritten {
+                chain: &self.cfg.name,
+                block: cp.block_number,
+                bytes,
+            }
+            .emit();
         }
         self.commit().await?;
         let produce_s = started.elapsed().as_secs_f64();
-        for (mut a, trace) in acked {
+        for (_, mut a, trace) in acked {
             if let Some(t) = trace {
                 t.acknowledged(a.records);
             }
             a.produce_s = Some(produce_s);
-            apply(&self.cfg.name, &mut self.window, a);
+            apply(&self.cfg.name, &mut self.progress, a);
         }
         Ok(())
     }

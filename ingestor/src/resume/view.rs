@@ -1,0 +1,225 @@
+//! Building a chain's resume state from its topic's tail records: the latest value per key
+//! wins and a tombstone deletes the key, as compaction will.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::checkpoint::Checkpoint;
+use crate::rpc::hex::B256;
+use crate::sink::{Dedup, Offsets, TopicState};
+use crate::window::{LogId, Window, WindowBlock};
+
+use super::Resumed;
+
+/// One record of the tail, in offset order within its partition.
+#[derive(Debug, Clone)]
+pub struct TailRecord {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// The log it is about.
+    pub id: LogId,
+    /// Its block number, block hash and value digest; `None` for a tombstone.
+    pub value: Option<(u64, B256, u64)>,
+}
+
+/// The latest state per key of the records read.
+#[derive(Debug, Default)]
+pub struct View {
+    latest: HashMap<LogId, Option<Entry>>,
+    /// Keys in the order their latest record was read.
+    order: Vec<LogId>,
+    next: Offsets,
+    records: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    number: u64,
+    hash: B256,
+    digest: u64,
+    partition: i32,
+    offset: i64,
+}
+
+impl View {
+    /// Adds the next record of its partition.
+    pub fn push(&mut self, r: TailRecord) {
+        self.records += 1;
+        self.next.raise(r.partition, r.offset + 1);
+        let entry = r.value.map(|(number, hash, digest)| Entry {
+            number,
+            hash,
+            digest,
+            partition: r.partition,
+            offset: r.offset,
+        });
+        if self.latest.insert(r.id, entry).is_none() {
+            self.order.push(r.id);
+        }
+    }
+}
+
+/// Combines the checkpoint (if any) and the topic's view into where the chain resumes.
+pub fn build_view(
+    checkpoint: Option<&Checkpoint>,
+    window_capacity: usize,
+    dedup_capacity: usize,
+    view: View,
+) -> Resumed {
+    let mut groups: BTreeMap<(u64, B256), (Vec<LogId>, Offsets)> = BTreeMap::new();
+    for id in &view.order {
+        let Some(Some(e)) = view.latest.get(id) else {
+            continue; // deleted
+        };
+        let (logs, first) = groups.entry((e.number, e.hash)).or_default();
+        logs.push(*id);
+        first.lower(e.partition, e.offset);
+    }
+    let mut topic = TopicState {
+        blocks: groups
+            .iter()
+            .map(|(k, (_, first))| (*k, first.clone()))
+            .collect(),
+        next: view.next,
+        carried: checkpoint.map(|c| c.partitions.clone()).unwrap_or_default(),
+    };
+    let mut blocks = checkpoint.map(|c| c.window.clone()).unwrap_or_default();
+    for b in &mut blocks {
+        if let Some((mut logs, _)) = groups.remove(&(b.number, b.hash)) {
+            // A migrated checkpoint listed its keys: keep them too.
+            logs.retain(|id| !b.logs.contains(id));
+            b.logs.extend(logs);
+        }
+    }
+    let oldest = blocks.first().map(|b| b.number);
+    let unconfirmed: Vec<WindowBlock> = groups
+        .into_iter()
+        // Below the window is beyond any reorganisation the service retracts.
+        .filter(|((number, _), _)| oldest.is_none_or(|o| *number >= o))
+        .map(|((number, hash), (logs, _))| WindowBlock {
+            number,
+            hash,
+            parent_hash: B256::new([0; 32]),
+            logs,
+        })
+        .collect();
+    topic
+        .blocks
+        .retain(|(n, _), _| oldest.is_none_or(|o| *n >= o));
+    // What the replay can meet again is what the topic holds outside the window: all of
+    // it is seeded (the cache grows to hold it), oldest first.
+    let mut seeds: Vec<(i64, i32, LogId, u64)> = unconfirmed
+        .iter()
+        .flat_map(|b| &b.logs)
+        .filter_map(|id| match view.latest.get(id) {
+            Some(Some(e)) => Some((e.offset, e.partition, *id, e.digest)),
+            _ => None,
+        })
+        .collect();
+    seeds.sort_unstable_by_key(|s| (s.0, s.1));
+    let mut dedup = Dedup::new(match dedup_capacity {
+        0 => 0,
+        n => n.max(seeds.len()),
+    });
+    for (_, _, id, digest) in seeds {
+        dedup.seed(id, digest);
+    }
+    Resumed {
+        window: Window::from_blocks(window_capacity, blocks),
+        unconfirmed,
+        dedup,
+        topic,
+        records_read: view.records,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(b: u8) -> B256 {
+        B256::new([b; 32])
+    }
+
+    fn id(i: u64) -> LogId {
+        LogId {
+            tx: h(0xee),
+            log_index: i,
+        }
+    }
+
+    fn rec(offset: i64, i: u64, value: Option<(u64, u8)>) -> TailRecord {
+        TailRecord {
+            partition: 0,
+            offset,
+            id: id(i),
+            value: value.map(|(n, hb)| (n, h(hb), crate::sink::digest(format!("v{i}").as_bytes()))),
+        }
+    }
+
+    #[test]
+    fn rebuilds_window_keys_and_finds_what_came_after_the_checkpoint() {
+        let cp = Checkpoint {
+            chain_id: 1,
+            block_number: 11,
+            block_hash: h(11),
+            updated_at_ms: 0,
+            window: vec![
+                WindowBlock {
+                    number: 10,
+                    hash: h(10),
+                    parent_hash: h(9),
+                    logs: vec![],
+                },
+                WindowBlock {
+                    number: 11,
+                    hash: h(11),
+                    parent_hash: h(10),
+                    logs: vec![],
+                },
+            ],
+            partitions: vec![],
+            migrated: false,
+        };
+        let mut view = View::default();
+        for r in [
+            rec(5, 0, Some((10, 10))),
+            rec(6, 1, Some((11, 11))),
+            rec(7, 2, Some((11, 11))),
+            rec(8, 3, Some((12, 12))),   // after the checkpoint
+            rec(9, 4, Some((12, 0x12))), // another branch's block 12
+            rec(10, 2, None),            // tombstone
+            rec(11, 5, Some((9, 9))),    // below the window
+        ] {
+            view.push(r);
+        }
+        let r = build_view(Some(&cp), 128, 100, view);
+        let logs: Vec<Vec<u64>> = r
+            .window
+            .blocks()
+            .map(|b| b.logs.iter().map(|l| l.log_index).collect())
+            .collect();
+        assert_eq!(logs, [vec![0], vec![1]]);
+        let un: Vec<(u64, B256, usize)> = r
+            .unconfirmed
+            .iter()
+            .map(|b| (b.number, b.hash, b.logs.len()))
+            .collect();
+        assert_eq!(un, [(12, h(12), 1), (12, h(0x12), 1)]);
+        assert_eq!(r.records_read, 7);
+        assert_eq!(r.topic.next.get(0), Some(12));
+        assert_eq!(r.topic.blocks[&(12, h(12))].get(0), Some(8));
+        let mut dedup = r.dedup;
+        assert_eq!(dedup.len(), 2, "the values outside the window are seeded");
+        assert!(
+            dedup.seen(id(3), b"v3"),
+            "published after the checkpoint: a hit"
+        );
+        assert!(
+            !dedup.seen(id(1), b"v1"),
+            "the window's keys are not replayed"
+        );
+        assert!(!dedup.seen(id(4), b"v3"), "another value is not a hit");
+    }
+}
