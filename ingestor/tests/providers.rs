@@ -474,3 +474,79 @@ fn our_log_bloom_equals_the_nodes_for_every_block() {
     }
     assert!(checked > 20, "only {checked} single-log omissions checked");
 }
+
+/// A restart onto a provider whose node is behind the checkpoint: the blocks it has not
+/// reached are not evidence of a reorganisation. Nothing is retracted (no tombstone on the
+/// raw topic), nothing is published twice, and the chain goes on once the node catches up
+/// to the blocks it serves.
+#[test]
+fn a_restart_onto_a_node_behind_the_checkpoint_retracts_nothing() {
+    let stack = Stack::start(19, 6);
+    let mut service =
+        Service::start(BIN.as_ref(), stack.dir.path(), &stack.config(&[]), &[]).expect("ingestor");
+    wait_records(
+        &stack.brokers(),
+        "evm.logs.31337",
+        stack.history,
+        stack.dir.path(),
+    );
+    assert_topic_matches_node(&stack.brokers(), "evm.logs.31337", &stack.node, 31337);
+    stop_cleanly(&mut service);
+    let tip = stack.node.head().expect("head");
+
+    let behind = ProviderProxy::start(
+        stack.anvil.port,
+        Habits {
+            behind: Some(4),
+            ..Habits::default()
+        },
+    );
+    let toml = config_toml(
+        &stack.brokers(),
+        &[entry(31337, vec![behind.url()], &[])],
+        "",
+    );
+    let second = stack.dir.path().join("second");
+    std::fs::create_dir_all(&second).expect("dir");
+    let mut service = Service::start(BIN.as_ref(), &second, &toml, &[]).expect("restart");
+    wait_for_log(&service, "connected to node");
+    let mut sender = Sender::new(stack.node.clone()).expect("sender");
+    let mut shapes = LogShapes::new(20);
+    for i in 0..7 {
+        sender.block(&[shapes.logs(2 + i)]).expect("block");
+    }
+    // The provider serves up to the node's head less 4: the service publishes that far.
+    let served = stack.node.head().expect("head") - 4;
+    assert!(served > tip);
+    let report = assert_view_matches_node_up_to(
+        &stack.brokers(),
+        "evm.logs.31337",
+        &stack.node,
+        31337,
+        served,
+    );
+    assert!(report.is_clean());
+    // The raw topic: every key exactly once, and no tombstone at all.
+    let mut reader =
+        devstack::consumer::TopicReader::new(&stack.brokers(), "evm.logs.31337").expect("reader");
+    let expected =
+        devstack::compare::expected_from_node(&stack.node, 31337, 0, served).expect("node");
+    let mut records = Vec::new();
+    reader
+        .read_until(&mut records, READ_DEADLINE, |r| r.len() >= expected.len())
+        .expect("records");
+    reader
+        .read_to_end(&mut records, READ_DEADLINE)
+        .expect("end");
+    let raw = devstack::compare::compare(&expected, &records);
+    assert!(raw.is_clean(), "raw topic: {raw}");
+    assert!(
+        behind
+            .counts()
+            .null_headers
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0,
+        "the proxy never hid a block"
+    );
+    stop_cleanly(&mut service);
+}

@@ -14,14 +14,18 @@ use super::update::{Retraction, Update};
 
 impl Follower {
     /// Checks that the window's tip is still canonical on the node (after a restart or a
-    /// reconnect); retracts if it is not.
+    /// reconnect); retracts if the node has another block at its height.
     pub(super) async fn verify_tip(&mut self, fetcher: &Fetcher<'_>) -> Result<(), FollowError> {
         let Some((number, hash)) = self.window.tip() else {
             return Ok(());
         };
         match fetcher.rpc.header_by_number(number).await? {
             Some(h) if h.hash == hash => Ok(()),
-            _ => self.retract(fetcher).await,
+            // The node has not reached the tip (a provider's node still syncing, or behind
+            // a load balancer): no evidence of a reorganisation. The walk waits for it, and
+            // the next block's parent hash settles it.
+            None => Ok(()),
+            Some(_) => self.retract(fetcher).await,
         }
     }
 

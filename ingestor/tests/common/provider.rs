@@ -9,9 +9,11 @@
 //!   turn with Infura's, Alchemy's and QuickNode's wording (QuickNode's with HTTP 413);
 //! - `rate_limit_every`: answers every Nth HTTP request with a rate limit, in turn Alchemy's
 //!   (HTTP 429, `Retry-After: 1`), Infura's (-32005 in a 200) and QuickNode's (429, -32007).
+//! - `behind`: a node N blocks behind anvil: `eth_blockNumber` answers N less, and
+//!   `eth_getBlockByNumber` answers `null` above that (a provider's node still syncing).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http_body_util::{BodyExt, Full};
@@ -25,6 +27,7 @@ pub struct Habits {
     pub lagging: bool,
     pub cap_logs: Option<usize>,
     pub rate_limit_every: Option<usize>,
+    pub behind: Option<u64>,
 }
 
 /// What the proxy did, for the test to check that it did something.
@@ -43,6 +46,8 @@ struct State {
     client: reqwest::Client,
     seen_hashes: Mutex<HashSet<String>>,
     seen_numbers: Mutex<HashSet<String>>,
+    /// The real head, from the last `eth_blockNumber` (for `behind`).
+    real_head: AtomicU64,
     counts: Counts,
 }
 
@@ -68,6 +73,7 @@ impl ProviderProxy {
                 .expect("client"),
             seen_hashes: Mutex::default(),
             seen_numbers: Mutex::default(),
+            real_head: AtomicU64::new(0),
             counts: Counts::default(),
         });
         let shared = state.clone();
@@ -211,6 +217,23 @@ fn rewrite(state: &State, req: &Value, mut answer: Value) -> (u16, Value) {
                 state.counts.empty_answers.fetch_add(1, Ordering::SeqCst);
             }
         }
+        "eth_blockNumber" if state.habits.behind.is_some() => {
+            let real = quantity(&answer["result"]);
+            state.real_head.store(real, Ordering::SeqCst);
+            let behind = state.habits.behind.unwrap_or_default();
+            answer["result"] = json!(format!("{:#x}", real.saturating_sub(behind)));
+        }
+        "eth_getBlockByNumber" if state.habits.behind.is_some() => {
+            let behind = state.habits.behind.unwrap_or_default();
+            let number = quantity(&answer["result"]["number"]);
+            // Its head is the real one (as last asked) less `behind`: nothing above it yet.
+            if answer["result"].is_object()
+                && number + behind > state.real_head.load(Ordering::SeqCst)
+            {
+                answer["result"] = Value::Null;
+                state.counts.null_headers.fetch_add(1, Ordering::SeqCst);
+            }
+        }
         "eth_getBlockByNumber" if state.habits.lagging => {
             if let Some(number) = param.as_str()
                 && number.starts_with("0x")
@@ -256,4 +279,11 @@ fn rewrite(state: &State, req: &Value, mut answer: Value) -> (u16, Value) {
         };
     }
     (200, answer)
+}
+
+/// A hex quantity's value; 0 when absent or malformed.
+fn quantity(v: &Value) -> u64 {
+    v.as_str()
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+        .unwrap_or(0)
 }
