@@ -17,6 +17,7 @@ pub mod bench;
 pub mod compare;
 pub mod consumer;
 pub mod demo;
+pub mod latency;
 pub mod node;
 pub mod proc;
 pub mod service;

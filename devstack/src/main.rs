@@ -59,6 +59,9 @@ enum Command {
         /// Also run the ingestor exporting OTLP to a collector that is down, and compare.
         #[arg(long)]
         dead_collector: bool,
+        /// Measure live latency over this many blocks instead (and the broker's floor).
+        #[arg(long)]
+        latency: Option<usize>,
     },
 }
 
@@ -100,7 +103,12 @@ fn main() -> anyhow::Result<()> {
             logs_per_tx,
             range_blocks,
             dead_collector,
+            latency,
         } => {
+            if let Some(blocks) = latency {
+                println!("command: scripts/bench.sh --latency {blocks}");
+                return devstack::latency::run(&ingestor, blocks);
+            }
             let params = bench::Params {
                 blocks,
                 logs_per_block,

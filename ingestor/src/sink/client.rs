@@ -17,6 +17,8 @@ pub fn client_config(k: &KafkaConfig, client_id: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &k.brokers)
         .set("client.id", client_id)
+        // TCP_NODELAY: a small produce request must not wait for the broker's delayed ACK.
+        .set("socket.nagle.disable", "true")
         .set("security.protocol", k.security_protocol.as_str());
     if let Some(m) = k.sasl_mechanism {
         c.set("sasl.mechanism", m.as_str());
@@ -73,7 +75,9 @@ pub(super) fn producer_config(k: &KafkaConfig) -> ClientConfig {
             "queue.buffering.max.messages",
             k.queue_max_messages.to_string(),
         )
-        .set("linger.ms", "5")
+        // A live block's records go out at once: batches still form on their own while a
+        // request is in flight (catch-up), so waiting for more only adds latency.
+        .set("linger.ms", "0")
         // Java's default: Kafka Connect and Java producers send the same key to the same
         // partition (librdkafka's own default, consistent_random, does not).
         .set("partitioner", "murmur2_random")

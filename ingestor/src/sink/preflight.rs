@@ -21,9 +21,17 @@ struct FirstSecurityError(Arc<Mutex<Option<(RDKafkaErrorCode, String)>>>);
 
 impl ClientContext for FirstSecurityError {
     fn error(&self, error: KafkaError, reason: &str) {
-        let Some(code) = error.rdkafka_error_code() else {
+        let Some(mut code) = error.rdkafka_error_code() else {
             return;
         };
+        // A failed handshake can also arrive as a transport failure whose reason names it
+        // (librdkafka's wording), depending on which side closes first.
+        if code == RDKafkaErrorCode::BrokerTransportFailure
+            && (reason.contains("SSL handshake failed")
+                || reason.contains("certificate verify failed"))
+        {
+            code = RDKafkaErrorCode::SSL;
+        }
         if matches!(
             code,
             RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL

@@ -1,0 +1,226 @@
+//! `devstack bench --latency`: live latency, from the `anvil_mine` call that makes a block
+//! to the moment a `read_committed` consumer reads its first record, over N blocks; next to
+//! the broker's own floor, from a produce (acks=all, idempotent) to the same consumer
+//! reading it. Prints percentiles, asserts nothing.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::anvil::Anvil;
+use crate::proc::wait_for;
+use crate::service::{ChainEntry, Service, config_toml};
+use crate::tansu::Tansu;
+use crate::traffic::{LogShapes, Sender};
+
+fn create_topic(brokers: &str, topic: &str) -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let results = rt.block_on(admin.create_topics(
+        &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
+        &AdminOptions::new(),
+    ))?;
+    for r in results {
+        r.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A consumer that sees a record as soon as the broker has it.
+fn consumer(brokers: &str, topic: &str) -> anyhow::Result<BaseConsumer> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set(
+            "group.id",
+            format!("devstack-latency-{}", std::process::id()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "1")
+        .set("socket.nagle.disable", "true")
+        .create()?;
+    wait_for(&format!("topic {topic}"), Duration::from_secs(60), || {
+        let m = c.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
+        m.topics()
+            .iter()
+            .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+            .then_some(())
+    })?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
+    c.assign(&tpl)?;
+    Ok(c)
+}
+
+/// Polls until a record satisfies `hit`; returns when it was read.
+fn until(
+    c: &BaseConsumer,
+    deadline: Duration,
+    hit: impl Fn(&[u8]) -> bool,
+) -> anyhow::Result<Instant> {
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        if let Some(m) = c.poll(Duration::from_millis(50)) {
+            let m = m?;
+            if m.payload().is_some_and(&hit) {
+                return Ok(Instant::now());
+            }
+        }
+    }
+    bail!("no matching record within {deadline:?}")
+}
+
+/// The block number of a single-object `EvmLog` value: the body's second field (after the
+/// 10-byte header and the chain id), both zigzag varints.
+fn block_number(value: &[u8]) -> Option<u64> {
+    let mut body = value.get(10..)?;
+    let mut long = || {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = body.split_first()?;
+            body = rest;
+            n |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some((n >> 1) as i64 ^ -((n & 1) as i64));
+            }
+        }
+        None
+    };
+    long()?;
+    u64::try_from(long()?).ok()
+}
+
+/// Percentiles (p50, p90, p99, max) in ms.
+fn summary(mut ms: Vec<f64>) -> String {
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
+    format!(
+        "p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {}",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0),
+        ms.len()
+    )
+}
+
+/// Runs the latency benchmark over `blocks` blocks.
+pub fn run(ingestor: &std::path::Path, blocks: usize) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("ethhook-latency-")
+        .tempdir()?;
+    let tansu = Tansu::start(dir.path())?;
+    let anvil = Anvil::start(31337, dir.path())?;
+    let node = anvil.node();
+    let brokers = tansu.brokers();
+
+    // The broker's floor: produce one record, read it back.
+    let floor_topic = "latency.floor";
+    create_topic(&brokers, floor_topic)?;
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "0")
+        .set("socket.nagle.disable", "true")
+        .create()?;
+    producer
+        .send(BaseRecord::to(floor_topic).key("warm-up").payload("x"))
+        .map_err(|(e, _)| e)?;
+    producer.flush(Duration::from_secs(30))?;
+    let c = consumer(&brokers, floor_topic)?;
+    let mut floor = Vec::with_capacity(blocks);
+    for i in 0..blocks {
+        let payload = format!("floor-{i}");
+        let t0 = Instant::now();
+        producer
+            .send(BaseRecord::to(floor_topic).key("k").payload(&payload))
+            .map_err(|(e, _)| e)?;
+        let seen = until(&c, Duration::from_secs(10), |p| p == payload.as_bytes())?;
+        floor.push(seen.duration_since(t0).as_secs_f64() * 1e3);
+        producer.poll(Duration::ZERO);
+    }
+
+    // The ingestor, following the node live.
+    let entry = ChainEntry::new(31337, anvil.ws_url());
+    let toml = config_toml(&brokers, &[entry], "");
+    let run_dir = dir.path().join("ingestor");
+    std::fs::create_dir_all(&run_dir)?;
+    let mut service = Service::start(
+        ingestor,
+        &run_dir,
+        &toml,
+        &[("RUST_LOG", "warn,ingestor::events=debug")],
+    )?;
+    let mut sender = Sender::new(node.clone())?;
+    let mut shapes = LogShapes::new(7);
+    // A first block makes the topic and warms every connection up.
+    sender.block(&[shapes.logs(3)])?;
+    let c = consumer(&brokers, "evm.logs.31337")?;
+    sender.block(&[shapes.logs(3)])?;
+    until(&c, Duration::from_secs(60), |_| true).context("first live record")?;
+    while c.poll(Duration::from_millis(100)).is_some() {}
+    let mut live = Vec::with_capacity(blocks);
+    let mut mined = Vec::with_capacity(blocks);
+    let mut starts = Vec::with_capacity(blocks);
+    for _ in 0..blocks {
+        sender.send_logs(&shapes.logs(3))?;
+        let number = node.head()? + 1;
+        let t0 = Instant::now();
+        let wall0 = std::time::SystemTime::now();
+        node.mine(1)?;
+        mined.push(t0.elapsed().as_secs_f64() * 1e3);
+        starts.push((number, wall0));
+        let seen = until(&c, Duration::from_secs(30), |p| {
+            block_number(p) == Some(number)
+        })?;
+        live.push(seen.duration_since(t0).as_secs_f64() * 1e3);
+        // Let the block's other records arrive before the next one.
+        while c.poll(Duration::from_millis(20)).is_some() {}
+    }
+    service.stop(Duration::from_secs(60))?;
+    // The ingestor's own share: from the mine call to its log line saying the broker
+    // acknowledged the block's records.
+    let log = service.process.log_text();
+    let acked: Vec<f64> = starts
+        .iter()
+        .filter_map(|(number, wall0)| {
+            let marker = format!(" block={number} ");
+            let line = log
+                .lines()
+                .find(|l| l.contains("block delivered") && l.contains(&marker))?;
+            let at = humantime::parse_rfc3339_weak(
+                line.split_whitespace().next()?.trim_end_matches('Z'),
+            )
+            .ok()?;
+            Some(at.duration_since(*wall0).ok()?.as_secs_f64() * 1e3)
+        })
+        .collect();
+    println!(
+        "live latency (anvil_mine -> first record readable, read_committed): {}",
+        summary(live)
+    );
+    println!("  anvil_mine call returned: {}", summary(mined));
+    if !acked.is_empty() {
+        println!(
+            "  broker acknowledged the block's records (ingestor log): {}",
+            summary(acked)
+        );
+    }
+    println!(
+        "broker floor (produce acks=all idempotent -> readable, same consumer): {}",
+        summary(floor)
+    );
+    Ok(())
+}
