@@ -9,7 +9,6 @@ use anyhow::ensure;
 
 use crate::anvil::Anvil;
 use crate::consumer::TopicReader;
-use crate::proc::wait_for;
 use crate::service::{ChainEntry, Service, config_toml};
 use crate::tansu::Tansu;
 use crate::traffic::{LogSpec, Sender};
@@ -74,25 +73,17 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    // The node's own rate: sequential ranged eth_getLogs over the whole chain.
-    let t = Instant::now();
-    let mut fetched = 0;
-    let mut from = 0;
-    while from <= head {
-        let to = (from + p.range_blocks - 1).min(head);
-        fetched += node.logs(from, to)?.len();
-        from = to + 1;
+    // The node's own rate: ranged eth_getLogs over the whole chain, from 1 client and from
+    // 4 concurrent ones (each taking the next range).
+    let node_1 = node_rate(&node, head, p.range_blocks, 1, total)?;
+    let node_4 = node_rate(&node, head, p.range_blocks, 4, total)?;
+    for (clients, rate) in [(1, node_1), (4, node_4)] {
+        println!(
+            "node eth_getLogs, {clients} client(s): {rate:.0} logs/s (ranges of {} blocks, HTTP)",
+            p.range_blocks
+        );
     }
-    let node_s = t.elapsed().as_secs_f64();
-    ensure!(
-        fetched == total,
-        "node returned {fetched} logs, expected {total}"
-    );
-    let node_rate = total as f64 / node_s;
-    println!(
-        "node eth_getLogs: {total} logs in {node_s:.2} s = {node_rate:.0} logs/s (ranges of {} blocks, sequential, HTTP)",
-        p.range_blocks
-    );
+    let cryo = cryo_rate(&anvil, head, total)?;
 
     let plain = ingest(
         ingestor,
@@ -104,7 +95,13 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
         "plain",
         &[],
     )?;
-    println!("ratio ingestor/node: {:.2}", plain / node_rate);
+    println!(
+        "ratio ingestor/node: {:.2} (1 client), {:.2} (4 clients){}",
+        plain / node_1,
+        plain / node_4,
+        cryo.map(|c| format!(", {:.2} (cryo)", plain / c))
+            .unwrap_or_default()
+    );
     if p.dead_collector {
         // The same export settings against a collector that accepts everything, then
         // against one that is down (a closed loopback port).
@@ -133,6 +130,90 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
         println!("ratio collector down / collector up: {:.2}", down / live);
     }
     Ok(())
+}
+
+/// Logs per second of ranged `eth_getLogs` over `0..=head` from `clients` concurrent
+/// clients, each taking the next range.
+fn node_rate(
+    node: &crate::node::Node,
+    head: u64,
+    range_blocks: u64,
+    clients: usize,
+    total: usize,
+) -> anyhow::Result<f64> {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    let next = AtomicU64::new(0);
+    let fetched = AtomicUsize::new(0);
+    let t = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let workers: Vec<_> = (0..clients)
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<()> {
+                    loop {
+                        let from = next.fetch_add(range_blocks, Ordering::SeqCst);
+                        if from > head {
+                            return Ok(());
+                        }
+                        let to = (from + range_blocks - 1).min(head);
+                        fetched.fetch_add(node.logs(from, to)?.len(), Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let seconds = t.elapsed().as_secs_f64();
+    let fetched = fetched.into_inner();
+    ensure!(
+        fetched == total,
+        "node returned {fetched} logs, expected {total}"
+    );
+    Ok(total as f64 / seconds)
+}
+
+/// cryo's rate over the same chain, into an in-memory dataframe (no broker), when
+/// `CRYO_PYTHON` names a Python with cryo installed (`scripts/bench.sh` makes one).
+fn cryo_rate(anvil: &Anvil, head: u64, total: usize) -> anyhow::Result<Option<f64>> {
+    let Some(python) = std::env::var_os("CRYO_PYTHON") else {
+        println!("cryo: skipped (CRYO_PYTHON is not set; scripts/bench.sh installs it)");
+        return Ok(None);
+    };
+    let script = format!(
+        "import time, cryo\n\
+         t = time.perf_counter()\n\
+         df = cryo.collect('logs', blocks=['0:{}'], rpc='http://127.0.0.1:{}', output_format='polars', no_verbose=True)\n\
+         print(len(df), time.perf_counter() - t)\n",
+        head + 1,
+        anvil.port
+    );
+    let out = std::process::Command::new(python)
+        .args(["-c", &script])
+        .output()?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        println!(
+            "cryo: failed, no figure: {}",
+            err.lines().last().unwrap_or_default()
+        );
+        return Ok(None);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace();
+    let (Some(rows), Some(seconds)) = (words.next(), words.next()) else {
+        anyhow::bail!("cryo printed {text:?}");
+    };
+    let (rows, seconds): (usize, f64) = (rows.parse()?, seconds.parse()?);
+    ensure!(
+        rows == total,
+        "cryo collected {rows} logs, expected {total}"
+    );
+    let rate = total as f64 / seconds;
+    println!("cryo 0.3.2 (in-memory dataframe, no broker): {rate:.0} logs/s");
+    Ok(Some(rate))
 }
 
 /// An OTLP/HTTP endpoint that answers 200 to every request and keeps nothing; returns its
@@ -200,35 +281,40 @@ fn ingest(
     let mut env = vec![("RUST_LOG", "warn,ingestor::events=debug")];
     env.extend_from_slice(otel);
     let started_at = SystemTime::now();
+    let started = Instant::now();
     let mut service = Service::start(ingestor, &run_dir, &toml, &env)?;
-    let marker = format!("block={head} ");
-    let acked_at = wait_for(
-        "the ingestor to deliver the head block",
-        Duration::from_secs(1800),
-        || {
-            let log = service.process.log_text();
-            let line = log
-                .lines()
-                .find(|l| l.contains("block delivered") && l.contains(&marker))?;
-            humantime::parse_rfc3339_weak(line.split_whitespace().next()?.trim_end_matches('Z'))
-                .ok()
-        },
-    )?;
-    let ingest_s = acked_at.duration_since(started_at)?.as_secs_f64();
-    let ingest_rate = total as f64 / ingest_s;
-    println!(
-        "ingestor ({label}): {total} logs acknowledged in {ingest_s:.2} s = {ingest_rate:.0} logs/s (process start to last ack, broker tansu memory://)"
-    );
-
-    // Not timed: every record is on the topic, exactly once.
-    let mut reader = TopicReader::new(&tansu.brokers(), &topic)?;
+    // Timed: until an independent consumer has read every record.
+    let mut reader =
+        TopicReader::with_options(&tansu.brokers(), &topic, &[("fetch.wait.max.ms", "10")])?;
     let mut records = Vec::with_capacity(total);
-    reader.read_until(&mut records, Duration::from_secs(600), |r| r.len() >= total)?;
+    reader.read_until(&mut records, Duration::from_secs(1800), |r| {
+        r.len() >= total
+    })?;
+    let readable_s = started.elapsed().as_secs_f64();
+    let ingest_rate = total as f64 / readable_s;
+    // Not timed: nothing more arrives, so every record is there exactly once.
     reader.read_to_end(&mut records, Duration::from_secs(60))?;
     ensure!(
         records.len() == total,
         "topic holds {} records, expected {total}",
         records.len()
+    );
+    // The service's own view: when it logged the head block acknowledged.
+    let marker = format!("block={head} ");
+    let log = service.process.log_text();
+    let acked_s = log
+        .lines()
+        .find(|l| l.contains("block delivered") && l.contains(&marker))
+        .and_then(|l| {
+            humantime::parse_rfc3339_weak(l.split_whitespace().next()?.trim_end_matches('Z')).ok()
+        })
+        .and_then(|at| at.duration_since(started_at).ok())
+        .map(|d| d.as_secs_f64());
+    println!(
+        "ingestor ({label}): {total} logs readable by a consumer {readable_s:.2} s after process start = {ingest_rate:.0} logs/s{} (broker tansu memory://)",
+        acked_s
+            .map(|a| format!("; its log says the last ack came at {a:.2} s"))
+            .unwrap_or_default()
     );
     service.stop(Duration::from_secs(60))?;
     Ok(ingest_rate)
