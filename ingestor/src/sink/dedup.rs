@@ -3,7 +3,7 @@
 //! `resume`), so the blocks replayed after a crash, past the last checkpoint, publish
 //! nothing twice; afterwards it remembers what this process produced.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::num::NonZeroUsize;
 
 use lru::LruCache;
@@ -14,9 +14,7 @@ use crate::window::LogId;
 /// than SipHash over a few hundred bytes; the digest only ever meets digests of the same
 /// key made by this build, so a 64-bit non-cryptographic hash is enough).
 pub fn digest(value: &[u8]) -> u64 {
-    let mut h = foldhash::quality::FixedState::with_seed(0x6574_6868_6f6f_6b21).build_hasher();
-    value.hash(&mut h);
-    h.finish()
+    foldhash::quality::FixedState::with_seed(0x6574_6868_6f6f_6b21).hash_one(value)
 }
 
 /// Per-chain dedup cache. Capacity 0 disables it.
