@@ -18,6 +18,7 @@ pub mod compare;
 pub mod consumer;
 pub mod demo;
 pub mod latency;
+pub mod memory;
 pub mod node;
 pub mod proc;
 pub mod service;

@@ -62,6 +62,10 @@ enum Command {
         /// Measure live latency over this many blocks instead (and the broker's floor).
         #[arg(long)]
         latency: Option<usize>,
+        /// Measure peak memory instead: 4 live chains, one backfilling --blocks blocks of
+        /// --logs-per-block logs.
+        #[arg(long)]
+        memory: bool,
     },
 }
 
@@ -104,7 +108,14 @@ fn main() -> anyhow::Result<()> {
             range_blocks,
             dead_collector,
             latency,
+            memory,
         } => {
+            if memory {
+                println!(
+                    "command: scripts/bench.sh --memory --blocks {blocks} --logs-per-block {logs_per_block}"
+                );
+                return devstack::memory::run(&ingestor, blocks as usize, logs_per_block);
+            }
             if let Some(blocks) = latency {
                 println!("command: scripts/bench.sh --latency {blocks}");
                 return devstack::latency::run(&ingestor, blocks);
