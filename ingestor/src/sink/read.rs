@@ -1,0 +1,116 @@
+//! Reading a topic to its end at start-up (the checkpoint topic, a chain topic's tail):
+//! one `read_committed` consumer, assigned rather than subscribed, that stops once
+//! librdkafka reported the end of every partition. Blocks: call from `spawn_blocking`.
+//!
+//! The end is found by librdkafka's end-of-partition event rather than the high watermark
+//! (tansu 0.6 reports a watermark inside the last batch).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::BorrowedMessage;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::KafkaConfig;
+use crate::telemetry::KafkaContext;
+
+/// A consumer assigned to every partition of one topic.
+pub struct TopicRead {
+    consumer: BaseConsumer<KafkaContext>,
+    topic: String,
+    partitions: Vec<i32>,
+    timeout: Duration,
+}
+
+impl TopicRead {
+    /// A consumer (group `client_id`, never committing) for `topic`'s partitions; `start`
+    /// picks each partition's first offset. Errors are one-line reasons.
+    pub fn open(
+        k: &KafkaConfig,
+        topic: &str,
+        client_id: &str,
+        mut start: impl FnMut(&BaseConsumer<KafkaContext>, i32) -> Result<Offset, String>,
+    ) -> Result<Self, String> {
+        let mut c = super::client_config(k, client_id);
+        c.set("group.id", client_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            // An empty partition's end is only reported after a fetch returns: do not let
+            // the broker hold it for the default 500 ms.
+            .set("fetch.wait.max.ms", "20")
+            .set("isolation.level", "read_committed");
+        let consumer: BaseConsumer<KafkaContext> = c
+            .create_with_context(KafkaContext)
+            .map_err(|e| e.to_string())?;
+        let timeout = Duration::from_millis(k.admin_timeout_ms);
+        let metadata = consumer
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(|e| format!("metadata request failed: {e}"))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if partitions.is_empty() {
+            return Err("the broker lists no partition for it".into());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for &p in &partitions {
+            tpl.add_partition_offset(topic, p, start(&consumer, p)?)
+                .map_err(|e| e.to_string())?;
+        }
+        consumer.assign(&tpl).map_err(|e| e.to_string())?;
+        Ok(Self {
+            consumer,
+            topic: topic.to_owned(),
+            partitions,
+            timeout,
+        })
+    }
+
+    /// Hands every record to `each`, in offset order per partition, until the end of every
+    /// partition. Fails when no progress was made for `kafka.admin_timeout_ms`.
+    pub fn to_end(
+        &self,
+        mut each: impl FnMut(&BorrowedMessage<'_>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let mut at_end = HashSet::new();
+        let mut progress = Instant::now();
+        while at_end.len() < self.partitions.len() {
+            if progress.elapsed() > self.timeout {
+                return Err(format!(
+                    "no progress towards the end of `{}` within kafka.admin_timeout_ms = {}",
+                    self.topic,
+                    self.timeout.as_millis()
+                ));
+            }
+            match self.consumer.poll(Duration::from_millis(200)) {
+                None => {}
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    at_end.insert(p);
+                    progress = Instant::now();
+                }
+                Some(Err(e)) if is_transient(&e) => {}
+                Some(Err(e)) => return Err(e.to_string()),
+                Some(Ok(m)) => {
+                    use rdkafka::message::Message;
+                    at_end.remove(&m.partition());
+                    progress = Instant::now();
+                    each(&m)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_transient(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown)
+    )
+}
