@@ -30,7 +30,7 @@ pub struct Params {
 }
 
 /// A typical ERC-20 `Transfer`: 3 topics, 32 bytes of data.
-fn transfer_like(i: usize) -> LogSpec {
+pub fn transfer_like(i: usize) -> LogSpec {
     let mut t = [[0u8; 32]; 3];
     t[0][0] = 0xdd;
     t[1][31] = (i % 251) as u8;

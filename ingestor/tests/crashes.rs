@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
+use devstack::bench::transfer_like;
 use devstack::compare::{compare, compare_compacted, expected_from_node, produced_twice};
 use devstack::consumer::{Record, TopicReader};
 use devstack::node::Node;
@@ -194,18 +195,6 @@ fn killed_between_a_retraction_and_its_replacement_no_ghost_and_no_duplicate_sur
     stop_cleanly(&mut service);
 }
 
-/// A typical ERC-20 `Transfer`: 3 topics, 32 bytes of data.
-fn transfer(i: usize) -> LogSpec {
-    let mut t = [[0u8; 32]; 3];
-    t[0][0] = 0xdd;
-    t[1][31] = (i % 251) as u8;
-    t[2][30] = (i % 241) as u8;
-    LogSpec {
-        topics: t.to_vec(),
-        data: (i as u64).to_be_bytes().repeat(4),
-    }
-}
-
 #[test]
 fn killed_in_the_middle_of_a_200k_log_backfill_the_raw_topic_has_no_duplicate() {
     let dir = tempdir();
@@ -214,7 +203,7 @@ fn killed_in_the_middle_of_a_200k_log_backfill_the_raw_topic_has_no_duplicate() 
     let node = anvil.node();
     let mut sender = Sender::new(node.clone()).expect("sender");
     let block: Vec<Vec<LogSpec>> = (0..4)
-        .map(|t| (0..100).map(|i| transfer(t * 100 + i)).collect())
+        .map(|t| (0..100).map(|i| transfer_like(t * 100 + i)).collect())
         .collect();
     for _ in 0..500 {
         sender.block(&block).expect("block");
