@@ -157,7 +157,9 @@ pub struct KafkaConfig {
     pub checkpoint_topic: String,
     /// Exactly-once mode: each batch of blocks (their records, tombstones and the checkpoint)
     /// is one Kafka transaction, with `transactional.id = <transactional_id_prefix>-<chain_id>`.
-    /// Default false (idempotent, at-least-once with an exact compacted view).
+    /// Default false (idempotent: an exact compacted view, and a crash replay that skips
+    /// what the topic already holds; a consumer may still read a block's records before a
+    /// crash and the tombstones of that block after it, if it was orphaned meanwhile).
     #[serde(default)]
     pub transactional: bool,
     /// Prefix of each chain's `transactional.id`. A second instance with the same prefix

@@ -56,7 +56,8 @@ pub(super) fn base_config(k: &KafkaConfig) -> ClientConfig {
 /// The producer type: librdkafka statistics feed the metrics through [`KafkaContext`].
 pub type Producer = FutureProducer<KafkaContext>;
 
-/// Largest record the producer sends (a checkpoint carries the reorg window's keys).
+/// Largest record the producer sends (a log's data can be large; the topic's
+/// `max.message.bytes` is checked against it at start-up).
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// The idempotent producer all chains share (one librdkafka instance, one I/O thread set).
