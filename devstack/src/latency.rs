@@ -115,8 +115,10 @@ fn summary(mut ms: Vec<f64>) -> String {
     )
 }
 
-/// Runs the latency benchmark over `blocks` blocks.
-pub fn run(ingestor: &std::path::Path, blocks: usize) -> anyhow::Result<()> {
+/// Runs the latency benchmark over `blocks` blocks; with `backfill_logs` > 0, a second
+/// chain (31338) holds that many logs of history, backfilled by the same service while the
+/// first chain's latency is measured.
+pub fn run(ingestor: &std::path::Path, blocks: usize, backfill_logs: usize) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("ethhook-latency-")
         .tempdir()?;
@@ -152,9 +154,32 @@ pub fn run(ingestor: &std::path::Path, blocks: usize) -> anyhow::Result<()> {
         producer.poll(Duration::ZERO);
     }
 
+    // The other chain's history, backfilled while this one is measured.
+    let other = match backfill_logs {
+        0 => None,
+        n => {
+            let a = Anvil::start(31338, dir.path())?;
+            let mut sender = Sender::new(a.node())?;
+            let block: Vec<Vec<crate::traffic::LogSpec>> = (0..4)
+                .map(|t| {
+                    (0..100)
+                        .map(|i| crate::bench::transfer_like(t * 100 + i))
+                        .collect()
+                })
+                .collect();
+            for _ in 0..n.div_ceil(400) {
+                sender.block(&block)?;
+            }
+            Some(a)
+        }
+    };
+
     // The ingestor, following the node live.
-    let entry = ChainEntry::new(31337, anvil.ws_url());
-    let toml = config_toml(&brokers, &[entry], "");
+    let mut entries = vec![ChainEntry::new(31337, anvil.ws_url())];
+    if let Some(a) = &other {
+        entries.push(ChainEntry::new(31338, a.ws_url()));
+    }
+    let toml = config_toml(&brokers, &entries, "");
     let run_dir = dir.path().join("ingestor");
     std::fs::create_dir_all(&run_dir)?;
     let mut service = Service::start(
@@ -174,11 +199,13 @@ pub fn run(ingestor: &std::path::Path, blocks: usize) -> anyhow::Result<()> {
     let mut live = Vec::with_capacity(blocks);
     let mut mined = Vec::with_capacity(blocks);
     let mut starts = Vec::with_capacity(blocks);
+    let mut wall = Vec::with_capacity(blocks);
     for _ in 0..blocks {
         sender.send_logs(&shapes.logs(3))?;
         let number = node.head()? + 1;
         let t0 = Instant::now();
         let wall0 = std::time::SystemTime::now();
+        wall.push(wall0);
         node.mine(1)?;
         mined.push(t0.elapsed().as_secs_f64() * 1e3);
         starts.push((number, wall0));
@@ -197,9 +224,11 @@ pub fn run(ingestor: &std::path::Path, blocks: usize) -> anyhow::Result<()> {
         .iter()
         .filter_map(|(number, wall0)| {
             let marker = format!(" block={number} ");
-            let line = log
-                .lines()
-                .find(|l| l.contains("block delivered") && l.contains(&marker))?;
+            let line = log.lines().find(|l| {
+                l.contains("block delivered")
+                    && l.contains("chain=\"chain-31337\"")
+                    && l.contains(&marker)
+            })?;
             let at = humantime::parse_rfc3339_weak(
                 line.split_whitespace().next()?.trim_end_matches('Z'),
             )
@@ -209,8 +238,38 @@ pub fn run(ingestor: &std::path::Path, blocks: usize) -> anyhow::Result<()> {
         .collect();
     println!(
         "live latency (anvil_mine -> first record readable, read_committed): {}",
-        summary(live)
+        summary(live.clone())
     );
+    if let Some(a) = &other {
+        // The samples taken while the other chain's backfill was still being acknowledged.
+        let head = a.node().head()?;
+        let marker = format!(" block={head} ");
+        let done = log
+            .lines()
+            .find(|l| {
+                l.contains("block delivered") && l.contains("chain-31338") && l.contains(&marker)
+            })
+            .and_then(|l| {
+                humantime::parse_rfc3339_weak(l.split_whitespace().next()?.trim_end_matches('Z'))
+                    .ok()
+            });
+        let during: Vec<f64> = wall
+            .iter()
+            .zip(&live)
+            .filter(|(w, _)| done.is_some_and(|d| **w < d))
+            .map(|(_, ms)| *ms)
+            .collect();
+        if during.is_empty() {
+            println!(
+                "  while chain 31338 backfilled {backfill_logs} logs: no sample (the backfill ended first)"
+            );
+        } else {
+            println!(
+                "  while chain 31338 backfilled {backfill_logs} logs: {}",
+                summary(during)
+            );
+        }
+    }
     println!("  anvil_mine call returned: {}", summary(mined));
     if !acked.is_empty() {
         println!(

@@ -62,6 +62,9 @@ enum Command {
         /// Measure live latency over this many blocks instead (and the broker's floor).
         #[arg(long)]
         latency: Option<usize>,
+        /// With --latency: a second chain backfills this many logs meanwhile.
+        #[arg(long, default_value_t = 0)]
+        backfill_logs: usize,
         /// Measure peak memory instead: 4 live chains, one backfilling --blocks blocks of
         /// --logs-per-block logs.
         #[arg(long)]
@@ -109,6 +112,7 @@ fn main() -> anyhow::Result<()> {
             dead_collector,
             latency,
             memory,
+            backfill_logs,
         } => {
             if memory {
                 println!(
@@ -117,8 +121,15 @@ fn main() -> anyhow::Result<()> {
                 return devstack::memory::run(&ingestor, blocks as usize, logs_per_block);
             }
             if let Some(blocks) = latency {
-                println!("command: scripts/bench.sh --latency {blocks}");
-                return devstack::latency::run(&ingestor, blocks);
+                println!(
+                    "command: scripts/bench.sh --latency {blocks}{}",
+                    if backfill_logs > 0 {
+                        format!(" --backfill-logs {backfill_logs}")
+                    } else {
+                        String::new()
+                    }
+                );
+                return devstack::latency::run(&ingestor, blocks, backfill_logs);
             }
             let params = bench::Params {
                 blocks,
