@@ -102,7 +102,14 @@ impl Progress {
                 }
                 let mut first = self.prior.remove(&(b.number, b.hash)).unwrap_or_default();
                 first.lower_all(&landed.first);
-                self.window.push(b.clone());
+                // The keys stay with the follower (and on the topic): the checkpoint needs
+                // only the hashes, and the window is cloned per transaction.
+                self.window.push(crate::window::WindowBlock {
+                    number: b.number,
+                    hash: b.hash,
+                    parent_hash: b.parent_hash,
+                    logs: Vec::new(),
+                });
                 self.first.insert(b.number, first);
                 if let Some(oldest) = self.window.blocks().next().map(|b| b.number) {
                     self.first = self.first.split_off(&oldest);

@@ -47,7 +47,8 @@ pub struct Acked {
 /// How a publisher ended: the delivered window (what the checkpoint holds) and why.
 #[derive(Debug)]
 pub struct Outcome {
-    /// Blocks whose records were all acknowledged (committed, in transactional mode).
+    /// Blocks whose records were all acknowledged (committed, in transactional mode), by
+    /// number and hash (their keys are not kept here).
     pub window: Window,
     /// `Ok` when its input ended and everything was acknowledged.
     pub result: Result<(), SinkError>,
