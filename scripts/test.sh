@@ -3,6 +3,18 @@
 # end-to-end tests. Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test e2e`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# A clean test build takes about 1.7 GB under target/ (and tansu's one-time build about 1 GB
+# more in the cache). A full disk otherwise shows up as a linker crash (SIGBUS), so say it first.
+need_mb=2500
+target_dir="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$target_dir"
+free_mb=$(df -Pm "$target_dir" | awk 'NR==2 {print $4}')
+if [ -n "$free_mb" ] && [ "$free_mb" -lt "$need_mb" ]; then
+  echo "scripts/test.sh: only ${free_mb} MB free on the disk of $target_dir; the test build needs about ${need_mb} MB (free some, or set CARGO_TARGET_DIR to a larger disk)" >&2
+  exit 1
+fi
+
 eval "$(scripts/deps.sh env)"
 export ANVIL_BIN TANSU_BIN FASTAVRO_PYTHON
 exec cargo test --workspace --locked "$@"
