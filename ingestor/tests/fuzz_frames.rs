@@ -24,9 +24,9 @@ fn parse_all(text: &str) {
     if let Ok(Frame::Response { result: Ok(v), .. } | Frame::Notification { result: v, .. }) =
         parse_frame(text)
     {
-        let _ = Header::from_json(&v);
-        let _ = Log::list_from_json(&v);
-        let _ = Log::from_json(&v);
+        let _ = Header::parse(v.get());
+        let _ = Log::parse_list(v.get());
+        let _ = Log::parse(v.get());
     }
 }
 
@@ -158,9 +158,9 @@ fn the_real_answers_parse() {
     let Ok(Frame::Response { result: Ok(h), .. }) = parse_frame(HEADER_FRAME) else {
         panic!("header frame");
     };
-    assert_eq!(Header::from_json(&h).expect("header").number, 0x1b);
+    assert_eq!(Header::parse(h.get()).expect("header").number, 0x1b);
     let Ok(Frame::Response { result: Ok(l), .. }) = parse_frame(LOGS_FRAME) else {
         panic!("logs frame");
     };
-    assert_eq!(Log::list_from_json(&l).expect("logs").len(), 1);
+    assert_eq!(Log::parse_list(l.get()).expect("logs").len(), 1);
 }

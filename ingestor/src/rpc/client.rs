@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -92,7 +93,12 @@ impl RpcClient {
     }
 
     /// Calls `method` with `params` and waits for its result; rate limits are waited out.
-    pub async fn request(&self, method: &'static str, params: Value) -> Result<Value, RpcError> {
+    /// The result comes back as its JSON text, for the method's typed parser.
+    pub async fn request(
+        &self,
+        method: &'static str,
+        params: Value,
+    ) -> Result<Box<RawValue>, RpcError> {
         let mut attempt = 0;
         loop {
             match self.send_once(method, params.clone()).await {
@@ -112,8 +118,8 @@ impl RpcClient {
         &self,
         method: &'static str,
         params: Vec<Value>,
-    ) -> Result<Vec<Value>, RpcError> {
-        let mut results: Vec<Option<Value>> = vec![None; params.len()];
+    ) -> Result<Vec<Box<RawValue>>, RpcError> {
+        let mut results: Vec<Option<Box<RawValue>>> = vec![None; params.len()];
         let mut todo: Vec<usize> = (0..params.len()).collect();
         let mut attempt = 0;
         while !todo.is_empty() {
@@ -179,7 +185,11 @@ impl RpcClient {
         }
     }
 
-    async fn send_once(&self, method: &'static str, params: Value) -> Result<Value, RpcError> {
+    async fn send_once(
+        &self,
+        method: &'static str,
+        params: Value,
+    ) -> Result<Box<RawValue>, RpcError> {
         let id = self.next_id();
         let text = request_text(id, method, &params);
         let answer = match &self.transport {
@@ -210,7 +220,7 @@ impl RpcClient {
         method: &'static str,
         params: &[Value],
         which: &[usize],
-    ) -> Result<Vec<Result<Value, RpcError>>, RpcError> {
+    ) -> Result<Vec<Answer>, RpcError> {
         match &self.transport {
             Transport::Ws(_) => Ok(join_all(
                 which
@@ -248,13 +258,16 @@ fn request_text(id: u64, method: &str, params: &Value) -> String {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()
 }
 
-fn missing() -> Result<Value, RpcError> {
+/// One request's answer: its result as JSON text, or why there is none.
+type Answer = Result<Box<RawValue>, RpcError>;
+
+fn missing() -> Answer {
     Err(RpcError::Frame(super::frame::FrameError::BadId))
 }
 
 /// The answers to `ids`, in that order; an id without an answer is a malformed reply.
-fn take_answer(frames: Vec<Frame>, ids: &[u64]) -> Vec<Result<Value, RpcError>> {
-    let mut by_id: std::collections::HashMap<u64, Result<Value, RpcError>> = frames
+fn take_answer(frames: Vec<Frame>, ids: &[u64]) -> Vec<Answer> {
+    let mut by_id: std::collections::HashMap<u64, Answer> = frames
         .into_iter()
         .filter_map(|f| match f {
             Frame::Response { id, result } => Some((
@@ -413,7 +426,8 @@ mod tests {
             .batch("eth_x", vec![json!([1]), json!([2]), json!([3])])
             .await
             .expect("batch");
-        assert_eq!(got, [json!("a"), json!("b"), json!("c")]);
+        let got: Vec<&str> = got.iter().map(|r| r.get()).collect();
+        assert_eq!(got, [r#""a""#, r#""b""#, r#""c""#]);
     }
 
     /// A one-connection node that answers the first request with `reply` (or hangs up).

@@ -1,22 +1,29 @@
 //! The `eth_*` calls the follower makes, with their results validated.
 
-use serde_json::{Value, json};
+use serde_json::json;
+use serde_json::value::RawValue;
 
 use super::client::RpcClient;
 use super::error::RpcError;
 use super::hex::{B256, decode_quantity, quantity};
+use super::json::is_null;
 use super::types::{Header, Log, TypeError};
 
 fn invalid(method: &'static str) -> impl Fn(TypeError) -> RpcError {
     move |source| RpcError::Invalid { method, source }
 }
 
-fn as_quantity(method: &'static str, v: &Value) -> Result<u64, RpcError> {
-    let s = v.as_str().ok_or(RpcError::Invalid {
+/// A result that must be a JSON string.
+fn as_string(method: &'static str, v: &RawValue) -> Result<String, RpcError> {
+    serde_json::from_str::<String>(v.get()).map_err(|_| RpcError::Invalid {
         method,
         source: TypeError::Missing("result"),
-    })?;
-    decode_quantity("result", s).map_err(|e| RpcError::Invalid {
+    })
+}
+
+fn as_quantity(method: &'static str, v: &RawValue) -> Result<u64, RpcError> {
+    let s = as_string(method, v)?;
+    decode_quantity("result", &s).map_err(|e| RpcError::Invalid {
         method,
         source: e.into(),
     })
@@ -25,11 +32,11 @@ fn as_quantity(method: &'static str, v: &Value) -> Result<u64, RpcError> {
 const GET_BLOCK: &str = "eth_getBlockByNumber";
 
 /// A block result that must be block `number`, or null.
-fn header_numbered(v: &Value, number: u64) -> Result<Option<Header>, RpcError> {
-    if v.is_null() {
+fn header_numbered(v: &RawValue, number: u64) -> Result<Option<Header>, RpcError> {
+    if is_null(v.get()) {
         return Ok(None);
     }
-    let header = Header::from_json(v).map_err(invalid(GET_BLOCK))?;
+    let header = Header::parse(v.get()).map_err(invalid(GET_BLOCK))?;
     if header.number != number {
         return Err(RpcError::Invalid {
             method: GET_BLOCK,
@@ -83,10 +90,10 @@ impl RpcClient {
     pub async fn header_by_tag(&self, tag: &str) -> Result<Option<Header>, RpcError> {
         const M: &str = "eth_getBlockByNumber";
         let v = self.request(M, json!([tag, false])).await?;
-        if v.is_null() {
+        if is_null(v.get()) {
             return Ok(None);
         }
-        Ok(Some(Header::from_json(&v).map_err(invalid(M))?))
+        Ok(Some(Header::parse(v.get()).map_err(invalid(M))?))
     }
 
     /// `eth_getLogs {blockHash}`: every log of one block.
@@ -95,7 +102,7 @@ impl RpcClient {
         let v = self
             .request(M, json!([{"blockHash": hash.to_string()}]))
             .await?;
-        Log::list_from_json(&v).map_err(invalid(M))
+        Log::parse_list(v.get()).map_err(invalid(M))
     }
 
     /// Ranged `eth_getLogs {fromBlock, toBlock}`, both inclusive.
@@ -107,16 +114,13 @@ impl RpcClient {
                 json!([{"fromBlock": quantity(from), "toBlock": quantity(to)}]),
             )
             .await?;
-        Log::list_from_json(&v).map_err(invalid(M))
+        Log::parse_list(v.get()).map_err(invalid(M))
     }
 
     /// `eth_subscribe newHeads`; returns the subscription id.
     pub async fn subscribe_new_heads(&self) -> Result<String, RpcError> {
         const M: &str = "eth_subscribe";
         let v = self.request(M, json!(["newHeads"])).await?;
-        v.as_str().map(str::to_owned).ok_or(RpcError::Invalid {
-            method: M,
-            source: TypeError::Missing("result"),
-        })
+        as_string(M, &v)
     }
 }

@@ -1,7 +1,14 @@
 //! Parsing of incoming JSON-RPC frames: a response to one of our requests, or a
 //! subscription notification. Anything else is a [`FrameError`], never a panic.
+//!
+//! The envelope is read with its members borrowed from the frame's text; a result is kept
+//! as its raw JSON text ([`RawValue`]) for the method's own typed parser (`types`), so no
+//! `serde_json::Value` tree is built for a result.
 
-use serde_json::Value;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+use super::json::{Field, Obj, kind_of};
 
 /// A JSON-RPC error object returned by the node.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,21 +21,21 @@ pub struct NodeError {
 }
 
 /// One parsed incoming frame.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Frame {
     /// The answer to request `id`.
     Response {
         /// The request id we sent.
         id: u64,
-        /// `result`, or the node's `error` object.
-        result: Result<Value, NodeError>,
+        /// `result` as JSON text, or the node's `error` object.
+        result: Result<Box<RawValue>, NodeError>,
     },
     /// An `eth_subscription` notification.
     Notification {
         /// The subscription id the node gave us.
         subscription: String,
-        /// The notification payload.
-        result: Value,
+        /// The notification payload, as JSON text.
+        result: Box<RawValue>,
     },
 }
 
@@ -41,6 +48,9 @@ pub enum FrameError {
     /// JSON, but not an object (nor, where a batch was sent, an array of objects).
     #[error("frame is not a JSON object")]
     NotObject,
+    /// An object, but a malformed one (a member given twice, say).
+    #[error("frame is a malformed JSON object: {0}")]
+    Malformed(String),
     /// A response without a numeric id.
     #[error("response has no numeric id")]
     BadId,
@@ -55,59 +65,116 @@ pub enum FrameError {
     BadNotification,
 }
 
+/// A member that is present, even as `null` (which `Option` alone reads as absent).
+fn present<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<&'a RawValue>, D::Error> {
+    <&'a RawValue>::deserialize(d).map(Some)
+}
+
+/// The members of a frame we look at, unparsed. (Read through [`Obj`]: serde would also
+/// read a struct from an array, by position.)
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    method: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    params: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    error: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Params<'a> {
+    #[serde(borrow, default)]
+    subscription: Option<Field<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ErrorObject<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    code: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    message: Option<Field<'a>>,
+}
+
 /// Parses one text frame.
 pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
-    parse_value(v)
+    match serde_json::from_str::<Obj<Envelope>>(text) {
+        Ok(Obj::Object(envelope)) => parse_envelope(envelope),
+        Ok(Obj::Other(_)) => Err(FrameError::NotObject),
+        Err(e) => Err(not_frame(text, &e)),
+    }
 }
 
 /// Parses an HTTP answer: one response object, or the array that answers a batch.
 pub fn parse_batch(body: &[u8]) -> Result<Vec<Frame>, FrameError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| FrameError::NotJson(e.to_string()))?;
-    match v {
-        Value::Array(items) => items.into_iter().map(parse_value).collect(),
-        single => Ok(vec![parse_value(single)?]),
+    let text = std::str::from_utf8(body).map_err(|e| FrameError::NotJson(e.to_string()))?;
+    if kind_of(text) == "an array" {
+        let items: Vec<&RawValue> =
+            serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
+        items
+            .into_iter()
+            .map(|item| parse_frame(item.get()))
+            .collect()
+    } else {
+        Ok(vec![parse_frame(text)?])
     }
 }
 
-fn parse_value(v: Value) -> Result<Frame, FrameError> {
-    let Value::Object(mut obj) = v else {
-        return Err(FrameError::NotObject);
-    };
-    if obj.get("method").and_then(Value::as_str) == Some("eth_subscription") {
-        let params = obj.remove("params").ok_or(FrameError::BadNotification)?;
-        let Value::Object(mut params) = params else {
+fn not_frame(text: &str, e: &serde_json::Error) -> FrameError {
+    match kind_of(text) {
+        _ if e.is_syntax() || e.is_eof() => FrameError::NotJson(e.to_string()),
+        "an object" => FrameError::Malformed(e.to_string()),
+        _ => FrameError::NotObject,
+    }
+}
+
+fn parse_envelope(env: Envelope<'_>) -> Result<Frame, FrameError> {
+    let subscription_note = env
+        .method
+        .and_then(|m| serde_json::from_str::<&str>(m.get()).ok())
+        == Some("eth_subscription");
+    if subscription_note {
+        let params = env.params.ok_or(FrameError::BadNotification)?;
+        let Ok(Obj::Object(params)) = serde_json::from_str::<Obj<Params>>(params.get()) else {
             return Err(FrameError::BadNotification);
         };
-        let subscription = match params.remove("subscription") {
-            Some(Value::String(s)) => s,
+        let subscription = match params.subscription {
+            Some(Field::Str(s)) => s.into_owned(),
             _ => return Err(FrameError::BadNotification),
         };
-        let result = params.remove("result").ok_or(FrameError::BadNotification)?;
+        let result = params.result.ok_or(FrameError::BadNotification)?;
         return Ok(Frame::Notification {
             subscription,
-            result,
+            result: result.to_owned(),
         });
     }
-    let id = obj
-        .get("id")
-        .and_then(Value::as_u64)
+    let id = env
+        .id
+        .and_then(|id| serde_json::from_str::<u64>(id.get()).ok())
         .ok_or(FrameError::BadId)?;
-    match (obj.remove("result"), obj.remove("error")) {
+    match (env.result, env.error) {
         (Some(result), None) => Ok(Frame::Response {
             id,
-            result: Ok(result),
+            result: Ok(result.to_owned()),
         }),
         (None, Some(err)) => {
+            let Ok(Obj::Object(err)) = serde_json::from_str::<Obj<ErrorObject>>(err.get()) else {
+                return Err(FrameError::BadError(id));
+            };
             let code = err
-                .get("code")
-                .and_then(Value::as_i64)
+                .code
+                .and_then(|c| serde_json::from_str::<i64>(c.get()).ok())
                 .ok_or(FrameError::BadError(id))?;
-            let message = err
-                .get("message")
-                .and_then(Value::as_str)
-                .ok_or(FrameError::BadError(id))?
-                .to_owned();
+            let message = match err.message {
+                Some(Field::Str(m)) => m.into_owned(),
+                _ => return Err(FrameError::BadError(id)),
+            };
             Ok(Frame::Response {
                 id,
                 result: Err(NodeError { code, message }),
@@ -120,33 +187,35 @@ fn parse_value(v: Value) -> Result<Frame, FrameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn result_text(frame: Result<Frame, FrameError>) -> (u64, Result<String, NodeError>) {
+        match frame {
+            Ok(Frame::Response { id, result }) => (id, result.map(|r| r.get().to_owned())),
+            other => panic!("not a response: {other:?}"),
+        }
+    }
 
     #[test]
     fn responses_and_errors() {
         assert_eq!(
-            parse_frame(r#"{"jsonrpc":"2.0","id":7,"result":"0x1"}"#),
-            Ok(Frame::Response {
-                id: 7,
-                result: Ok(json!("0x1"))
-            })
+            result_text(parse_frame(r#"{"jsonrpc":"2.0","id":7,"result":"0x1"}"#)),
+            (7, Ok(r#""0x1""#.into()))
         );
         assert_eq!(
-            parse_frame(r#"{"jsonrpc":"2.0","id":8,"result":null}"#),
-            Ok(Frame::Response {
-                id: 8,
-                result: Ok(Value::Null)
-            })
+            result_text(parse_frame(r#"{"jsonrpc":"2.0","id":8,"result":null}"#)),
+            (8, Ok("null".into()))
         );
         assert_eq!(
-            parse_frame(r#"{"jsonrpc":"2.0","id":9,"error":{"code":-32005,"message":"too many"}}"#),
-            Ok(Frame::Response {
-                id: 9,
-                result: Err(NodeError {
+            result_text(parse_frame(
+                r#"{"jsonrpc":"2.0","id":9,"error":{"code":-32005,"message":"too many","data":{}}}"#
+            )),
+            (
+                9,
+                Err(NodeError {
                     code: -32005,
                     message: "too many".into()
                 })
-            })
+            )
         );
     }
 
@@ -179,12 +248,16 @@ mod tests {
         let f = parse_frame(
             r#"{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"0xab","result":{"number":"0x1"}}}"#,
         );
+        let Ok(Frame::Notification {
+            subscription,
+            result,
+        }) = f
+        else {
+            panic!("not a notification: {f:?}");
+        };
         assert_eq!(
-            f,
-            Ok(Frame::Notification {
-                subscription: "0xab".into(),
-                result: json!({"number": "0x1"})
-            })
+            (subscription.as_str(), result.get()),
+            ("0xab", r#"{"number":"0x1"}"#)
         );
     }
 
@@ -195,6 +268,7 @@ mod tests {
             ("{", "not JSON"),
             ("[1,2]", "not a JSON object"),
             ("42", "not a JSON object"),
+            (r#"{"id":1,"id":2,"result":1}"#, "malformed JSON object"),
             (r#"{"id":"abc","result":1}"#, "no numeric id"),
             (r#"{"id":-1,"result":1}"#, "no numeric id"),
             (r#"{"result":1}"#, "no numeric id"),

@@ -8,6 +8,7 @@ pub mod eth;
 pub mod frame;
 pub mod hex;
 mod http;
+mod json;
 pub mod provider;
 pub mod redact;
 pub mod tls;

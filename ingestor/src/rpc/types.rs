@@ -3,10 +3,12 @@
 //! Everything the node says is checked here once: a field that is missing or malformed is a
 //! [`TypeError`], never a panic and never a default.
 
-use serde_json::Value;
+use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 
 use super::bloom::Bloom;
 use super::hex::{Address, B256, HexError, decode_bytes, decode_quantity};
+use super::json::{Field, Obj, kind_of};
 
 /// A result that is not the shape the method promises.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -27,29 +29,45 @@ pub enum TypeError {
     },
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn str_field<'a>(v: &'a Value, field: &'static str) -> Result<&'a str, TypeError> {
-    v.get(field)
-        .and_then(Value::as_str)
+fn str_field<'f>(v: &'f Option<Field<'_>>, field: &'static str) -> Result<&'f str, TypeError> {
+    v.as_ref()
+        .and_then(Field::as_str)
         .ok_or(TypeError::Missing(field))
 }
 
-fn quantity_field(v: &Value, field: &'static str) -> Result<u64, TypeError> {
+fn quantity_field(v: &Option<Field<'_>>, field: &'static str) -> Result<u64, TypeError> {
     Ok(decode_quantity(field, str_field(v, field)?)?)
 }
 
-fn hash_field(v: &Value, field: &'static str) -> Result<B256, TypeError> {
+fn hash_field(v: &Option<Field<'_>>, field: &'static str) -> Result<B256, TypeError> {
     Ok(B256::parse(field, str_field(v, field)?)?)
+}
+
+/// A JSON text that did not read as `expected`: its kind, or a malformed object.
+fn shape(expected: &'static str, text: &str) -> TypeError {
+    TypeError::Shape {
+        expected,
+        got: match kind_of(text) {
+            "an object" => "a malformed object (a member given twice?)",
+            other => other,
+        },
+    }
+}
+
+/// The members of a header we read, borrowed from the answer.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawHeader<'a> {
+    #[serde(borrow, default)]
+    number: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    hash: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    parent_hash: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    timestamp: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    logs_bloom: Option<Field<'a>>,
 }
 
 /// The parts of a block header the follower needs.
@@ -68,23 +86,52 @@ pub struct Header {
 }
 
 impl Header {
-    /// Parses an `eth_getBlockBy*` or `newHeads` result. `null` (unknown block) is an error
-    /// here; callers that expect it check for null first.
-    pub fn from_json(v: &Value) -> Result<Self, TypeError> {
-        if !v.is_object() {
-            return Err(TypeError::Shape {
-                expected: "a block object",
-                got: kind(v),
-            });
-        }
+    /// Parses an `eth_getBlockBy*` or `newHeads` result, given as JSON text. `null` (unknown
+    /// block) is an error here; callers that expect it check for null first.
+    pub fn parse(json: &str) -> Result<Self, TypeError> {
+        const EXPECTED: &str = "a block object";
+        let raw = match serde_json::from_str::<Obj<RawHeader>>(json) {
+            Ok(Obj::Object(raw)) => raw,
+            Ok(Obj::Other(got)) => {
+                return Err(TypeError::Shape {
+                    expected: EXPECTED,
+                    got,
+                });
+            }
+            Err(_) => return Err(shape(EXPECTED, json)),
+        };
         Ok(Self {
-            number: quantity_field(v, "number")?,
-            hash: hash_field(v, "hash")?,
-            parent_hash: hash_field(v, "parentHash")?,
-            timestamp_s: quantity_field(v, "timestamp")?,
-            logs_bloom: Bloom::parse("logsBloom", str_field(v, "logsBloom")?)?,
+            number: quantity_field(&raw.number, "number")?,
+            hash: hash_field(&raw.hash, "hash")?,
+            parent_hash: hash_field(&raw.parent_hash, "parentHash")?,
+            timestamp_s: quantity_field(&raw.timestamp, "timestamp")?,
+            logs_bloom: Bloom::parse("logsBloom", str_field(&raw.logs_bloom, "logsBloom")?)?,
         })
     }
+}
+
+/// The members of a log we read, borrowed from the answer.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawLog<'a> {
+    #[serde(borrow, default)]
+    address: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    topics: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    data: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    block_hash: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    block_number: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    transaction_hash: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    transaction_index: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    log_index: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    removed: Option<Field<'a>>,
 }
 
 /// One event log as `eth_getLogs` returns it, validated.
@@ -108,25 +155,55 @@ pub struct Log {
     pub data: Vec<u8>,
 }
 
+const LOG_OBJECT: &str = "a log object";
+
 impl Log {
-    /// Parses one log object. A log marked `removed` or carrying more than 4 topics is refused.
-    pub fn from_json(v: &Value) -> Result<Self, TypeError> {
-        if !v.is_object() {
-            return Err(TypeError::Shape {
-                expected: "a log object",
-                got: kind(v),
-            });
+    /// Parses one log object, given as JSON text. A log marked `removed` or carrying more
+    /// than 4 topics is refused.
+    pub fn parse(json: &str) -> Result<Self, TypeError> {
+        match serde_json::from_str::<Obj<RawLog>>(json) {
+            Ok(obj) => Self::from_raw(obj),
+            Err(_) => Err(shape(LOG_OBJECT, json)),
         }
-        if v.get("removed").and_then(Value::as_bool) == Some(true) {
+    }
+
+    /// Parses an `eth_getLogs` result array, given as JSON text: each log is validated as
+    /// it is read, so no more than one element's members are held besides the logs.
+    pub fn parse_list(json: &str) -> Result<Vec<Self>, TypeError> {
+        match serde_json::from_str::<LogList>(json) {
+            Ok(LogList(logs)) => logs,
+            Err(_) => Err(match kind_of(json) {
+                "an array" => TypeError::Shape {
+                    expected: "an array of logs",
+                    got: "a malformed array",
+                },
+                got => TypeError::Shape {
+                    expected: "an array of logs",
+                    got,
+                },
+            }),
+        }
+    }
+
+    fn from_raw(obj: Obj<RawLog<'_>>) -> Result<Self, TypeError> {
+        let v = match obj {
+            Obj::Object(v) => v,
+            Obj::Other(got) => {
+                return Err(TypeError::Shape {
+                    expected: LOG_OBJECT,
+                    got,
+                });
+            }
+        };
+        if matches!(v.removed, Some(Field::Bool(true))) {
             return Err(TypeError::Hex(HexError::new(
                 "removed",
                 "log is marked removed",
             )));
         }
-        let topics = v
-            .get("topics")
-            .and_then(Value::as_array)
-            .ok_or(TypeError::Missing("topics"))?;
+        let Some(Field::List(topics)) = &v.topics else {
+            return Err(TypeError::Missing("topics"));
+        };
         if topics.len() > 4 {
             return Err(TypeError::Hex(HexError::new(
                 "topics",
@@ -141,34 +218,56 @@ impl Log {
             })
             .collect::<Result<Vec<_>, TypeError>>()?;
         Ok(Self {
-            block_number: quantity_field(v, "blockNumber")?,
-            block_hash: hash_field(v, "blockHash")?,
-            transaction_hash: hash_field(v, "transactionHash")?,
-            transaction_index: quantity_field(v, "transactionIndex")?,
-            log_index: quantity_field(v, "logIndex")?,
-            address: Address::parse("address", str_field(v, "address")?)?,
+            block_number: quantity_field(&v.block_number, "blockNumber")?,
+            block_hash: hash_field(&v.block_hash, "blockHash")?,
+            transaction_hash: hash_field(&v.transaction_hash, "transactionHash")?,
+            transaction_index: quantity_field(&v.transaction_index, "transactionIndex")?,
+            log_index: quantity_field(&v.log_index, "logIndex")?,
+            address: Address::parse("address", str_field(&v.address, "address")?)?,
             topics,
-            data: decode_bytes("data", str_field(v, "data")?)?,
+            data: decode_bytes("data", str_field(&v.data, "data")?)?,
         })
     }
+}
 
-    /// Parses an `eth_getLogs` result array.
-    pub fn list_from_json(v: &Value) -> Result<Vec<Self>, TypeError> {
-        v.as_array()
-            .ok_or(TypeError::Shape {
-                expected: "an array of logs",
-                got: kind(v),
-            })?
-            .iter()
-            .map(Self::from_json)
-            .collect()
+/// An `eth_getLogs` array read element by element: the logs, or the first element's error
+/// (the rest of the array is then skipped, not held).
+struct LogList(Result<Vec<Log>, TypeError>);
+
+impl<'de> Deserialize<'de> for LogList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_seq(LogListVisitor)
+    }
+}
+
+struct LogListVisitor;
+
+impl<'de> Visitor<'de> for LogListVisitor {
+    type Value = LogList;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of logs")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LogList, A::Error> {
+        let mut logs = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element::<Obj<RawLog<'de>>>()? {
+            match Log::from_raw(item) {
+                Ok(log) => logs.push(log),
+                Err(e) => {
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    return Ok(LogList(Err(e)));
+                }
+            }
+        }
+        Ok(LogList(Ok(logs)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn log_json() -> Value {
         json!({
@@ -186,7 +285,7 @@ mod tests {
 
     #[test]
     fn parses_and_normalises_a_log() {
-        let log = Log::from_json(&log_json()).expect("valid log");
+        let log = Log::parse(&log_json().to_string()).expect("valid log");
         assert_eq!(
             log.address.to_string(),
             "0x5fbdb2315678afecb367f032d93f642f64180aa3"
@@ -200,32 +299,65 @@ mod tests {
     fn refuses_bad_logs() {
         let mut removed = log_json();
         removed["removed"] = json!(true);
-        assert!(Log::from_json(&removed).is_err());
+        assert!(Log::parse(&removed.to_string()).is_err());
         let mut five = log_json();
         five["topics"] = json!(vec![format!("0x{}", "0".repeat(64)); 5]);
-        assert!(Log::from_json(&five).is_err());
+        assert!(Log::parse(&five.to_string()).is_err());
         let mut odd = log_json();
         odd["data"] = json!("0x123");
-        assert!(Log::from_json(&odd).is_err());
+        assert!(Log::parse(&odd.to_string()).is_err());
         let mut missing = log_json();
         missing.as_object_mut().expect("object").remove("blockHash");
         assert_eq!(
-            Log::from_json(&missing),
+            Log::parse(&missing.to_string()),
             Err(TypeError::Missing("blockHash"))
         );
-        assert!(Log::list_from_json(&json!({"not": "a list"})).is_err());
+        assert_eq!(
+            Log::parse_list(r#"{"not": "a list"}"#),
+            Err(TypeError::Shape {
+                expected: "an array of logs",
+                got: "an object"
+            })
+        );
+        let list = format!("[{}, 7]", log_json());
+        assert_eq!(
+            Log::parse_list(&list),
+            Err(TypeError::Shape {
+                expected: "a log object",
+                got: "a number"
+            })
+        );
+        let mut number = log_json();
+        number["logIndex"] = json!(3);
+        assert_eq!(
+            Log::parse(&number.to_string()),
+            Err(TypeError::Missing("logIndex"))
+        );
+        assert_eq!(
+            Log::parse_list(&format!("[{}]", log_json())).map(|l| l.len()),
+            Ok(1)
+        );
     }
 
     #[test]
     fn parses_a_header() {
-        let h = Header::from_json(&json!({
-            "number": "0x2", "timestamp": "0x64",
-            "hash": format!("0x{}", "ab".repeat(32)),
-            "parentHash": format!("0x{}", "cd".repeat(32)),
-            "logsBloom": format!("0x{}", "00".repeat(256)),
-        }))
+        let h = Header::parse(
+            &json!({
+                "number": "0x2", "timestamp": "0x64",
+                "hash": format!("0x{}", "ab".repeat(32)),
+                "parentHash": format!("0x{}", "cd".repeat(32)),
+                "logsBloom": format!("0x{}", "00".repeat(256)),
+            })
+            .to_string(),
+        )
         .expect("valid header");
         assert_eq!((h.number, h.timestamp_s), (2, 100));
-        assert!(Header::from_json(&Value::Null).is_err());
+        assert_eq!(
+            Header::parse("null"),
+            Err(TypeError::Shape {
+                expected: "a block object",
+                got: "null"
+            })
+        );
     }
 }

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, interval, timeout};
@@ -37,7 +37,7 @@ const QUEUE_CAPACITY: usize = 1024;
 struct Outgoing {
     id: u64,
     text: String,
-    reply: oneshot::Sender<Result<Value, RpcError>>,
+    reply: oneshot::Sender<Result<Box<RawValue>, RpcError>>,
 }
 
 /// A live WebSocket connection; dropping it closes the socket.
@@ -102,7 +102,7 @@ impl WsTransport {
         &self,
         id: u64,
         text: String,
-    ) -> Result<oneshot::Receiver<Result<Value, RpcError>>, RpcError> {
+    ) -> Result<oneshot::Receiver<Result<Box<RawValue>, RpcError>>, RpcError> {
         let (reply, rx) = oneshot::channel();
         self.outgoing
             .send(Outgoing { id, text, reply })
@@ -166,7 +166,7 @@ fn connect_error(url: &str, e: &WsError) -> RpcError {
     }
 }
 
-type Pending = HashMap<u64, oneshot::Sender<Result<Value, RpcError>>>;
+type Pending = HashMap<u64, oneshot::Sender<Result<Box<RawValue>, RpcError>>>;
 
 /// The same failure for every request still pending when the connection ended.
 fn for_each_pending(reason: &RpcError) -> RpcError {
@@ -212,10 +212,11 @@ async fn run_connection<S>(
             }
             incoming = stream.next() => {
                 ack.now();
-                let text = match incoming {
-                    Some(Ok(Message::Text(t))) => t.to_string(),
-                    Some(Ok(Message::Binary(b))) => match String::from_utf8(b.to_vec()) {
-                        Ok(t) => t,
+                // The frame is parsed in place: its text is not copied.
+                let parsed = match &incoming {
+                    Some(Ok(Message::Text(t))) => parse_frame(t.as_str()),
+                    Some(Ok(Message::Binary(b))) => match std::str::from_utf8(b) {
+                        Ok(t) => parse_frame(t),
                         Err(_) => break RpcError::Disconnected("binary frame is not UTF-8".into()),
                     },
                     Some(Ok(Message::Close(_))) | None => break RpcError::Disconnected("closed by the node".into()),
@@ -230,7 +231,7 @@ async fn run_connection<S>(
                     Some(Err(e)) => break RpcError::Disconnected(e.to_string()),
                 };
                 last_frame = Instant::now();
-                match parse_frame(&text) {
+                match parsed {
                     Ok(Frame::Response { id, result }) => {
                         if let Some(reply) = pending.remove(&id) {
                             let _ = reply.send(result.map_err(|source| RpcError::Node { method: "?", source }));
