@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -19,7 +18,7 @@ use crate::checkpoint::{Checkpoint, load_all};
 use crate::config::{ChainConfig, Config, KafkaConfig};
 use crate::encode::Framing;
 use crate::events;
-use crate::follower::{FollowError, Follower};
+use crate::follower::{FollowError, Follower, handover};
 use crate::resume::{Resumed, read_tail};
 use crate::sink::{
     Outcome, Producer, Progress, Publisher, SinkError, TransactionalPublisher, flush,
@@ -27,8 +26,10 @@ use crate::sink::{
 };
 use crate::window::Window;
 
-/// Blocks buffered between a follower and its publisher.
+/// Updates (blocks, retractions) queued between a follower and its publisher.
 const HANDOVER_CAPACITY: usize = 32;
+/// Bytes of logs queued between a follower and its publisher (see `follower::handover`).
+const HANDOVER_BYTES: usize = 8 << 20;
 
 /// Why the service did not end cleanly. One line per failed chain.
 #[derive(Debug, thiserror::Error)]
@@ -286,7 +287,7 @@ impl Chain {
         Result<Result<(), FollowError>, tokio::task::JoinError>,
     ) {
         let stop = self.stop.child_token();
-        let (tx, rx) = mpsc::channel(HANDOVER_CAPACITY);
+        let (tx, rx) = handover(HANDOVER_CAPACITY, HANDOVER_BYTES);
         let not_started = |e| (Ok(failed(committed.clone(), e)), Ok(Ok(())));
         let (producer, checkpoint) = match &self.producers {
             Producers::Shared(shared) => (shared.clone(), checkpoint),

@@ -108,6 +108,11 @@ pub struct KafkaConfig {
     /// producer reports a full queue and the follower waits. Default 100000.
     #[serde(default = "defaults::queue_max_messages")]
     pub queue_max_messages: u64,
+    /// librdkafka `queue.buffering.max.kbytes`: the same bound in KiB of record data, shared
+    /// by every chain of the shared producer. At least 16384 (one record of the largest
+    /// size). Default 32768.
+    #[serde(default = "defaults::queue_max_kbytes")]
+    pub queue_max_kbytes: u64,
     /// Capacity, in keys, of the per-chain LRU that skips records already on the topic with
     /// the same value (seeded from the topic's tail at start-up). It should hold at least
     /// the reorg window's logs, or a crash replay may publish some records twice. 0
@@ -490,6 +495,9 @@ mod defaults {
     }
     pub(super) fn queue_max_messages() -> u64 {
         100_000
+    }
+    pub(super) fn queue_max_kbytes() -> u64 {
+        32_768
     }
     pub(super) fn dedup_cache_capacity() -> usize {
         100_000

@@ -102,6 +102,25 @@ fn wrong_values_are_one_line_naming_the_key() {
 }
 
 #[test]
+fn producer_queue_bounds() {
+    let c = parse("c.toml", GOOD, env(&[])).expect("defaults");
+    assert_eq!(
+        (c.kafka.queue_max_messages, c.kafka.queue_max_kbytes),
+        (100_000, 32_768)
+    );
+    let e = err(GOOD, &[("INGESTOR_KAFKA__QUEUE_MAX_KBYTES", "1024")]);
+    assert!(
+        e.contains("`kafka.queue_max_kbytes` must be at least 16384"),
+        "{e}"
+    );
+    let e = err(GOOD, &[("INGESTOR_KAFKA__QUEUE_MAX_MESSAGES", "0")]);
+    assert!(
+        e.contains("`kafka.queue_max_messages` must be greater than 0"),
+        "{e}"
+    );
+}
+
+#[test]
 fn endpoints_lists_and_their_errors() {
     let urls = GOOD.replace(
         "ws_url = \"ws://127.0.0.1:8545\"",

@@ -20,6 +20,15 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
                 .into(),
         );
     }
+    let min_kbytes = (crate::sink::MAX_MESSAGE_BYTES / 1024) as u64;
+    if c.kafka.queue_max_kbytes < min_kbytes {
+        return Err(format!(
+            "`kafka.queue_max_kbytes` must be at least {min_kbytes} (one record of the largest size)"
+        ));
+    }
+    if c.kafka.queue_max_messages == 0 {
+        return Err("`kafka.queue_max_messages` must be greater than 0".into());
+    }
     if c.kafka.transactional && c.kafka.transaction_max_blocks == 0 {
         return Err("`kafka.transaction_max_blocks` must be greater than 0".into());
     }

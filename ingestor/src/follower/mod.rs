@@ -15,6 +15,7 @@ mod breaker;
 mod endpoints;
 mod error;
 mod fetch;
+mod handover;
 mod published;
 mod reorg;
 mod update;
@@ -31,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 pub use block::{BlockLogs, Inconsistent};
 pub use breaker::{BreakerState, Reconnect};
 pub use error::FollowError;
+pub use handover::{Closed, HandoverRx, HandoverTx, handover};
 pub use update::{Retraction, Update};
 
 use crate::config::{ChainConfig, Finality, StartBlock};
@@ -48,7 +50,7 @@ type Probe = Pin<Box<dyn Future<Output = (usize, Result<(), FollowError>)> + Sen
 /// Follows one chain until shutdown or a fatal error.
 pub struct Follower {
     cfg: Arc<ChainConfig>,
-    sink: mpsc::Sender<Update>,
+    sink: HandoverTx,
     /// The blocks handed to the sink, newest last (restored from the checkpoint).
     window: Window,
     /// Blocks found on the topic outside the window at start-up, not yet settled against
@@ -72,7 +74,7 @@ impl Follower {
         cfg: Arc<ChainConfig>,
         window: Window,
         unconfirmed: Vec<WindowBlock>,
-        sink: mpsc::Sender<Update>,
+        sink: HandoverTx,
         shutdown: CancellationToken,
     ) -> Self {
         let start = cfg.start_block;

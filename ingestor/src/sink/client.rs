@@ -76,6 +76,7 @@ pub(super) fn producer_config(k: &KafkaConfig) -> ClientConfig {
             "queue.buffering.max.messages",
             k.queue_max_messages.to_string(),
         )
+        .set("queue.buffering.max.kbytes", k.queue_max_kbytes.to_string())
         // A live block's records go out at once: batches still form on their own while a
         // request is in flight (catch-up), so waiting for more only adds latency.
         .set("linger.ms", "0")

@@ -12,12 +12,11 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
-use tokio::sync::mpsc;
 
 use crate::config::ChainConfig;
 use crate::encode::{Encoder, Framing};
 use crate::events;
-use crate::follower::Update;
+use crate::follower::{HandoverRx, Update};
 use crate::window::Window;
 
 use super::client::Producer;
@@ -91,7 +90,7 @@ impl Publisher {
 
     /// Publishes until the channel closes and everything (the last checkpoint included)
     /// is acknowledged, or until an error.
-    pub async fn run(mut self, mut updates: mpsc::Receiver<Update>) -> Outcome {
+    pub async fn run(mut self, mut updates: HandoverRx) -> Outcome {
         let result = self.pump(&mut updates).await;
         Outcome {
             window: self.progress.window().clone(),
@@ -99,7 +98,7 @@ impl Publisher {
         }
     }
 
-    async fn pump(&mut self, updates: &mut mpsc::Receiver<Update>) -> Result<(), SinkError> {
+    async fn pump(&mut self, updates: &mut HandoverRx) -> Result<(), SinkError> {
         let mut pending: Pending<Acked> = FuturesOrdered::new();
         let mut checkpoint: Pending<()> = FuturesOrdered::new();
         let mut dirty = false;

@@ -15,7 +15,6 @@ use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer as _;
 use rdkafka::types::RDKafkaErrorCode;
-use tokio::sync::mpsc;
 
 use super::client::{Producer, producer_config};
 use super::dedup::Dedup;
@@ -27,7 +26,7 @@ use super::records::build;
 use crate::config::{ChainConfig, KafkaConfig};
 use crate::encode::{Encoder, Framing};
 use crate::events;
-use crate::follower::Update;
+use crate::follower::{HandoverRx, Update};
 use crate::telemetry::KafkaContext;
 
 /// `<prefix>-<chain_id>`.
@@ -133,7 +132,7 @@ impl TransactionalPublisher {
 
     /// Commits batches until the channel closes or an error; the outcome's window is the
     /// last committed one.
-    pub async fn run(mut self, mut updates: mpsc::Receiver<Update>) -> Outcome {
+    pub async fn run(mut self, mut updates: HandoverRx) -> Outcome {
         let result = self.pump(&mut updates).await;
         Outcome {
             window: self.progress.window().clone(),
@@ -141,13 +140,13 @@ impl TransactionalPublisher {
         }
     }
 
-    async fn pump(&mut self, updates: &mut mpsc::Receiver<Update>) -> Result<(), SinkError> {
+    async fn pump(&mut self, updates: &mut HandoverRx) -> Result<(), SinkError> {
         while let Some(first) = updates.recv().await {
             let mut batch = vec![first];
             while batch.len() < self.max_blocks {
                 match updates.try_recv() {
-                    Ok(u) => batch.push(u),
-                    Err(_) => break,
+                    Some(u) => batch.push(u),
+                    None => break,
                 }
             }
             if let Err(e) = self.transaction(batch).await {
