@@ -115,11 +115,20 @@ pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
 pub fn parse_batch(body: &[u8]) -> Result<Vec<Frame>, FrameError> {
     let text = std::str::from_utf8(body).map_err(|e| FrameError::NotJson(e.to_string()))?;
     if kind_of(text) == "an array" {
-        let items: Vec<&RawValue> =
-            serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
+        // One pass over the answer: each element is read as an envelope where it stands.
+        let items: Vec<Obj<Envelope>> = serde_json::from_str(text).map_err(|e| {
+            if e.is_syntax() || e.is_eof() {
+                FrameError::NotJson(e.to_string())
+            } else {
+                FrameError::Malformed(e.to_string())
+            }
+        })?;
         items
             .into_iter()
-            .map(|item| parse_frame(item.get()))
+            .map(|item| match item {
+                Obj::Object(envelope) => parse_envelope(envelope),
+                Obj::Other(_) => Err(FrameError::NotObject),
+            })
             .collect()
     } else {
         Ok(vec![parse_frame(text)?])
