@@ -236,6 +236,22 @@ pub fn run(ingestor: &std::path::Path, blocks: usize, backfill_logs: usize) -> a
             Some(at.duration_since(*wall0).ok()?.as_secs_f64() * 1e3)
         })
         .collect();
+    // Of that share, the producer's: first record enqueued to last acknowledgement.
+    let produced: Vec<f64> = starts
+        .iter()
+        .filter_map(|(number, _)| {
+            let marker = format!(" block={number} ");
+            let line = log.lines().find(|l| {
+                l.contains("block delivered")
+                    && l.contains("chain=\"chain-31337\"")
+                    && l.contains(&marker)
+            })?;
+            line.split_whitespace()
+                .find_map(|f| f.strip_prefix("produce_ms="))?
+                .parse()
+                .ok()
+        })
+        .collect();
     println!(
         "live latency (anvil_mine -> first record readable, read_committed): {}",
         summary(live.clone())
@@ -275,6 +291,12 @@ pub fn run(ingestor: &std::path::Path, blocks: usize, backfill_logs: usize) -> a
         println!(
             "  broker acknowledged the block's records (ingestor log): {}",
             summary(acked)
+        );
+    }
+    if !produced.is_empty() {
+        println!(
+            "  of which first record enqueued -> last acknowledged: {}",
+            summary(produced)
         );
     }
     println!(

@@ -53,6 +53,7 @@
 pub mod backoff;
 pub mod checkpoint;
 pub mod config;
+pub mod cpu;
 pub mod encode;
 pub mod events;
 pub mod follower;

@@ -411,6 +411,12 @@ pub struct ChainConfig {
     /// otherwise fetch block by block. Default 16.
     #[serde(default = "defaults::live_threshold_blocks")]
     pub live_threshold_blocks: u64,
+    /// Idempotent mode: the shortest time between two checkpoint writes (0: after every
+    /// acknowledged block, the default). Blocks delivered since the last checkpoint are
+    /// read back from the topic after a crash, so a longer interval only costs a longer
+    /// read at start-up. Transactional mode checkpoints in every transaction.
+    #[serde(default)]
+    pub checkpoint_interval_ms: u64,
     /// Blocks fetched but not yet acknowledged by the broker, at most. Default 256.
     #[serde(default = "defaults::max_blocks_in_flight")]
     pub max_blocks_in_flight: usize,

@@ -121,6 +121,23 @@ fn producer_queue_bounds() {
 }
 
 #[test]
+fn checkpoint_interval_is_for_the_idempotent_mode() {
+    let c = parse("c.toml", GOOD, env(&[])).expect("defaults");
+    assert_eq!(c.chains[0].checkpoint_interval_ms, 0);
+    let spaced = GOOD.replace(
+        "start_block = 0",
+        "start_block = 0\ncheckpoint_interval_ms = 5000",
+    );
+    let c = parse("c.toml", &spaced, env(&[])).expect("idempotent");
+    assert_eq!(c.chains[0].checkpoint_interval_ms, 5000);
+    let e = err(&spaced, &[("INGESTOR_KAFKA__TRANSACTIONAL", "true")]);
+    assert!(
+        e.contains("`checkpoint_interval_ms` applies to the idempotent mode only"),
+        "{e}"
+    );
+}
+
+#[test]
 fn endpoints_lists_and_their_errors() {
     let urls = GOOD.replace(
         "ws_url = \"ws://127.0.0.1:8545\"",

@@ -125,6 +125,11 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{at}: `{key}` must be greater than 0"));
         }
+        if c.kafka.transactional && ch.checkpoint_interval_ms > 0 {
+            return Err(format!(
+                "{at}: `checkpoint_interval_ms` applies to the idempotent mode only (a transaction always carries its checkpoint); remove it or set kafka.transactional = false"
+            ));
+        }
         if ch.rpc_batch_max == 0 {
             return Err(format!("{at}: `rpc_batch_max` must be greater than 0"));
         }

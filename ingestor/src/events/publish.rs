@@ -24,7 +24,8 @@ impl BlockDelivered<'_> {
     pub fn emit(self) {
         debug!(
             chain = self.chain, block = self.number, hash = %self.hash, records = self.records,
-            dedup_hits = self.dedup_hits, "block delivered"
+            dedup_hits = self.dedup_hits, produce_ms = self.produce_s.map(|s| s * 1e3),
+            "block delivered"
         );
         let m = metrics();
         let l = chain_label(self.chain);

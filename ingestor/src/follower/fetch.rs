@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use crate::events;
-use crate::rpc::RpcClient;
 use crate::rpc::types::{Header, Log};
+use crate::rpc::{RpcClient, RpcError};
 use crate::telemetry::trace::FetchTiming;
 
 use super::block::{BlockLogs, Inconsistent, check_link};
@@ -122,6 +122,39 @@ impl<'a> Fetcher<'a> {
         let Some(header) = self.rpc.header_by_number(number).await? else {
             return Ok(None);
         };
+        self.with_logs(header, started).await.map(Some)
+    }
+
+    /// The block of `header`, a header the node announced in a `newHeads` notification:
+    /// only its logs are asked for. When the answer does not complete it, or the node
+    /// refuses the hash (an index behind the notification on a load-balanced provider, or
+    /// a block orphaned meanwhile), that hash is not asked again: the block is fetched by
+    /// number, which retries in place as usual.
+    pub(super) async fn announced(&self, header: Header) -> Result<Option<BlockLogs>, FollowError> {
+        let number = header.number;
+        match self.with_logs(header, SystemTime::now()).await {
+            Ok(block) => Ok(Some(block)),
+            Err(e @ (FollowError::Inconsistent(_) | FollowError::Rpc(RpcError::Node { .. }))) => {
+                events::InconsistentAnswer {
+                    chain: self.chain,
+                    what: &e.to_string(),
+                    retry_in_ms: 0,
+                    in_place: true,
+                }
+                .emit();
+                self.block(number).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `header`'s block with its logs (`eth_getLogs {blockHash}`, skipped when its bloom is
+    /// zero), checked for completeness.
+    async fn with_logs(
+        &self,
+        header: Header,
+        started: SystemTime,
+    ) -> Result<BlockLogs, FollowError> {
         let logs = if self.complete && header.logs_bloom.is_zero() {
             Vec::new()
         } else {
@@ -129,7 +162,7 @@ impl<'a> Fetcher<'a> {
         };
         let mut block = BlockLogs::assemble(header, logs, self.complete)?;
         block.fetched = FetchTiming::since(started);
-        Ok(Some(block))
+        Ok(block)
     }
 
     /// Blocks `from..=to`, splitting the range when the node refuses it.
@@ -174,7 +207,13 @@ impl<'a> Fetcher<'a> {
             self.rpc.logs_in_range(from, to),
             self.rpc.headers_by_number(from, to)
         )?;
-        let mut blocks = assemble_range(from, headers, logs, self.complete)?;
+        let complete = self.complete;
+        // Bloom checks hash every log three times: catch-up work for the CPU pool.
+        let weight = logs.len().saturating_mul(512);
+        let mut blocks = crate::cpu::offload(weight, move || {
+            assemble_range(from, headers, logs, complete)
+        })
+        .await?;
         let fetched = FetchTiming::since(started);
         for b in &mut blocks {
             b.fetched = fetched;

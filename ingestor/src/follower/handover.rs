@@ -36,7 +36,7 @@ pub struct HandoverTx {
 impl HandoverTx {
     /// Queues `update`, waiting for room in items and in bytes.
     pub async fn send(&self, update: Update) -> Result<(), Closed> {
-        let weight = u32::try_from(weight(&update))
+        let weight = u32::try_from(Update::weight(&update))
             .unwrap_or(u32::MAX)
             .min(self.max);
         let permit = self
@@ -65,23 +65,6 @@ impl HandoverRx {
     /// The next update if one is queued now.
     pub fn try_recv(&mut self) -> Option<Update> {
         self.rx.try_recv().ok().map(|(update, _weight)| update)
-    }
-}
-
-/// About how many bytes an update holds: a log's fixed fields, topics and data, or a
-/// retraction's ids. At least 1.
-fn weight(update: &Update) -> usize {
-    const LOG_FIXED: usize = 160;
-    const ID: usize = 48;
-    match update {
-        Update::Block(b) => {
-            256 + b
-                .logs
-                .iter()
-                .map(|l| LOG_FIXED + 32 * l.topics.len() + l.data.len())
-                .sum::<usize>()
-        }
-        Update::Retract(r) => 1 + ID * (r.orphaned.len() + r.tombstones.len()),
     }
 }
 
@@ -127,7 +110,7 @@ mod tests {
         tx.send(retraction(1_000))
             .await
             .expect("takes the whole budget");
-        assert_eq!(rx.recv().await.map(|u| weight(&u)), Some(48_001));
+        assert_eq!(rx.recv().await.map(|u| Update::weight(&u)), Some(48_001));
         drop(rx);
         assert_eq!(tx.send(retraction(1)).await, Err(Closed));
     }

@@ -1,10 +1,11 @@
 //! The chain follower: one per chain. It connects to the most preferred endpoint it may
 //! use (see `endpoints`), checks the chain id, subscribes to `newHeads` over a WebSocket
-//! (as a wake-up only; over HTTP it polls), and walks from the last handed-over block to
-//! the head, checking every `parentHash`. Far behind, it catches up with ranged
-//! `eth_getLogs` (bounded range, bounded requests in flight); near the head, block by block
-//! with `eth_getLogs {blockHash}`. Blocks go to the sink through a bounded channel,
-//! strictly in order: a full channel pauses the follower.
+//! (over HTTP it polls), and walks from the last handed-over block to the head, checking
+//! every `parentHash`. Far behind, it catches up with ranged `eth_getLogs` (bounded range,
+//! bounded requests in flight); near the head, block by block with `eth_getLogs
+//! {blockHash}`. A notification's header is used as it comes: a live block costs one
+//! round trip (its logs), or none when its bloom is zero. Blocks go to the sink through a
+//! bounded channel, strictly in order: a full channel pauses the follower.
 //!
 //! It keeps a reorg window of the blocks it handed over. A block whose `parentHash` does
 //! not match the window's tip starts a retraction (see `reorg`). With `confirmations` or a
@@ -37,8 +38,10 @@ pub use update::{Retraction, Update};
 
 use crate::config::{ChainConfig, Finality, StartBlock};
 use crate::events;
+use crate::rpc::frame::Frame;
 use crate::rpc::redact::redact_url;
 use crate::rpc::tls::Trust;
+use crate::rpc::types::Header;
 use crate::rpc::{RpcClient, RpcError, RpcOptions};
 use crate::window::{Window, WindowBlock};
 use endpoints::Endpoints;
@@ -206,7 +209,7 @@ impl Follower {
         cfg: &ChainConfig,
         url: &str,
         opts: &RpcOptions,
-    ) -> Result<(RpcClient, mpsc::Receiver<crate::rpc::frame::Frame>), FollowError> {
+    ) -> Result<(RpcClient, mpsc::Receiver<Frame>), FollowError> {
         let (rpc, notes) = RpcClient::connect(url, opts).await?;
         let actual = rpc.chain_id().await?;
         if actual != cfg.chain_id {
@@ -267,7 +270,7 @@ impl Follower {
         &mut self,
         rpc: &RpcClient,
         fetcher: &Fetcher<'_>,
-        notes: &mut mpsc::Receiver<crate::rpc::frame::Frame>,
+        notes: &mut mpsc::Receiver<Frame>,
         current: usize,
         opts: &RpcOptions,
     ) -> Result<usize, FollowError> {
@@ -276,9 +279,19 @@ impl Follower {
         let mut poll = interval(ChainConfig::ms(self.cfg.head_poll_interval_ms));
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut probe: Option<Probe> = None;
+        // The newest header a `newHeads` notification carried: with `latest` finality it is
+        // the head (no `eth_blockNumber`), and the next block's header (only its logs are
+        // asked for). A poll tick and a reorganisation clear it: a notification may have
+        // been dropped, and the node is asked again.
+        let mut announced: Option<Header> = None;
         loop {
             let limit = self.settle_published(fetcher).await?;
-            let head = self.target_head(rpc).await?;
+            let head = match &announced {
+                Some(h) if self.cfg.finality == Finality::Latest => {
+                    h.number.saturating_sub(self.cfg.confirmations)
+                }
+                _ => self.target_head(rpc).await?,
+            };
             let head = limit.map_or(head, |l| head.min(l.saturating_sub(1)));
             events::HeadSeen {
                 chain: &self.cfg.name,
@@ -290,20 +303,26 @@ impl Follower {
                 let walked = if head - next + 1 > self.cfg.live_threshold_blocks {
                     self.catch_up(fetcher, next, head).await
                 } else {
-                    self.step_to(fetcher, next, head).await
+                    self.step_to(fetcher, next, head, announced.as_ref()).await
                 };
                 match walked {
-                    Err(FollowError::ParentMismatch { .. }) => self.retract(fetcher).await?,
+                    Err(FollowError::ParentMismatch { .. }) => {
+                        announced = None;
+                        self.retract(fetcher).await?;
+                    }
                     other => other?,
                 }
                 continue;
             }
             let failback = self.endpoints.failback_at(current);
             tokio::select! {
-                note = notes.recv() => if note.is_none() {
-                    return Err(RpcError::Disconnected("notification stream ended".into()).into());
+                note = notes.recv() => match note {
+                    None => return Err(RpcError::Disconnected("notification stream ended".into()).into()),
+                    // A header that does not parse is a wake-up only.
+                    Some(Frame::Notification { result, .. }) => announced = Header::parse(result.get()).ok(),
+                    Some(Frame::Response { .. }) => announced = None,
                 },
-                _ = poll.tick() => {}
+                _ = poll.tick() => announced = None,
                 _ = tokio::time::sleep_until(failback.map_or_else(tokio::time::Instant::now, |f| f.1)),
                     if probe.is_none() && failback.is_some() => {
                     if let Some((i, _)) = failback {
@@ -349,15 +368,21 @@ impl Follower {
         }
     }
 
-    /// Block by block from `from` to `head`.
+    /// Block by block from `from` to `head`; the block of `announced` (a notification's
+    /// header) without asking for its header again.
     async fn step_to(
         &mut self,
         fetcher: &Fetcher<'_>,
         from: u64,
         head: u64,
+        announced: Option<&Header>,
     ) -> Result<(), FollowError> {
         for number in from..=head {
-            let Some(block) = fetcher.block(number).await? else {
+            let block = match announced {
+                Some(h) if h.number == number => fetcher.announced(h.clone()).await?,
+                _ => fetcher.block(number).await?,
+            };
+            let Some(block) = block else {
                 return Ok(()); // not served yet: wait for the next wake-up
             };
             self.hand_over(block).await?;
@@ -392,6 +417,7 @@ impl Follower {
             for block in blocks {
                 self.hand_over(block).await?;
             }
+            tokio::task::yield_now().await;
             if let Some(block) = last {
                 events::BackfillProgress {
                     chain: &self.cfg.name,

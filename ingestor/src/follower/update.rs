@@ -26,6 +26,25 @@ pub struct Retraction {
     pub tombstones: Vec<LogId>,
 }
 
+impl Update {
+    /// About how many bytes the update holds: a log's fixed fields, topics and data, or a
+    /// retraction's ids. At least 1.
+    pub fn weight(&self) -> usize {
+        const LOG_FIXED: usize = 160;
+        const ID: usize = 48;
+        match self {
+            Self::Block(b) => {
+                256 + b
+                    .logs
+                    .iter()
+                    .map(|l| LOG_FIXED + 32 * l.topics.len() + l.data.len())
+                    .sum::<usize>()
+            }
+            Self::Retract(r) => 1 + ID * (r.orphaned.len() + r.tombstones.len()),
+        }
+    }
+}
+
 impl BlockLogs {
     /// The window entry for this block.
     pub fn window_block(&self) -> WindowBlock {

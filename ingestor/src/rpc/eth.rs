@@ -102,7 +102,9 @@ impl RpcClient {
         let v = self
             .request(M, json!([{"blockHash": hash.to_string()}]))
             .await?;
-        Log::parse_list(v.get()).map_err(invalid(M))
+        crate::cpu::offload(v.get().len(), move || Log::parse_list(v.get()))
+            .await
+            .map_err(invalid(M))
     }
 
     /// Ranged `eth_getLogs {fromBlock, toBlock}`, both inclusive.
@@ -114,7 +116,9 @@ impl RpcClient {
                 json!([{"fromBlock": quantity(from), "toBlock": quantity(to)}]),
             )
             .await?;
-        Log::parse_list(v.get()).map_err(invalid(M))
+        crate::cpu::offload(v.get().len(), move || Log::parse_list(v.get()))
+            .await
+            .map_err(invalid(M))
     }
 
     /// `eth_subscribe newHeads`; returns the subscription id.

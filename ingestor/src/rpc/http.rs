@@ -64,7 +64,11 @@ impl HttpTransport {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         let body = self.read_limited(response).await?;
-        let frames = parse_batch(&body);
+        let (body, frames) = crate::cpu::offload(body.len(), move || {
+            let frames = parse_batch(&body);
+            (body, frames)
+        })
+        .await;
         if status == StatusCode::TOO_MANY_REQUESTS {
             return Err(RpcError::RateLimited {
                 retry_after,

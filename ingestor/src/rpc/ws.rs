@@ -21,9 +21,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, interval, timeout};
 use tokio_tungstenite::Connector;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::error::{Error as WsError, TlsError};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::client::RpcOptions;
 use super::error::RpcError;
@@ -212,11 +212,14 @@ async fn run_connection<S>(
             }
             incoming = stream.next() => {
                 ack.now();
-                // The frame is parsed in place: its text is not copied.
-                let parsed = match &incoming {
-                    Some(Ok(Message::Text(t))) => parse_frame(t.as_str()),
-                    Some(Ok(Message::Binary(b))) => match std::str::from_utf8(b) {
-                        Ok(t) => parse_frame(t),
+                // The frame is parsed where it lies (its text is not copied); a large one
+                // on the CPU pool.
+                let parsed = match incoming {
+                    Some(Ok(Message::Text(t))) => {
+                        crate::cpu::offload(t.len(), move || parse_frame(t.as_str())).await
+                    }
+                    Some(Ok(Message::Binary(b))) => match Utf8Bytes::try_from(b) {
+                        Ok(t) => crate::cpu::offload(t.len(), move || parse_frame(t.as_str())).await,
                         Err(_) => break RpcError::Disconnected("binary frame is not UTF-8".into()),
                     },
                     Some(Ok(Message::Close(_))) | None => break RpcError::Disconnected("closed by the node".into()),

@@ -1,7 +1,8 @@
 //! The per-chain publisher (idempotent mode): encodes each update's records, enqueues them
 //! in order, and applies an update to the delivered [`Progress`] only when the broker
 //! acknowledged every one of its records. The checkpoint follows it: at most one
-//! checkpoint write is in flight, and it always carries the newest delivered state.
+//! checkpoint write is in flight, it always carries the newest delivered state, and
+//! writes are at least `checkpoint_interval_ms` apart.
 //!
 //! Backpressure: a full producer queue makes the publisher wait (never drop); at most
 //! `max_blocks_in_flight` updates await acknowledgement, after which the publisher stops
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
+use tokio::time::{Instant, sleep_until};
 
 use crate::config::ChainConfig;
 use crate::encode::{Encoder, Framing};
@@ -24,7 +26,7 @@ use super::dedup::Dedup;
 use super::error::SinkError;
 use super::produce::{acknowledged, enqueue, enqueue_checkpoint, outgoing};
 use super::progress::{Landed, Progress};
-use super::records::{Effect, build};
+use super::records::{Builder, Effect};
 
 /// An update whose records were all acknowledged.
 #[derive(Debug)]
@@ -61,8 +63,7 @@ pub struct Publisher {
     topic: String,
     checkpoint_topic: String,
     producer: Producer,
-    encoder: Encoder,
-    dedup: Dedup,
+    builder: Builder,
     progress: Progress,
 }
 
@@ -80,10 +81,9 @@ impl Publisher {
         Ok(Self {
             topic: cfg.topic(),
             checkpoint_topic: checkpoint_topic.to_owned(),
+            builder: Builder::new(cfg.chain_id, Encoder::new(framing)?, dedup),
             cfg,
             producer,
-            encoder: Encoder::new(framing)?,
-            dedup,
             progress,
         })
     }
@@ -102,6 +102,8 @@ impl Publisher {
         let mut pending: Pending<Acked> = FuturesOrdered::new();
         let mut checkpoint: Pending<()> = FuturesOrdered::new();
         let mut dirty = false;
+        let every = std::time::Duration::from_millis(self.cfg.checkpoint_interval_ms);
+        let mut next_write = Instant::now();
         loop {
             tokio::select! {
                 biased;
@@ -109,14 +111,21 @@ impl Publisher {
                     dirty |= self.apply(done?);
                 }
                 Some(done) = checkpoint.next(), if !checkpoint.is_empty() => done?,
+                () = sleep_until(next_write), if dirty && checkpoint.is_empty() => {}
                 update = updates.recv(), if pending.len() < self.cfg.max_blocks_in_flight => match update {
-                    Some(update) => pending.push_back(self.enqueue(update).await?),
+                    Some(update) => {
+                        pending.push_back(self.enqueue(update).await?);
+                        // Encoding a block is CPU work: let other chains' tasks (and the
+                        // I/O driver) run between blocks, not only when the budget ends.
+                        tokio::task::yield_now().await;
+                    }
                     None => break,
                 },
             }
-            if dirty && checkpoint.is_empty() {
+            if dirty && checkpoint.is_empty() && Instant::now() >= next_write {
                 checkpoint.push_back(self.write_checkpoint().await?);
                 dirty = false;
+                next_write = Instant::now() + every;
             }
         }
         while let Some(done) = pending.next().await {
@@ -142,12 +151,7 @@ impl Publisher {
         &mut self,
         update: Update,
     ) -> Result<BoxFuture<'static, Result<Acked, SinkError>>, SinkError> {
-        let batch = build(
-            self.cfg.chain_id,
-            update,
-            &mut self.encoder,
-            &mut self.dedup,
-        )?;
+        let batch = self.builder.build(update).await?;
         let block = batch.effect.block();
         let mut deliveries = Vec::with_capacity(batch.records.len());
         let mut trace = batch.trace;

@@ -2,6 +2,7 @@
 //! for a retraction. The dedup LRU skips values already on the topic, and forgets keys it
 //! retracts.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use crate::encode::Encoder;
@@ -67,8 +68,37 @@ pub(super) struct Batch {
     pub(super) trace: Option<BlockTrace>,
 }
 
+/// What building a chain's records keeps between updates: the encoder and the dedup
+/// cache, shared with the CPU pool that builds a large update (see [`crate::cpu`]).
+#[derive(Clone)]
+pub(super) struct Builder {
+    chain_id: u64,
+    state: Arc<Mutex<(Encoder, Dedup)>>,
+}
+
+impl Builder {
+    pub(super) fn new(chain_id: u64, encoder: Encoder, dedup: Dedup) -> Self {
+        Self {
+            chain_id,
+            state: Arc::new(Mutex::new((encoder, dedup))),
+        }
+    }
+
+    /// The records of `update`: a large one (a catch-up block) on the CPU pool.
+    pub(super) async fn build(&self, update: Update) -> Result<Batch, SinkError> {
+        let (chain_id, state) = (self.chain_id, self.state.clone());
+        crate::cpu::offload(update.weight(), move || {
+            // Poisoned only by a panic, which has already ended the publisher.
+            let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+            let (encoder, dedup) = &mut *state;
+            build(chain_id, update, encoder, dedup)
+        })
+        .await
+    }
+}
+
 /// Builds the records for `update`.
-pub(super) fn build(
+fn build(
     chain_id: u64,
     update: Update,
     encoder: &mut Encoder,

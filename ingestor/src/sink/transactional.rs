@@ -22,7 +22,7 @@ use super::error::SinkError;
 use super::produce::{acknowledged, enqueue, enqueue_checkpoint, outgoing};
 use super::progress::{Landed, Progress};
 use super::publisher::{Acked, Outcome, apply};
-use super::records::build;
+use super::records::Builder;
 use crate::config::{ChainConfig, KafkaConfig};
 use crate::encode::{Encoder, Framing};
 use crate::events;
@@ -98,8 +98,7 @@ pub struct TransactionalPublisher {
     topic: String,
     checkpoint_topic: String,
     producer: Producer,
-    encoder: Encoder,
-    dedup: Dedup,
+    builder: Builder,
     progress: Progress,
     max_blocks: usize,
     timeout: Duration,
@@ -120,10 +119,9 @@ impl TransactionalPublisher {
             id: transactional_id(k, cfg.chain_id),
             topic: cfg.topic(),
             checkpoint_topic: k.checkpoint_topic.clone(),
+            builder: Builder::new(cfg.chain_id, Encoder::new(framing)?, dedup),
             cfg,
             producer,
-            encoder: Encoder::new(framing)?,
-            dedup,
             progress,
             max_blocks: k.transaction_max_blocks,
             timeout: Duration::from_millis(k.transaction_timeout_ms),
@@ -174,12 +172,7 @@ impl TransactionalPublisher {
         let mut acked = Vec::with_capacity(updates.len());
         let mut deliveries = Vec::new();
         for update in updates {
-            let batch = build(
-                self.cfg.chain_id,
-                update,
-                &mut self.encoder,
-                &mut self.dedup,
-            )?;
+            let batch = self.builder.build(update).await?;
             let block = batch.effect.block();
             let mut trace = batch.trace;
             if let Some(t) = trace.as_mut() {
