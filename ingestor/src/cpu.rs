@@ -64,14 +64,16 @@ fn work(rx: &Mutex<Receiver<Job>>) {
     }
 }
 
-/// Lowers the calling thread's priority (Linux: a thread's own nice value). Best effort:
-/// where it is not allowed, the pool still keeps the runtime's workers free.
+/// Lowers the calling thread's priority by [`NICE`] from the one it inherited (Linux: a
+/// thread's own nice value, at most 19). Best effort: where it is not allowed, the pool
+/// still keeps the runtime's workers free.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: plain system calls on the calling thread; no memory is shared.
     unsafe {
-        let tid = libc::gettid();
-        let _ = libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, NICE);
+        let tid = libc::gettid() as libc::id_t;
+        let inherited = libc::getpriority(libc::PRIO_PROCESS, tid);
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, (inherited + NICE).min(19));
     }
 }
 
