@@ -101,6 +101,18 @@ fn block_number(value: &[u8]) -> Option<u64> {
     u64::try_from(long()?).ok()
 }
 
+/// The ingestor's `block delivered` log line for `chain`'s block `number`.
+fn delivered<'a>(log: &'a str, chain: &str, number: u64) -> Option<&'a str> {
+    let (chain, block) = (format!("chain=\"{chain}\""), format!(" block={number} "));
+    log.lines()
+        .find(|l| l.contains("block delivered") && l.contains(&chain) && l.contains(&block))
+}
+
+/// When a log line was written (its leading RFC 3339 timestamp).
+fn logged_at(line: &str) -> Option<std::time::SystemTime> {
+    humantime::parse_rfc3339_weak(line.split_whitespace().next()?.trim_end_matches('Z')).ok()
+}
+
 /// Percentiles (p50, p90, p99, max) in ms.
 fn summary(mut ms: Vec<f64>) -> String {
     ms.sort_by(f64::total_cmp);
@@ -223,16 +235,7 @@ pub fn run(ingestor: &std::path::Path, blocks: usize, backfill_logs: usize) -> a
     let acked: Vec<f64> = starts
         .iter()
         .filter_map(|(number, wall0)| {
-            let marker = format!(" block={number} ");
-            let line = log.lines().find(|l| {
-                l.contains("block delivered")
-                    && l.contains("chain=\"chain-31337\"")
-                    && l.contains(&marker)
-            })?;
-            let at = humantime::parse_rfc3339_weak(
-                line.split_whitespace().next()?.trim_end_matches('Z'),
-            )
-            .ok()?;
+            let at = logged_at(delivered(&log, "chain-31337", *number)?)?;
             Some(at.duration_since(*wall0).ok()?.as_secs_f64() * 1e3)
         })
         .collect();
@@ -240,13 +243,8 @@ pub fn run(ingestor: &std::path::Path, blocks: usize, backfill_logs: usize) -> a
     let produced: Vec<f64> = starts
         .iter()
         .filter_map(|(number, _)| {
-            let marker = format!(" block={number} ");
-            let line = log.lines().find(|l| {
-                l.contains("block delivered")
-                    && l.contains("chain=\"chain-31337\"")
-                    && l.contains(&marker)
-            })?;
-            line.split_whitespace()
+            delivered(&log, "chain-31337", *number)?
+                .split_whitespace()
                 .find_map(|f| f.strip_prefix("produce_ms="))?
                 .parse()
                 .ok()
@@ -259,16 +257,7 @@ pub fn run(ingestor: &std::path::Path, blocks: usize, backfill_logs: usize) -> a
     if let Some(a) = &other {
         // The samples taken while the other chain's backfill was still being acknowledged.
         let head = a.node().head()?;
-        let marker = format!(" block={head} ");
-        let done = log
-            .lines()
-            .find(|l| {
-                l.contains("block delivered") && l.contains("chain-31338") && l.contains(&marker)
-            })
-            .and_then(|l| {
-                humantime::parse_rfc3339_weak(l.split_whitespace().next()?.trim_end_matches('Z'))
-                    .ok()
-            });
+        let done = delivered(&log, "chain-31338", head).and_then(logged_at);
         let during: Vec<f64> = wall
             .iter()
             .zip(&live)
@@ -304,4 +293,24 @@ pub fn run(ingestor: &std::path::Path, blocks: usize, backfill_logs: usize) -> a
         summary(floor)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivered_lines_are_found_by_chain_and_block() {
+        let log = "2026-11-25T22:20:29.849052Z DEBUG ingestor::events::publish: block delivered chain=\"chain-31337\" block=5 hash=0xa records=9 dedup_hits=0 produce_ms=1.5\n\
+                   2026-11-25T22:20:29.900000Z DEBUG ingestor::events::publish: block delivered chain=\"chain-31338\" block=5 hash=0xb records=1 dedup_hits=0 produce_ms=2.5\n";
+        let line = delivered(log, "chain-31338", 5).expect("line");
+        assert!(line.contains("produce_ms=2.5"));
+        assert!(delivered(log, "chain-31337", 50).is_none());
+        let at = logged_at(line).expect("time");
+        let earlier = logged_at(delivered(log, "chain-31337", 5).expect("line")).expect("time");
+        assert_eq!(
+            at.duration_since(earlier).expect("order").as_micros(),
+            50_948
+        );
+    }
 }
