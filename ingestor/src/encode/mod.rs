@@ -4,13 +4,13 @@
 //! The fingerprint is the specification's (see [`fingerprint`]), not apache-avro's. With a
 //! Schema Registry, values use its wire format instead ([`Framing::Registry`]).
 
+mod body;
 pub mod fingerprint;
 pub mod peek;
 
 use std::sync::LazyLock;
 
 use apache_avro::Schema;
-use apache_avro::types::Value;
 
 use crate::rpc::types::Log;
 
@@ -26,9 +26,9 @@ pub enum EncodeError {
     /// `schemas/evm_log.avsc` does not parse (a build defect, reported at start-up).
     #[error("embedded schema schemas/evm_log.avsc is invalid: {0}")]
     Schema(String),
-    /// The writer refused a record.
-    #[error("avro encoding failed: {0}")]
-    Avro(String),
+    /// The embedded schema is not the record [`Encoder`] writes (a build defect).
+    #[error("embedded schema schemas/evm_log.avsc does not match the encoder: {0}")]
+    Mismatch(String),
 }
 
 /// The parsed `EvmLog` schema.
@@ -52,8 +52,15 @@ pub fn fingerprint() -> Result<[u8; 8], EncodeError> {
 /// (see the README: readers resolving schemas by fingerprint map it to the same schema).
 pub const LEGACY_FINGERPRINT: [u8; 8] = [0x52, 0x48, 0x3c, 0xb6, 0x00, 0x15, 0xe0, 0x82];
 
-/// Builds the record value for one log, field by field in schema order.
-pub fn to_value(chain_id: u64, block_timestamp_s: u64, log: &Log) -> Value {
+/// Builds the record value for one log, field by field in schema order: apache-avro's
+/// `Value` tree, the reference the writer is tested against.
+#[cfg(test)]
+pub(crate) fn to_value(
+    chain_id: u64,
+    block_timestamp_s: u64,
+    log: &Log,
+) -> apache_avro::types::Value {
+    use apache_avro::types::Value;
     Value::Record(vec![
         ("chain_id".into(), Value::Long(chain_id as i64)),
         ("block_number".into(), Value::Long(log.block_number as i64)),
@@ -103,13 +110,14 @@ pub enum Framing {
 
 /// A reusable encoder (one per chain; not shared between tasks).
 pub struct Encoder {
-    schema: &'static Schema,
     header: Vec<u8>,
 }
 
 impl Encoder {
     /// Creates an encoder for the embedded schema, framing values as `framing` says.
+    /// Fails if the schema is not the record the writer writes.
     pub fn new(framing: Framing) -> Result<Self, EncodeError> {
+        body::matches(schema()?).map_err(EncodeError::Mismatch)?;
         let header = match framing {
             Framing::SingleObject => {
                 let mut h = vec![0xc3, 0x01];
@@ -122,28 +130,15 @@ impl Encoder {
                 h
             }
         };
-        Ok(Self {
-            schema: schema()?,
-            header,
-        })
+        Ok(Self { header })
     }
 
     /// Encodes one log as a complete message (header and body).
-    pub fn encode(
-        &mut self,
-        chain_id: u64,
-        block_timestamp_s: u64,
-        log: &Log,
-    ) -> Result<Vec<u8>, EncodeError> {
-        let mut out = Vec::with_capacity(256 + log.data.len());
+    pub fn encode(&self, chain_id: u64, block_timestamp_s: u64, log: &Log) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.header.len() + body::size_hint(log));
         out.extend_from_slice(&self.header);
-        let value = to_value(chain_id, block_timestamp_s, log)
-            .resolve(self.schema)
-            .map_err(|e| EncodeError::Avro(e.to_string()))?;
-        apache_avro::to_avro_datum(self.schema, value)
-            .map(|body| out.extend_from_slice(&body))
-            .map_err(|e| EncodeError::Avro(e.to_string()))?;
-        Ok(out)
+        body::write(&mut out, chain_id, block_timestamp_s, log);
+        out
     }
 }
 
@@ -164,10 +159,10 @@ mod tests {
             topics: vec![B256::new([5; 32]), B256::new([6; 32])],
             data: vec![9; 1500],
         };
-        let bytes = Encoder::new(Framing::SingleObject)
-            .expect("schema")
-            .encode(31337, 1_700_000_000, &log)
-            .expect("encode");
+        let bytes =
+            Encoder::new(Framing::SingleObject)
+                .expect("schema")
+                .encode(31337, 1_700_000_000, &log);
         assert_eq!(&bytes[..2], &[0xc3, 0x01]);
         assert_eq!(
             hex::encode(&bytes[2..10]),
@@ -194,8 +189,7 @@ mod tests {
         };
         let bytes = Encoder::new(Framing::Registry { schema_id: 258 })
             .expect("schema")
-            .encode(1, 2, &log)
-            .expect("encode");
+            .encode(1, 2, &log);
         assert_eq!(&bytes[..5], &[0, 0, 0, 1, 2], "magic 0, id 258 big-endian");
         let value = apache_avro::from_avro_datum(schema().expect("schema"), &mut &bytes[5..], None)
             .expect("body");

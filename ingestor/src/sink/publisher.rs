@@ -151,7 +151,7 @@ impl Publisher {
         &mut self,
         update: Update,
     ) -> Result<BoxFuture<'static, Result<Acked, SinkError>>, SinkError> {
-        let batch = self.builder.build(update).await?;
+        let batch = self.builder.build(update).await;
         let block = batch.effect.block();
         let mut deliveries = Vec::with_capacity(batch.records.len());
         let mut trace = batch.trace;

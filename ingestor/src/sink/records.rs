@@ -11,7 +11,6 @@ use crate::telemetry::trace::BlockTrace;
 use crate::window::{LogId, WindowBlock};
 
 use super::dedup::Dedup;
-use super::error::SinkError;
 
 /// The record key: `<chain_id>:<transaction_hash>:<log_index>`.
 pub fn record_key(chain_id: u64, tx: &crate::rpc::hex::B256, log_index: u64) -> String {
@@ -85,7 +84,7 @@ impl Builder {
     }
 
     /// The records of `update`: a large one (a catch-up block) on the CPU pool.
-    pub(super) async fn build(&self, update: Update) -> Result<Batch, SinkError> {
+    pub(super) async fn build(&self, update: Update) -> Batch {
         let (chain_id, state) = (self.chain_id, self.state.clone());
         crate::cpu::offload(update.weight(), move || {
             // Poisoned only by a panic, which has already ended the publisher.
@@ -98,12 +97,7 @@ impl Builder {
 }
 
 /// Builds the records for `update`.
-fn build(
-    chain_id: u64,
-    update: Update,
-    encoder: &mut Encoder,
-    dedup: &mut Dedup,
-) -> Result<Batch, SinkError> {
+fn build(chain_id: u64, update: Update, encoder: &Encoder, dedup: &mut Dedup) -> Batch {
     match update {
         Update::Block(block) => {
             let encode_started = SystemTime::now();
@@ -120,7 +114,7 @@ fn build(
             let mut records = Vec::with_capacity(block.logs.len());
             let mut dedup_hits = 0;
             for log in &block.logs {
-                let value = encoder.encode(chain_id, ts_s, log)?;
+                let value = encoder.encode(chain_id, ts_s, log);
                 let id = LogId {
                     tx: log.transaction_hash,
                     log_index: log.log_index,
@@ -137,13 +131,13 @@ fn build(
                 });
             }
             trace.encoded(encode_started);
-            Ok(Batch {
+            Batch {
                 records,
                 effect: Effect::Block(block.window_block()),
                 dedup_hits,
                 timestamp_s: Some(ts_s),
                 trace: Some(trace),
-            })
+            }
         }
         Update::Retract(r) => {
             let now_ms = std::time::SystemTime::now()
@@ -169,7 +163,7 @@ fn build(
                     dedup.forget(id);
                 }
             }
-            Ok(Batch {
+            Batch {
                 records,
                 effect: Effect::Retract {
                     ancestor: r.ancestor,
@@ -177,7 +171,7 @@ fn build(
                 dedup_hits: 0,
                 timestamp_s: None,
                 trace: None,
-            })
+            }
         }
     }
 }

@@ -172,7 +172,7 @@ impl TransactionalPublisher {
         let mut acked = Vec::with_capacity(updates.len());
         let mut deliveries = Vec::new();
         for update in updates {
-            let batch = self.builder.build(update).await?;
+            let batch = self.builder.build(update).await;
             let block = batch.effect.block();
             let mut trace = batch.trace;
             if let Some(t) = trace.as_mut() {
