@@ -6,6 +6,7 @@
 
 use apache_avro::Schema;
 
+use crate::rpc::hex::push_hex;
 use crate::rpc::types::Log;
 
 /// The schema's fields, in order, with the types this writer gives them.
@@ -101,14 +102,8 @@ fn long(out: &mut Vec<u8>, n: i64) {
 
 /// A string holding `0x` and the lowercase hex of `bytes`.
 fn hex_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     long(out, 2 + 2 * bytes.len() as i64);
-    out.reserve(2 + 2 * bytes.len());
-    out.extend_from_slice(b"0x");
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 0x0f)]);
-    }
+    push_hex(out, bytes);
 }
 
 #[cfg(test)]

@@ -21,12 +21,48 @@ impl HexError {
     }
 }
 
+fn strip_0x<'s>(field: &'static str, s: &'s str) -> Result<&'s str, HexError> {
+    s.strip_prefix("0x")
+        .ok_or_else(|| HexError::new(field, "missing 0x prefix"))
+}
+
+fn not_hex(field: &'static str, e: hex::FromHexError) -> HexError {
+    HexError::new(field, format!("not hex bytes: {e}"))
+}
+
 /// Decodes a `0x`-prefixed hex string of any even length into bytes.
 pub fn decode_bytes(field: &'static str, s: &str) -> Result<Vec<u8>, HexError> {
-    let body = s
-        .strip_prefix("0x")
-        .ok_or_else(|| HexError::new(field, "missing 0x prefix"))?;
-    hex::decode(body).map_err(|e| HexError::new(field, format!("not hex bytes: {e}")))
+    let body = strip_0x(field, s)?;
+    if body.len() % 2 != 0 {
+        return Err(not_hex(field, hex::FromHexError::OddLength));
+    }
+    let mut out = vec![0; body.len() / 2];
+    hex::decode_to_slice(body, &mut out).map_err(|e| not_hex(field, e))?;
+    Ok(out)
+}
+
+/// Decodes a `0x`-prefixed hex string of exactly `N` bytes, without allocating.
+pub fn decode_array<const N: usize>(field: &'static str, s: &str) -> Result<[u8; N], HexError> {
+    let body = strip_0x(field, s)?;
+    if body.len() != 2 * N {
+        return Err(match body.len() % 2 {
+            0 => HexError::new(field, format!("expected {N} bytes, got {}", body.len() / 2)),
+            _ => not_hex(field, hex::FromHexError::OddLength),
+        });
+    }
+    let mut out = [0; N];
+    hex::decode_to_slice(body, &mut out).map_err(|e| not_hex(field, e))?;
+    Ok(out)
+}
+
+/// Appends `0x` and the lowercase hex of `bytes` to `out`.
+pub fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(2 + 2 * bytes.len());
+    out.extend_from_slice(b"0x");
+    for b in bytes {
+        out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0f)]]);
+    }
 }
 
 /// Decodes a JSON-RPC quantity (`0x`-prefixed, no leading zeros required) into a `u64`.
@@ -66,17 +102,21 @@ impl<const N: usize> FixedBytes<N> {
 
     /// Parses exactly `N` bytes of `0x`-prefixed hex (either case).
     pub fn parse(field: &'static str, s: &str) -> Result<Self, HexError> {
-        let bytes = decode_bytes(field, s)?;
-        let arr: [u8; N] = bytes.try_into().map_err(|v: Vec<u8>| {
-            HexError::new(field, format!("expected {N} bytes, got {}", v.len()))
-        })?;
-        Ok(Self(arr))
+        decode_array(field, s).map(Self)
     }
 }
 
 impl<const N: usize> fmt::Display for FixedBytes<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "0x{}", hex::encode(self.0))
+        f.write_str("0x")?;
+        // 32 bytes at a time through a stack buffer, not an allocated String.
+        let mut buf = [0u8; 64];
+        for chunk in self.0.chunks(32) {
+            let hex = &mut buf[..2 * chunk.len()];
+            hex::encode_to_slice(chunk, hex).map_err(|_| fmt::Error)?;
+            f.write_str(std::str::from_utf8(hex).map_err(|_| fmt::Error)?)?;
+        }
+        Ok(())
     }
 }
 
@@ -107,7 +147,35 @@ mod tests {
         let a =
             Address::parse("address", "0xABCDEF0123456789abcdef0123456789ABCDEF01").expect("valid");
         assert_eq!(a.to_string(), "0xabcdef0123456789abcdef0123456789abcdef01");
-        assert!(Address::parse("address", "0xabcd").is_err());
-        assert!(B256::parse("hash", "0xzz").is_err());
+        assert_eq!(
+            Address::parse("address", "0xabcd").map_err(|e| e.reason),
+            Err("expected 20 bytes, got 2".into())
+        );
+        assert_eq!(
+            B256::parse("hash", "0xzz").map_err(|e| e.reason),
+            Err("expected 32 bytes, got 1".into()),
+            "the length is checked first"
+        );
+        assert_eq!(
+            B256::parse("hash", "0xabc").map_err(|e| e.reason),
+            Err("not hex bytes: Odd number of digits".into())
+        );
+        assert_eq!(
+            B256::parse("hash", &format!("0x{}zz", "ab".repeat(31))).map_err(|e| e.reason),
+            Err("not hex bytes: Invalid character 'z' at position 62".into())
+        );
+        assert!(B256::parse("hash", &"ab".repeat(32)).is_err(), "no 0x");
+        assert_eq!(decode_bytes("data", "0x"), Ok(vec![]));
+        assert_eq!(decode_bytes("data", "0x0aFf"), Ok(vec![0x0a, 0xff]));
+        assert!(decode_bytes("data", "0x0").is_err());
+        let mut out = Vec::new();
+        push_hex(&mut out, &[0x00, 0x9f, 0xa0]);
+        assert_eq!(out, b"0x009fa0");
+        let long = FixedBytes::<40>::new([0xc4; 40]).to_string();
+        assert_eq!(
+            long,
+            format!("0x{}", "c4".repeat(40)),
+            "more than one chunk"
+        );
     }
 }
