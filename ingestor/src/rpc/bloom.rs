@@ -5,7 +5,10 @@
 //! The follower uses it to tell a complete answer from a lagging provider's partial one:
 //! the logs of a block must produce exactly the header's bloom.
 
+use std::collections::HashSet;
 use std::fmt;
+
+use foldhash::fast::FixedState;
 
 use tiny_keccak::{Hasher, Keccak};
 
@@ -52,14 +55,7 @@ fn positions(item: &[u8]) -> [(usize, u8); 3] {
 impl Bloom {
     /// Parses `0x` + 512 hex digits.
     pub fn parse(field: &'static str, s: &str) -> Result<Self, HexError> {
-        let bytes = super::hex::decode_bytes(field, s)?;
-        let arr: [u8; BLOOM_BYTES] = bytes.try_into().map_err(|b: Vec<u8>| {
-            HexError::new(
-                field,
-                format!("{} bytes, a bloom has {BLOOM_BYTES}", b.len()),
-            )
-        })?;
-        Ok(Self(Box::new(arr)))
+        super::hex::decode_array(field, s).map(|arr| Self(Box::new(arr)))
     }
 
     /// Whether no bit is set (the block has no logs).
@@ -81,13 +77,20 @@ impl Bloom {
             .all(|(byte, mask)| self.0[*byte] & mask == *mask)
     }
 
-    /// The bloom of `logs`.
-    pub fn of_logs<'a>(logs: impl IntoIterator<Item = &'a Log>) -> Self {
+    /// The bloom of `logs`. Each distinct address and topic is hashed once: a block's logs
+    /// repeat them (one token contract, one event signature, the same senders), and adding
+    /// an item twice sets no new bit.
+    pub fn of_logs(logs: &[Log]) -> Self {
+        let mut seen: HashSet<&[u8], FixedState> =
+            HashSet::with_capacity_and_hasher(logs.len() * 2, FixedState::default());
         let mut bloom = Self::default();
         for log in logs {
-            bloom.accrue(&log.address.0);
-            for t in &log.topics {
-                bloom.accrue(&t.0);
+            let items =
+                std::iter::once(&log.address.0[..]).chain(log.topics.iter().map(|t| &t.0[..]));
+            for item in items {
+                if seen.insert(item) {
+                    bloom.accrue(item);
+                }
             }
         }
         bloom
@@ -116,5 +119,30 @@ mod tests {
         assert!(!b.is_zero() && b.contains(&[0x11; 20]) && b.contains(&[0x22; 32]));
         assert!(!b.contains(&[0x33; 32]));
         assert!(b.0.iter().map(|x| x.count_ones()).sum::<u32>() <= 6);
+    }
+
+    /// Hashing each distinct item once gives the bloom of adding every item.
+    #[test]
+    fn of_logs_equals_accruing_every_item() {
+        use crate::rpc::hex::{Address, B256};
+        let logs: Vec<Log> = (0..50u8)
+            .map(|i| Log {
+                block_number: 1,
+                block_hash: B256::new([0; 32]),
+                transaction_hash: B256::new([i; 32]),
+                transaction_index: 0,
+                log_index: u64::from(i),
+                address: Address::new([i % 3; 20]),
+                topics: (0..i % 5).map(|t| B256::new([t * (i % 7); 32])).collect(),
+                data: vec![],
+            })
+            .collect();
+        let mut every = Bloom::default();
+        for log in &logs {
+            every.accrue(&log.address.0);
+            log.topics.iter().for_each(|t| every.accrue(&t.0));
+        }
+        assert_eq!(Bloom::of_logs(&logs), every);
+        assert!(!every.is_zero());
     }
 }
