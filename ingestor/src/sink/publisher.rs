@@ -159,9 +159,10 @@ impl Publisher {
             t.producing();
         }
         let started = std::time::Instant::now();
-        for r in &batch.records {
-            let d = enqueue(&self.producer, &self.cfg.name, outgoing(&self.topic, r)).await?;
-            deliveries.push((r.key.clone(), d));
+        // Each record is dropped once librdkafka has copied it; its key stays for errors.
+        for r in batch.records {
+            let d = enqueue(&self.producer, &self.cfg.name, outgoing(&self.topic, &r)).await?;
+            deliveries.push((r.key, d));
         }
         let (effect, dedup_hits, topic) = (batch.effect, batch.dedup_hits, self.topic.clone());
         let timestamp_s = batch.timestamp_s;
