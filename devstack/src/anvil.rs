@@ -1,6 +1,6 @@
 //! The pinned anvil node as a child process.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -53,6 +53,11 @@ impl Anvil {
             "--disable-code-size-limit",
         ])
         .args(["--accounts", "4", "--balance", "1000000"])
+        // Past a few hundred blocks anvil writes old states to disk, by default under
+        // ~/.foundry/anvil/tmp, and removes them only on a clean exit: a killed anvil left
+        // gigabytes there. Under `dir` they go with the test's or bench's directory.
+        .arg("--cache-path")
+        .arg(Self::cache_path(dir, chain_id, port))
         .args(extra)
         .env_remove("ETH_RPC_URL");
         let process = Managed::spawn(
@@ -74,6 +79,11 @@ impl Anvil {
         Ok(anvil)
     }
 
+    /// Where this anvil keeps the states it writes to disk.
+    fn cache_path(dir: &Path, chain_id: u64, port: u16) -> PathBuf {
+        dir.join(format!("anvil-{chain_id}-{port}-states"))
+    }
+
     /// The WebSocket URL the ingestor uses.
     pub fn ws_url(&self) -> String {
         format!("ws://127.0.0.1:{}", self.port)
@@ -82,5 +92,36 @@ impl Anvil {
     /// An HTTP client for it.
     pub fn node(&self) -> Node {
         Node::new(self.port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Enough blocks make anvil write states to disk: they land in the given directory.
+    #[test]
+    fn states_written_to_disk_stay_in_the_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let anvil = Anvil::start(31337, dir.path()).expect("anvil");
+        anvil
+            .node()
+            .call("anvil_mine", serde_json::json!(["0x200"]))
+            .expect("mine");
+        let cache = Anvil::cache_path(dir.path(), anvil.chain_id, anvil.port);
+        let files = walk(&cache);
+        assert!(files > 0, "no state written under {}", cache.display());
+    }
+
+    fn walk(path: &Path) -> usize {
+        std::fs::read_dir(path).map_or(0, |entries| {
+            entries
+                .flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => walk(&e.path()),
+                    _ => 1,
+                })
+                .sum()
+        })
     }
 }
