@@ -164,15 +164,21 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         } else {
             supervisor::Producers::Shared(sink::producer(&cfg.kafka)?)
         };
-        sink::ensure_topic(&cfg.kafka, &cfg.kafka.checkpoint_topic, Some(1)).await?;
-        for chain in &cfg.chains {
-            sink::ensure_topic(&cfg.kafka, &chain.topic(), None).await?;
-        }
-        let framings = framings(&cfg).await?;
+        let topics: Vec<(String, Option<i32>)> =
+            std::iter::once((cfg.kafka.checkpoint_topic.clone(), Some(1)))
+                .chain(cfg.chains.iter().map(|c| (c.topic(), None)))
+                .collect();
+        sink::ensure_topics(&cfg.kafka, &topics).await?;
+        // Independent of each other, so at once: start-up time is time before the first
+        // record.
         let kafka = cfg.kafka.clone();
-        let checkpoints = tokio::task::spawn_blocking(move || checkpoint::load_all(&kafka))
-            .await
-            .context("checkpoint loader failed")??;
+        let checkpoints = async {
+            tokio::task::spawn_blocking(move || checkpoint::load_all(&kafka))
+                .await
+                .context("checkpoint loader failed")?
+                .map_err(anyhow::Error::from)
+        };
+        let (framings, checkpoints) = tokio::try_join!(framings(&cfg), checkpoints)?;
         supervisor::run(cfg, producers, checkpoints, framings, stop).await?;
         Ok(())
     })

@@ -24,5 +24,5 @@ pub use progress::{Landed, Progress, TopicState};
 pub use publisher::{Acked, Outcome, Publisher};
 pub use read::TopicRead;
 pub use records::{Effect, OutRecord, parse_key, record_key};
-pub use topics::ensure_topic;
+pub use topics::ensure_topics;
 pub use transactional::{TransactionalPublisher, transactional_id, transactional_producer};

@@ -19,7 +19,8 @@ use crate::telemetry::KafkaContext;
 
 /// A consumer assigned to every partition of one topic.
 pub struct TopicRead {
-    consumer: BaseConsumer<KafkaContext>,
+    /// `None` only once dropped.
+    consumer: Option<BaseConsumer<KafkaContext>>,
     topic: String,
     partitions: Vec<i32>,
     timeout: Duration,
@@ -65,7 +66,7 @@ impl TopicRead {
         }
         consumer.assign(&tpl).map_err(|e| e.to_string())?;
         Ok(Self {
-            consumer,
+            consumer: Some(consumer),
             topic: topic.to_owned(),
             partitions,
             timeout,
@@ -78,6 +79,9 @@ impl TopicRead {
         &self,
         mut each: impl FnMut(&BorrowedMessage<'_>) -> Result<(), String>,
     ) -> Result<(), String> {
+        let Some(consumer) = &self.consumer else {
+            return Ok(());
+        };
         let mut at_end = HashSet::new();
         let mut progress = Instant::now();
         while at_end.len() < self.partitions.len() {
@@ -88,7 +92,7 @@ impl TopicRead {
                     self.timeout.as_millis()
                 ));
             }
-            match self.consumer.poll(Duration::from_millis(200)) {
+            match consumer.poll(Duration::from_millis(200)) {
                 None => {}
                 Some(Err(KafkaError::PartitionEOF(p))) => {
                     at_end.insert(p);
@@ -105,6 +109,19 @@ impl TopicRead {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for TopicRead {
+    /// Closes the consumer on a thread of its own: rdkafka's drop of a consumer in a group
+    /// polls its close every 100 ms, which would add that to every start-up read.
+    fn drop(&mut self) {
+        if let Some(consumer) = self.consumer.take() {
+            // No thread to be had: the consumer is closed here, as rdkafka would.
+            let _ = std::thread::Builder::new()
+                .name("topic-read-close".into())
+                .spawn(move || drop(consumer));
+        }
     }
 }
 

@@ -24,9 +24,30 @@ use crate::events;
 use super::client::{MAX_MESSAGE_BYTES, base_config};
 use super::error::SinkError;
 
+/// [`ensure_topic`] for each `(topic, partitions)`, all at once through one admin client.
+pub async fn ensure_topics(
+    k: &KafkaConfig,
+    topics: &[(String, Option<i32>)],
+) -> Result<(), SinkError> {
+    let admin: AdminClient<DefaultClientContext> = base_config(k)
+        .create()
+        .map_err(|e| SinkError::Client(Box::new(e)))?;
+    let result = futures_util::future::try_join_all(
+        topics
+            .iter()
+            .map(|(topic, partitions)| ensure_topic(&admin, k, topic, *partitions)),
+    )
+    .await;
+    // Dropping an admin client joins its polling thread, which wakes every 100 ms: not on
+    // a runtime worker, and not before the service starts.
+    tokio::task::spawn_blocking(move || drop(admin));
+    result.map(drop)
+}
+
 /// Creates `topic` with `cleanup.policy=compact` (`partitions` of them, default
 /// `kafka.topic_partitions`) if it does not exist, then checks that the broker lists it.
-pub async fn ensure_topic(
+async fn ensure_topic(
+    admin: &AdminClient<DefaultClientContext>,
     k: &KafkaConfig,
     topic: &str,
     partitions: Option<i32>,
@@ -38,9 +59,6 @@ pub async fn ensure_topic(
         brokers: k.brokers.clone(),
         reason: format!("{reason}; check `kafka.brokers` and that the broker is up"),
     };
-    let admin: AdminClient<DefaultClientContext> = base_config(k)
-        .create()
-        .map_err(|e| SinkError::Client(Box::new(e)))?;
     let timeout = Duration::from_millis(k.admin_timeout_ms);
     let max_bytes = MAX_MESSAGE_BYTES.to_string();
     let new = NewTopic::new(
@@ -88,7 +106,7 @@ pub async fn ensure_topic(
             if fresh {
                 return Ok(());
             }
-            check_configs(&admin, k, topic, checkpoints, &opts).await
+            check_configs(admin, k, topic, checkpoints, &opts).await
         }
         Some(t) => Err(err(reason(format!(
             "broker reports it unusable: {:?}",
