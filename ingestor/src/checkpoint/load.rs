@@ -7,7 +7,7 @@ use rdkafka::Offset;
 use rdkafka::message::Message;
 
 use crate::config::KafkaConfig;
-use crate::sink::TopicRead;
+use crate::sink::{ReadError, ToEndError, TopicRead};
 
 use super::{Checkpoint, CheckpointError, decode};
 
@@ -16,9 +16,9 @@ use super::{Checkpoint, CheckpointError, decode};
 /// Only committed records are read, so an aborted transaction's checkpoint never counts.
 pub fn load_all(k: &KafkaConfig) -> Result<HashMap<u64, Checkpoint>, CheckpointError> {
     let topic = &k.checkpoint_topic;
-    let err = |reason: String| CheckpointError::Read {
+    let err = |source: ReadError| CheckpointError::Read {
         topic: topic.clone(),
-        reason,
+        source,
     };
     let read = TopicRead::open(k, topic, "ethhook-ingestor-checkpoints", |_, _| {
         Ok(Offset::Beginning)
@@ -38,14 +38,20 @@ pub fn load_all(k: &KafkaConfig) -> Result<HashMap<u64, Checkpoint>, CheckpointE
                 latest.remove(&chain_id);
             }
             Some(bytes) => {
-                let cp = decode(bytes).map_err(|e| {
-                    format!("record for chain {chain_id} at offset {}: {e}", m.offset())
+                let cp = decode(bytes).map_err(|e| CheckpointError::Record {
+                    topic: topic.clone(),
+                    chain_id,
+                    offset: m.offset(),
+                    source: Box::new(e),
                 })?;
                 latest.insert(chain_id, cp);
             }
         }
         Ok(())
     })
-    .map_err(err)?;
+    .map_err(|e| match e {
+        ToEndError::Read(source) => err(source),
+        ToEndError::Each(e) => e,
+    })?;
     Ok(latest)
 }

@@ -62,12 +62,28 @@ pub enum CheckpointError {
     Codec(String),
     /// The checkpoint topic could not be read to its end.
     #[error(
-        "cannot read checkpoint topic `{topic}`: {reason}; check `kafka.brokers` and that the broker is up"
+        "cannot read checkpoint topic `{topic}`: {source}; check `kafka.brokers` and that the broker is up"
     )]
     Read {
         /// The topic.
         topic: String,
         /// Why.
-        reason: String,
+        #[source]
+        source: crate::sink::ReadError,
+    },
+    /// A record of the checkpoint topic does not decode.
+    #[error(
+        "checkpoint topic `{topic}`: the record for chain {chain_id} at offset {offset} does not decode: {source}"
+    )]
+    Record {
+        /// The topic.
+        topic: String,
+        /// The chain its key names.
+        chain_id: u64,
+        /// Its offset.
+        offset: i64,
+        /// Why.
+        #[source]
+        source: Box<CheckpointError>,
     },
 }

@@ -7,7 +7,7 @@ use rdkafka::message::Message;
 use crate::checkpoint::Checkpoint;
 use crate::config::{ChainConfig, KafkaConfig};
 use crate::encode::peek::peek_block;
-use crate::sink::{TopicRead, digest, parse_key};
+use crate::sink::{ReadError, ToEndError, TopicRead, digest, parse_key};
 
 use super::Resumed;
 use super::view::{TailRecord, View, build_view};
@@ -15,13 +15,14 @@ use super::view::{TailRecord, View, build_view};
 /// The chain topic's tail could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "cannot read the tail of topic `{topic}` at start-up: {reason}; check `kafka.brokers` and that the broker is up"
+    "cannot read the tail of topic `{topic}` at start-up: {source}; check `kafka.brokers` and that the broker is up"
 )]
 pub struct ResumeError {
     /// The topic.
     pub topic: String,
     /// Why.
-    pub reason: String,
+    #[source]
+    pub source: ReadError,
 }
 
 /// Reads `cfg`'s topic from the checkpoint's window start (or the look-back) to its end
@@ -32,9 +33,9 @@ pub fn read_tail(
     checkpoint: Option<&Checkpoint>,
 ) -> Result<Resumed, ResumeError> {
     let topic = cfg.topic();
-    let err = |reason: String| ResumeError {
+    let err = |source: ReadError| ResumeError {
         topic: topic.clone(),
-        reason,
+        source,
     };
     let timeout = std::time::Duration::from_millis(k.admin_timeout_ms);
     let read = TopicRead::open(k, &topic, "ethhook-ingestor-resume", |consumer, p| {
@@ -44,9 +45,7 @@ pub fn read_tail(
         if let Some(o) = stored {
             return Ok(Offset::Offset(o));
         }
-        let (low, high) = consumer
-            .fetch_watermarks(&topic, p, timeout)
-            .map_err(|e| format!("partition {p} watermarks: {e}"))?;
+        let (low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
         let back = i64::try_from(k.resume_lookback_records).unwrap_or(i64::MAX);
         Ok(Offset::Offset(low.max(high.saturating_sub(back))))
     })
@@ -75,9 +74,12 @@ pub fn read_tail(
             id,
             value,
         });
-        Ok(())
+        Ok::<_, std::convert::Infallible>(())
     })
-    .map_err(err)?;
+    .map_err(|e| match e {
+        ToEndError::Read(source) => err(source),
+        ToEndError::Each(never) => match never {},
+    })?;
     Ok(build_view(
         checkpoint,
         cfg.reorg_window_blocks,

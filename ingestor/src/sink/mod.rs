@@ -22,7 +22,7 @@ pub use offsets::Offsets;
 pub use preflight::check_cluster;
 pub use progress::{Landed, Progress, TopicState};
 pub use publisher::{Acked, Outcome, Publisher};
-pub use read::TopicRead;
+pub use read::{ReadError, ToEndError, TopicRead};
 pub use records::{Effect, OutRecord, parse_key, record_key};
 pub use topics::ensure_topics;
 pub use transactional::{TransactionalPublisher, transactional_id, transactional_producer};

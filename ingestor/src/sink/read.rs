@@ -17,6 +17,54 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::config::KafkaConfig;
 use crate::telemetry::KafkaContext;
 
+/// Reading a topic to its end failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The consumer could not be created (a configuration librdkafka refuses).
+    #[error("cannot create a consumer: {0}")]
+    Client(#[source] Box<KafkaError>),
+    /// The topic's metadata could not be had.
+    #[error("metadata request failed: {0}")]
+    Metadata(#[source] Box<KafkaError>),
+    /// The broker lists the topic without partitions.
+    #[error("the broker lists no partition for it")]
+    NoPartitions,
+    /// Where to start reading a partition could not be found.
+    #[error("partition {partition}: cannot find where to start: {source}")]
+    Start {
+        /// The partition.
+        partition: i32,
+        /// Why.
+        #[source]
+        source: Box<KafkaError>,
+    },
+    /// The partitions could not be assigned.
+    #[error("cannot assign its partitions: {0}")]
+    Assign(#[source] Box<KafkaError>),
+    /// The broker answered with an error that is not a passing transport failure.
+    #[error("{0}")]
+    Broker(#[source] Box<KafkaError>),
+    /// Nothing came for `kafka.admin_timeout_ms`.
+    #[error(
+        "no progress towards the end of `{topic}` within kafka.admin_timeout_ms = {timeout_ms}"
+    )]
+    Stalled {
+        /// The topic.
+        topic: String,
+        /// The timeout.
+        timeout_ms: u128,
+    },
+}
+
+/// Why [`TopicRead::to_end`] stopped before the end.
+#[derive(Debug)]
+pub enum ToEndError<E> {
+    /// Reading failed.
+    Read(ReadError),
+    /// The caller's step refused a record.
+    Each(E),
+}
+
 /// A consumer assigned to every partition of one topic.
 pub struct TopicRead {
     /// `None` only once dropped.
@@ -28,13 +76,13 @@ pub struct TopicRead {
 
 impl TopicRead {
     /// A consumer (group `client_id`, never committing) for `topic`'s partitions; `start`
-    /// picks each partition's first offset. Errors are one-line reasons.
+    /// picks each partition's first offset.
     pub fn open(
         k: &KafkaConfig,
         topic: &str,
         client_id: &str,
-        mut start: impl FnMut(&BaseConsumer<KafkaContext>, i32) -> Result<Offset, String>,
-    ) -> Result<Self, String> {
+        mut start: impl FnMut(&BaseConsumer<KafkaContext>, i32) -> Result<Offset, KafkaError>,
+    ) -> Result<Self, ReadError> {
         let mut c = super::client_config(k, client_id);
         c.set("group.id", client_id)
             .set("enable.auto.commit", "false")
@@ -45,11 +93,11 @@ impl TopicRead {
             .set("isolation.level", "read_committed");
         let consumer: BaseConsumer<KafkaContext> = c
             .create_with_context(KafkaContext)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ReadError::Client(Box::new(e)))?;
         let timeout = Duration::from_millis(k.admin_timeout_ms);
         let metadata = consumer
             .fetch_metadata(Some(topic), timeout)
-            .map_err(|e| format!("metadata request failed: {e}"))?;
+            .map_err(|e| ReadError::Metadata(Box::new(e)))?;
         let partitions: Vec<i32> = metadata
             .topics()
             .iter()
@@ -57,14 +105,20 @@ impl TopicRead {
             .flat_map(|t| t.partitions().iter().map(|p| p.id()))
             .collect();
         if partitions.is_empty() {
-            return Err("the broker lists no partition for it".into());
+            return Err(ReadError::NoPartitions);
         }
         let mut tpl = TopicPartitionList::new();
         for &p in &partitions {
-            tpl.add_partition_offset(topic, p, start(&consumer, p)?)
-                .map_err(|e| e.to_string())?;
+            let offset = start(&consumer, p).map_err(|source| ReadError::Start {
+                partition: p,
+                source: Box::new(source),
+            })?;
+            tpl.add_partition_offset(topic, p, offset)
+                .map_err(|e| ReadError::Assign(Box::new(e)))?;
         }
-        consumer.assign(&tpl).map_err(|e| e.to_string())?;
+        consumer
+            .assign(&tpl)
+            .map_err(|e| ReadError::Assign(Box::new(e)))?;
         Ok(Self {
             consumer: Some(consumer),
             topic: topic.to_owned(),
@@ -74,11 +128,12 @@ impl TopicRead {
     }
 
     /// Hands every record to `each`, in offset order per partition, until the end of every
-    /// partition. Fails when no progress was made for `kafka.admin_timeout_ms`.
-    pub fn to_end(
+    /// partition. Fails when no progress was made for `kafka.admin_timeout_ms`, or with the
+    /// first error of `each`.
+    pub fn to_end<E>(
         &self,
-        mut each: impl FnMut(&BorrowedMessage<'_>) -> Result<(), String>,
-    ) -> Result<(), String> {
+        mut each: impl FnMut(&BorrowedMessage<'_>) -> Result<(), E>,
+    ) -> Result<(), ToEndError<E>> {
         let Some(consumer) = &self.consumer else {
             return Ok(());
         };
@@ -86,11 +141,10 @@ impl TopicRead {
         let mut progress = Instant::now();
         while at_end.len() < self.partitions.len() {
             if progress.elapsed() > self.timeout {
-                return Err(format!(
-                    "no progress towards the end of `{}` within kafka.admin_timeout_ms = {}",
-                    self.topic,
-                    self.timeout.as_millis()
-                ));
+                return Err(ToEndError::Read(ReadError::Stalled {
+                    topic: self.topic.clone(),
+                    timeout_ms: self.timeout.as_millis(),
+                }));
             }
             match consumer.poll(Duration::from_millis(200)) {
                 None => {}
@@ -99,12 +153,12 @@ impl TopicRead {
                     progress = Instant::now();
                 }
                 Some(Err(e)) if is_transient(&e) => {}
-                Some(Err(e)) => return Err(e.to_string()),
+                Some(Err(e)) => return Err(ToEndError::Read(ReadError::Broker(Box::new(e)))),
                 Some(Ok(m)) => {
                     use rdkafka::message::Message;
                     at_end.remove(&m.partition());
                     progress = Instant::now();
-                    each(&m)?;
+                    each(&m).map_err(ToEndError::Each)?;
                 }
             }
         }

@@ -24,7 +24,8 @@ use crate::events;
 use super::client::{MAX_MESSAGE_BYTES, base_config};
 use super::error::SinkError;
 
-/// [`ensure_topic`] for each `(topic, partitions)`, all at once through one admin client.
+/// Ensures each `(topic, partitions)` as `ensure_topic` below does, all at once through one
+/// admin client.
 pub async fn ensure_topics(
     k: &KafkaConfig,
     topics: &[(String, Option<i32>)],
