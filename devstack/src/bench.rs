@@ -176,10 +176,11 @@ fn node_rate(
 }
 
 /// cryo's rate over the same chain, into an in-memory dataframe (no broker), when
-/// `CRYO_PYTHON` names a Python with cryo installed (`scripts/bench.sh` makes one).
+/// `CRYO_PYTHON` names a Python with cryo installed (`scripts/bench.sh` installs one with
+/// `scripts/deps.sh cryo`).
 fn cryo_rate(anvil: &Anvil, head: u64, total: usize) -> anyhow::Result<Option<f64>> {
     let Some(python) = std::env::var_os("CRYO_PYTHON") else {
-        println!("cryo: skipped (CRYO_PYTHON is not set; scripts/bench.sh installs it)");
+        println!("cryo: skipped (CRYO_PYTHON is not set; scripts/bench.sh sets it)");
         return Ok(None);
     };
     let script = format!(
