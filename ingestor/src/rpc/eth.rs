@@ -29,6 +29,13 @@ fn as_quantity(method: &'static str, v: &RawValue) -> Result<u64, RpcError> {
     })
 }
 
+/// An `eth_getLogs` result: a large one is parsed on the CPU pool.
+async fn logs(method: &'static str, v: Box<RawValue>) -> Result<Vec<Log>, RpcError> {
+    crate::cpu::offload(v.get().len(), move || Log::parse_list(v.get()))
+        .await
+        .map_err(invalid(method))
+}
+
 const GET_BLOCK: &str = "eth_getBlockByNumber";
 
 /// A block result that must be block `number`, or null.
@@ -102,9 +109,7 @@ impl RpcClient {
         let v = self
             .request(M, json!([{"blockHash": hash.to_string()}]))
             .await?;
-        crate::cpu::offload(v.get().len(), move || Log::parse_list(v.get()))
-            .await
-            .map_err(invalid(M))
+        logs(M, v).await
     }
 
     /// Ranged `eth_getLogs {fromBlock, toBlock}`, both inclusive.
@@ -116,9 +121,7 @@ impl RpcClient {
                 json!([{"fromBlock": quantity(from), "toBlock": quantity(to)}]),
             )
             .await?;
-        crate::cpu::offload(v.get().len(), move || Log::parse_list(v.get()))
-            .await
-            .map_err(invalid(M))
+        logs(M, v).await
     }
 
     /// `eth_subscribe newHeads`; returns the subscription id.

@@ -214,12 +214,10 @@ async fn run_connection<S>(
                 ack.now();
                 // The frame is parsed where it lies (its text is not copied); a large one
                 // on the CPU pool.
-                let parsed = match incoming {
-                    Some(Ok(Message::Text(t))) => {
-                        crate::cpu::offload(t.len(), move || parse_frame(t.as_str())).await
-                    }
+                let text = match incoming {
+                    Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Binary(b))) => match Utf8Bytes::try_from(b) {
-                        Ok(t) => crate::cpu::offload(t.len(), move || parse_frame(t.as_str())).await,
+                        Ok(t) => t,
                         Err(_) => break RpcError::Disconnected("binary frame is not UTF-8".into()),
                     },
                     Some(Ok(Message::Close(_))) | None => break RpcError::Disconnected("closed by the node".into()),
@@ -234,6 +232,7 @@ async fn run_connection<S>(
                     Some(Err(e)) => break RpcError::Disconnected(e.to_string()),
                 };
                 last_frame = Instant::now();
+                let parsed = crate::cpu::offload(text.len(), move || parse_frame(text.as_str())).await;
                 match parsed {
                     Ok(Frame::Response { id, result }) => {
                         if let Some(reply) = pending.remove(&id) {
