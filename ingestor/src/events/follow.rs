@@ -136,6 +136,8 @@ pub struct InconsistentAnswer<'a> {
     pub chain: &'a str,
     /// What did not match.
     pub what: &'a str,
+    /// Which check refused it (bounded: `log_index`, `bloom`, `receipts`, `block`, `link`).
+    pub check: &'static str,
     /// Delay before asking again.
     pub retry_in_ms: u64,
     /// Asked again on the same connection (else: the session ends and reconnects).
@@ -149,10 +151,12 @@ impl InconsistentAnswer<'_> {
             error_type = "inconsistent_answer",
             retry_in_ms = self.retry_in_ms,
             in_place = self.in_place,
+            check = self.check,
             "node answer rejected, retrying: {}",
             self.what
         );
         error_count(Some(self.chain), "follow", "inconsistent_answer");
+        super::provider::count_incomplete(self.chain, self.check);
         if !self.in_place {
             status::update(self.chain, |s| s.state = ChainState::Connecting);
         }

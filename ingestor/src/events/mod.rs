@@ -43,8 +43,10 @@ pub(crate) fn record_lag(chain: &str, s: &status::ChainStatus) {
 
 mod follow;
 mod lifecycle;
+mod provider;
 mod publish;
 
 pub use follow::*;
 pub use lifecycle::*;
+pub use provider::*;
 pub use publish::*;

@@ -2,6 +2,7 @@
 
 use crate::rpc::bloom::Bloom;
 use crate::rpc::hex::B256;
+use crate::rpc::receipt::Receipt;
 use crate::rpc::types::{Header, Log};
 use crate::telemetry::trace::FetchTiming;
 
@@ -19,8 +20,24 @@ pub struct BlockLogs {
 
 /// The node's answers do not fit together; retry, never publish.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Inconsistent(pub String);
+#[error("{what}")]
+pub struct Inconsistent {
+    /// The check that refused the answer (a bounded metric label): `log_index`, `bloom`,
+    /// `receipts`, `block` or `link`.
+    pub check: &'static str,
+    /// What did not match (log text).
+    pub what: String,
+}
+
+impl Inconsistent {
+    /// An answer refused by `check`.
+    pub fn new(check: &'static str, what: impl Into<String>) -> Self {
+        Self {
+            check,
+            what: what.into(),
+        }
+    }
+}
 
 impl BlockLogs {
     /// Pairs a header with logs that must all belong to it, in strictly increasing
@@ -31,36 +48,45 @@ impl BlockLogs {
         let mut last: Option<u64> = None;
         for (i, log) in logs.iter().enumerate() {
             if log.block_hash != header.hash || log.block_number != header.number {
-                return Err(Inconsistent(format!(
-                    "log {} says block {} {}, but block {} is {}",
-                    log.log_index, log.block_number, log.block_hash, header.number, header.hash
-                )));
+                return Err(Inconsistent::new(
+                    "block",
+                    format!(
+                        "log {} says block {} {}, but block {} is {}",
+                        log.log_index, log.block_number, log.block_hash, header.number, header.hash
+                    ),
+                ));
             }
             if last.is_some_and(|l| log.log_index <= l) {
-                return Err(Inconsistent(format!(
-                    "block {}: log indexes out of order",
-                    header.number
-                )));
+                return Err(Inconsistent::new(
+                    "log_index",
+                    format!("block {}: log indexes out of order", header.number),
+                ));
             }
             if complete && log.log_index != i as u64 {
-                return Err(Inconsistent(format!(
-                    "block {}: log index {} where {i} was expected (logs missing)",
-                    header.number, log.log_index
-                )));
+                return Err(Inconsistent::new(
+                    "log_index",
+                    format!(
+                        "block {}: log index {} where {i} was expected (logs missing)",
+                        header.number, log.log_index
+                    ),
+                ));
             }
             last = Some(log.log_index);
         }
         if complete && Bloom::of_logs(&logs) != header.logs_bloom {
-            return Err(Inconsistent(match logs.len() {
-                0 => format!(
-                    "block {}: logsBloom is not empty but the node returned no logs (not indexed yet?)",
-                    header.number
-                ),
-                n => format!(
-                    "block {}: its {n} logs do not make its logsBloom (logs missing or wrong)",
-                    header.number
-                ),
-            }));
+            return Err(Inconsistent::new(
+                "bloom",
+                match logs.len() {
+                    0 => format!(
+                        "block {}: logsBloom is not empty but the node returned no logs (not indexed yet?)",
+                        header.number
+                    ),
+                    n => format!(
+                        "block {}: its {n} logs do not make its logsBloom (logs missing or wrong)",
+                        header.number
+                    ),
+                },
+            ));
         }
         Ok(Self {
             header,
@@ -70,18 +96,78 @@ impl BlockLogs {
     }
 }
 
+impl BlockLogs {
+    /// The block of `header` with the logs of its `receipts`, proven complete: one receipt
+    /// per transaction (indexes 0, 1, 2, … without a gap, the last one's
+    /// `cumulativeGasUsed` equal to the header's `gasUsed`, so no receipt is missing at the
+    /// end either, since every transaction uses gas), every receipt and log naming this
+    /// block and its transaction, and the logs together passing [`BlockLogs::assemble`]'s
+    /// checks (log indexes without a gap, exactly the header's `logsBloom`).
+    pub fn from_receipts(header: Header, receipts: Vec<Receipt>) -> Result<Self, Inconsistent> {
+        let n = header.number;
+        let mut gas = 0;
+        let mut logs = Vec::with_capacity(receipts.iter().map(|r| r.logs.len()).sum());
+        for (i, r) in receipts.into_iter().enumerate() {
+            if r.block_hash != header.hash || r.block_number != n {
+                return Err(Inconsistent::new(
+                    "block",
+                    format!(
+                        "receipt of transaction {} says block {} {}, but block {n} is {}",
+                        r.transaction_index, r.block_number, r.block_hash, header.hash
+                    ),
+                ));
+            }
+            if r.transaction_index != i as u64 || r.cumulative_gas_used < gas {
+                return Err(Inconsistent::new(
+                    "receipts",
+                    format!(
+                        "block {n}: receipt of transaction {} where {i} was expected (receipts missing or out of order)",
+                        r.transaction_index
+                    ),
+                ));
+            }
+            if let Some(stray) = r.logs.iter().find(|l| {
+                l.transaction_index != r.transaction_index
+                    || l.transaction_hash != r.transaction_hash
+            }) {
+                return Err(Inconsistent::new(
+                    "receipts",
+                    format!(
+                        "block {n}: log {} is listed in the receipt of transaction {i} but names transaction {}",
+                        stray.log_index, stray.transaction_index
+                    ),
+                ));
+            }
+            gas = r.cumulative_gas_used;
+            logs.extend(r.logs);
+        }
+        if gas != header.gas_used {
+            return Err(Inconsistent::new(
+                "receipts",
+                format!(
+                    "block {n}: its receipts account for {gas} gas, the header for {} (receipts missing)",
+                    header.gas_used
+                ),
+            ));
+        }
+        Self::assemble(header, logs, true)
+    }
+}
+
 /// Checks that `header` extends `parent` (when there is one).
 pub(super) fn check_link(parent: Option<(u64, B256)>, header: &Header) -> Result<(), Inconsistent> {
     match parent {
-        Some((n, _)) if header.number != n + 1 => Err(Inconsistent(format!(
-            "expected block {}, got block {}",
-            n + 1,
-            header.number
-        ))),
-        Some((_, hash)) if header.parent_hash != hash => Err(Inconsistent(format!(
-            "block {} has parent {}, expected {}",
-            header.number, header.parent_hash, hash
-        ))),
+        Some((n, _)) if header.number != n + 1 => Err(Inconsistent::new(
+            "link",
+            format!("expected block {}, got block {}", n + 1, header.number),
+        )),
+        Some((_, hash)) if header.parent_hash != hash => Err(Inconsistent::new(
+            "link",
+            format!(
+                "block {} has parent {}, expected {}",
+                header.number, header.parent_hash, hash
+            ),
+        )),
         _ => Ok(()),
     }
 }
@@ -98,6 +184,7 @@ mod tests {
             parent_hash: B256::new([p; 32]),
             timestamp_s: n,
             logs_bloom: Bloom::default(),
+            gas_used: 0,
         }
     }
 
@@ -140,7 +227,7 @@ mod tests {
         let err = |logs: Vec<Log>| {
             BlockLogs::assemble(h.clone(), logs, true)
                 .expect_err("incomplete")
-                .0
+                .what
         };
         assert!(err(vec![]).contains("not empty but the node returned no logs"));
         assert!(
@@ -154,6 +241,79 @@ mod tests {
         assert!(BlockLogs::assemble(h.clone(), all, true).is_ok());
         // Without the check (a chain whose headers do not follow the standard), it passes.
         assert!(BlockLogs::assemble(h, vec![], false).is_ok());
+    }
+
+    fn receipt(block: &Header, index: u64, gas: u64, logs: Vec<Log>) -> Receipt {
+        Receipt {
+            transaction_hash: B256::new([index as u8 + 1; 32]),
+            transaction_index: index,
+            block_hash: block.hash,
+            block_number: block.number,
+            cumulative_gas_used: gas,
+            logs,
+        }
+    }
+
+    /// Logs of transaction `tx` with block indexes `from..from + n`, all alike (a busy
+    /// token: the bloom cannot tell one missing).
+    fn tx_logs(block: &Header, tx: u64, from: u64, n: u64) -> Vec<Log> {
+        (from..from + n)
+            .map(|i| {
+                let mut l = log(block, i);
+                l.transaction_index = tx;
+                l.transaction_hash = B256::new([tx as u8 + 1; 32]);
+                l
+            })
+            .collect()
+    }
+
+    #[test]
+    fn receipts_prove_a_block_complete() {
+        let mut h = header(7, 7, 6);
+        let all = [tx_logs(&h, 0, 0, 3), tx_logs(&h, 1, 3, 2)].concat();
+        h = with_bloom(h, &all);
+        h.gas_used = 90_000;
+        let full = || {
+            vec![
+                receipt(&h, 0, 50_000, tx_logs(&h, 0, 0, 3)),
+                receipt(&h, 1, 90_000, tx_logs(&h, 1, 3, 2)),
+            ]
+        };
+        let block = BlockLogs::from_receipts(h.clone(), full()).expect("complete");
+        assert_eq!(block.logs, all);
+
+        let refused = |receipts: Vec<Receipt>| {
+            BlockLogs::from_receipts(h.clone(), receipts).expect_err("incomplete")
+        };
+        // The last receipt missing: the gas does not add up (its logs' bloom would not tell).
+        let mut short = full();
+        short.pop();
+        let err = refused(short);
+        assert_eq!(err.check, "receipts", "{err}");
+        assert!(
+            err.what.contains("50000 gas, the header for 90000"),
+            "{err}"
+        );
+        // A receipt missing in the middle.
+        let mut gap = full();
+        gap.remove(0);
+        assert_eq!(refused(gap).check, "receipts");
+        // A receipt's last log missing, alike to the others: its log indexes still run on,
+        // and the bloom is the same; the next receipt's first index shows the gap.
+        let mut cut = full();
+        cut[0].logs.pop();
+        assert_eq!(refused(cut).check, "log_index");
+        // A receipt of another block.
+        let mut other = full();
+        other[1].block_hash = B256::new([0xee; 32]);
+        assert_eq!(refused(other).check, "block");
+        // A log listed under the wrong transaction.
+        let mut moved = full();
+        let stray = moved[1].logs.remove(0);
+        moved[0].logs.push(stray);
+        assert_eq!(refused(moved).check, "receipts");
+        // No receipts at all for a block that used gas.
+        assert_eq!(refused(vec![]).check, "receipts");
     }
 
     #[test]

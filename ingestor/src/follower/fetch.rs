@@ -3,16 +3,24 @@
 //! ranges, sparse chains long ones, up to `backfill_range_blocks`), and halves when the
 //! node refuses a range (a provider's cap, a timeout, an answer over `max_message_bytes`).
 //!
-//! Every block's logs are checked for completeness against its header (see
-//! [`BlockLogs::assemble`]); an incomplete answer is asked again, after a short backoff, a
-//! few times in place before the session gives up (and the breaker, or another endpoint,
-//! takes over). A block whose bloom is zero has no logs: `eth_getLogs` is not called.
+//! With `verify_log_completeness` (the default), a block's logs are taken from its receipts
+//! and proven complete against its header (see [`BlockLogs::from_receipts`]): live blocks
+//! cost one `eth_getBlockReceipts`, a catch-up range one batch of headers and one of
+//! receipts. A block whose bloom is zero has no logs, which the bloom proves: nothing more
+//! is asked. A node without `eth_getBlockReceipts` is asked per transaction instead
+//! ([`Proof::TransactionReceipts`]). Without the check, logs come from `eth_getLogs`
+//! (ranged in catch-up) and only their order and block are checked.
+//!
+//! An incomplete answer is asked again, after a short backoff, a few times in place before
+//! the session gives up (and the breaker, or another endpoint, takes over).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use crate::events;
+use crate::rpc::hex::B256;
+use crate::rpc::receipt::Receipt;
 use crate::rpc::types::{Header, Log};
 use crate::rpc::{RpcClient, RpcError};
 use crate::telemetry::trace::FetchTiming;
@@ -44,6 +52,29 @@ impl RangeSize {
     }
 }
 
+/// Where a block's logs come from, and what proves them complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Proof {
+    /// `eth_getLogs`, unchecked (`verify_log_completeness = false`).
+    None,
+    /// `eth_getBlockReceipts`: the logs of every receipt, checked against the header.
+    BlockReceipts,
+    /// The block's transaction hashes, then `eth_getTransactionReceipt` for each: for a
+    /// node without `eth_getBlockReceipts`.
+    TransactionReceipts,
+}
+
+impl Proof {
+    /// The label in `/status` and the logs.
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::BlockReceipts => "block_receipts",
+            Self::TransactionReceipts => "transaction_receipts",
+        }
+    }
+}
+
 /// Fetches blocks for one chain over one connection.
 pub(super) struct Fetcher<'a> {
     pub(super) rpc: &'a RpcClient,
@@ -51,8 +82,8 @@ pub(super) struct Fetcher<'a> {
     range_blocks: &'a AtomicU64,
     max_range_blocks: u64,
     target_logs: u64,
-    /// Check each block's logs against its header (`verify_log_completeness`).
-    complete: bool,
+    /// Where logs come from and how they are proven complete.
+    proof: Proof,
 }
 
 impl<'a> Fetcher<'a> {
@@ -62,7 +93,7 @@ impl<'a> Fetcher<'a> {
         range: &'a RangeSize,
         max_range_blocks: u64,
         target_logs: u64,
-        complete: bool,
+        proof: Proof,
     ) -> Self {
         Self {
             rpc,
@@ -70,7 +101,7 @@ impl<'a> Fetcher<'a> {
             range_blocks: &range.0,
             max_range_blocks,
             target_logs,
-            complete,
+            proof,
         }
     }
 
@@ -93,7 +124,8 @@ impl<'a> Fetcher<'a> {
                     );
                     events::InconsistentAnswer {
                         chain: self.chain,
-                        what: &i.0,
+                        what: &i.what,
+                        check: i.check,
                         retry_in_ms: wait.as_millis() as u64,
                         in_place: true,
                     }
@@ -135,9 +167,14 @@ impl<'a> Fetcher<'a> {
         match self.with_logs(header, SystemTime::now()).await {
             Ok(block) => Ok(Some(block)),
             Err(e @ (FollowError::Inconsistent(_) | FollowError::Rpc(RpcError::Node { .. }))) => {
+                let check = match &e {
+                    FollowError::Inconsistent(i) => i.check,
+                    _ => "block",
+                };
                 events::InconsistentAnswer {
                     chain: self.chain,
                     what: &e.to_string(),
+                    check,
                     retry_in_ms: 0,
                     in_place: true,
                 }
@@ -148,21 +185,34 @@ impl<'a> Fetcher<'a> {
         }
     }
 
-    /// `header`'s block with its logs (`eth_getLogs {blockHash}`, skipped when its bloom is
-    /// zero), checked for completeness.
+    /// `header`'s block with its logs, proven complete as [`Proof`] says.
     async fn with_logs(
         &self,
         header: Header,
         started: SystemTime,
     ) -> Result<BlockLogs, FollowError> {
-        let logs = if self.complete && header.logs_bloom.is_zero() {
-            Vec::new()
+        let mut block = if self.proof == Proof::None {
+            let logs = self.rpc.logs_by_block_hash(&header.hash).await?;
+            BlockLogs::assemble(header, logs, false)?
+        } else if header.logs_bloom.is_zero() {
+            BlockLogs::assemble(header, Vec::new(), true)?
         } else {
-            self.rpc.logs_by_block_hash(&header.hash).await?
+            let receipts = self.receipts(&header).await?;
+            let weight = receipts.iter().map(|r| r.logs.len()).sum::<usize>() * 512;
+            crate::cpu::offload(weight, move || BlockLogs::from_receipts(header, receipts)).await?
         };
-        let mut block = BlockLogs::assemble(header, logs, self.complete)?;
         block.fetched = FetchTiming::since(started);
         Ok(block)
+    }
+
+    /// The receipts of `header`'s block; an answer of `null` (a node that has not indexed
+    /// the block yet) is an incomplete answer.
+    async fn receipts(&self, header: &Header) -> Result<Vec<Receipt>, FollowError> {
+        let receipts = match self.proof {
+            Proof::TransactionReceipts => self.rpc.receipts_by_transaction(&header.hash).await?,
+            _ => self.rpc.block_receipts(&header.hash).await?,
+        };
+        receipts.ok_or_else(|| no_receipts(header.number).into())
     }
 
     /// Blocks `from..=to`, splitting the range when the node refuses it.
@@ -199,21 +249,61 @@ impl<'a> Fetcher<'a> {
         Ok(out)
     }
 
-    /// One ranged `eth_getLogs` plus every header in the range (one batch), checked
-    /// against each other.
+    /// Blocks `from..=to`: every header (one batch), checked to link, and their logs: one
+    /// ranged `eth_getLogs` without the proof, else the receipts of every block whose bloom
+    /// is not zero (one batch).
     async fn chunk(&self, from: u64, to: u64) -> Result<Vec<BlockLogs>, FollowError> {
         let started = SystemTime::now();
-        let (logs, headers) = tokio::try_join!(
-            self.rpc.logs_in_range(from, to),
-            self.rpc.headers_by_number(from, to)
-        )?;
-        let complete = self.complete;
-        // Bloom checks hash every log three times: catch-up work for the CPU pool.
-        let weight = logs.len().saturating_mul(512);
-        let mut blocks = crate::cpu::offload(weight, move || {
-            assemble_range(from, headers, logs, complete)
-        })
-        .await?;
+        let mut blocks = if self.proof == Proof::None {
+            let (logs, headers) = tokio::try_join!(
+                self.rpc.logs_in_range(from, to),
+                self.rpc.headers_by_number(from, to)
+            )?;
+            let weight = logs.len().saturating_mul(16);
+            crate::cpu::offload(weight, move || {
+                assemble_range(from, linked(from, headers)?, logs)
+            })
+            .await?
+        } else {
+            let headers = linked(from, self.rpc.headers_by_number(from, to).await?)?;
+            let with_logs: Vec<B256> = headers
+                .iter()
+                .filter(|h| !h.logs_bloom.is_zero())
+                .map(|h| h.hash)
+                .collect();
+            let mut receipts = match self.proof {
+                Proof::TransactionReceipts => {
+                    let mut all = Vec::with_capacity(with_logs.len());
+                    for hash in &with_logs {
+                        all.push(self.rpc.receipts_by_transaction(hash).await?);
+                    }
+                    all
+                }
+                _ => self.rpc.blocks_receipts(&with_logs).await?,
+            }
+            .into_iter();
+            let mut paired = Vec::with_capacity(headers.len());
+            for h in headers {
+                let r = if h.logs_bloom.is_zero() {
+                    Vec::new()
+                } else {
+                    receipts
+                        .next()
+                        .flatten()
+                        .ok_or_else(|| no_receipts(h.number))?
+                };
+                paired.push((h, r));
+            }
+            // Bloom checks hash every log three times: catch-up work for the CPU pool.
+            let weight = paired.iter().map(|(_, r)| r.len()).sum::<usize>() * 512;
+            crate::cpu::offload(weight, move || {
+                paired
+                    .into_iter()
+                    .map(|(h, r)| BlockLogs::from_receipts(h, r))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?
+        };
         let fetched = FetchTiming::since(started);
         for b in &mut blocks {
             b.fetched = fetched;
@@ -222,35 +312,57 @@ impl<'a> Fetcher<'a> {
     }
 }
 
-/// Pairs headers `from..` with the logs of a ranged query: headers must be present and
-/// linked, logs sorted by block and each attached to the header it names.
-fn assemble_range(
-    from: u64,
-    headers: Vec<Option<Header>>,
-    logs: Vec<Log>,
-    complete: bool,
-) -> Result<Vec<BlockLogs>, Inconsistent> {
+fn no_receipts(number: u64) -> Inconsistent {
+    Inconsistent::new(
+        "receipts",
+        format!("block {number}: the node has no receipts for it (not indexed yet?)"),
+    )
+}
+
+/// The headers of `from..`, which must all be present and each extend the one before.
+fn linked(from: u64, headers: Vec<Option<Header>>) -> Result<Vec<Header>, Inconsistent> {
     let mut out = Vec::with_capacity(headers.len());
-    let mut logs = logs.into_iter().peekable();
-    let mut prev: Option<(u64, crate::rpc::hex::B256)> = None;
+    let mut prev: Option<(u64, B256)> = None;
     for (i, header) in headers.into_iter().enumerate() {
         let number = from + i as u64;
         let header = header.ok_or_else(|| {
-            Inconsistent(format!("block {number} unknown to the node below its head"))
+            Inconsistent::new(
+                "link",
+                format!("block {number} unknown to the node below its head"),
+            )
         })?;
         check_link(prev, &header)?;
         prev = Some((header.number, header.hash));
+        out.push(header);
+    }
+    Ok(out)
+}
+
+/// Pairs linked headers `from..` with the logs of a ranged query: logs sorted by block and
+/// each attached to the header it names.
+fn assemble_range(
+    from: u64,
+    headers: Vec<Header>,
+    logs: Vec<Log>,
+) -> Result<Vec<BlockLogs>, Inconsistent> {
+    let mut out = Vec::with_capacity(headers.len());
+    let mut logs = logs.into_iter().peekable();
+    for (i, header) in headers.into_iter().enumerate() {
+        let number = from + i as u64;
         let mut mine = Vec::new();
         while let Some(log) = logs.next_if(|l| l.block_number == number) {
             mine.push(log);
         }
-        out.push(BlockLogs::assemble(header, mine, complete)?);
+        out.push(BlockLogs::assemble(header, mine, false)?);
     }
     if let Some(stray) = logs.next() {
-        return Err(Inconsistent(format!(
-            "ranged logs out of order or outside the range: log in block {}",
-            stray.block_number
-        )));
+        return Err(Inconsistent::new(
+            "block",
+            format!(
+                "ranged logs out of order or outside the range: log in block {}",
+                stray.block_number
+            ),
+        ));
     }
     Ok(out)
 }
@@ -267,6 +379,7 @@ mod tests {
             parent_hash: B256::new([(n - 1) as u8; 32]),
             timestamp_s: n,
             logs_bloom: crate::rpc::bloom::Bloom::default(),
+            gas_used: 0,
         }
     }
 
@@ -299,37 +412,32 @@ mod tests {
         );
     }
 
+    fn linked_headers(from: u64, to: u64) -> Vec<Header> {
+        linked(from, (from..=to).map(|n| Some(header(n))).collect()).expect("linked")
+    }
+
     #[test]
     fn groups_logs_by_block_including_empty_blocks() {
-        let headers = vec![Some(header(5)), Some(header(6)), Some(header(7))];
-        let blocks = assemble_range(5, headers, vec![log(5, 0), log(5, 1), log(7, 0)], false)
-            .expect("consistent");
+        let blocks = assemble_range(
+            5,
+            linked_headers(5, 7),
+            vec![log(5, 0), log(5, 1), log(7, 0)],
+        )
+        .expect("consistent");
         let counts: Vec<_> = blocks.iter().map(|b| b.logs.len()).collect();
         assert_eq!(counts, [2, 0, 1]);
     }
 
     #[test]
     fn rejects_what_does_not_fit() {
-        let missing = assemble_range(5, vec![Some(header(5)), None], vec![], false);
-        assert!(missing.is_err());
-        let unsorted = assemble_range(
-            5,
-            vec![Some(header(5)), Some(header(6))],
-            vec![log(6, 0), log(5, 0)],
-            false,
-        );
+        assert!(linked(5, vec![Some(header(5)), None]).is_err());
+        let unsorted = assemble_range(5, linked_headers(5, 6), vec![log(6, 0), log(5, 0)]);
         assert!(unsorted.is_err());
         let mut forked = header(6);
         forked.parent_hash = B256::new([0xee; 32]);
-        assert!(assemble_range(5, vec![Some(header(5)), Some(forked)], vec![], false).is_err());
+        assert!(linked(5, vec![Some(header(5)), Some(forked)]).is_err());
         let mut wrong_hash = log(5, 0);
         wrong_hash.block_hash = B256::new([0xee; 32]);
-        assert!(assemble_range(5, vec![Some(header(5))], vec![wrong_hash], false).is_err());
-        // A ranged answer that misses a block's logs (its bloom says it has some).
-        let mut has_logs = header(6);
-        has_logs.logs_bloom = crate::rpc::bloom::Bloom::of_logs(&[log(6, 0)]);
-        let err = assemble_range(5, vec![Some(header(5)), Some(has_logs)], vec![], true)
-            .expect_err("head block's logs missing");
-        assert!(err.0.contains("block 6"), "{err}");
+        assert!(assemble_range(5, linked_headers(5, 5), vec![wrong_hash]).is_err());
     }
 }

@@ -42,10 +42,10 @@ use crate::rpc::frame::Frame;
 use crate::rpc::redact::redact_url;
 use crate::rpc::tls::Trust;
 use crate::rpc::types::Header;
-use crate::rpc::{RpcClient, RpcError, RpcOptions};
+use crate::rpc::{BatchLimit, RpcClient, RpcError, RpcOptions};
 use crate::window::{Window, WindowBlock};
 use endpoints::Endpoints;
-use fetch::{Fetcher, RangeSize};
+use fetch::{Fetcher, Proof, RangeSize};
 
 /// A background check that a preferred endpoint is back: its index and its outcome.
 type Probe = Pin<Box<dyn Future<Output = (usize, Result<(), FollowError>)> + Send>>;
@@ -67,6 +67,10 @@ pub struct Follower {
     urls: Vec<String>,
     /// The catch-up range size, kept across sessions.
     range: Arc<RangeSize>,
+    /// Per endpoint: the JSON-RPC batch size it takes, learned from its refusals.
+    batch_limits: Vec<Arc<BatchLimit>>,
+    /// Per endpoint: how its blocks are proven complete, decided on its first connection.
+    proofs: Vec<Option<Proof>>,
 }
 
 impl Follower {
@@ -92,6 +96,10 @@ impl Follower {
         });
         Self {
             range: Arc::new(RangeSize::new(cfg.backfill_range_blocks)),
+            batch_limits: (0..urls.len())
+                .map(|_| Arc::new(BatchLimit::new(cfg.rpc_batch_max)))
+                .collect(),
+            proofs: vec![None; urls.len()],
             cfg,
             sink,
             window,
@@ -150,7 +158,8 @@ impl Follower {
             match &err {
                 FollowError::Inconsistent(i) => events::InconsistentAnswer {
                     chain: &self.cfg.name,
-                    what: &i.0,
+                    what: &i.what,
+                    check: i.check,
                     retry_in_ms: wait.as_millis() as u64,
                     in_place: false,
                 }
@@ -228,9 +237,9 @@ impl Follower {
     async fn session(&mut self, current: usize, opts: &RpcOptions) -> Result<usize, FollowError> {
         let url = self.urls[current].clone();
         let (rpc, mut notes) = Self::connect(&self.cfg, &url, opts).await?;
-        if rpc.subscribes() {
-            rpc.subscribe_new_heads().await?;
-        }
+        let rpc = rpc.with_batch_limit(self.batch_limits[current].clone());
+        self.learn_heads(&rpc).await?;
+        let proof = self.learn_proof(&rpc, current).await?;
         let head = rpc.block_number().await?;
         events::ChainConnected {
             chain: &self.cfg.name,
@@ -260,7 +269,7 @@ impl Follower {
             &range,
             cfg.backfill_range_blocks,
             cfg.backfill_target_logs,
-            cfg.verify_log_completeness,
+            proof,
         );
         self.follow(&rpc, &fetcher, &mut notes, current, opts).await
     }
@@ -284,7 +293,14 @@ impl Follower {
         // asked for). A poll tick and a reorganisation clear it: a notification may have
         // been dropped, and the node is asked again.
         let mut announced: Option<Header> = None;
+        // Set when the tip may have been replaced at its own height (a poll tick, or a
+        // notification of a height already handed over): the tip's hash is asked again,
+        // since a head that did not grow shows no reorganisation by its number.
+        let mut recheck_tip = false;
         loop {
+            if std::mem::take(&mut recheck_tip) {
+                self.verify_tip(fetcher).await?;
+            }
             let limit = self.settle_published(fetcher).await?;
             let head = match &announced {
                 Some(h) if self.cfg.finality == Finality::Latest => {
@@ -319,10 +335,20 @@ impl Follower {
                 note = notes.recv() => match note {
                     None => return Err(RpcError::Disconnected("notification stream ended".into()).into()),
                     // A header that does not parse is a wake-up only.
-                    Some(Frame::Notification { result, .. }) => announced = Header::parse(result.get()).ok(),
-                    Some(Frame::Response { .. }) => announced = None,
+                    Some(Frame::Notification { result, .. }) => {
+                        announced = Header::parse(result.get()).ok();
+                        let tip = self.window.tip().map(|(n, _)| n);
+                        if let (Some(h), Some(tip)) = (&announced, tip) && h.number <= tip {
+                            recheck_tip = true;
+                            announced = None;
+                        }
+                    }
+                    Some(Frame::Response { .. } | Frame::Unmatched(_)) => announced = None,
                 },
-                _ = poll.tick() => announced = None,
+                _ = poll.tick() => {
+                    announced = None;
+                    recheck_tip = true;
+                }
                 _ = tokio::time::sleep_until(failback.map_or_else(tokio::time::Instant::now, |f| f.1)),
                     if probe.is_none() && failback.is_some() => {
                     if let Some((i, _)) = failback {
@@ -345,6 +371,81 @@ impl Follower {
                 }
             }
         }
+    }
+
+    /// Subscribes to `newHeads` over a WebSocket. A node that refuses the method (a gateway,
+    /// a plan without subscriptions) is polled every `head_poll_interval_ms` on this
+    /// connection instead; the subscription is tried again on the next connection.
+    async fn learn_heads(&self, rpc: &RpcClient) -> Result<(), FollowError> {
+        let chain = &self.cfg.name;
+        let poll_ms = self.cfg.head_poll_interval_ms;
+        if !rpc.subscribes() {
+            events::BatchSize {
+                chain,
+                size: rpc.batch_size(),
+            }
+            .emit();
+            let how = "polled";
+            events::HeadsSource {
+                chain,
+                how,
+                refused: None,
+                poll_ms,
+            }
+            .emit();
+            return Ok(());
+        }
+        match rpc.subscribe_new_heads().await {
+            Ok(_) => {
+                let how = "subscribed";
+                events::HeadsSource {
+                    chain,
+                    how,
+                    refused: None,
+                    poll_ms,
+                }
+                .emit();
+                Ok(())
+            }
+            Err(RpcError::Node { source, method })
+                if crate::rpc::provider::is_method_missing(&source) =>
+            {
+                let e = RpcError::Node { source, method };
+                let how = "polled";
+                events::HeadsSource {
+                    chain,
+                    how,
+                    refused: Some(&e),
+                    poll_ms,
+                }
+                .emit();
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// How endpoint `i`'s blocks are proven complete: decided on its first connection (a
+    /// node without `eth_getBlockReceipts` is asked per transaction), said once.
+    async fn learn_proof(&mut self, rpc: &RpcClient, i: usize) -> Result<Proof, FollowError> {
+        if let Some(p) = self.proofs[i] {
+            return Ok(p);
+        }
+        let proof = if !self.cfg.verify_log_completeness {
+            Proof::None
+        } else if rpc.serves_block_receipts().await? {
+            Proof::BlockReceipts
+        } else {
+            Proof::TransactionReceipts
+        };
+        events::CompletenessSource {
+            chain: &self.cfg.name,
+            endpoint: i,
+            source: proof.label(),
+        }
+        .emit();
+        self.proofs[i] = Some(proof);
+        Ok(proof)
     }
 
     /// The highest block the follower may publish: the node's `latest`, `safe` or
@@ -435,11 +536,10 @@ impl Follower {
     async fn hand_over(&mut self, block: BlockLogs) -> Result<(), FollowError> {
         if let Some((n, hash)) = self.window.tip() {
             if block.header.number != n + 1 {
-                return Err(Inconsistent(format!(
-                    "expected block {}, got {}",
-                    n + 1,
-                    block.header.number
-                ))
+                return Err(Inconsistent::new(
+                    "link",
+                    format!("expected block {}, got {}", n + 1, block.header.number),
+                )
                 .into());
             }
             if block.header.parent_hash != hash {

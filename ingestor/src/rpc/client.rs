@@ -10,12 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use futures_util::future::join_all;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
+use super::batch::{self, BatchLimit};
 use super::error::RpcError;
 use super::frame::Frame;
 use super::http::HttpTransport;
@@ -24,6 +26,8 @@ use crate::events;
 
 /// Longest `Retry-After` honoured as given; a longer one waits this long, then asks again.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// Single requests in flight at once over HTTP when the endpoint takes no batches.
+const UNBATCHED_IN_FLIGHT: usize = 16;
 
 /// Settings of one client.
 #[derive(Debug, Clone)]
@@ -56,6 +60,8 @@ pub struct RpcClient {
     transport: Transport,
     next_id: AtomicU64,
     opts: RpcOptions,
+    /// The batch size the endpoint takes (HTTP), shared with its other connections.
+    batch_limit: Arc<BatchLimit>,
     /// Over HTTP nothing is ever notified; holding the sender keeps the receiver open.
     _no_notes: Option<mpsc::Sender<Frame>>,
 }
@@ -82,9 +88,22 @@ impl RpcClient {
             transport,
             next_id: AtomicU64::new(1),
             opts: opts.clone(),
+            batch_limit: Arc::new(BatchLimit::new(opts.batch_max)),
             _no_notes: keep,
         };
         Ok((client, notes))
+    }
+
+    /// Uses `limit` as the endpoint's batch size: what an earlier connection to the same
+    /// endpoint learned is kept.
+    pub fn with_batch_limit(mut self, limit: Arc<BatchLimit>) -> Self {
+        self.batch_limit = limit;
+        self
+    }
+
+    /// The batch size in use (1: no batching).
+    pub fn batch_size(&self) -> usize {
+        self.batch_limit.get()
     }
 
     /// Whether the node pushes `newHeads` (WebSocket); otherwise the head is polled.
@@ -230,7 +249,24 @@ impl RpcClient {
             .await),
             Transport::Http(http) => {
                 let mut out = Vec::with_capacity(which.len());
-                for chunk in which.chunks(self.opts.batch_max.max(1)) {
+                let mut rest = which;
+                while !rest.is_empty() {
+                    let size = self.batch_limit.get();
+                    if size <= 1 {
+                        // No batching: single requests, pipelined.
+                        // Collected first: a lazy `map` here makes the future not `Send`.
+                        let calls: Vec<_> = rest
+                            .iter()
+                            .map(|&i| self.send_once(method, params[i].clone()))
+                            .collect();
+                        let singles = futures_util::stream::iter(calls)
+                            .buffered(UNBATCHED_IN_FLIGHT)
+                            .collect::<Vec<_>>()
+                            .await;
+                        out.extend(singles);
+                        break;
+                    }
+                    let (chunk, after) = rest.split_at(size.min(rest.len()));
                     let ids: Vec<u64> = chunk.iter().map(|_| self.next_id()).collect();
                     let body = ids
                         .iter()
@@ -238,15 +274,28 @@ impl RpcClient {
                         .map(|(id, &i)| request_text(*id, method, &params[i]))
                         .collect::<Vec<_>>()
                         .join(",");
-                    let frames = http
-                        .post(format!("[{body}]"))
-                        .await
-                        .map_err(|e| self.named(method, e))?;
+                    let answer = http.post(format!("[{body}]")).await;
+                    if chunk.len() > 1
+                        && let Some(why) = batch::refusal(&answer, &ids)
+                    {
+                        if let Some(to) = self.batch_limit.cut(chunk.len()) {
+                            events::BatchCut {
+                                chain: &self.opts.chain,
+                                from: chunk.len(),
+                                to,
+                                why: &why,
+                            }
+                            .emit();
+                        }
+                        continue;
+                    }
+                    let frames = answer.map_err(|e| self.named(method, e))?;
                     out.extend(
                         take_answer(frames, &ids)
                             .into_iter()
                             .map(|r| r.map_err(|e| self.named(method, e))),
                     );
+                    rest = after;
                 }
                 Ok(out)
             }
@@ -267,6 +316,7 @@ fn missing() -> Answer {
 
 /// The answers to `ids`, in that order; an id without an answer is a malformed reply.
 fn take_answer(frames: Vec<Frame>, ids: &[u64]) -> Vec<Answer> {
+    let mut unmatched = None;
     let mut by_id: std::collections::HashMap<u64, Answer> = frames
         .into_iter()
         .filter_map(|f| match f {
@@ -277,11 +327,23 @@ fn take_answer(frames: Vec<Frame>, ids: &[u64]) -> Vec<Answer> {
                     source,
                 }),
             )),
+            Frame::Unmatched(source) => {
+                unmatched = Some(source);
+                None
+            }
             Frame::Notification { .. } => None,
         })
         .collect();
+    // An error the node did not tie to a request answers every request left unanswered.
+    let or_unmatched = || match &unmatched {
+        Some(source) => Err(RpcError::Node {
+            method: "?",
+            source: source.clone(),
+        }),
+        None => missing(),
+    };
     ids.iter()
-        .map(|id| by_id.remove(id).unwrap_or_else(missing))
+        .map(|id| by_id.remove(id).unwrap_or_else(or_unmatched))
         .collect()
 }
 

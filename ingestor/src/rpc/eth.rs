@@ -7,6 +7,7 @@ use super::client::RpcClient;
 use super::error::RpcError;
 use super::hex::{B256, decode_quantity, quantity};
 use super::json::is_null;
+use super::receipt::Receipt;
 use super::types::{Header, Log, TypeError};
 
 fn invalid(method: &'static str) -> impl Fn(TypeError) -> RpcError {
@@ -36,7 +37,24 @@ async fn logs(method: &'static str, v: Box<RawValue>) -> Result<Vec<Log>, RpcErr
         .map_err(invalid(method))
 }
 
+/// An `eth_getBlockReceipts` result (`null` for a block the node does not have): a large
+/// one is parsed on the CPU pool.
+async fn receipts(
+    method: &'static str,
+    v: Box<RawValue>,
+) -> Result<Option<Vec<Receipt>>, RpcError> {
+    if is_null(v.get()) {
+        return Ok(None);
+    }
+    crate::cpu::offload(v.get().len(), move || Receipt::parse_list(v.get()))
+        .await
+        .map(Some)
+        .map_err(invalid(method))
+}
+
 const GET_BLOCK: &str = "eth_getBlockByNumber";
+const GET_RECEIPTS: &str = "eth_getBlockReceipts";
+const GET_TX_RECEIPT: &str = "eth_getTransactionReceipt";
 
 /// A block result that must be block `number`, or null.
 fn header_numbered(v: &RawValue, number: u64) -> Result<Option<Header>, RpcError> {
@@ -122,6 +140,65 @@ impl RpcClient {
             )
             .await?;
         logs(M, v).await
+    }
+
+    /// `eth_getBlockReceipts(hash)`: every receipt of one block, with its logs; `None` when
+    /// the node does not have that block.
+    pub async fn block_receipts(&self, hash: &B256) -> Result<Option<Vec<Receipt>>, RpcError> {
+        let v = self
+            .request(GET_RECEIPTS, json!([hash.to_string()]))
+            .await?;
+        receipts(GET_RECEIPTS, v).await
+    }
+
+    /// [`RpcClient::block_receipts`] for several blocks, as one batch (over HTTP).
+    pub async fn blocks_receipts(
+        &self,
+        hashes: &[B256],
+    ) -> Result<Vec<Option<Vec<Receipt>>>, RpcError> {
+        let params = hashes.iter().map(|h| json!([h.to_string()])).collect();
+        let mut out = Vec::with_capacity(hashes.len());
+        for v in self.batch(GET_RECEIPTS, params).await? {
+            out.push(receipts(GET_RECEIPTS, v).await?);
+        }
+        Ok(out)
+    }
+
+    /// Whether the node serves `eth_getBlockReceipts`: asks for the genesis block's (none).
+    /// `Ok(false)` when it answers that the method does not exist.
+    pub async fn serves_block_receipts(&self) -> Result<bool, RpcError> {
+        match self.request(GET_RECEIPTS, json!(["0x0"])).await {
+            Ok(_) => Ok(true),
+            Err(RpcError::Node { source, .. }) if super::provider::is_method_missing(&source) => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The receipts of block `hash` one transaction at a time, for a node without
+    /// `eth_getBlockReceipts`: the block's transaction hashes (`eth_getBlockByHash`), then
+    /// `eth_getTransactionReceipt` for each, as one batch. `None` when the node does not
+    /// have the block, or not yet a receipt of it.
+    pub async fn receipts_by_transaction(
+        &self,
+        hash: &B256,
+    ) -> Result<Option<Vec<Receipt>>, RpcError> {
+        const M: &str = "eth_getBlockByHash";
+        let v = self.request(M, json!([hash.to_string(), false])).await?;
+        if is_null(v.get()) {
+            return Ok(None);
+        }
+        let txs = super::types::transaction_hashes(v.get()).map_err(invalid(M))?;
+        let params = txs.iter().map(|t| json!([t.to_string()])).collect();
+        let mut out = Vec::with_capacity(txs.len());
+        for v in self.batch(GET_TX_RECEIPT, params).await? {
+            if is_null(v.get()) {
+                return Ok(None);
+            }
+            out.push(Receipt::parse(v.get()).map_err(invalid(GET_TX_RECEIPT))?);
+        }
+        Ok(Some(out))
     }
 
     /// `eth_subscribe newHeads`; returns the subscription id.

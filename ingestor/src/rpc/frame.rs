@@ -30,6 +30,10 @@ pub enum Frame {
         /// `result` as JSON text, or the node's `error` object.
         result: Result<Box<RawValue>, NodeError>,
     },
+    /// An error object with a `null` (or no) id: the node could not tie it to one request.
+    /// JSON-RPC prescribes this for a batch it will not take (Erigon's "batch limit 100
+    /// exceeded") and for a request it cannot read.
+    Unmatched(NodeError),
     /// An `eth_subscription` notification.
     Notification {
         /// The subscription id the node gave us.
@@ -163,6 +167,13 @@ fn parse_envelope(env: Envelope<'_>) -> Result<Frame, FrameError> {
             result: result.to_owned(),
         });
     }
+    let no_id = env.id.is_none_or(|id| id.get().trim() == "null");
+    if no_id
+        && env.result.is_none()
+        && let Some(err) = env.error
+    {
+        return node_error(err, 0).map(Frame::Unmatched);
+    }
     let id = env
         .id
         .and_then(|id| serde_json::from_str::<u64>(id.get()).ok())
@@ -172,24 +183,29 @@ fn parse_envelope(env: Envelope<'_>) -> Result<Frame, FrameError> {
             id,
             result: Ok(result.to_owned()),
         }),
-        (None, Some(err)) => {
-            let Ok(Obj::Object(err)) = serde_json::from_str::<Obj<ErrorObject>>(err.get()) else {
-                return Err(FrameError::BadError(id));
-            };
-            let code = err
-                .code
-                .and_then(|c| serde_json::from_str::<i64>(c.get()).ok())
-                .ok_or(FrameError::BadError(id))?;
-            let message = match err.message {
-                Some(Field::Str(m)) => m.into_owned(),
-                _ => return Err(FrameError::BadError(id)),
-            };
-            Ok(Frame::Response {
-                id,
-                result: Err(NodeError { code, message }),
-            })
-        }
+        (None, Some(err)) => Ok(Frame::Response {
+            id,
+            result: Err(node_error(err, id)?),
+        }),
         _ => Err(FrameError::BadResponse(id)),
+    }
+}
+
+/// A JSON-RPC error object (of the response to `id`, for the error message).
+fn node_error(err: &RawValue, id: u64) -> Result<NodeError, FrameError> {
+    let Ok(Obj::Object(err)) = serde_json::from_str::<Obj<ErrorObject>>(err.get()) else {
+        return Err(FrameError::BadError(id));
+    };
+    let code = err
+        .code
+        .and_then(|c| serde_json::from_str::<i64>(c.get()).ok())
+        .ok_or(FrameError::BadError(id))?;
+    match err.message {
+        Some(Field::Str(m)) => Ok(NodeError {
+            code,
+            message: m.into_owned(),
+        }),
+        _ => Err(FrameError::BadError(id)),
     }
 }
 
@@ -250,6 +266,22 @@ mod tests {
         );
         assert!(parse_batch(b"[1]").is_err());
         assert!(parse_batch(b"<html>").is_err());
+    }
+
+    #[test]
+    fn an_error_without_an_id_is_unmatched_not_malformed() {
+        // Erigon's refusal of a batch, as the JSON-RPC spec prescribes it.
+        let refusal = br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"batch limit 100 exceeded: 142 requests given"}}"#;
+        let frames = parse_batch(refusal).expect("a refusal is a frame");
+        assert!(
+            matches!(&frames[..], [Frame::Unmatched(e)] if e.code == -32000 && e.message.starts_with("batch limit")),
+            "{frames:?}"
+        );
+        let no_id =
+            parse_frame(r#"{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"}}"#);
+        assert!(matches!(no_id, Ok(Frame::Unmatched(_))), "{no_id:?}");
+        // A null id with a result is still malformed.
+        assert!(parse_frame(r#"{"jsonrpc":"2.0","id":null,"result":1}"#).is_err());
     }
 
     #[test]

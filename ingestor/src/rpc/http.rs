@@ -137,7 +137,7 @@ impl HttpTransport {
 /// The message of the first JSON-RPC error in an answer, if any.
 fn first_error(frames: &Result<Vec<Frame>, FrameError>) -> Option<String> {
     frames.as_ref().ok()?.iter().find_map(|f| match f {
-        Frame::Response { result: Err(e), .. } => Some(e.to_string()),
+        Frame::Response { result: Err(e), .. } | Frame::Unmatched(e) => Some(e.to_string()),
         _ => None,
     })
 }

@@ -1,6 +1,7 @@
 //! JSON-RPC to the node over WebSocket or HTTP(S): transports, frames, errors, provider
 //! error shapes, TLS, and the validated chain types.
 
+pub mod batch;
 pub mod bloom;
 pub mod client;
 pub mod error;
@@ -10,10 +11,12 @@ pub mod hex;
 mod http;
 mod json;
 pub mod provider;
+pub mod receipt;
 pub mod redact;
 pub mod tls;
 pub mod types;
 mod ws;
 
+pub use batch::BatchLimit;
 pub use client::{RpcClient, RpcOptions};
 pub use error::RpcError;

@@ -29,17 +29,20 @@ pub enum TypeError {
     },
 }
 
-fn str_field<'f>(v: &'f Option<Field<'_>>, field: &'static str) -> Result<&'f str, TypeError> {
+pub(super) fn str_field<'f>(
+    v: &'f Option<Field<'_>>,
+    field: &'static str,
+) -> Result<&'f str, TypeError> {
     v.as_ref()
         .and_then(Field::as_str)
         .ok_or(TypeError::Missing(field))
 }
 
-fn quantity_field(v: &Option<Field<'_>>, field: &'static str) -> Result<u64, TypeError> {
+pub(super) fn quantity_field(v: &Option<Field<'_>>, field: &'static str) -> Result<u64, TypeError> {
     Ok(decode_quantity(field, str_field(v, field)?)?)
 }
 
-fn hash_field(v: &Option<Field<'_>>, field: &'static str) -> Result<B256, TypeError> {
+pub(super) fn hash_field(v: &Option<Field<'_>>, field: &'static str) -> Result<B256, TypeError> {
     Ok(B256::parse(field, str_field(v, field)?)?)
 }
 
@@ -68,6 +71,8 @@ struct RawHeader<'a> {
     timestamp: Option<Field<'a>>,
     #[serde(borrow, default)]
     logs_bloom: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    gas_used: Option<Field<'a>>,
 }
 
 /// The parts of a block header the follower needs.
@@ -83,6 +88,8 @@ pub struct Header {
     pub timestamp_s: u64,
     /// The bloom of every log in the block.
     pub logs_bloom: Bloom,
+    /// Gas used by all of the block's transactions: the last receipt's `cumulativeGasUsed`.
+    pub gas_used: u64,
 }
 
 impl Header {
@@ -106,14 +113,38 @@ impl Header {
             parent_hash: hash_field(&raw.parent_hash, "parentHash")?,
             timestamp_s: quantity_field(&raw.timestamp, "timestamp")?,
             logs_bloom: Bloom::parse("logsBloom", str_field(&raw.logs_bloom, "logsBloom")?)?,
+            gas_used: quantity_field(&raw.gas_used, "gasUsed")?,
         })
     }
+}
+
+#[derive(Deserialize)]
+struct RawTransactions<'a> {
+    #[serde(borrow, default)]
+    transactions: Option<Field<'a>>,
+}
+
+/// The transaction hashes of an `eth_getBlockBy*(…, false)` result, given as JSON text.
+pub fn transaction_hashes(json: &str) -> Result<Vec<B256>, TypeError> {
+    let Ok(Obj::Object(raw)) = serde_json::from_str::<Obj<RawTransactions>>(json) else {
+        return Err(shape("a block object", json));
+    };
+    let Some(Field::List(items)) = &raw.transactions else {
+        return Err(TypeError::Missing("transactions"));
+    };
+    items
+        .iter()
+        .map(|t| {
+            let s = t.as_str().ok_or(TypeError::Missing("transactions"))?;
+            Ok(B256::parse("transactions", s)?)
+        })
+        .collect()
 }
 
 /// The members of a log we read, borrowed from the answer.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawLog<'a> {
+pub(super) struct RawLog<'a> {
     #[serde(borrow, default)]
     address: Option<Field<'a>>,
     #[serde(borrow, default)]
@@ -185,7 +216,7 @@ impl Log {
         }
     }
 
-    fn from_raw(obj: Obj<RawLog<'_>>) -> Result<Self, TypeError> {
+    pub(super) fn from_raw(obj: Obj<RawLog<'_>>) -> Result<Self, TypeError> {
         let v = match obj {
             Obj::Object(v) => v,
             Obj::Other(got) => {
@@ -232,7 +263,7 @@ impl Log {
 
 /// An `eth_getLogs` array read element by element: the logs, or the first element's error
 /// (the rest of the array is then skipped, not held).
-struct LogList(Result<Vec<Log>, TypeError>);
+pub(super) struct LogList(pub(super) Result<Vec<Log>, TypeError>);
 
 impl<'de> Deserialize<'de> for LogList {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -347,11 +378,12 @@ mod tests {
                 "hash": format!("0x{}", "ab".repeat(32)),
                 "parentHash": format!("0x{}", "cd".repeat(32)),
                 "logsBloom": format!("0x{}", "00".repeat(256)),
+                "gasUsed": "0x5208",
             })
             .to_string(),
         )
         .expect("valid header");
-        assert_eq!((h.number, h.timestamp_s), (2, 100));
+        assert_eq!((h.number, h.timestamp_s, h.gas_used), (2, 100, 21_000));
         assert_eq!(
             Header::parse("null"),
             Err(TypeError::Shape {

@@ -175,6 +175,10 @@ fn for_each_pending(reason: &RpcError) -> RpcError {
         RpcError::TooLarge { limit_bytes } => RpcError::TooLarge {
             limit_bytes: *limit_bytes,
         },
+        RpcError::Node { method, source } => RpcError::Node {
+            method,
+            source: source.clone(),
+        },
         other => RpcError::Disconnected(other.to_string()),
     }
 }
@@ -239,6 +243,8 @@ async fn run_connection<S>(
                             let _ = reply.send(result.map_err(|source| RpcError::Node { method: "?", source }));
                         }
                     }
+                    // Nothing to tie it to: every pending request gets the node's error.
+                    Ok(Frame::Unmatched(source)) => break RpcError::Node { method: "?", source },
                     Ok(note @ Frame::Notification { .. }) => {
                         // Full queue: the consumer is busy and will poll the head anyway.
                         let _ = notifications.try_send(note);

@@ -50,6 +50,16 @@ pub struct Metrics {
     /// `ethhook.rpc.rate_limited` `{request}` → `ethhook_rpc_rate_limited_total`, by
     /// `method`: answers that were a rate limit (waited out and sent again).
     pub rate_limited: Counter<u64>,
+    /// `ethhook.incomplete_answers` `{answer}` → `ethhook_incomplete_answers_total`, by
+    /// `check`: node answers refused as incomplete or inconsistent (asked again, never
+    /// published). `check` is `log_index`, `bloom`, `receipts`, `block` or `link`.
+    pub incomplete_answers: Counter<u64>,
+    /// `ethhook.rpc.batch_cuts` `{cut}` → `ethhook_rpc_batch_cuts_total`: JSON-RPC batches
+    /// an endpoint refused for their size (the size then halves).
+    pub batch_cuts: Counter<u64>,
+    /// `ethhook.rpc.batch_size` `{request}` → `ethhook_rpc_batch_size`: requests per
+    /// JSON-RPC batch in use over HTTP (1: no batching).
+    pub batch_size: Gauge<u64>,
     /// `ethhook.chain.endpoint` `{index}` → `ethhook_chain_endpoint`: the index in `urls`
     /// of the endpoint in use (never its URL).
     pub endpoint: Gauge<u64>,
@@ -85,6 +95,9 @@ pub const NAMES: &[&str] = &[
     "ethhook.produce.duration",
     "ethhook.errors",
     "ethhook.rpc.rate_limited",
+    "ethhook.incomplete_answers",
+    "ethhook.rpc.batch_cuts",
+    "ethhook.rpc.batch_size",
     "ethhook.chain.endpoint",
     "ethhook.kafka.queue.messages",
     "ethhook.kafka.queue.size",
@@ -197,6 +210,21 @@ impl Metrics {
                 "{request}",
                 "Node answers that were a rate limit (waited out, then sent again)",
             ),
+            incomplete_answers: counter(
+                "ethhook.incomplete_answers",
+                "{answer}",
+                "Node answers refused as incomplete or inconsistent, by check",
+            ),
+            batch_cuts: counter(
+                "ethhook.rpc.batch_cuts",
+                "{cut}",
+                "JSON-RPC batches refused for their size (the size halves)",
+            ),
+            batch_size: gauge(
+                "ethhook.rpc.batch_size",
+                "{request}",
+                "Requests per JSON-RPC batch in use (1: none)",
+            ),
             endpoint: gauge(
                 "ethhook.chain.endpoint",
                 "{index}",
@@ -225,9 +253,12 @@ impl Metrics {
             &self.retracted,
             &self.dedup_hits,
             &self.reconnects,
+            &self.batch_cuts,
         ] {
             c.add(0, &l);
         }
+        self.incomplete_answers
+            .add(0, &[l[0].clone(), KeyValue::new("check", "bloom")]);
         self.rate_limited
             .add(0, &[l[0].clone(), KeyValue::new("method", "eth_getLogs")]);
         self.breaker_state.record(0, &l);

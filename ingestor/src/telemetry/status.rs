@@ -41,6 +41,13 @@ pub struct ChainStatus {
     pub reconnects: u64,
     /// Reorganisations retracted.
     pub reorgs: u64,
+    /// How the head is learned: `subscribed` (`newHeads`) or `polled`.
+    pub heads: Option<&'static str>,
+    /// Requests per JSON-RPC batch in use over HTTP (1: no batching).
+    pub rpc_batch_size: Option<usize>,
+    /// Where each block's logs are proven complete from: `block_receipts`,
+    /// `transaction_receipts`, or `none` (`verify_log_completeness = false`).
+    pub completeness: Option<&'static str>,
 }
 
 static CHAINS: LazyLock<RwLock<BTreeMap<String, ChainStatus>>> =

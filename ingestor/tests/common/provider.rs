@@ -11,6 +11,17 @@
 //!   (HTTP 429, `Retry-After: 1`), Infura's (-32005 in a 200) and QuickNode's (429, -32007).
 //! - `behind`: a node N blocks behind anvil: `eth_blockNumber` answers N less, and
 //!   `eth_getBlockByNumber` answers `null` above that (a provider's node still syncing).
+//! - `cut_tail`: leaves out the tail of a block's logs in the first `eth_getLogs` answer
+//!   that holds them (by hash or in a range), and only where the rest still makes the
+//!   header's `logsBloom`: by block number mod 3, its last log, its last two, or its last
+//!   transaction's logs (a provider still indexing a busy block);
+//! - `short_receipts`: leaves out the last receipt of the first `eth_getBlockReceipts`
+//!   answer of each block;
+//! - `no_block_receipts`: answers `eth_getBlockReceipts` with -32601, method not found;
+//! - `batches`: refuses JSON-RPC batches as nodes do (see [`Batches`]);
+//! - `refuse_subscribe` (WebSocket only): answers `eth_subscribe` with -32601.
+//!
+//! [`ProviderProxy::start`] serves HTTP; [`ProviderProxy::start_ws`] relays a WebSocket.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -21,6 +32,19 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use serde_json::{Value, json};
 
+/// How a node refuses batches.
+#[derive(Debug, Clone, Copy)]
+pub enum Batches {
+    /// Every batch: one error object with a `null` id (Erigon's answer over its limit).
+    RefuseAll,
+    /// More than N calls: the first N answered, the rest each an error.
+    Cap(usize),
+    /// More than one call: HTTP 413 without a JSON-RPC body.
+    Status413,
+    /// More than one call: the connection is dropped without an answer (older Erigon).
+    Drop,
+}
+
 /// Which habits the proxy has.
 #[derive(Debug, Clone, Default)]
 pub struct Habits {
@@ -28,6 +52,11 @@ pub struct Habits {
     pub cap_logs: Option<usize>,
     pub rate_limit_every: Option<usize>,
     pub behind: Option<u64>,
+    pub cut_tail: bool,
+    pub short_receipts: bool,
+    pub no_block_receipts: bool,
+    pub batches: Option<Batches>,
+    pub refuse_subscribe: bool,
 }
 
 /// What the proxy did, for the test to check that it did something.
@@ -38,28 +67,19 @@ pub struct Counts {
     pub null_headers: AtomicUsize,
     pub refused_ranges: AtomicUsize,
     pub rate_limited: AtomicUsize,
+    /// Logs left out by `cut_tail`, each where the bloom could not tell.
+    pub cut_logs: AtomicUsize,
+    /// Receipts answers shortened by `short_receipts`.
+    pub short_receipts: AtomicUsize,
+    /// Batches refused.
+    pub refused_batches: AtomicUsize,
+    /// `eth_subscribe` or `eth_getBlockReceipts` refused as unknown.
+    pub refused_methods: AtomicUsize,
 }
 
-struct State {
-    habits: Habits,
-    upstream: String,
-    client: reqwest::Client,
-    seen_hashes: Mutex<HashSet<String>>,
-    seen_numbers: Mutex<HashSet<String>>,
-    /// The real head, from the last `eth_blockNumber` (for `behind`).
-    real_head: AtomicU64,
-    counts: Counts,
-}
-
-pub struct ProviderProxy {
-    pub port: u16,
-    state: Arc<State>,
-    _server: super::server::Background,
-}
-
-impl ProviderProxy {
-    pub fn start(upstream_port: u16, habits: Habits) -> Self {
-        let state = Arc::new(State {
+impl State {
+    fn new(upstream_port: u16, habits: Habits) -> Arc<Self> {
+        Arc::new(State {
             habits,
             upstream: format!("http://127.0.0.1:{upstream_port}"),
             client: reqwest::Client::builder()
@@ -73,9 +93,52 @@ impl ProviderProxy {
                 .expect("client"),
             seen_hashes: Mutex::default(),
             seen_numbers: Mutex::default(),
+            cut_blocks: Mutex::default(),
+            short_blocks: Mutex::default(),
             real_head: AtomicU64::new(0),
             counts: Counts::default(),
-        });
+        })
+    }
+
+    /// The answer to a method the node "does not have", if `req` calls one.
+    fn refused_method(&self, req: &Value) -> Option<Value> {
+        let method = req["method"].as_str().unwrap_or_default();
+        let refused = (method == "eth_getBlockReceipts" && self.habits.no_block_receipts)
+            || (method == "eth_subscribe" && self.habits.refuse_subscribe);
+        refused.then(|| {
+            self.counts.refused_methods.fetch_add(1, Ordering::SeqCst);
+            error_for(
+                req,
+                -32601,
+                &format!("the method {method} does not exist/is not available"),
+            )
+        })
+    }
+}
+
+struct State {
+    habits: Habits,
+    upstream: String,
+    client: reqwest::Client,
+    seen_hashes: Mutex<HashSet<String>>,
+    seen_numbers: Mutex<HashSet<String>>,
+    /// Blocks whose logs (`cut_tail`) or receipts (`short_receipts`) were answered once.
+    cut_blocks: Mutex<HashSet<String>>,
+    short_blocks: Mutex<HashSet<String>>,
+    /// The real head, from the last `eth_blockNumber` (for `behind`).
+    real_head: AtomicU64,
+    counts: Counts,
+}
+
+pub struct ProviderProxy {
+    pub port: u16,
+    state: Arc<State>,
+    _server: super::server::Background,
+}
+
+impl ProviderProxy {
+    pub fn start(upstream_port: u16, habits: Habits) -> Self {
+        let state = State::new(upstream_port, habits);
         let shared = state.clone();
         let server = super::server::http(move |req| handle(shared.clone(), req));
         Self {
@@ -83,6 +146,23 @@ impl ProviderProxy {
             state,
             _server: server,
         }
+    }
+
+    /// The same habits over a WebSocket relayed to anvil's (notifications pass through).
+    pub fn start_ws(upstream_port: u16, habits: Habits) -> Self {
+        let state = State::new(upstream_port, habits);
+        let shared = state.clone();
+        let server =
+            super::server::accept_loop(move |tcp| relay_ws(tcp, upstream_port, shared.clone()));
+        Self {
+            port: server.port,
+            state,
+            _server: server,
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
     }
 
     pub fn url(&self) -> String {
@@ -157,6 +237,48 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
                 ),
             ),
         };
+    }
+    if let (Some(batches), Value::Array(items)) = (state.habits.batches, &body) {
+        let over = match batches {
+            Batches::RefuseAll => true,
+            Batches::Cap(n) => items.len() > n,
+            Batches::Status413 | Batches::Drop => items.len() > 1,
+        };
+        if over {
+            state.counts.refused_batches.fetch_add(1, Ordering::SeqCst);
+            match batches {
+                Batches::RefuseAll => {
+                    let message = format!("batch limit 0 exceeded: {} requests given", items.len());
+                    return reply(
+                        200,
+                        &[],
+                        &json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": message}}),
+                    );
+                }
+                Batches::Status413 => {
+                    return Response::builder()
+                        .status(413)
+                        .header("content-type", "text/plain")
+                        .body(Full::new(Bytes::from("Request Entity Too Large")))
+                        .expect("response");
+                }
+                // Ends the connection's task: the socket closes with no answer.
+                Batches::Drop => std::panic::resume_unwind(Box::new("dropped")),
+                Batches::Cap(n) => {
+                    let (answered, refused) = items.split_at(n);
+                    let mut out = match forward(&state, &Value::Array(answered.to_vec())).await {
+                        Some(Value::Array(a)) => a,
+                        _ => return reply(502, &[], &json!("upstream down")),
+                    };
+                    let message = format!("Exceeded max limit of {n} batch requests");
+                    out.extend(refused.iter().map(|r| error_for(r, -32600, &message)));
+                    return reply(200, &[], &Value::Array(out));
+                }
+            }
+        }
+    }
+    if let Some(refusal) = state.refused_method(&body) {
+        return reply(200, &[], &refusal);
     }
     let upstream = state
         .client
@@ -249,6 +371,37 @@ fn rewrite(state: &State, req: &Value, mut answer: Value) -> (u16, Value) {
         }
         _ => {}
     }
+    if method == "eth_getBlockReceipts"
+        && let Some(hash) = param.as_str()
+        && let Some(receipts) = answer["result"].as_array_mut()
+        && !receipts.is_empty()
+    {
+        if state.habits.lagging
+            && state
+                .seen_hashes
+                .lock()
+                .expect("lock")
+                .insert(hash.to_owned())
+        {
+            receipts.clear();
+            state.counts.empty_answers.fetch_add(1, Ordering::SeqCst);
+        } else if state.habits.short_receipts
+            && state
+                .short_blocks
+                .lock()
+                .expect("lock")
+                .insert(hash.to_owned())
+        {
+            receipts.pop();
+            state.counts.short_receipts.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    if method == "eth_getLogs"
+        && state.habits.cut_tail
+        && let Some(logs) = answer["result"].as_array_mut()
+    {
+        *logs = cut_logs(state, std::mem::take(logs));
+    }
     if method == "eth_getLogs"
         && param.get("fromBlock").is_some()
         && let Some(cap) = state.habits.cap_logs
@@ -279,6 +432,121 @@ fn rewrite(state: &State, req: &Value, mut answer: Value) -> (u16, Value) {
         };
     }
     (200, answer)
+}
+
+/// Sends `body` to anvil; its answer.
+async fn forward(state: &State, body: &Value) -> Option<Value> {
+    let r = state
+        .client
+        .post(&state.upstream)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .ok()?;
+    serde_json::from_slice(&r.bytes().await.ok()?).ok()
+}
+
+/// Relays one WebSocket connection to anvil, applying the habits to each answer.
+async fn relay_ws(tcp: tokio::net::TcpStream, upstream_port: u16, state: Arc<State>) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let Ok(client) = tokio_tungstenite::accept_async(tcp).await else {
+        return;
+    };
+    let Ok((node, _)) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{upstream_port}")).await
+    else {
+        return;
+    };
+    let (mut to_client, mut from_client) = client.split();
+    let (mut to_node, mut from_node) = node.split();
+    let mut asked = std::collections::HashMap::<String, Value>::new();
+    loop {
+        tokio::select! {
+            m = from_client.next() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    let req: Value = serde_json::from_str(&t).unwrap_or_default();
+                    if let Some(refusal) = state.refused_method(&req) {
+                        if to_client.send(Message::Text(refusal.to_string().into())).await.is_err() { return }
+                        continue;
+                    }
+                    asked.insert(req["id"].to_string(), req);
+                    if to_node.send(Message::Text(t)).await.is_err() { return }
+                }
+                Some(Ok(m)) => if to_node.send(m).await.is_err() { return },
+                _ => return,
+            },
+            m = from_node.next() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    let answer: Value = serde_json::from_str(&t).unwrap_or_default();
+                    let text = match asked.remove(&answer["id"].to_string()) {
+                        Some(req) => rewrite(&state, &req, answer).1.to_string(),
+                        None => t.to_string(),
+                    };
+                    if to_client.send(Message::Text(text.into())).await.is_err() { return }
+                }
+                Some(Ok(m)) => if to_client.send(m).await.is_err() { return },
+                _ => return,
+            },
+        }
+    }
+}
+
+/// `cut_tail` on one block's logs (JSON, in order): the logs kept.
+fn cut_block(state: &State, logs: Vec<Value>) -> Vec<Value> {
+    use ingestor::rpc::bloom::Bloom;
+    use ingestor::rpc::types::Log;
+    let Some(first) = logs.first() else {
+        return logs;
+    };
+    let number = quantity(&first["blockNumber"]);
+    let hash = first["blockHash"].as_str().unwrap_or_default().to_owned();
+    if !state.cut_blocks.lock().expect("lock").insert(hash) {
+        return logs;
+    }
+    let keep = match number % 3 {
+        0 => logs.len().saturating_sub(1),
+        1 => logs.len().saturating_sub(2),
+        _ => {
+            let last_tx = &logs[logs.len() - 1]["transactionIndex"];
+            logs.iter()
+                .position(|l| &l["transactionIndex"] == last_tx)
+                .unwrap_or(logs.len())
+        }
+    };
+    if keep == 0 {
+        return logs; // all gone: any check sees that
+    }
+    let parsed: Vec<Log> = logs
+        .iter()
+        .map(|l| Log::parse(&l.to_string()).expect("anvil's log"))
+        .collect();
+    if Bloom::of_logs(&parsed[..keep]) != Bloom::of_logs(&parsed) {
+        return logs; // the bloom would tell: not the case under test
+    }
+    state
+        .counts
+        .cut_logs
+        .fetch_add(logs.len() - keep, Ordering::SeqCst);
+    logs.into_iter().take(keep).collect()
+}
+
+/// `cut_tail` on an `eth_getLogs` answer (one block's, or a range's in block order).
+fn cut_logs(state: &State, logs: Vec<Value>) -> Vec<Value> {
+    let mut out = Vec::with_capacity(logs.len());
+    let mut block: Vec<Value> = Vec::new();
+    for log in logs {
+        if block
+            .first()
+            .is_some_and(|b| b["blockHash"] != log["blockHash"])
+        {
+            out.extend(cut_block(state, std::mem::take(&mut block)));
+        }
+        block.push(log);
+    }
+    out.extend(cut_block(state, block));
+    out
 }
 
 /// A hex quantity's value; 0 when absent or malformed.
