@@ -1,6 +1,6 @@
 //! A WebSocket proxy in front of anvil that can lie (corrupt the `blockHash` of the next N
-//! answers that carry one), lag (answer `[]` to the first `eth_getLogs {blockHash}` of each
-//! block that has logs, like a load-balanced provider that has not indexed it yet), and cut
+//! answers that carry one), lag (answer `[]` to the first `eth_getLogs {blockHash}` or
+//! `eth_getBlockReceipts` of each block that has logs, like a load-balanced provider that has not indexed it yet), and cut
 //! every connection (refusing new ones until restored).
 
 use std::collections::{HashMap, HashSet};
@@ -107,14 +107,18 @@ fn maybe_corrupt(state: &State, text: String) -> String {
     format!("{}{flipped}{}", &text[..i], &text[i + 1..])
 }
 
-/// Remembers the request ids of `eth_getLogs {blockHash}` calls on one connection.
+/// Remembers the request ids of `eth_getLogs {blockHash}` and `eth_getBlockReceipts`
+/// calls on one connection.
 fn note_request(text: &str, asked: &mut HashMap<u64, String>) {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
         return;
     };
-    if v["method"] == "eth_getLogs"
-        && let (Some(id), Some(hash)) = (v["id"].as_u64(), v["params"][0]["blockHash"].as_str())
-    {
+    let hash = match v["method"].as_str() {
+        Some("eth_getLogs") => v["params"][0]["blockHash"].as_str(),
+        Some("eth_getBlockReceipts") => v["params"][0].as_str(),
+        _ => None,
+    };
+    if let (Some(id), Some(hash)) = (v["id"].as_u64(), hash) {
         asked.insert(id, hash.to_owned());
     }
 }
