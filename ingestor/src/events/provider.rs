@@ -40,16 +40,17 @@ impl BatchCut<'_> {
 pub struct BatchSize<'a> {
     /// Chain name.
     pub chain: &'a str,
-    /// Requests per batch (1: none).
+    /// Requests per batch (1: none; 0: a WebSocket, whose calls are pipelined instead).
     pub size: usize,
 }
 impl BatchSize<'_> {
-    /// Updates the gauge and `/status`.
+    /// Updates the gauge and `/status` (where a WebSocket shows no batch size).
     pub fn emit(self) {
         metrics()
             .batch_size
             .record(self.size as u64, &chain_label(self.chain));
-        status::update(self.chain, |s| s.rpc_batch_size = Some(self.size));
+        let size = (self.size > 0).then_some(self.size);
+        status::update(self.chain, |s| s.rpc_batch_size = size);
     }
 }
 

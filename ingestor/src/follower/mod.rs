@@ -378,51 +378,35 @@ impl Follower {
     /// connection instead; the subscription is tried again on the next connection.
     async fn learn_heads(&self, rpc: &RpcClient) -> Result<(), FollowError> {
         let chain = &self.cfg.name;
-        let poll_ms = self.cfg.head_poll_interval_ms;
-        if !rpc.subscribes() {
-            events::BatchSize {
-                chain,
-                size: rpc.batch_size(),
-            }
-            .emit();
-            let how = "polled";
-            events::HeadsSource {
-                chain,
-                how,
-                refused: None,
-                poll_ms,
-            }
-            .emit();
-            return Ok(());
-        }
-        match rpc.subscribe_new_heads().await {
-            Ok(_) => {
-                let how = "subscribed";
-                events::HeadsSource {
-                    chain,
-                    how,
-                    refused: None,
-                    poll_ms,
+        // Over a WebSocket, calls are pipelined, never batched: size 0.
+        let size = if rpc.subscribes() {
+            0
+        } else {
+            rpc.batch_size()
+        };
+        events::BatchSize { chain, size }.emit();
+        let refused = if !rpc.subscribes() {
+            None
+        } else {
+            match rpc.subscribe_new_heads().await {
+                Ok(_) => None,
+                Err(RpcError::Node { source, method })
+                    if crate::rpc::provider::is_method_missing(&source) =>
+                {
+                    Some(RpcError::Node { source, method })
                 }
-                .emit();
-                Ok(())
+                Err(e) => return Err(e.into()),
             }
-            Err(RpcError::Node { source, method })
-                if crate::rpc::provider::is_method_missing(&source) =>
-            {
-                let e = RpcError::Node { source, method };
-                let how = "polled";
-                events::HeadsSource {
-                    chain,
-                    how,
-                    refused: Some(&e),
-                    poll_ms,
-                }
-                .emit();
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
+        };
+        let subscribed = rpc.subscribes() && refused.is_none();
+        events::HeadsSource {
+            chain,
+            how: if subscribed { "subscribed" } else { "polled" },
+            refused: refused.as_ref().map(|e| e as &dyn std::fmt::Display),
+            poll_ms: self.cfg.head_poll_interval_ms,
         }
+        .emit();
+        Ok(())
     }
 
     /// How endpoint `i`'s blocks are proven complete: decided on its first connection (a

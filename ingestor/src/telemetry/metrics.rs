@@ -58,7 +58,8 @@ pub struct Metrics {
     /// an endpoint refused for their size (the size then halves).
     pub batch_cuts: Counter<u64>,
     /// `ethhook.rpc.batch_size` `{request}` → `ethhook_rpc_batch_size`: requests per
-    /// JSON-RPC batch in use over HTTP (1: no batching).
+    /// JSON-RPC batch in use over HTTP (1: no batching; 0 over a WebSocket, whose calls
+    /// are pipelined, not batched).
     pub batch_size: Gauge<u64>,
     /// `ethhook.chain.endpoint` `{index}` → `ethhook_chain_endpoint`: the index in `urls`
     /// of the endpoint in use (never its URL).

@@ -280,24 +280,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
     if let Some(refusal) = state.refused_method(&body) {
         return reply(200, &[], &refusal);
     }
-    let upstream = state
-        .client
-        .post(&state.upstream)
-        .header("content-type", "application/json")
-        .body(bytes.to_vec())
-        .send()
-        .await;
-    let answer: Value = match upstream {
-        Ok(r) => match r
-            .bytes()
-            .await
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-        {
-            Some(v) => v,
-            None => return reply(502, &[], &json!("bad upstream answer")),
-        },
-        Err(_) => return reply(502, &[], &json!("upstream down")),
+    let Some(answer) = forward(&state, &body).await else {
+        return reply(502, &[], &json!("upstream down or not JSON"));
     };
     match (&body, answer) {
         (Value::Array(reqs), Value::Array(answers)) => {
@@ -451,12 +435,7 @@ async fn forward(state: &State, body: &Value) -> Option<Value> {
 async fn relay_ws(tcp: tokio::net::TcpStream, upstream_port: u16, state: Arc<State>) {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    let Ok(client) = tokio_tungstenite::accept_async(tcp).await else {
-        return;
-    };
-    let Ok((node, _)) =
-        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{upstream_port}")).await
-    else {
+    let Some((client, node)) = super::proxy::ws_pair(tcp, upstream_port).await else {
         return;
     };
     let (mut to_client, mut from_client) = client.split();

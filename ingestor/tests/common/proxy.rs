@@ -142,14 +142,22 @@ fn maybe_lag(state: &State, text: String, asked: &mut HashMap<u64, String>) -> S
     text
 }
 
+type Client = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+type Upstream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Accepts the client's WebSocket on `tcp` and opens one to anvil on `upstream_port`.
+pub async fn ws_pair(tcp: tokio::net::TcpStream, upstream_port: u16) -> Option<(Client, Upstream)> {
+    let client = tokio_tungstenite::accept_async(tcp).await.ok()?;
+    let (node, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{upstream_port}"))
+        .await
+        .ok()?;
+    Some((client, node))
+}
+
 async fn relay(tcp: tokio::net::TcpStream, upstream_port: u16, state: Arc<State>) {
     let mut cuts = state.cuts.subscribe();
-    let Ok(client) = tokio_tungstenite::accept_async(tcp).await else {
-        return;
-    };
-    let Ok((node, _)) =
-        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{upstream_port}")).await
-    else {
+    let Some((client, node)) = ws_pair(tcp, upstream_port).await else {
         return;
     };
     let (mut to_client, mut from_client) = client.split();
