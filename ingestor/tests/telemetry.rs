@@ -140,12 +140,15 @@ fn traces_metrics_and_traceparent_reach_an_otlp_receiver_and_dashboards_match() 
         "dashboards query metrics the service does not export: {unknown:?}; exported: {exported:?}"
     );
 
-    // Labels are bounded: only chain, stage, error_type, and the method of a rate-limited
-    // call (one of the follower's few `eth_*` calls); never a hash.
+    // Labels are bounded: only chain, stage, error_type, the method of a rate-limited
+    // call (one of the follower's few `eth_*` calls), and the completeness check that
+    // refused an answer; never a hash.
+    const CHECKS: [&str; 5] = ["receipts", "log_index", "bloom", "block", "link"];
     for (k, v) in otlp.metric_attributes() {
         assert!(
             ["chain", "stage", "error_type"].contains(&k.as_str())
-                || (k == "method" && v.starts_with("eth_")),
+                || (k == "method" && v.starts_with("eth_"))
+                || (k == "check" && CHECKS.contains(&v.as_str())),
             "label {k}={v}"
         );
         assert!(!v.starts_with("0x"), "label {k}={v}");
