@@ -25,13 +25,6 @@ pub enum FollowError {
         /// Redacted node URL.
         url: String,
     },
-    /// The next block does not extend the last one handed over: a reorganisation, which
-    /// the follower retracts (never escapes a session).
-    #[error("block {number} does not extend the last block handed over")]
-    ParentMismatch {
-        /// The first block that does not extend the published chain.
-        number: u64,
-    },
     /// No block of the reorg window is canonical any more.
     #[error(
         "chain reorganised deeper than the {window} blocks remembered below block {tip}; \
@@ -70,7 +63,6 @@ impl FollowError {
             Self::Rpc(e) => e.error_type(),
             Self::Inconsistent(_) => "inconsistent_answer",
             Self::ChainIdMismatch { .. } => "chain_id_mismatch",
-            Self::ParentMismatch { .. } => "reorg",
             Self::ReorgTooDeep { .. } => "reorg_too_deep",
             Self::Tls(_) => "tls_config",
             Self::SinkClosed => "sink_closed",

@@ -47,6 +47,15 @@ use crate::window::{Window, WindowBlock};
 use endpoints::Endpoints;
 use fetch::{Fetcher, Proof, RangeSize};
 
+/// How a walk towards the head ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// Every block it could fetch extended the chain handed over.
+    Extended,
+    /// A block did not extend the last one handed over: a reorganisation to retract.
+    Forked,
+}
+
 /// A background check that a preferred endpoint is back: its index and its outcome.
 type Probe = Pin<Box<dyn Future<Output = (usize, Result<(), FollowError>)> + Send>>;
 
@@ -321,12 +330,9 @@ impl Follower {
                 } else {
                     self.step_to(fetcher, next, head, announced.as_ref()).await
                 };
-                match walked {
-                    Err(FollowError::ParentMismatch { .. }) => {
-                        announced = None;
-                        self.retract(fetcher).await?;
-                    }
-                    other => other?,
+                if walked? == Walk::Forked {
+                    announced = None;
+                    self.retract(fetcher).await?;
                 }
                 continue;
             }
@@ -461,18 +467,20 @@ impl Follower {
         from: u64,
         head: u64,
         announced: Option<&Header>,
-    ) -> Result<(), FollowError> {
+    ) -> Result<Walk, FollowError> {
         for number in from..=head {
             let block = match announced {
                 Some(h) if h.number == number => fetcher.announced(h.clone()).await?,
                 _ => fetcher.block(number).await?,
             };
             let Some(block) = block else {
-                return Ok(()); // not served yet: wait for the next wake-up
+                return Ok(Walk::Extended); // not served yet: wait for the next wake-up
             };
-            self.hand_over(block).await?;
+            if self.hand_over(block).await? == Walk::Forked {
+                return Ok(Walk::Forked);
+            }
         }
-        Ok(())
+        Ok(Walk::Extended)
     }
 
     /// Ranged catch-up from `from` to `head`, `backfill_concurrency` ranges in flight,
@@ -482,7 +490,7 @@ impl Follower {
         fetcher: &Fetcher<'_>,
         from: u64,
         head: u64,
-    ) -> Result<(), FollowError> {
+    ) -> Result<Walk, FollowError> {
         let mut in_flight = FuturesOrdered::new();
         let mut next = from;
         loop {
@@ -492,7 +500,7 @@ impl Follower {
                 next = end + 1;
             }
             let Some(blocks) = in_flight.next().await else {
-                return Ok(());
+                return Ok(Walk::Extended);
             };
             let blocks = blocks?;
             let (last, logs) = (
@@ -500,7 +508,9 @@ impl Follower {
                 blocks.iter().map(|b| b.logs.len()).sum(),
             );
             for block in blocks {
-                self.hand_over(block).await?;
+                if self.hand_over(block).await? == Walk::Forked {
+                    return Ok(Walk::Forked);
+                }
             }
             tokio::task::yield_now().await;
             if let Some(block) = last {
@@ -516,8 +526,9 @@ impl Follower {
     }
 
     /// Checks that `block` extends the window's tip, then gives it to the sink (waiting if
-    /// full). A parent that does not match is a reorganisation: nothing is handed over.
-    async fn hand_over(&mut self, block: BlockLogs) -> Result<(), FollowError> {
+    /// full). A parent that does not match is a reorganisation, an expected outcome of the
+    /// walk: nothing is handed over, and [`Walk::Forked`] says so.
+    async fn hand_over(&mut self, block: BlockLogs) -> Result<Walk, FollowError> {
         if let Some((n, hash)) = self.window.tip() {
             if block.header.number != n + 1 {
                 return Err(Inconsistent::new(
@@ -527,15 +538,13 @@ impl Follower {
                 .into());
             }
             if block.header.parent_hash != hash {
-                return Err(FollowError::ParentMismatch {
-                    number: block.header.number,
-                });
+                return Ok(Walk::Forked);
             }
         }
         let entry = block.window_block();
         self.send(Update::Block(block)).await?;
         self.window.push(entry);
-        Ok(())
+        Ok(Walk::Extended)
     }
 
     async fn send(&self, update: Update) -> Result<(), FollowError> {

@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use crate::events;
 use crate::window::LogId;
 
-use super::Follower;
+use super::block::Inconsistent;
+use super::{Follower, Walk};
 use super::block::check_link;
 use super::error::FollowError;
 use super::fetch::Fetcher;
@@ -87,7 +88,15 @@ impl Follower {
         }))
         .await?;
         for block in replacements {
-            self.hand_over(block).await?;
+            let number = block.header.number;
+            if self.hand_over(block).await? == Walk::Forked {
+                // Linked above; the node changed branch again meanwhile. Asked again.
+                return Err(Inconsistent::new(
+                    "link",
+                    format!("replacement block {number} no longer extends the ancestor"),
+                )
+                .into());
+            }
         }
         Ok(())
     }
