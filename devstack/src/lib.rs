@@ -10,16 +10,22 @@
 //! - [`avro_ref`]: fastavro as the reference implementation (fingerprint, decoding).
 //! - [`compare`]: the node's `eth_getLogs` versus what the topic holds, field by field.
 //! - [`service`]: the ingestor binary as a child process with a generated config.
+//! - [`apicurio`], [`postgres`] and [`connect`]: the sink stack (Apicurio Registry, a
+//!   throwaway PostgreSQL, Kafka Connect running the shipped JDBC sink), from
+//!   `scripts/deps-jvm.sh`.
 
 pub mod anvil;
+pub mod apicurio;
 pub mod avro_ref;
 pub mod bench;
 pub mod compare;
+pub mod connect;
 pub mod consumer;
 pub mod demo;
 pub mod latency;
 pub mod memory;
 pub mod node;
+pub mod postgres;
 pub mod proc;
 pub mod service;
 pub mod tansu;

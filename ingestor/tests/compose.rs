@@ -1,9 +1,9 @@
 //! The compose stack, checked without a Docker engine (none runs on these machines): every
 //! image pinned, every port on 127.0.0.1, every mounted file present, every dependency a
 //! service, and the files that must agree do: the ingestor's config (valid under
-//! `check-config`), the registry URL Console and the Connect sink decode with, the topic the
-//! sink reads, the chain id anvil runs, the topics script, and the traffic source in the
-//! image.
+//! `check-config`), the registry Console and the Connect sink decode with, the sink's topic
+//! and database, the chain id anvil runs, the topics script, and the traffic source in the
+//! image. The sink config itself runs on real processes in `sink_postgres.rs`.
 
 mod common;
 
@@ -38,7 +38,16 @@ fn the_compose_stack_is_pinned_local_and_consistent() {
     let services = compose["services"].as_mapping().expect("services");
     let names: Vec<&str> = services.keys().filter_map(Value::as_str).collect();
     for want in [
-        "redpanda", "topics", "console", "anvil", "traffic", "ingestor", "postgres", "connect",
+        "redpanda",
+        "topics",
+        "apicurio",
+        "console",
+        "anvil",
+        "traffic",
+        "ingestor",
+        "postgres",
+        "connect",
+        "connect-sink",
         "grafana",
     ] {
         assert!(names.contains(&want), "service {want}");
@@ -100,9 +109,14 @@ fn the_compose_stack_is_pinned_local_and_consistent() {
         .expect("[schema_registry]")
         .url
         .clone();
-    assert_eq!(registry, "http://redpanda:8081");
+    // Apicurio Registry's Confluent-compatible API, whose ids are content ids.
+    assert_eq!(registry, "http://apicurio:8080/apis/ccompat/v7");
+    let apicurio = &services[&Value::from("apicurio")];
+    assert_eq!(
+        apicurio["environment"]["APICURIO_CCOMPAT_LEGACY_ID_MODE_ENABLED"].as_str(),
+        Some("false")
+    );
     let redpanda_cmd = strings(&services[&Value::from("redpanda")]["command"]).join(" ");
-    assert!(redpanda_cmd.contains("--schema-registry-addr=internal://0.0.0.0:8081"));
     assert!(redpanda_cmd.contains(&format!("internal://{}", cfg.kafka.brokers)));
     let chain = &cfg.chains[0];
     let anvil_cmd = strings(&services[&Value::from("anvil")]["command"]).join(" ");
@@ -130,65 +144,97 @@ fn the_compose_stack_is_pinned_local_and_consistent() {
     assert!(strings(&console["kafka"]["schemaRegistry"]["urls"]).contains(&registry));
     assert!(strings(&console["kafka"]["brokers"]).contains(&cfg.kafka.brokers));
 
-    // The Connect sink reads the chain's topic, decodes through the registry, upserts by
-    // key and deletes on tombstones.
-    let pipeline = yaml("redpanda/connect/postgres.yaml");
-    assert!(strings(&pipeline["input"]["kafka_franz"]["topics"]).contains(&chain.topic()));
-    let cases = pipeline["output"]["switch"]["cases"]
-        .as_sequence()
-        .expect("cases");
-    let tombstone = &cases[0];
-    assert_eq!(tombstone["check"].as_str(), Some("content().length() == 0"));
-    assert!(
-        tombstone["output"]["sql_raw"]["query"]
-            .as_str()
-            .expect("query")
-            .starts_with("DELETE FROM evm_logs WHERE key")
-    );
-    let upsert = &cases[1]["output"];
-    assert_eq!(
-        upsert["processors"][0]["schema_registry_decode"]["url"].as_str(),
-        Some(registry.as_str())
-    );
-    assert!(
-        upsert["sql_raw"]["query"]
-            .as_str()
-            .expect("query")
-            .contains("ON CONFLICT (key) DO UPDATE")
-    );
-    let dsn = upsert["sql_raw"]["dsn"].as_str().expect("dsn");
-    let pg = &services[&Value::from("postgres")]["environment"];
-    assert!(dsn.contains(&format!(
-        "{}:{}@postgres:5432/{}",
-        pg["POSTGRES_USER"].as_str().expect("user"),
-        pg["POSTGRES_PASSWORD"].as_str().expect("password"),
-        pg["POSTGRES_DB"].as_str().expect("db")
-    )));
-
-    // The Kafka Connect JDBC sink: the same contract.
+    // The Kafka Connect sink, posted as shipped: the chain's topic into the compose
+    // database, upsert by the record key, delete on tombstones, values through the same
+    // registry (its v2 API, content ids, the Confluent framing).
     let jdbc: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("redpanda/connect/jdbc-sink.json")).expect("jdbc"),
     )
     .expect("jdbc json");
     let c = &jdbc["config"];
     for (k, v) in [
-        ("pk.mode", "record_key"),
-        ("pk.fields", "key"),
-        ("delete.enabled", "true"),
+        (
+            "connector.class",
+            "io.debezium.connector.jdbc.JdbcSinkConnector",
+        ),
         ("insert.mode", "upsert"),
+        ("delete.enabled", "true"),
+        ("primary.key.mode", "record_key"),
+        ("primary.key.fields", "key"),
+        (
+            "transforms.keyToStruct.type",
+            "org.apache.kafka.connect.transforms.HoistField$Key",
+        ),
+        ("transforms.keyToStruct.field", "key"),
         (
             "key.converter",
             "org.apache.kafka.connect.storage.StringConverter",
         ),
-        ("value.converter", "io.confluent.connect.avro.AvroConverter"),
+        (
+            "value.converter",
+            "io.apicurio.registry.utils.converter.AvroConverter",
+        ),
+        (
+            "value.converter.apicurio.registry.id-handler",
+            "io.apicurio.registry.serde.Legacy4ByteIdHandler",
+        ),
+        ("value.converter.apicurio.registry.use-id", "contentId"),
+        ("value.converter.apicurio.registry.headers.enabled", "false"),
     ] {
         assert_eq!(c[k].as_str(), Some(v), "{k}");
     }
-    assert_eq!(
-        c["value.converter.schema.registry.url"].as_str(),
-        Some(registry.as_str())
-    );
     assert_eq!(c["topics"].as_str(), Some(chain.topic().as_str()));
+    assert_eq!(
+        c["value.converter.apicurio.registry.url"].as_str(),
+        Some(
+            registry
+                .replace("/apis/ccompat/v7", "/apis/registry/v2")
+                .as_str()
+        )
+    );
+    let pg = &services[&Value::from("postgres")]["environment"];
+    assert_eq!(
+        c["connection.url"].as_str(),
+        Some(
+            format!(
+                "jdbc:postgresql://postgres:5432/{}",
+                pg["POSTGRES_DB"].as_str().expect("db")
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(
+        c["connection.username"],
+        pg["POSTGRES_USER"].as_str().expect("user")
+    );
+    assert_eq!(
+        c["connection.password"],
+        pg["POSTGRES_PASSWORD"].as_str().expect("password")
+    );
+    let connect = &services[&Value::from("connect")];
+    assert_eq!(
+        connect["environment"]["ENABLE_APICURIO_CONVERTERS"].as_str(),
+        Some("true")
+    );
+    assert_eq!(
+        connect["environment"]["BOOTSTRAP_SERVERS"].as_str(),
+        Some(cfg.kafka.brokers.as_str())
+    );
+    let poster = &services[&Value::from("connect-sink")];
+    assert!(
+        strings(&poster["volumes"])
+            .iter()
+            .any(|v| v.starts_with("./redpanda/connect/jdbc-sink.json:/connect/jdbc-sink.json"))
+    );
+    let script = strings(&poster["command"]).join("\n");
+    assert!(
+        script.contains("--data @/connect/jdbc-sink.json"),
+        "{script}"
+    );
+    assert!(
+        script.contains("http://connect:8083/connectors"),
+        "{script}"
+    );
 
     // The topics are created before the ingestor, by a script that parses.
     let topics = &services[&Value::from("topics")];

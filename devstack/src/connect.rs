@@ -1,0 +1,246 @@
+//! Kafka Connect in standalone mode as a child process, running one connector: in this
+//! project the shipped PostgreSQL sink, `redpanda/connect/jdbc-sink.json`, with only the
+//! settings that name hosts replaced ([`ConnectorConfig::local_sink`]). The brokers go
+//! into the worker's properties; the connector's state is read from the worker's REST API
+//! (`listeners=http://127.0.0.1:<port>`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::proc::{Managed, free_port, wait_for};
+
+/// The sink connector as shipped.
+pub const SHIPPED_SINK: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../redpanda/connect/jdbc-sink.json"
+);
+
+/// A connector as Connect's REST API and `ConnectStandalone` take it:
+/// `{"name": ..., "config": {...}}`.
+#[derive(Debug, Clone)]
+pub struct ConnectorConfig {
+    name: String,
+    config: Map<String, Value>,
+}
+
+impl ConnectorConfig {
+    /// Reads a connector file.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut json: Value =
+            serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        let name = json["name"]
+            .as_str()
+            .with_context(|| format!("{}: no \"name\"", path.display()))?
+            .to_owned();
+        let Some(Value::Object(config)) = json.get_mut("config").map(Value::take) else {
+            bail!("{}: no \"config\" object", path.display());
+        };
+        Ok(Self { name, config })
+    }
+
+    /// The shipped sink ([`SHIPPED_SINK`]) pointed at local processes: `topics`, the JDBC
+    /// URL and the converter's registry URL replaced, nothing else.
+    pub fn local_sink(topics: &str, jdbc_url: &str, registry_url: &str) -> anyhow::Result<Self> {
+        let mut sink = Self::from_file(Path::new(SHIPPED_SINK))?;
+        sink.set("topics", topics)?;
+        sink.set("connection.url", jdbc_url)?;
+        sink.set("value.converter.apicurio.registry.url", registry_url)?;
+        Ok(sink)
+    }
+
+    /// Replaces `key`, which the file must already set: a setting renamed in the file fails
+    /// here instead of being added beside it.
+    pub fn set(&mut self, key: &str, value: &str) -> anyhow::Result<()> {
+        let Some(slot) = self.config.get_mut(key) else {
+            bail!("connector {}: no setting {key} to replace", self.name);
+        };
+        *slot = Value::from(value);
+        Ok(())
+    }
+
+    /// A setting's value, if it is a string.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.config.get(key).and_then(Value::as_str)
+    }
+
+    /// The connector's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn to_json(&self) -> String {
+        serde_json::json!({ "name": self.name, "config": self.config }).to_string()
+    }
+}
+
+/// `GET /connectors/<name>/status`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConnectorStatus {
+    /// The connector's own state.
+    pub connector: WorkerState,
+    /// Its tasks' states (none until the connector has started them).
+    pub tasks: Vec<TaskState>,
+}
+
+/// A connector's state: `UNASSIGNED`, `RUNNING`, `PAUSED`, `FAILED`...
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerState {
+    /// The state's name.
+    pub state: String,
+    /// The stack trace of a `FAILED` state.
+    #[serde(default)]
+    pub trace: Option<String>,
+}
+
+/// A task's state.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TaskState {
+    /// Task number.
+    pub id: u32,
+    /// The state's name.
+    pub state: String,
+    /// The stack trace of a `FAILED` state.
+    #[serde(default)]
+    pub trace: Option<String>,
+}
+
+impl ConnectorStatus {
+    /// The connector and at least one task run, and no task is in another state.
+    pub fn is_running(&self) -> bool {
+        self.connector.state == "RUNNING"
+            && !self.tasks.is_empty()
+            && self.tasks.iter().all(|t| t.state == "RUNNING")
+    }
+
+    /// The first failure's state and trace, if the connector or a task failed.
+    pub fn failure(&self) -> Option<String> {
+        let failed = |state: &str, trace: &Option<String>| {
+            (state == "FAILED").then(|| trace.clone().unwrap_or_default())
+        };
+        failed(&self.connector.state, &self.connector.trace).or_else(|| {
+            self.tasks
+                .iter()
+                .find_map(|t| failed(&t.state, &t.trace).map(|tr| format!("task {}: {tr}", t.id)))
+        })
+    }
+}
+
+/// A standalone worker running one connector.
+pub struct Connect {
+    /// The process.
+    pub process: Managed,
+    /// Its REST port on 127.0.0.1.
+    pub port: u16,
+    name: String,
+    agent: ureq::Agent,
+}
+
+impl Connect {
+    /// Starts a worker (`CONNECT_LIBS`; `CONNECT_JAVA` or `java` on the PATH) against
+    /// `brokers`, with the plugins under `plugin_path` (`CONNECT_PLUGINS`), running
+    /// `connector`; its files (offsets, logs, the connector's JSON) go under `dir/connect`.
+    /// Returns once the connector and its tasks run; fails if one of them fails first.
+    pub fn start(
+        dir: &Path,
+        brokers: &str,
+        plugin_path: &Path,
+        connector: &ConnectorConfig,
+    ) -> anyhow::Result<Self> {
+        let libs = crate::tool("CONNECT_LIBS")?;
+        let java = std::env::var_os("CONNECT_JAVA")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("java"));
+        let work = dir.join("connect");
+        std::fs::create_dir_all(&work)?;
+        let port = free_port()?;
+        let worker = work.join("worker.properties");
+        std::fs::write(
+            &worker,
+            format!(
+                "bootstrap.servers={brokers}\n\
+                 listeners=http://127.0.0.1:{port}\n\
+                 plugin.path={plugins}\n\
+                 plugin.discovery=service_load\n\
+                 offset.storage.file.filename={offsets}\n\
+                 offset.flush.interval.ms=1000\n\
+                 key.converter=org.apache.kafka.connect.storage.StringConverter\n\
+                 value.converter=org.apache.kafka.connect.json.JsonConverter\n",
+                plugins = plugin_path.display(),
+                offsets = work.join("offsets").display(),
+            ),
+        )?;
+        let connector_file = work.join("connector.json");
+        std::fs::write(&connector_file, connector.to_json())?;
+
+        let mut cmd = Command::new(java);
+        cmd.args(["-Xms64m", "-Xmx384m", "-XX:+UseSerialGC"])
+            .arg(format!("-Djava.io.tmpdir={}", work.display()))
+            // Log4j's default configuration, at INFO instead of ERROR, on stdout.
+            .arg("-Dlog4j2.level=INFO")
+            .arg("-cp")
+            .arg(format!("{}/*", libs.display()))
+            .arg("org.apache.kafka.connect.cli.ConnectStandalone")
+            .arg(&worker)
+            .arg(&connector_file)
+            .current_dir(&work);
+        let process = Managed::spawn("connect", cmd, work.join("connect.log"))?;
+        let mut connect = Self {
+            process,
+            port,
+            name: connector.name().to_owned(),
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(10))
+                .build(),
+        };
+        connect.wait_running(Duration::from_secs(180))?;
+        Ok(connect)
+    }
+
+    /// `http://127.0.0.1:<port>`, the worker's REST API.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The connector's current status.
+    pub fn status(&self) -> anyhow::Result<ConnectorStatus> {
+        let url = format!("{}/connectors/{}/status", self.url(), self.name);
+        Ok(self
+            .agent
+            .get(&url)
+            .call()
+            .with_context(|| format!("GET {url}"))?
+            .into_json()?)
+    }
+
+    /// Waits until the connector and its tasks run; fails at once if one of them failed or
+    /// the worker exited.
+    pub fn wait_running(&mut self, deadline: Duration) -> anyhow::Result<ConnectorStatus> {
+        enum Seen {
+            Running(ConnectorStatus),
+            Failed(String),
+            Exited,
+        }
+        let seen = wait_for(&format!("connector {} to run", self.name), deadline, || {
+            if !self.process.is_running() {
+                return Some(Seen::Exited);
+            }
+            let status = self.status().ok()?;
+            if let Some(failure) = status.failure() {
+                return Some(Seen::Failed(failure));
+            }
+            status.is_running().then_some(Seen::Running(status))
+        })?;
+        match seen {
+            Seen::Running(status) => Ok(status),
+            Seen::Failed(trace) => bail!("connector {} failed: {trace}", self.name),
+            Seen::Exited => bail!("connect exited:\n{}", self.process.log_tail(40)),
+        }
+    }
+}
