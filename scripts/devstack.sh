@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/deps.sh env)"
-export ANVIL_BIN TANSU_BIN FASTAVRO_PYTHON
+export ANVIL_BIN KAFKA_LIBS JAVA_BIN FASTAVRO_PYTHON
 cargo build --release --locked -p ingestor -p devstack >&2
 sub="$1"
 shift

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test: installs the pinned anvil and tansu (cached per user), then unit and
+# Runs every test: installs the pinned anvil and Apache Kafka (cached per user), then unit and
 # end-to-end tests. Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test e2e`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# A clean test build takes about 1.7 GB under target/ (and tansu's one-time build about 1 GB
-# more in the cache). A full disk otherwise shows up as a linker crash (SIGBUS), so say it first.
+# A clean test build takes about 1.7 GB under target/ (and Kafka about 0.2 GB more in
+# the cache). A full disk otherwise shows up as a linker crash (SIGBUS), so say it first.
 need_mb=2500
 target_dir="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$target_dir"
@@ -16,5 +16,5 @@ if [ -n "$free_mb" ] && [ "$free_mb" -lt "$need_mb" ]; then
 fi
 
 eval "$(scripts/deps.sh env)"
-export ANVIL_BIN TANSU_BIN FASTAVRO_PYTHON
+export ANVIL_BIN KAFKA_LIBS JAVA_BIN FASTAVRO_PYTHON APICURIO_HOME APICURIO_JAVA CONNECT_LIBS CONNECT_PLUGINS POSTGRES_BIN
 exec cargo test --workspace --locked "$@"

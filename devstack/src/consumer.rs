@@ -68,8 +68,6 @@ pub struct TopicReader {
     fingerprint: Vec<u8>,
     /// Next offset to read per partition.
     positions: HashMap<i32, i64>,
-    /// Partitions whose end was reached since their last record.
-    at_eof: std::collections::HashSet<i32>,
     keep_raw: bool,
     /// A Schema Registry to resolve `0x00` + id values with, and the schemas fetched.
     registry: Option<Registry>,
@@ -129,7 +127,6 @@ impl TopicReader {
                 format!("devstack-reader-{}", std::process::id()),
             )
             .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
             .create()?;
         // The ingestor creates its topics at start-up: wait until the broker lists this one.
         let partitions = crate::proc::wait_for(
@@ -160,7 +157,6 @@ impl TopicReader {
             schema,
             fingerprint,
             positions,
-            at_eof: Default::default(),
             keep_raw: false,
             registry: None,
         })
@@ -184,23 +180,58 @@ impl TopicReader {
         self
     }
 
-    /// Reads until the broker reports the end of every partition (a fetch that returned
-    /// nothing more). tansu 0.6's ListOffsets high watermark lags the log (it points into
-    /// the last batch), so watermarks are not used to find the end.
+    /// Reads every partition up to the end it has when called, as any Kafka reader does:
+    /// the high watermark, or, this reader being `read_committed` (librdkafka's default),
+    /// the last stable offset (librdkafka asks ListOffsets at the reader's isolation
+    /// level). A partition is there once the reader's position reached its end: the offset
+    /// after the last record read, or the consumer's own position, which also moves past
+    /// transaction markers (they hold offsets no record carries).
     pub fn read_to_end(&mut self, out: &mut Vec<Record>, deadline: Duration) -> anyhow::Result<()> {
-        self.at_eof.clear();
         let start = Instant::now();
-        while self.at_eof.len() < self.positions.len() {
+        let mut ends = HashMap::new();
+        for &p in self.positions.keys() {
+            // A client that has just assigned the partition may not know its leader yet
+            // (`Local: Unknown partition`): asked again until the deadline.
+            let high = loop {
+                match self
+                    .consumer
+                    .fetch_watermarks(&self.topic, p, Duration::from_secs(5))
+                {
+                    Ok((_, high)) => break high,
+                    Err(e) if start.elapsed() > deadline => {
+                        return Err(e)
+                            .with_context(|| format!("the end of {} partition {p}", self.topic));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            };
+            ends.insert(p, high);
+        }
+        loop {
+            let position = self.consumer.position()?;
+            let behind: Vec<(i32, i64, i64)> = ends
+                .iter()
+                .map(|(&p, &end)| {
+                    let read = self.positions.get(&p).copied().unwrap_or(0);
+                    let fetched = position
+                        .find_partition(&self.topic, p)
+                        .and_then(|e| e.offset().to_raw())
+                        .unwrap_or(0);
+                    (p, read.max(fetched), end)
+                })
+                .filter(|(_, at, end)| at < end)
+                .collect();
+            if behind.is_empty() {
+                return Ok(());
+            }
             if start.elapsed() > deadline {
                 bail!(
-                    "reading {} to its end timed out at {:?}",
-                    self.topic,
-                    self.positions
+                    "reading {} to its end timed out; (partition, position, end): {behind:?}",
+                    self.topic
                 );
             }
             self.poll_one(out)?;
         }
-        Ok(())
     }
 
     /// Reads until `done(records)` holds, failing after `deadline`.
@@ -235,13 +266,8 @@ impl TopicReader {
     pub fn poll(&mut self) -> anyhow::Result<Option<Record>> {
         let msg = match self.consumer.poll(Duration::from_millis(200)) {
             None => return Ok(None),
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
-                self.at_eof.insert(p);
-                return Ok(None);
-            }
             Some(other) => other?,
         };
-        self.at_eof.remove(&msg.partition());
         let key = String::from_utf8(msg.key().unwrap_or_default().to_vec())?;
         let log = msg
             .payload()

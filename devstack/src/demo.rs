@@ -1,4 +1,4 @@
-//! `devstack up`: two anvil chains, tansu, the ingestor and a traffic source, with every
+//! `devstack up`: two anvil chains, Apache Kafka, the ingestor and a traffic source, with every
 //! published record decoded and printed as it arrives. Ctrl-C stops it all cleanly.
 
 use std::io::Write;
@@ -12,9 +12,9 @@ use rand::Rng;
 
 use crate::anvil::Anvil;
 use crate::consumer::{Record, TopicReader};
+use crate::kafka::{Kafka, KafkaOptions};
 use crate::node::Node;
 use crate::service::{ChainEntry, Service, config_toml};
-use crate::tansu::Tansu;
 use crate::traffic::{LogShapes, Sender};
 
 /// The demo chains: (name, chain id).
@@ -32,8 +32,14 @@ pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
         "devstack: logs of every process in {}",
         dir.path().display()
     );
-    let tansu = Tansu::start(dir.path())?;
-    eprintln!("devstack: broker (tansu) on {}", tansu.brokers());
+    let kafka = Kafka::start_with(
+        dir.path(),
+        KafkaOptions {
+            quick_start: false,
+            ..Default::default()
+        },
+    )?;
+    eprintln!("devstack: broker (Apache Kafka) on {}", kafka.brokers());
     let mut anvils = Vec::new();
     let mut entries = Vec::new();
     for (name, id) in CHAINS {
@@ -44,7 +50,7 @@ pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
         entries.push(entry);
         anvils.push(anvil);
     }
-    let toml = config_toml(&tansu.brokers(), &entries, "shutdown_timeout_ms = 15000");
+    let toml = config_toml(&kafka.brokers(), &entries, "shutdown_timeout_ms = 15000");
     let mut service = Service::start(ingestor, dir.path(), &toml, &[])?;
     eprintln!(
         "devstack: ingestor running with {} (its log: ingestor.log)",
@@ -58,7 +64,7 @@ pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
             s.spawn(move || traffic(anvil, seed as u64, block_interval, stop));
         }
         for (name, id) in CHAINS {
-            let (stop, brokers) = (&stop, tansu.brokers());
+            let (stop, brokers) = (&stop, kafka.brokers());
             s.spawn(move || tail(&brokers, name, id, stop));
         }
         while !stop.load(Ordering::SeqCst) {

@@ -13,9 +13,9 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::anvil::Anvil;
+use crate::kafka::{Kafka, KafkaOptions};
 use crate::proc::wait_for;
 use crate::service::{ChainEntry, Service, config_toml};
-use crate::tansu::Tansu;
 use crate::traffic::{LogShapes, Sender};
 
 fn create_topic(brokers: &str, topic: &str) -> anyhow::Result<()> {
@@ -134,10 +134,16 @@ pub fn run(ingestor: &std::path::Path, blocks: usize, backfill_logs: usize) -> a
     let dir = tempfile::Builder::new()
         .prefix("ethhook-latency-")
         .tempdir()?;
-    let tansu = Tansu::start(dir.path())?;
+    let kafka = Kafka::start_with(
+        dir.path(),
+        KafkaOptions {
+            quick_start: false,
+            ..Default::default()
+        },
+    )?;
     let anvil = Anvil::start(31337, dir.path())?;
     let node = anvil.node();
-    let brokers = tansu.brokers();
+    let brokers = kafka.brokers();
 
     // The broker's floor: produce one record, read it back.
     let floor_topic = "latency.floor";

@@ -2,7 +2,7 @@
 //! loopback ports, stopped when dropped (and killed if the owning thread dies).
 //!
 //! - [`proc`]: spawning, readiness waits with deadlines, cleanup.
-//! - [`anvil`] and [`tansu`]: the pinned chain node and Kafka-API broker.
+//! - [`anvil`] and [`kafka`]: the pinned chain node and Apache Kafka broker (KRaft, a JVM).
 //! - [`node`]: a minimal HTTP JSON-RPC client, independent of the ingestor's own.
 //! - [`traffic`]: transactions that emit realistic logs (0-4 topics, empty to >1 KB data,
 //!   many per transaction and per block, empty blocks).
@@ -22,17 +22,17 @@ pub mod compare;
 pub mod connect;
 pub mod consumer;
 pub mod demo;
+pub mod kafka;
 pub mod latency;
 pub mod memory;
 pub mod node;
 pub mod postgres;
 pub mod proc;
 pub mod service;
-pub mod tansu;
 pub mod traffic;
 
-/// Where the pinned tools are: `ANVIL_BIN` / `TANSU_BIN` / `FASTAVRO_PYTHON` (set by
-/// `scripts/deps.sh env`).
+/// Where the pinned tools are: `ANVIL_BIN` / `KAFKA_LIBS` / `JAVA_BIN` / `FASTAVRO_PYTHON`
+/// (set by `scripts/deps.sh env`).
 pub fn tool(var: &str) -> anyhow::Result<std::path::PathBuf> {
     std::env::var_os(var).map(Into::into).ok_or_else(|| {
         anyhow::anyhow!(

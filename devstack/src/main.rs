@@ -1,5 +1,5 @@
 //! `devstack`: the local stack for EthHook Ingestor (`up`), its benchmark (`bench`), both
-//! expecting ANVIL_BIN and TANSU_BIN as set by `scripts/deps.sh env`; and `traffic`, the
+//! expecting ANVIL_BIN, KAFKA_LIBS and JAVA_BIN as set by `scripts/deps.sh env`; and `traffic`, the
 //! traffic source for any anvil (the compose stack ships it in the ingestor's image).
 
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Two anvil chains, tansu, the ingestor and traffic; prints decoded records. Ctrl-C stops.
+    /// Two anvil chains, Apache Kafka, the ingestor and traffic; prints decoded records. Ctrl-C stops.
     Up {
         /// Path of the ingestor binary.
         #[arg(long)]

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::anvil::Anvil;
 use crate::consumer::TopicReader;
+use crate::kafka::{Kafka, KafkaOptions};
 use crate::service::{ChainEntry, Service, config_toml};
-use crate::tansu::Tansu;
 use crate::traffic::{LogShapes, Sender};
 
 /// `VmHWM` (peak resident set) of `pid`, in KiB.
@@ -28,7 +28,13 @@ pub fn run(ingestor: &std::path::Path, blocks: usize, logs_per_block: usize) -> 
     let dir = tempfile::Builder::new()
         .prefix("ethhook-memory-")
         .tempdir()?;
-    let tansu = Tansu::start(dir.path())?;
+    let kafka = Kafka::start_with(
+        dir.path(),
+        KafkaOptions {
+            quick_start: false,
+            ..Default::default()
+        },
+    )?;
     let ids = [31337u64, 31338, 31339, 31340];
     let anvils: Vec<Anvil> = ids
         .iter()
@@ -48,7 +54,7 @@ pub fn run(ingestor: &std::path::Path, blocks: usize, logs_per_block: usize) -> 
         .iter()
         .map(|a| ChainEntry::new(a.chain_id, a.ws_url()))
         .collect();
-    let toml = config_toml(&tansu.brokers(), &entries, "");
+    let toml = config_toml(&kafka.brokers(), &entries, "");
     let run_dir = dir.path().join("ingestor");
     std::fs::create_dir_all(&run_dir)?;
     let started = Instant::now();
@@ -74,7 +80,7 @@ pub fn run(ingestor: &std::path::Path, blocks: usize, logs_per_block: usize) -> 
                 Ok(())
             });
         }
-        let mut reader = TopicReader::new(&tansu.brokers(), "evm.logs.31337")?;
+        let mut reader = TopicReader::new(&kafka.brokers(), "evm.logs.31337")?;
         let mut records = Vec::new();
         let read = reader.read_until(&mut records, Duration::from_secs(900), |r| {
             r.len() >= history

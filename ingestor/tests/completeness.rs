@@ -17,7 +17,7 @@ use devstack::compare::{compare, expected_from_node};
 use devstack::consumer::TopicReader;
 use devstack::node::Node;
 use devstack::proc::wait_for;
-use devstack::service::{ChainEntry, Service, config_toml};
+use devstack::service::{ChainEntry, Service};
 use devstack::traffic::{LogShapes, LogSpec, Sender};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -87,7 +87,7 @@ fn a_busy_blocks_tail_cut_where_the_bloom_cannot_tell_is_never_lost() {
     let http = ProviderProxy::start(stack.anvil.port, cut.clone());
     let control = ProviderProxy::start(unchecked.port, cut.clone());
     let ws = ProviderProxy::start_ws(over_ws.port, cut);
-    let toml = config_toml(
+    let toml = stack.names.config(
         &stack.brokers(),
         &[
             entry(31337, http.url(), &[]),
@@ -104,8 +104,18 @@ fn a_busy_blocks_tail_cut_where_the_bloom_cannot_tell_is_never_lost() {
             busy_block(s, &mut shapes);
         }
     }
-    assert_topic_matches_node(&stack.brokers(), "evm.logs.31337", &stack.node, 31337);
-    assert_topic_matches_node(&stack.brokers(), "evm.logs.4244", &over_ws.node(), 4244);
+    assert_topic_matches_node(
+        &stack.brokers(),
+        &stack.names.topic(31337),
+        &stack.node,
+        31337,
+    );
+    assert_topic_matches_node(
+        &stack.brokers(),
+        &stack.names.topic(4244),
+        &over_ws.node(),
+        4244,
+    );
 
     // The control: the same proxy, without the proof, loses exactly what it cut.
     let unchecked_node = unchecked.node();
@@ -117,7 +127,7 @@ fn a_busy_blocks_tail_cut_where_the_bloom_cannot_tell_is_never_lost() {
         unchecked_node.head().expect("head"),
     )
     .expect("node");
-    let mut reader = TopicReader::new(&stack.brokers(), "evm.logs.4243").expect("reader");
+    let mut reader = TopicReader::new(&stack.brokers(), &stack.names.topic(4243)).expect("reader");
     let mut records = Vec::new();
     reader
         .read_to_end(&mut records, READ_DEADLINE)
@@ -163,7 +173,7 @@ fn short_receipts_and_a_node_without_block_receipts_lose_nothing() {
             ..Habits::default()
         },
     );
-    let toml = config_toml(
+    let toml = stack.names.config(
         &stack.brokers(),
         &[
             entry(31337, short.url(), &[]),
@@ -180,8 +190,18 @@ fn short_receipts_and_a_node_without_block_receipts_lose_nothing() {
             .expect("live");
         busy_block(&mut other_sender, &mut shapes);
     }
-    assert_topic_matches_node(&stack.brokers(), "evm.logs.31337", &stack.node, 31337);
-    assert_topic_matches_node(&stack.brokers(), "evm.logs.4245", &other.node(), 4245);
+    assert_topic_matches_node(
+        &stack.brokers(),
+        &stack.names.topic(31337),
+        &stack.node,
+        31337,
+    );
+    assert_topic_matches_node(
+        &stack.brokers(),
+        &stack.names.topic(4245),
+        &other.node(),
+        4245,
+    );
 
     let shortened = short.counts().short_receipts.load(Ordering::SeqCst);
     assert!(shortened >= 8, "receipts answers shortened: {shortened}");
@@ -208,7 +228,8 @@ fn short_receipts_and_a_node_without_block_receipts_lose_nothing() {
 #[test]
 fn http_endpoints_that_refuse_batches_are_followed_with_smaller_ones() {
     let dir = tempdir();
-    let broker = devstack::tansu::Tansu::start(dir.path()).expect("broker");
+    let names = Names::new();
+    let brokers = shared_brokers();
     let forms = [
         (5001, Batches::RefuseAll, 1),
         (5002, Batches::Cap(10), 10),
@@ -236,7 +257,7 @@ fn http_endpoints_that_refuse_batches_are_followed_with_smaller_ones() {
         .zip(forms)
         .map(|((_, _, proxy), (id, _, _))| entry(id, proxy.url(), &["rpc_batch_max = 64"]))
         .collect();
-    let toml = config_toml(&broker.brokers(), &entries, "");
+    let toml = names.config(&brokers, &entries, "");
     let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
     for ((anvil, _, _), (id, _, _)) in chains.iter().zip(forms) {
         wait_delivered(&service, &format!("chain-{id}"), &anvil.node());
@@ -247,12 +268,7 @@ fn http_endpoints_that_refuse_batches_are_followed_with_smaller_ones() {
         }
     }
     for ((anvil, _, proxy), (id, _, size)) in chains.iter().zip(forms) {
-        assert_topic_matches_node(
-            &broker.brokers(),
-            &format!("evm.logs.{id}"),
-            &anvil.node(),
-            id,
-        );
+        assert_topic_matches_node(&brokers, &names.topic(id), &anvil.node(), id);
         assert!(proxy.counts().refused_batches.load(Ordering::SeqCst) >= 1);
         let in_use = status_of(&service, &format!("chain-{id}"), "rpc_batch_size");
         assert!(
@@ -280,7 +296,9 @@ fn a_websocket_without_subscriptions_is_polled_on_the_same_socket() {
             ..Habits::default()
         },
     );
-    let toml = config_toml(&stack.brokers(), &[entry(31337, proxy.ws_url(), &[])], "");
+    let toml = stack
+        .names
+        .config(&stack.brokers(), &[entry(31337, proxy.ws_url(), &[])], "");
     let mut service = Service::start(BIN.as_ref(), stack.dir.path(), &toml, &[]).expect("ingestor");
     wait_delivered(&service, "chain-31337", &stack.node);
     // Live: each block is delivered within a few poll intervals (200 ms here).
@@ -291,7 +309,12 @@ fn a_websocket_without_subscriptions_is_polled_on_the_same_socket() {
             .expect("live");
         wait_delivered(&service, "chain-31337", &stack.node);
     }
-    assert_topic_matches_node(&stack.brokers(), "evm.logs.31337", &stack.node, 31337);
+    assert_topic_matches_node(
+        &stack.brokers(),
+        &stack.names.topic(31337),
+        &stack.node,
+        31337,
+    );
     assert_eq!(status_of(&service, "chain-31337", "heads"), "polled");
     assert!(proxy.counts().refused_methods.load(Ordering::SeqCst) >= 1);
     let log = service.process.log_text();
@@ -318,7 +341,9 @@ fn a_head_replaced_at_its_own_height_is_retracted_without_a_new_block() {
         } else {
             stack.anvil.ws_url()
         };
-        let toml = config_toml(&stack.brokers(), &[entry(31337, url, &[])], "");
+        let toml = stack
+            .names
+            .config(&stack.brokers(), &[entry(31337, url, &[])], "");
         let mut service =
             Service::start(BIN.as_ref(), stack.dir.path(), &toml, &[]).expect("ingestor");
         stack
@@ -336,7 +361,12 @@ fn a_head_replaced_at_its_own_height_is_retracted_without_a_new_block() {
             before,
             "another block"
         );
-        assert_view_matches_node(&stack.brokers(), "evm.logs.31337", &stack.node, 31337);
+        assert_view_matches_node(
+            &stack.brokers(),
+            &stack.names.topic(31337),
+            &stack.node,
+            31337,
+        );
         assert_eq!(status_of(&service, "chain-31337", "reorgs"), 1);
         stop_cleanly(&mut service);
     }

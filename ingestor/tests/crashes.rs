@@ -16,7 +16,6 @@ use devstack::node::Node;
 use devstack::service::Service;
 use devstack::traffic::{LogShapes, LogSpec, Sender, reorg_with_logs};
 
-const TOPIC: &str = "evm.logs.31337";
 const DEBUG: &[(&str, &str)] = &[("RUST_LOG", "info,ingestor::events=debug")];
 
 /// Reads on until `done` holds for the newest record.
@@ -33,9 +32,10 @@ fn read_until_last(
         .expect("record seen");
 }
 
-/// A reader that sees a record as soon as the broker has it (no 500 ms fetch wait).
-fn fast_reader(brokers: &str) -> TopicReader {
-    TopicReader::with_options(brokers, TOPIC, &[("fetch.wait.max.ms", "1")]).expect("reader")
+/// A reader of `topic` that sees a record as soon as the broker has it (no 500 ms fetch
+/// wait).
+fn fast_reader(brokers: &str, topic: &str) -> TopicReader {
+    TopicReader::with_options(brokers, topic, &[("fetch.wait.max.ms", "1")]).expect("reader")
 }
 
 fn kill(service: &mut Service) {
@@ -102,15 +102,15 @@ fn killed_as_a_large_block_appears_no_ghost_and_no_duplicate_survives() {
     // With checkpoints an hour apart, every kill lands after the block's records and
     // before its checkpoint: the window a crash with default settings hits only by chance.
     let toml = stack.config(&["checkpoint_interval_ms = 3600000"]);
+    let (brokers, topic) = (stack.brokers(), stack.topic());
     let Stack {
         dir,
-        tansu,
         node,
         mut shapes,
         ..
     } = stack;
     let mut service = start(dir.path(), "run-0", &toml);
-    let mut reader = fast_reader(&tansu.brokers());
+    let mut reader = fast_reader(&brokers, &topic);
     let mut all = Vec::new();
     assert_all_read_matches(&mut reader, &mut all, &node);
 
@@ -170,15 +170,15 @@ fn killed_as_a_large_block_appears_no_ghost_and_no_duplicate_survives() {
 fn killed_between_a_retraction_and_its_replacement_no_ghost_and_no_duplicate_survives() {
     let stack = Stack::start(43, 4);
     let toml = stack.config(&[]);
+    let (brokers, topic) = (stack.brokers(), stack.topic());
     let Stack {
         dir,
-        tansu,
         node,
         mut shapes,
         ..
     } = stack;
     let mut service = start(dir.path(), "run-0", &toml);
-    let mut reader = fast_reader(&tansu.brokers());
+    let mut reader = fast_reader(&brokers, &topic);
     let mut all = Vec::new();
     for round in 1..=3 {
         let mut sender = Sender::new(node.clone()).expect("sender");
@@ -201,7 +201,7 @@ fn killed_between_a_retraction_and_its_replacement_no_ghost_and_no_duplicate_sur
 #[test]
 fn killed_in_the_middle_of_a_200k_log_backfill_the_raw_topic_has_no_duplicate() {
     let dir = tempdir();
-    let tansu = devstack::tansu::Tansu::start(dir.path()).expect("tansu");
+    let (brokers, names) = (shared_brokers(), Names::new());
     let anvil = devstack::anvil::Anvil::start(31337, dir.path()).expect("anvil");
     let node = anvil.node();
     let mut sender = Sender::new(node.clone()).expect("sender");
@@ -211,13 +211,9 @@ fn killed_in_the_middle_of_a_200k_log_backfill_the_raw_topic_has_no_duplicate() 
     for _ in 0..500 {
         sender.block(&block).expect("block");
     }
-    let toml = devstack::service::config_toml(
-        &tansu.brokers(),
-        &[fast_retry_entry(31337, anvil.ws_url())],
-        "",
-    );
+    let toml = names.config(&brokers, &[fast_retry_entry(31337, anvil.ws_url())], "");
     let mut service = start(dir.path(), "run-0", &toml);
-    let mut reader = fast_reader(&tansu.brokers());
+    let mut reader = fast_reader(&brokers, &names.topic(31337));
     let mut all = Vec::new();
     reader
         .read_until(&mut all, READ_DEADLINE, |rs| rs.len() >= 100_000)
@@ -250,8 +246,8 @@ fn killed_in_the_middle_of_a_200k_log_backfill_the_raw_topic_has_no_duplicate() 
 }
 
 /// Writes a first-format checkpoint (the one before 0.3, which listed every key) for the
-/// node's block `tip`, with a window of its last 128 blocks.
-fn write_first_format_checkpoint(brokers: &str, node: &Node, tip: u64) {
+/// node's block `tip`, with a window of its last 128 blocks, to `checkpoints`.
+fn write_first_format_checkpoint(brokers: &str, checkpoints: &str, node: &Node, tip: u64) {
     use ingestor::checkpoint::{Checkpoint, encode_legacy};
     use ingestor::rpc::hex::B256;
     use ingestor::window::{LogId, WindowBlock};
@@ -293,11 +289,7 @@ fn write_first_format_checkpoint(brokers: &str, node: &Node, tip: u64) {
         .create()
         .expect("producer");
     producer
-        .send(
-            BaseRecord::to("ingestor.checkpoints")
-                .key("31337")
-                .payload(&bytes),
-        )
+        .send(BaseRecord::to(checkpoints).key("31337").payload(&bytes))
         .map_err(|(e, _)| e)
         .expect("send");
     producer.flush(Duration::from_secs(30)).expect("flush");
@@ -307,15 +299,16 @@ fn write_first_format_checkpoint(brokers: &str, node: &Node, tip: u64) {
 fn a_first_format_checkpoint_is_migrated_without_ghosts_or_duplicates() {
     let stack = Stack::start(47, 6);
     let toml = stack.config(&[]);
+    let (brokers, topic) = (stack.brokers(), stack.topic());
     let Stack {
         dir,
-        tansu,
+        names,
         node,
         mut shapes,
         ..
     } = stack;
     let mut service = start(dir.path(), "run-0", &toml);
-    let mut reader = fast_reader(&tansu.brokers());
+    let mut reader = fast_reader(&brokers, &topic);
     let mut all = Vec::new();
     assert_all_read_matches(&mut reader, &mut all, &node);
     stop_cleanly(&mut service);
@@ -323,7 +316,7 @@ fn a_first_format_checkpoint_is_migrated_without_ghosts_or_duplicates() {
     // As the previous version could leave it after a crash: its checkpoint two blocks
     // behind what it had published. While the service is down, the head is reorganised.
     let head = node.head().expect("head");
-    write_first_format_checkpoint(&tansu.brokers(), &node, head - 2);
+    write_first_format_checkpoint(&brokers, &names.checkpoints(), &node, head - 2);
     reorg_with_logs(&node, 1, &[shapes.logs(3)]).expect("reorg");
 
     let mut service = start(dir.path(), "run-1", &toml);

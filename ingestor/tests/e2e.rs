@@ -1,4 +1,4 @@
-//! End to end on real processes: two anvil chains, tansu, the ingestor binary, and an
+//! End to end on real processes: two anvil chains, Apache Kafka, the ingestor binary, and an
 //! independent consumer that compares every record with the node's own eth_getLogs.
 
 mod common;
@@ -8,14 +8,13 @@ use std::time::Duration;
 use common::*;
 use devstack::anvil::Anvil;
 use devstack::consumer::TopicReader;
-use devstack::service::{ChainEntry, Service, config_toml};
-use devstack::tansu::Tansu;
+use devstack::service::{ChainEntry, Service};
 use devstack::traffic::{LogShapes, Sender};
 
 #[test]
 fn two_chains_history_then_live_match_the_node_field_by_field() {
     let dir = tempdir();
-    let tansu = Tansu::start(dir.path()).expect("tansu");
+    let (brokers, names) = (shared_brokers(), Names::new());
     let chains = [
         Anvil::start(1337, dir.path()).expect("anvil"),
         Anvil::start(4242, dir.path()).expect("anvil"),
@@ -45,15 +44,14 @@ fn two_chains_history_then_live_match_the_node_field_by_field() {
         })
         .collect();
     // A tiny producer queue, so that backpressure (QueueFull: wait, never drop) is exercised.
-    let toml = config_toml(&tansu.brokers(), &entries, "shutdown_timeout_ms = 20000")
+    let toml = names
+        .config(&brokers, &entries, "shutdown_timeout_ms = 20000")
         .replace("[kafka]\n", "[kafka]\nqueue_max_messages = 64\n");
     let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
 
     // Wait (on a condition) until the history is on the topics, then mine live blocks.
     for (anvil, count) in chains.iter().zip(&history) {
-        let mut reader =
-            TopicReader::new(&tansu.brokers(), &format!("evm.logs.{}", anvil.chain_id))
-                .expect("reader");
+        let mut reader = TopicReader::new(&brokers, &names.topic(anvil.chain_id)).expect("reader");
         let mut records = Vec::new();
         let read = reader.read_until(&mut records, READ_DEADLINE, |r| r.len() >= *count);
         if read.is_err() {
@@ -73,18 +71,12 @@ fn two_chains_history_then_live_match_the_node_field_by_field() {
     }
 
     for anvil in &chains {
-        let topic = format!("evm.logs.{}", anvil.chain_id);
-        let report =
-            assert_topic_matches_node(&tansu.brokers(), &topic, &anvil.node(), anvil.chain_id);
+        let topic = names.topic(anvil.chain_id);
+        let report = assert_topic_matches_node(&brokers, &topic, &anvil.node(), anvil.chain_id);
         eprintln!("{topic}: {report}");
         // An independent implementation reads every record: fastavro, checking the
         // single-object header against the specification's fingerprint.
-        let n = assert_fastavro_reads_every_record(
-            &tansu.brokers(),
-            &topic,
-            &anvil.node(),
-            anvil.chain_id,
-        );
+        let n = assert_fastavro_reads_every_record(&brokers, &topic, &anvil.node(), anvil.chain_id);
         eprintln!("{topic}: {n} records decoded by fastavro, equal to the node");
     }
     let code = service

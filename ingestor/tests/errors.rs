@@ -8,15 +8,15 @@ use std::time::Duration;
 use common::*;
 use devstack::anvil::Anvil;
 use devstack::consumer::TopicReader;
+use devstack::kafka::Kafka;
 use devstack::proc::free_port;
 use devstack::service::{ChainEntry, Service, config_toml};
-use devstack::tansu::Tansu;
 use devstack::traffic::{LogShapes, Sender};
 
 #[test]
 fn wrong_chain_id_is_a_clear_error_and_publishes_nothing() {
     let dir = tempdir();
-    let tansu = Tansu::start(dir.path()).expect("tansu");
+    let (brokers, names) = (shared_brokers(), Names::new());
     let anvil = Anvil::start(5, dir.path()).expect("anvil");
     let mut sender = Sender::new(anvil.node()).expect("sender");
     sender
@@ -24,7 +24,7 @@ fn wrong_chain_id_is_a_clear_error_and_publishes_nothing() {
         .expect("logs on chain 5");
 
     let entry = ChainEntry::new(6, anvil.ws_url());
-    let toml = config_toml(&tansu.brokers(), &[entry], "");
+    let toml = names.config(&brokers, &[entry], "");
     let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
     let code = service
         .process
@@ -39,7 +39,7 @@ fn wrong_chain_id_is_a_clear_error_and_publishes_nothing() {
         "last line: {last}"
     );
 
-    let mut reader = TopicReader::new(&tansu.brokers(), "evm.logs.6").expect("topic exists");
+    let mut reader = TopicReader::new(&brokers, &names.topic(6)).expect("topic exists");
     let mut records = Vec::new();
     reader
         .read_to_end(&mut records, Duration::from_secs(30))
@@ -149,7 +149,7 @@ fn bad_configs_are_one_line_and_a_nonzero_exit() {
 #[test]
 fn a_dead_node_does_not_delay_another_chain() {
     let dir = tempdir();
-    let tansu = Tansu::start(dir.path()).expect("tansu");
+    let (brokers, names) = (shared_brokers(), Names::new());
     let anvil = Anvil::start(31337, dir.path()).expect("anvil");
     let mut sender = Sender::new(anvil.node()).expect("sender");
     let mut shapes = LogShapes::new(3);
@@ -160,12 +160,12 @@ fn a_dead_node_does_not_delay_another_chain() {
         format!("ws://127.0.0.1:{}", free_port().expect("port")),
     );
     let live = ChainEntry::new(31337, anvil.ws_url());
-    let toml = config_toml(&tansu.brokers(), &[dead, live], "");
+    let toml = names.config(&brokers, &[dead, live], "");
     let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
     for _ in 0..3 {
         sender.block(&[shapes.logs(4)]).expect("live block");
     }
-    assert_topic_matches_node(&tansu.brokers(), "evm.logs.31337", &anvil.node(), 31337);
+    assert_topic_matches_node(&brokers, &names.topic(31337), &anvil.node(), 31337);
     assert!(
         service.process.log_text().contains("chain=\"chain-999\""),
         "the dead chain is retried and logged"
@@ -199,27 +199,22 @@ fn a_broker_that_is_down_is_a_clear_error() {
 #[test]
 fn a_failed_delivery_stops_the_chain_with_a_clear_error() {
     let dir = tempdir();
-    let mut tansu = Tansu::start(dir.path()).expect("tansu");
+    // A broker of its own: this test kills it.
+    let mut kafka = Kafka::start(dir.path()).expect("kafka");
+    let (brokers, names) = (kafka.brokers(), Names::new());
+    let topic = names.topic(31337);
     let anvil = Anvil::start(31337, dir.path()).expect("anvil");
     let mut sender = Sender::new(anvil.node()).expect("sender");
     let mut shapes = LogShapes::new(11);
     let first = sender.block(&[shapes.logs(5)]).expect("block");
 
-    let toml = config_toml(
-        &tansu.brokers(),
-        &[ChainEntry::new(31337, anvil.ws_url())],
-        "",
-    )
-    .replace("[kafka]\n", "[kafka]\nmessage_timeout_ms = 2000\n");
-    let (mut service, _, _) =
-        start_and_wait_for(dir.path(), &tansu.brokers(), &toml, "evm.logs.31337", first);
+    let toml = names
+        .config(&brokers, &[ChainEntry::new(31337, anvil.ws_url())], "")
+        .replace("[kafka]\n", "[kafka]\nmessage_timeout_ms = 2000\n");
+    let (mut service, _, _) = start_and_wait_for(dir.path(), &brokers, &toml, &topic, first);
 
     // The broker dies; the next block's records cannot be acknowledged.
-    tansu.process.signal(libc::SIGKILL);
-    tansu
-        .process
-        .wait_exit(Duration::from_secs(10))
-        .expect("broker gone");
+    kafka.kill().expect("broker gone");
     sender
         .block(&[shapes.logs(3)])
         .expect("block after the broker died");
@@ -233,7 +228,7 @@ fn a_failed_delivery_stops_the_chain_with_a_clear_error() {
     assert_eq!(code, Some(1), "{last}");
     assert!(
         last.starts_with("error: chain chain-31337: delivery of record 31337:0x")
-            && last.contains("to `evm.logs.31337` failed"),
+            && last.contains(&format!("to `{topic}` failed")),
         "{last}"
     );
 }

@@ -8,14 +8,13 @@ use common::proxy::WsProxy;
 use common::*;
 use devstack::anvil::Anvil;
 use devstack::proc::wait_for;
-use devstack::service::{Service, config_toml};
-use devstack::tansu::Tansu;
+use devstack::service::Service;
 use devstack::traffic::{LogShapes, Sender};
 
 #[test]
 fn answers_with_a_wrong_block_hash_are_retried_never_published() {
     let dir = tempdir();
-    let tansu = Tansu::start(dir.path()).expect("tansu");
+    let (brokers, names) = (shared_brokers(), Names::new());
     let anvil = Anvil::start(31337, dir.path()).expect("anvil");
     let proxy = WsProxy::start(anvil.port);
     let mut sender = Sender::new(anvil.node()).expect("sender");
@@ -24,17 +23,13 @@ fn answers_with_a_wrong_block_hash_are_retried_never_published() {
 
     // Lie in catch-up (ranged eth_getLogs) ...
     proxy.corrupt_next(3);
-    let toml = config_toml(
-        &tansu.brokers(),
-        &[fast_retry_entry(31337, proxy.ws_url())],
-        "",
-    );
+    let toml = names.config(&brokers, &[fast_retry_entry(31337, proxy.ws_url())], "");
     let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
     wait_for("three lies told", Duration::from_secs(60), || {
         (proxy.corrupted() == 3).then_some(())
     })
     .expect("lies");
-    assert_topic_matches_node(&tansu.brokers(), "evm.logs.31337", &anvil.node(), 31337);
+    assert_topic_matches_node(&brokers, &names.topic(31337), &anvil.node(), 31337);
 
     // ... and live (eth_getLogs {blockHash}).
     proxy.corrupt_next(2);
@@ -45,7 +40,7 @@ fn answers_with_a_wrong_block_hash_are_retried_never_published() {
         (proxy.corrupted() == 5).then_some(())
     })
     .expect("lies");
-    assert_topic_matches_node(&tansu.brokers(), "evm.logs.31337", &anvil.node(), 31337);
+    assert_topic_matches_node(&brokers, &names.topic(31337), &anvil.node(), 31337);
 
     let log = service.process.log_text();
     assert!(
@@ -59,25 +54,16 @@ fn answers_with_a_wrong_block_hash_are_retried_never_published() {
 #[test]
 fn blocks_mined_while_the_connection_is_cut_are_caught_up() {
     let dir = tempdir();
-    let tansu = Tansu::start(dir.path()).expect("tansu");
+    let (brokers, names) = (shared_brokers(), Names::new());
     let anvil = Anvil::start(31337, dir.path()).expect("anvil");
     let proxy = WsProxy::start(anvil.port);
     let mut sender = Sender::new(anvil.node()).expect("sender");
     let mut shapes = LogShapes::new(9);
     let history = mine_history(&mut sender, &mut shapes, 6).expect("history");
 
-    let toml = config_toml(
-        &tansu.brokers(),
-        &[fast_retry_entry(31337, proxy.ws_url())],
-        "",
-    );
-    let (mut service, _, _) = start_and_wait_for(
-        dir.path(),
-        &tansu.brokers(),
-        &toml,
-        "evm.logs.31337",
-        history,
-    );
+    let toml = names.config(&brokers, &[fast_retry_entry(31337, proxy.ws_url())], "");
+    let (mut service, _, _) =
+        start_and_wait_for(dir.path(), &brokers, &toml, &names.topic(31337), history);
 
     proxy.cut();
     for _ in 0..5 {
@@ -97,7 +83,7 @@ fn blocks_mined_while_the_connection_is_cut_are_caught_up() {
     .expect("reconnect attempts");
     proxy.restore();
 
-    assert_topic_matches_node(&tansu.brokers(), "evm.logs.31337", &anvil.node(), 31337);
+    assert_topic_matches_node(&brokers, &names.topic(31337), &anvil.node(), 31337);
     assert!(
         service
             .process

@@ -6,18 +6,15 @@ mod common;
 use common::*;
 use devstack::anvil::Anvil;
 use devstack::proc::free_port;
-use devstack::service::{Service, config_toml};
-use devstack::tansu::Tansu;
+use devstack::service::Service;
 use devstack::traffic::{LogShapes, Sender};
-
-const TOPIC: &str = "evm.logs.31337";
 
 /// Mines blocks with logs up to the head, starts the ingestor with `setting`, and checks the
 /// topic holds exactly the blocks `lag` behind the head; then mines `lag` empty blocks and
 /// checks the rest arrived.
 fn holds_back(setting: &str, lag: u64) {
     let dir = tempdir();
-    let tansu = Tansu::start(dir.path()).expect("tansu");
+    let (brokers, names) = (shared_brokers(), Names::new());
     // safe = head - 2, finalized = head - 4.
     let port = free_port().expect("port");
     let anvil =
@@ -30,13 +27,13 @@ fn holds_back(setting: &str, lag: u64) {
     }
     let mut entry = fast_retry_entry(31337, anvil.ws_url());
     entry.extra.push(setting.into());
-    let toml = config_toml(&tansu.brokers(), &[entry], "");
+    let toml = names.config(&brokers, &[entry], "");
     let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
 
     let head = node.head().expect("head");
-    assert_view_matches_node_up_to(&tansu.brokers(), TOPIC, &node, 31337, head - lag);
+    assert_view_matches_node_up_to(&brokers, &names.topic(31337), &node, 31337, head - lag);
     node.mine(lag).expect("empty blocks");
-    assert_view_matches_node(&tansu.brokers(), TOPIC, &node, 31337);
+    assert_view_matches_node(&brokers, &names.topic(31337), &node, 31337);
     stop_cleanly(&mut service);
 }
 

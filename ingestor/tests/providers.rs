@@ -15,8 +15,7 @@ use common::*;
 use devstack::anvil::Anvil;
 use devstack::consumer::TopicReader;
 use devstack::proc::wait_for;
-use devstack::service::{ChainEntry, Service, config_toml};
-use devstack::tansu::Tansu;
+use devstack::service::{ChainEntry, Service};
 use devstack::traffic::{LogShapes, Sender};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -46,7 +45,7 @@ fn log_count(service: &Service, needle: &str) -> usize {
 #[test]
 fn wss_https_and_plain_http_chains_match_the_node() {
     let dir = tempdir();
-    let tansu = Tansu::start(dir.path()).expect("tansu");
+    let (brokers, names) = (shared_brokers(), Names::new());
     let chain_ca = TestCa::new(dir.path(), "chain-ca");
     let env_ca = TestCa::new(dir.path(), "env-ca");
     let nodes = [
@@ -81,7 +80,7 @@ fn wss_https_and_plain_http_chains_match_the_node() {
             &[],
         ),
     ];
-    let toml = config_toml(&tansu.brokers(), &entries, "");
+    let toml = names.config(&brokers, &entries, "");
     let env_ca_path = env_ca.pem_file.display().to_string();
     let mut service = Service::start(
         BIN.as_ref(),
@@ -91,8 +90,8 @@ fn wss_https_and_plain_http_chains_match_the_node() {
     )
     .expect("ingestor");
     for (node, count) in nodes.iter().zip(&history) {
-        let topic = format!("evm.logs.{}", node.chain_id);
-        wait_records(&tansu.brokers(), &topic, *count, dir.path());
+        let topic = names.topic(node.chain_id);
+        wait_records(&brokers, &topic, *count, dir.path());
     }
     // Live blocks: the per-block path over each transport.
     for round in 0..3 {
@@ -103,9 +102,8 @@ fn wss_https_and_plain_http_chains_match_the_node() {
         }
     }
     for node in &nodes {
-        let topic = format!("evm.logs.{}", node.chain_id);
-        let report =
-            assert_topic_matches_node(&tansu.brokers(), &topic, &node.node(), node.chain_id);
+        let topic = names.topic(node.chain_id);
+        let report = assert_topic_matches_node(&brokers, &topic, &node.node(), node.chain_id);
         eprintln!("{topic}: {report}");
     }
     let log = service.process.log_text();
@@ -121,7 +119,7 @@ fn wss_https_and_plain_http_chains_match_the_node() {
 #[test]
 fn untrusted_and_expired_certificates_are_named_redacted_and_retried() {
     let dir = tempdir();
-    let tansu = Tansu::start(dir.path()).expect("tansu");
+    let (brokers, names) = (shared_brokers(), Names::new());
     let anvil = Anvil::start(31337, dir.path()).expect("anvil");
     Sender::new(anvil.node())
         .expect("sender")
@@ -143,7 +141,7 @@ fn untrusted_and_expired_certificates_are_named_redacted_and_retried() {
         ],
         &[&ca_line],
     );
-    let toml = config_toml(&tansu.brokers(), &[chain], "");
+    let toml = names.config(&brokers, &[chain], "");
     let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
     let untrusted_line = format!(
         "TLS to wss://127.0.0.1:{}/<redacted>: certificate not trusted (unknown issuer)",
@@ -170,7 +168,7 @@ fn untrusted_and_expired_certificates_are_named_redacted_and_retried() {
             .all(|l| !l.contains("certificate") || !l.contains('\n'))
     );
     let mut records = Vec::new();
-    TopicReader::new(&tansu.brokers(), "evm.logs.31337")
+    TopicReader::new(&brokers, &names.topic(31337))
         .expect("reader")
         .read_to_end(&mut records, Duration::from_secs(30))
         .expect("read");
@@ -194,11 +192,11 @@ fn a_dead_first_endpoint_fails_over_and_the_chain_comes_back_to_it() {
         vec![primary.ws_url(), stack.anvil.ws_url()],
         &["breaker_failure_threshold = 2", "breaker_open_ms = 1000"],
     );
-    let toml = config_toml(&stack.brokers(), &[chain], "");
+    let toml = stack.names.config(&stack.brokers(), &[chain], "");
     let mut service = Service::start(BIN.as_ref(), stack.dir.path(), &toml, &[]).expect("ingestor");
     wait_records(
         &stack.brokers(),
-        "evm.logs.31337",
+        &stack.topic(),
         stack.history,
         stack.dir.path(),
     );
@@ -222,7 +220,7 @@ fn a_dead_first_endpoint_fails_over_and_the_chain_comes_back_to_it() {
             .block(&[shapes.logs(4), shapes.logs(1)])
             .expect("live block");
     }
-    assert_topic_matches_node(&stack.brokers(), "evm.logs.31337", &stack.node, 31337);
+    assert_topic_matches_node(&stack.brokers(), &stack.topic(), &stack.node, 31337);
     stop_cleanly(&mut service);
 }
 
@@ -243,7 +241,7 @@ fn a_lagging_provider_loses_nothing_over_websocket_or_http() {
             ..Habits::default()
         },
     );
-    let toml = config_toml(
+    let toml = stack.names.config(
         &stack.brokers(),
         &[
             entry(31337, vec![ws.ws_url()], &[]),
@@ -254,13 +252,13 @@ fn a_lagging_provider_loses_nothing_over_websocket_or_http() {
     let mut service = Service::start(BIN.as_ref(), stack.dir.path(), &toml, &[]).expect("ingestor");
     wait_records(
         &stack.brokers(),
-        "evm.logs.31337",
+        &stack.topic(),
         stack.history,
         stack.dir.path(),
     );
     wait_records(
         &stack.brokers(),
-        "evm.logs.4243",
+        &stack.names.topic(4243),
         other_history,
         stack.dir.path(),
     );
@@ -276,7 +274,7 @@ fn a_lagging_provider_loses_nothing_over_websocket_or_http() {
     }
     ws_sender.node().mine(1).expect("empty block");
     for (node, id) in [(&stack.node, 31337), (&other.node(), 4243)] {
-        assert_topic_matches_node(&stack.brokers(), &format!("evm.logs.{id}"), node, id);
+        assert_topic_matches_node(&stack.brokers(), &stack.names.topic(id), node, id);
     }
     assert!(
         ws.lagged() >= 6,
@@ -339,7 +337,7 @@ fn capped_and_oversized_ranges_shrink_and_lose_nothing() {
     );
     // Ranged `eth_getLogs` is what providers cap: it is asked without the completeness
     // proof (which reads each block's receipts instead).
-    let toml = config_toml(
+    let toml = stack.names.config(
         &stack.brokers(),
         &[
             entry(
@@ -360,8 +358,13 @@ fn capped_and_oversized_ranges_shrink_and_lose_nothing() {
         "",
     );
     let mut service = Service::start(BIN.as_ref(), stack.dir.path(), &toml, &[]).expect("ingestor");
-    assert_topic_matches_node(&stack.brokers(), "evm.logs.31337", &stack.node, 31337);
-    let report = assert_topic_matches_node(&stack.brokers(), "evm.logs.4244", &dense.node(), 4244);
+    assert_topic_matches_node(&stack.brokers(), &stack.topic(), &stack.node, 31337);
+    let report = assert_topic_matches_node(
+        &stack.brokers(),
+        &stack.names.topic(4244),
+        &dense.node(),
+        4244,
+    );
     assert_eq!(report.records, dense_logs);
     let refused = capped
         .counts()
@@ -395,7 +398,7 @@ fn rate_limits_are_waited_out_without_shrinking_ranges_or_opening_the_breaker() 
             ..Habits::default()
         },
     );
-    let toml = config_toml(
+    let toml = stack.names.config(
         &stack.brokers(),
         &[entry(31337, vec![proxy.url()], &[])],
         "",
@@ -403,14 +406,14 @@ fn rate_limits_are_waited_out_without_shrinking_ranges_or_opening_the_breaker() 
     let mut service = Service::start(BIN.as_ref(), stack.dir.path(), &toml, &[]).expect("ingestor");
     wait_records(
         &stack.brokers(),
-        "evm.logs.31337",
+        &stack.topic(),
         stack.history,
         stack.dir.path(),
     );
     for _ in 0..4 {
         sender.block(&[shapes.logs(3)]).expect("live block");
     }
-    assert_topic_matches_node(&stack.brokers(), "evm.logs.31337", &stack.node, 31337);
+    assert_topic_matches_node(&stack.brokers(), &stack.topic(), &stack.node, 31337);
     let limited = || {
         proxy
             .counts()
@@ -492,11 +495,11 @@ fn a_restart_onto_a_node_behind_the_checkpoint_retracts_nothing() {
         Service::start(BIN.as_ref(), stack.dir.path(), &stack.config(&[]), &[]).expect("ingestor");
     wait_records(
         &stack.brokers(),
-        "evm.logs.31337",
+        &stack.topic(),
         stack.history,
         stack.dir.path(),
     );
-    assert_topic_matches_node(&stack.brokers(), "evm.logs.31337", &stack.node, 31337);
+    assert_topic_matches_node(&stack.brokers(), &stack.topic(), &stack.node, 31337);
     stop_cleanly(&mut service);
     let tip = stack.node.head().expect("head");
 
@@ -507,7 +510,7 @@ fn a_restart_onto_a_node_behind_the_checkpoint_retracts_nothing() {
             ..Habits::default()
         },
     );
-    let toml = config_toml(
+    let toml = stack.names.config(
         &stack.brokers(),
         &[entry(31337, vec![behind.url()], &[])],
         "",
@@ -526,7 +529,7 @@ fn a_restart_onto_a_node_behind_the_checkpoint_retracts_nothing() {
     assert!(served > tip);
     let report = assert_view_matches_node_up_to(
         &stack.brokers(),
-        "evm.logs.31337",
+        &stack.topic(),
         &stack.node,
         31337,
         served,
@@ -534,7 +537,7 @@ fn a_restart_onto_a_node_behind_the_checkpoint_retracts_nothing() {
     assert!(report.is_clean());
     // The raw topic: every key exactly once, and no tombstone at all.
     let mut reader =
-        devstack::consumer::TopicReader::new(&stack.brokers(), "evm.logs.31337").expect("reader");
+        devstack::consumer::TopicReader::new(&stack.brokers(), &stack.topic()).expect("reader");
     let expected =
         devstack::compare::expected_from_node(&stack.node, 31337, 0, served).expect("node");
     let mut records = Vec::new();

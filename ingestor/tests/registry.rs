@@ -13,9 +13,6 @@ use common::*;
 use devstack::consumer::TopicReader;
 use devstack::service::Service;
 
-const TOPIC: &str = "evm.logs.31337";
-const SUBJECT: &str = "evm.logs.31337-value";
-
 fn with_registry(toml: String, url: &str) -> String {
     format!("{toml}\n[schema_registry]\nurl = \"{url}\"\nusername = \"ingestor\"\n")
 }
@@ -29,14 +26,15 @@ fn values_use_the_registry_wire_format_and_a_registry_only_consumer_decodes_them
     let mut service =
         Service::start(BIN.as_ref(), stack.dir.path(), &toml, &env).expect("ingestor");
 
-    let mut reader = TopicReader::new(&stack.brokers(), TOPIC)
+    let subject = format!("{}-value", stack.topic());
+    let mut reader = TopicReader::new(&stack.brokers(), &stack.topic())
         .expect("reader")
         .with_registry(&registry.url())
         .keep_raw();
     let records = assert_reader_matches_node(&mut reader, &stack.node, 31337, stack.dir.path());
 
     let id = registry
-        .id_of(SUBJECT)
+        .id_of(&subject)
         .expect("schema registered under the topic's subject");
     let mut header = vec![0u8];
     header.extend_from_slice(&id.to_be_bytes());
@@ -53,30 +51,26 @@ fn values_use_the_registry_wire_format_and_a_registry_only_consumer_decodes_them
         (registry.registrations() >= 2).then_some(())
     })
     .expect("registered again");
-    assert_eq!(registry.id_of(SUBJECT), Some(id));
+    assert_eq!(registry.id_of(&subject), Some(id));
     stop_cleanly(&mut again);
 }
 
 #[test]
 fn an_incompatible_subject_and_wrong_credentials_are_one_line_and_exit_1() {
     let registry = TestRegistry::start(Some(("ingestor", "registry-secret")));
-    registry.refuse_as_incompatible(SUBJECT);
+    let (brokers, names) = (shared_brokers(), Names::new());
+    let subject = format!("{}-value", names.topic(31337));
+    registry.refuse_as_incompatible(&subject);
     let dir = tempdir();
-    let tansu = devstack::tansu::Tansu::start(dir.path()).expect("tansu");
     let anvil = devstack::anvil::Anvil::start(31337, dir.path()).expect("anvil");
     let toml = with_registry(
-        devstack::service::config_toml(
-            &tansu.brokers(),
-            &[fast_retry_entry(31337, anvil.ws_url())],
-            "",
-        ),
+        names.config(&brokers, &[fast_retry_entry(31337, anvil.ws_url())], ""),
         &registry.url(),
     );
+    let incompatible =
+        format!("refused schemas/evm_log.avsc under subject `{subject}` as incompatible (HTTP 409");
     for (password, want) in [
-        (
-            "registry-secret",
-            "refused schemas/evm_log.avsc under subject `evm.logs.31337-value` as incompatible (HTTP 409",
-        ),
+        ("registry-secret", incompatible.as_str()),
         ("wrong", "refused our credentials (HTTP 401)"),
     ] {
         let env = [("INGESTOR_SCHEMA_REGISTRY__PASSWORD", password)];

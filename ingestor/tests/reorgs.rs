@@ -12,8 +12,6 @@ use devstack::consumer::{Record, TopicReader};
 use devstack::node::Node;
 use devstack::traffic::{LogShapes, Sender, reorg_with_logs};
 
-const TOPIC: &str = "evm.logs.31337";
-
 /// Keys published from blocks with the given hashes.
 fn keys_of_blocks(records: &[Record], hashes: &[String]) -> HashSet<String> {
     records
@@ -35,10 +33,10 @@ fn tombstones(records: &[Record]) -> HashSet<String> {
         .collect()
 }
 
-/// Reorganises the last `depth` blocks into a branch that emits other logs, extends it by
+/// Reorganises the last `depth` blocks (published to `topic`) into a branch that emits other logs, extends it by
 /// one block, and checks the topic: its compacted view equals the node, and every key of
 /// the orphaned blocks got a tombstone.
-fn reorg_and_check(node: &Node, shapes: &mut LogShapes, brokers: &str, depth: u64) {
+fn reorg_and_check(node: &Node, shapes: &mut LogShapes, brokers: &str, topic: &str, depth: u64) {
     let head = node.head().expect("head");
     let orphaned = block_hashes(node, head - depth + 1, head);
     let mut branch: Vec<_> = (0..depth).map(|i| shapes.logs(2 + i as usize)).collect();
@@ -46,7 +44,7 @@ fn reorg_and_check(node: &Node, shapes: &mut LogShapes, brokers: &str, depth: u6
         branch[1].clear(); // an empty block inside the new branch
     }
     // Everything from the old branch is on the topic before the reorg.
-    let mut reader = TopicReader::new(brokers, TOPIC).expect("reader");
+    let mut reader = TopicReader::new(brokers, topic).expect("reader");
     let mut before = Vec::new();
     reader
         .read_until(&mut before, READ_DEADLINE, |rs| {
@@ -67,9 +65,9 @@ fn reorg_and_check(node: &Node, shapes: &mut LogShapes, brokers: &str, depth: u6
         orphaned[orphaned.len() - 1]
     );
 
-    assert_view_matches_node(brokers, TOPIC, node, 31337);
+    assert_view_matches_node(brokers, topic, node, 31337);
     let mut all = Vec::new();
-    TopicReader::new(brokers, TOPIC)
+    TopicReader::new(brokers, topic)
         .expect("reader")
         .read_to_end(&mut all, READ_DEADLINE)
         .expect("read");
@@ -86,16 +84,21 @@ fn reorg_and_check(node: &Node, shapes: &mut LogShapes, brokers: &str, depth: u6
 #[test]
 fn reorgs_of_depth_1_and_3_are_retracted_and_the_view_equals_the_node() {
     let mut s = Stack::start(13, 5);
-    let brokers = s.brokers();
-    let (mut service, _, _) =
-        start_and_wait_for(s.dir.path(), &brokers, &s.config(&[]), TOPIC, s.history);
+    let (brokers, topic) = (s.brokers(), s.topic());
+    let (mut service, _, _) = start_and_wait_for(
+        s.dir.path(),
+        &brokers,
+        &s.config(&[]),
+        &s.topic(),
+        s.history,
+    );
 
     for _ in 0..3 {
         let txs = [s.shapes.logs(5), s.shapes.logs(1)];
         s.sender.block(&txs).expect("live block");
     }
-    reorg_and_check(&s.node, &mut s.shapes, &brokers, 1);
-    reorg_and_check(&s.node, &mut s.shapes, &brokers, 3);
+    reorg_and_check(&s.node, &mut s.shapes, &brokers, &topic, 1);
+    reorg_and_check(&s.node, &mut s.shapes, &brokers, &topic, 3);
 
     let log = service.process.log_text();
     for depth in [1, 3] {
@@ -115,7 +118,7 @@ fn a_reorg_deeper_than_the_window_stops_the_chain_with_a_clear_error() {
     let brokers = s.brokers();
     let toml = s.config(&["reorg_window_blocks = 2"]);
     let (mut service, mut reader, mut records) =
-        start_and_wait_for(s.dir.path(), &brokers, &toml, TOPIC, s.history);
+        start_and_wait_for(s.dir.path(), &brokers, &toml, &s.topic(), s.history);
     let (node, shapes) = (&s.node, &mut s.shapes);
 
     let head = node.head().expect("head");

@@ -1,5 +1,5 @@
 //! Restarts: the ingestor killed with SIGKILL mid-stream resumes from its checkpoint, and a
-//! broker restart (tansu on `sqlite://`, which keeps data) is ridden out without exiting.
+//! broker restart (Kafka killed and started again on its data) is ridden out without exiting.
 //! Each ends with the compacted view equal to the node's canonical chain.
 
 mod common;
@@ -8,21 +8,20 @@ use std::time::Duration;
 
 use common::*;
 use devstack::anvil::Anvil;
-use devstack::proc::{free_port, wait_for};
-use devstack::service::{Service, config_toml};
-use devstack::tansu::Tansu;
+use devstack::kafka::Kafka;
+use devstack::proc::wait_for;
+use devstack::service::Service;
 use devstack::traffic::{LogShapes, Sender};
 
-const TOPIC: &str = "evm.logs.31337";
 const DEBUG: &[(&str, &str)] = &[("RUST_LOG", "info,ingestor::events=debug")];
 
 #[test]
 fn killed_with_sigkill_mid_stream_it_resumes_from_the_checkpoint() {
     let stack = Stack::start(21, 40);
     let toml = stack.config(&[]);
+    let (brokers, topic) = (stack.brokers(), stack.topic());
     let Stack {
         dir,
-        tansu,
         anvil,
         mut sender,
         mut shapes,
@@ -62,7 +61,7 @@ fn killed_with_sigkill_mid_stream_it_resumes_from_the_checkpoint() {
     let second_dir = dir.path().join("second");
     std::fs::create_dir_all(&second_dir).expect("dir");
     let mut second = Service::start(BIN.as_ref(), &second_dir, &toml, DEBUG).expect("restart");
-    assert_view_matches_node(&tansu.brokers(), TOPIC, &anvil.node(), 31337);
+    assert_view_matches_node(&brokers, &topic, &anvil.node(), 31337);
 
     let log = second.process.log_text();
     let resumed = log
@@ -92,26 +91,18 @@ fn killed_with_sigkill_mid_stream_it_resumes_from_the_checkpoint() {
 #[test]
 fn a_broker_restart_is_ridden_out_and_nothing_is_lost() {
     let dir = tempdir();
-    let port = free_port().expect("port");
-    let storage = "sqlite://tansu.db"; // in dir, tansu's working directory
-    let mut tansu = Tansu::start_with(dir.path(), port, storage).expect("tansu");
+    // A broker of its own: this test kills it.
+    let mut kafka = Kafka::start(dir.path()).expect("kafka");
+    let (brokers, names) = (kafka.brokers(), Names::new());
+    let topic = names.topic(31337);
     let anvil = Anvil::start(31337, dir.path()).expect("anvil");
     let mut sender = Sender::new(anvil.node()).expect("sender");
     let mut shapes = LogShapes::new(23);
     let history = mine_history(&mut sender, &mut shapes, 6).expect("history");
-    let toml = config_toml(
-        &tansu.brokers(),
-        &[fast_retry_entry(31337, anvil.ws_url())],
-        "",
-    );
-    let (mut service, _, _) =
-        start_and_wait_for(dir.path(), &tansu.brokers(), &toml, TOPIC, history);
+    let toml = names.config(&brokers, &[fast_retry_entry(31337, anvil.ws_url())], "");
+    let (mut service, _, _) = start_and_wait_for(dir.path(), &brokers, &toml, &topic, history);
 
-    tansu.process.signal(libc::SIGKILL);
-    tansu
-        .process
-        .wait_exit(Duration::from_secs(30))
-        .expect("tansu exits");
+    kafka.kill().expect("kafka killed");
     for _ in 0..4 {
         sender
             .block(&[shapes.logs(9), shapes.logs(2)])
@@ -123,12 +114,12 @@ fn a_broker_restart_is_ridden_out_and_nothing_is_lost() {
         log.contains("Connection refused").then_some(())
     })
     .expect("the broker was down");
-    let _tansu = Tansu::start_with(dir.path(), port, storage).expect("tansu again");
+    kafka.restart().expect("kafka again, on its data");
     sender
         .block(&[shapes.logs(5)])
         .expect("block after the restart");
 
-    assert_view_matches_node(&tansu.brokers(), TOPIC, &anvil.node(), 31337);
+    assert_view_matches_node(&brokers, &topic, &anvil.node(), 31337);
     assert!(
         service.process.is_running(),
         "{}",
@@ -141,16 +132,16 @@ fn a_broker_restart_is_ridden_out_and_nothing_is_lost() {
 fn a_reorg_while_the_service_is_down_is_retracted_on_restart() {
     let stack = Stack::start(29, 6);
     let toml = stack.config(&[]);
+    let (brokers, topic) = (stack.brokers(), stack.topic());
     let Stack {
         dir,
-        tansu,
         node,
         mut shapes,
         history,
         ..
     } = stack;
-    let (mut first, _, _) = start_and_wait_for(dir.path(), &tansu.brokers(), &toml, TOPIC, history);
-    assert_view_matches_node(&tansu.brokers(), TOPIC, &node, 31337);
+    let (mut first, _, _) = start_and_wait_for(dir.path(), &brokers, &toml, &topic, history);
+    assert_view_matches_node(&brokers, &topic, &node, 31337);
     // A clean stop writes the checkpoint at the head.
     stop_cleanly(&mut first);
 
@@ -164,7 +155,7 @@ fn a_reorg_while_the_service_is_down_is_retracted_on_restart() {
     let second_dir = dir.path().join("second");
     std::fs::create_dir_all(&second_dir).expect("dir");
     let mut second = Service::start(BIN.as_ref(), &second_dir, &toml, &[]).expect("restart");
-    assert_view_matches_node(&tansu.brokers(), TOPIC, &node, 31337);
+    assert_view_matches_node(&brokers, &topic, &node, 31337);
     let log = second.process.log_text();
     assert!(
         log.lines()

@@ -1,6 +1,6 @@
-//! A managed-cluster setup on real processes: tansu 0.6.0 requiring SASL (a SCRAM-SHA-512
-//! user made with `tansu user create`), reached over TLS through a terminating proxy that is
-//! the advertised listener, with a CA made in the test. The ingestor publishes over
+//! A managed-cluster setup on real processes: Apache Kafka requiring SASL on its client
+//! listener (a SCRAM-SHA-512 user created when its storage is formatted), reached over TLS
+//! through a terminating proxy that is the advertised listener, with a CA made in the test. The ingestor publishes over
 //! SASL_SSL; an independent consumer reads back over SASL_SSL and compares with the node.
 //! A wrong password and an untrusted broker certificate are each one line and exit 1. Then
 //! the listener requires client certificates (mutual TLS): with `ssl_cert_file` and
@@ -15,9 +15,9 @@ use common::tls::{TestCa, TlsProxy};
 use common::*;
 use devstack::anvil::Anvil;
 use devstack::consumer::TopicReader;
+use devstack::kafka::{Kafka, KafkaOptions, Listener};
 use devstack::proc::free_port;
 use devstack::service::{ChainEntry, Service, config_toml};
-use devstack::tansu::Tansu;
 use devstack::traffic::{LogShapes, Sender};
 
 const USER: &str = "ingestor";
@@ -55,11 +55,19 @@ fn sasl_ssl_with_scram_sha_512_publishes_everything_and_refuses_bad_credentials(
     let dir = tempdir();
     let ca = TestCa::new(dir.path(), "kafka-ca");
     let ca_file = ca.pem_file.display().to_string();
-    let tansu_port = free_port().expect("port");
+    let kafka_port = free_port().expect("port");
     let client_ca = TestCa::new(dir.path(), "client-ca");
-    let tls = TlsProxy::start_with_client_ca(&ca, tansu_port, false, &client_ca);
-    let _tansu =
-        Tansu::start_secured(dir.path(), tansu_port, tls.port, USER, PASSWORD).expect("tansu");
+    let tls = TlsProxy::start_with_client_ca(&ca, kafka_port, false, &client_ca);
+    // A broker of its own: SASL on its client listener, the proxy as its advertised address.
+    let options = KafkaOptions {
+        listener: Listener::SaslScram {
+            users: vec![(USER.into(), PASSWORD.into())],
+        },
+        client_port: Some(kafka_port),
+        advertised_port: Some(tls.port),
+        ..KafkaOptions::default()
+    };
+    let _kafka = Kafka::start_with(dir.path(), options).expect("kafka");
     let brokers = format!("127.0.0.1:{}", tls.port);
     let anvil = Anvil::start(31337, dir.path()).expect("anvil");
     let mut sender = Sender::new(anvil.node()).expect("sender");
@@ -109,7 +117,10 @@ fn sasl_ssl_with_scram_sha_512_publishes_everything_and_refuses_bad_credentials(
         let last = log.lines().last().unwrap_or_default();
         eprintln!("{last}");
         assert_eq!(code, Some(1), "{log}");
-        assert!(last.starts_with(want), "want {want:?}, last line: {last}");
+        assert!(
+            last.starts_with(want),
+            "want {want:?}, last line: {last}\nLOG:\n{log}"
+        );
         assert!(
             !log.contains(PASSWORD) && !log.contains("wrong-password"),
             "{log}"

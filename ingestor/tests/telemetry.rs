@@ -1,4 +1,4 @@
-//! Telemetry end to end: the ingestor (against anvil and tansu) exports OTLP traces and
+//! Telemetry end to end: the ingestor (against anvil and Apache Kafka) exports OTLP traces and
 //! metrics to a receiver that lives in the test and decodes them with the
 //! `opentelemetry-proto` types; records carry the block span's `traceparent`; every metric
 //! the Grafana dashboards query is exported under that Prometheus name; secrets in `ws_url`
@@ -17,10 +17,8 @@ use devstack::anvil::Anvil;
 use devstack::consumer::TopicReader;
 use devstack::proc::{free_port, wait_for};
 use devstack::service::{Service, config_toml};
-use devstack::tansu::Tansu;
 use devstack::traffic::{LogShapes, Sender, reorg_with_logs};
 
-const TOPIC: &str = "evm.logs.31337";
 const SECRETS: [&str; 2] = ["SECRETPATHKEY123", "SECRETQUERYKEY456"];
 const DASHBOARDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../grafana/dashboards");
 
@@ -68,7 +66,8 @@ fn dashboard_metrics() -> BTreeSet<String> {
 fn traces_metrics_and_traceparent_reach_an_otlp_receiver_and_dashboards_match() {
     let dir = tempdir();
     let otlp = OtlpReceiver::start();
-    let tansu = Tansu::start(dir.path()).expect("tansu");
+    let (brokers, names) = (shared_brokers(), Names::new());
+    let topic = names.topic(31337);
     let anvil = Anvil::start(31337, dir.path()).expect("anvil");
     let node = anvil.node();
     let proxy = WsProxy::start(anvil.port);
@@ -78,7 +77,7 @@ fn traces_metrics_and_traceparent_reach_an_otlp_receiver_and_dashboards_match() 
 
     // An API key in the path and in the query of ws_url: it must never be written anywhere.
     let ws_url = format!("{}/v2/{}?apikey={}", proxy.ws_url(), SECRETS[0], SECRETS[1]);
-    let toml = config_toml(&tansu.brokers(), &[fast_retry_entry(31337, ws_url)], "");
+    let toml = names.config(&brokers, &[fast_retry_entry(31337, ws_url)], "");
     let endpoint = otlp.endpoint();
     let env = [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
@@ -89,7 +88,7 @@ fn traces_metrics_and_traceparent_reach_an_otlp_receiver_and_dashboards_match() 
         ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test"),
     ];
     let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &env).expect("ingestor");
-    let mut reader = TopicReader::new(&tansu.brokers(), TOPIC).expect("reader");
+    let mut reader = TopicReader::new(&brokers, &topic).expect("reader");
     let mut records = Vec::new();
     reader
         .read_until(&mut records, READ_DEADLINE, |r| r.len() >= history)
@@ -97,7 +96,7 @@ fn traces_metrics_and_traceparent_reach_an_otlp_receiver_and_dashboards_match() 
     // A reorganisation, so that the reorg metrics have data too.
     // (The block must be published before it is orphaned, or there is nothing to retract.)
     sender.block(&[shapes.logs(4)]).expect("block");
-    assert_view_matches_node(&tansu.brokers(), TOPIC, &node, 31337);
+    assert_view_matches_node(&brokers, &topic, &node, 31337);
     reorg_with_logs(&node, 1, &[shapes.logs(2)]).expect("reorg");
     Sender::new(node.clone())
         .expect("sender")
@@ -114,7 +113,7 @@ fn traces_metrics_and_traceparent_reach_an_otlp_receiver_and_dashboards_match() 
     })
     .expect("the cut was noticed");
     proxy.restore();
-    assert_view_matches_node(&tansu.brokers(), TOPIC, &node, 31337);
+    assert_view_matches_node(&brokers, &topic, &node, 31337);
     let head = node.head().expect("head");
 
     // Metrics: every documented metric arrives.
@@ -207,7 +206,7 @@ fn traces_metrics_and_traceparent_reach_an_otlp_receiver_and_dashboards_match() 
 
     // Every record carries its block span's traceparent.
     let mut all = Vec::new();
-    TopicReader::new(&tansu.brokers(), TOPIC)
+    TopicReader::new(&brokers, &topic)
         .expect("reader")
         .read_to_end(&mut all, READ_DEADLINE)
         .expect("read");
@@ -283,9 +282,9 @@ fn traces_metrics_and_traceparent_reach_an_otlp_receiver_and_dashboards_match() 
 fn a_dead_collector_does_not_stop_ingestion() {
     let stack = Stack::start(53, 4);
     let toml = stack.config(&[]);
+    let (brokers, topic) = (stack.brokers(), stack.topic());
     let Stack {
         dir,
-        tansu,
         anvil,
         mut sender,
         mut shapes,
@@ -300,11 +299,11 @@ fn a_dead_collector_does_not_stop_ingestion() {
         ("OTEL_BSP_SCHEDULE_DELAY", "50"),
     ];
     let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &env).expect("ingestor");
-    assert_view_matches_node(&tansu.brokers(), TOPIC, &anvil.node(), 31337);
+    assert_view_matches_node(&brokers, &topic, &anvil.node(), 31337);
     for _ in 0..3 {
         sender.block(&[shapes.logs(20)]).expect("live block");
     }
-    assert_view_matches_node(&tansu.brokers(), TOPIC, &anvil.node(), 31337);
+    assert_view_matches_node(&brokers, &topic, &anvil.node(), 31337);
     assert!(
         service.process.is_running(),
         "{}",
@@ -349,16 +348,15 @@ fn an_unknown_otlp_protocol_is_a_clear_error() {
 fn assert_exported(otlp: &OtlpReceiver, seed: u64, env: &[(&str, &str)]) {
     let stack = Stack::start(seed, 3);
     let toml = stack.config(&[]);
-    let Stack {
-        dir, tansu, anvil, ..
-    } = stack;
+    let (brokers, topic) = (stack.brokers(), stack.topic());
+    let Stack { dir, anvil, .. } = stack;
     let mut env = env.to_vec();
     env.extend([
         ("OTEL_METRIC_EXPORT_INTERVAL", "300"),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
     ]);
     let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &env).expect("ingestor");
-    assert_view_matches_node(&tansu.brokers(), TOPIC, &anvil.node(), 31337);
+    assert_view_matches_node(&brokers, &topic, &anvil.node(), 31337);
     let head = anvil.node().head().expect("head");
     wait_for("block spans and metrics", Duration::from_secs(60), || {
         let head_span = otlp.spans().iter().any(|s| {

@@ -5,29 +5,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::kafka::create_topic;
 use common::*;
 use devstack::service::Service;
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-
-fn create(brokers: &str, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("admin");
-    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    for (k, v) in configs {
-        new = new.set(k, v);
-    }
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let results = runtime
-        .block_on(admin.create_topics([&new], &AdminOptions::new()))
-        .expect("create");
-    for r in results {
-        r.expect("topic created");
-    }
-}
 
 fn expected(stack: &Stack) -> devstack::compare::Expected {
     let head = stack.node.head().expect("head");
@@ -38,7 +18,7 @@ fn expected(stack: &Stack) -> devstack::compare::Expected {
 fn read_node_count(stack: &Stack) -> Vec<devstack::consumer::Record> {
     let want = expected(stack).len();
     let mut reader =
-        devstack::consumer::TopicReader::new(&stack.brokers(), "evm.logs.31337").expect("reader");
+        devstack::consumer::TopicReader::new(&stack.brokers(), &stack.topic()).expect("reader");
     let mut records = Vec::new();
     reader
         .read_until(&mut records, READ_DEADLINE, |r| r.len() >= want)
@@ -49,9 +29,9 @@ fn read_node_count(stack: &Stack) -> Vec<devstack::consumer::Record> {
 #[test]
 fn existing_topics_that_differ_are_reported() {
     let stack = Stack::start(81, 4);
-    create(
+    create_topic(
         &stack.brokers(),
-        "evm.logs.31337",
+        &stack.topic(),
         2,
         &[
             ("cleanup.policy", "delete"),
@@ -71,21 +51,25 @@ fn existing_topics_that_differ_are_reported() {
         ("cleanup.policy", "delete"),
         ("max.message.bytes", "1000000"),
     ] {
-        let line = format!("topic=\"evm.logs.31337\" setting=\"{setting}\" found=\"{found}\"");
+        let line = format!(
+            "topic=\"{}\" setting=\"{setting}\" found=\"{found}\"",
+            stack.topic()
+        );
         assert!(log.contains(&line), "{line} in {log}");
     }
     stop_cleanly(&mut service);
 
     // A checkpoint topic that is not compacted is refused.
-    create(
+    let deleting = format!("{}.delete", stack.names.checkpoints());
+    create_topic(
         &stack.brokers(),
-        "checkpoints.delete",
+        &deleting,
         1,
         &[("cleanup.policy", "delete")],
     );
     let toml = stack.config(&[]).replace(
-        "[kafka]\n",
-        "[kafka]\ncheckpoint_topic = \"checkpoints.delete\"\n",
+        &format!("checkpoint_topic = {:?}", stack.names.checkpoints()),
+        &format!("checkpoint_topic = {deleting:?}"),
     );
     let mut refused = Service::start(BIN.as_ref(), stack.dir.path(), &toml, &[]).expect("ingestor");
     let code = refused
@@ -96,7 +80,8 @@ fn existing_topics_that_differ_are_reported() {
     let last = log.lines().last().unwrap_or_default();
     assert_eq!(code, Some(1), "{log}");
     assert!(
-        last.contains("topic `checkpoints.delete`") && last.contains("cleanup.policy is `delete`"),
+        last.contains(&format!("topic `{deleting}`"))
+            && last.contains("cleanup.policy is `delete`"),
         "{last}"
     );
 }

@@ -1,6 +1,9 @@
-//! Exactly-once mode against librdkafka's in-process mock cluster (tansu 0.6 does not
-//! implement `EndTxn` for librdkafka): the real ingestor binary and a real anvil, with the
-//! broker's answers steered by the test. Reads are `read_committed`.
+//! Exactly-once mode, the real ingestor binary and a real anvil. On Apache Kafka (the shared
+//! broker): a `kill -9` in the middle of transactions, then a restart whose
+//! `init_transactions` aborts the dead instance's open one. Against librdkafka's in-process
+//! mock cluster: broker errors the test injects (refused partitions, a fenced producer,
+//! fatal and retriable errors), which a real broker cannot be made to answer on demand.
+//! Reads are `read_committed`.
 
 mod common;
 
@@ -70,6 +73,71 @@ impl MockStack {
 fn assert_exactly_once(brokers: &str, anvil: &Anvil, dir: &std::path::Path) {
     let mut reader = TopicReader::new(brokers, TOPIC).expect("reader");
     assert_reader_matches_node(&mut reader, &anvil.node(), 31337, dir);
+}
+
+/// On Kafka: killed while transactions are committed back to back; the restart fences the
+/// dead instance (its open transaction is aborted, never read) and resumes from the last
+/// committed checkpoint. A `read_committed` reader sees every record exactly once.
+#[test]
+fn on_kafka_a_kill_mid_transaction_leaves_every_record_exactly_once() {
+    let stack = Stack::start(29, 6);
+    let toml = stack.config(&["checkpoint_interval_ms = 0"]);
+    let (brokers, topic) = (stack.brokers(), stack.topic());
+    let Stack {
+        dir,
+        anvil,
+        mut sender,
+        mut shapes,
+        ..
+    } = stack;
+    let mut first =
+        Service::start(BIN.as_ref(), dir.path(), &toml, TRANSACTIONAL).expect("ingestor");
+    let mut reader = TopicReader::new(&brokers, &topic).expect("reader");
+    assert_reader_matches_node(&mut reader, &anvil.node(), 31337, dir.path());
+
+    // Large blocks, and the kill as soon as the first of them is committed: the next ones
+    // are in flight, some in an open transaction.
+    let committed = anvil.node().head().expect("head") + 1;
+    for _ in 0..4 {
+        sender
+            .block(&[shapes.logs(120), shapes.logs(120)])
+            .expect("live block");
+    }
+    let marker = format!("block={committed} ");
+    wait_for(
+        "the first large block committed",
+        Duration::from_secs(120),
+        || {
+            let log = first.process.log_text();
+            log.lines()
+                .any(|l| l.contains("block delivered") && l.contains(&marker))
+                .then_some(())
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", first.process.log_tail(30)));
+    first.process.signal(libc::SIGKILL);
+    first
+        .process
+        .wait_exit(Duration::from_secs(30))
+        .expect("killed");
+
+    let second_dir = dir.path().join("second");
+    std::fs::create_dir_all(&second_dir).expect("dir");
+    let mut second =
+        Service::start(BIN.as_ref(), &second_dir, &toml, TRANSACTIONAL).expect("restart");
+    sender
+        .block(&[shapes.logs(3)])
+        .expect("block after the restart");
+    let mut reader = TopicReader::new(&brokers, &topic).expect("reader");
+    assert_reader_matches_node(&mut reader, &anvil.node(), 31337, &second_dir);
+    let resumed = second.process.log_text();
+    assert!(
+        resumed
+            .lines()
+            .any(|l| l.contains("resuming chain") && l.contains("checkpoint=Some(")),
+        "{resumed}"
+    );
+    stop_cleanly(&mut second);
 }
 
 #[test]

@@ -7,11 +7,11 @@ use crate::events;
 use crate::window::LogId;
 
 use super::block::Inconsistent;
-use super::{Follower, Walk};
 use super::block::check_link;
 use super::error::FollowError;
 use super::fetch::Fetcher;
 use super::update::{Retraction, Update};
+use super::{Follower, Walk};
 
 impl Follower {
     /// Checks that the window's tip is still canonical on the node (after a restart or a

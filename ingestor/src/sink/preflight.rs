@@ -70,7 +70,10 @@ pub fn check_cluster(k: &KafkaConfig) -> Result<(), SinkError> {
             .client()
             .fetch_metadata(None, Duration::from_millis(500))
             .is_ok();
-        client.poll(Duration::ZERO);
+        // rdkafka's `poll` serves one event and then stops if its time is up: with a zero
+        // timeout, one event per metadata request, so a backlog of earlier errors could
+        // keep a TLS failure waiting past the deadline. 50 ms serves everything queued.
+        client.poll(Duration::from_millis(50));
         if let Some((code, reason)) = context.take() {
             return Err(SinkError::Security {
                 what: if code == RDKafkaErrorCode::Authentication {

@@ -2,8 +2,9 @@
 //! one `read_committed` consumer, assigned rather than subscribed, that stops once
 //! librdkafka reported the end of every partition. Blocks: call from `spawn_blocking`.
 //!
-//! The end is found by librdkafka's end-of-partition event rather than the high watermark
-//! (tansu 0.6 reports a watermark inside the last batch).
+//! The end is librdkafka's end-of-partition event, which a `read_committed` consumer gets
+//! at the partition's last stable offset: the records of a transaction still open are not
+//! waited for (they are not the committed state a restart resumes from).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

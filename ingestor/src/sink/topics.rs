@@ -84,17 +84,18 @@ async fn ensure_topic(
         }),
         Err(e) => Some(format!("create failed: {e}")),
     };
-    let metadata = admin
-        .inner()
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| err(format!("metadata request failed: {e}")))?;
     let reason = |what: String| match &created {
         Some(c) => format!("{c}; {what}"),
         None => what,
     };
-    match metadata.topics().iter().find(|t| t.name() == topic) {
-        Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
-            let found = t.partitions().len() as i32;
+    // Created (or found existing) by this request: the broker lists it shortly.
+    let settle = if created.is_none() {
+        timeout
+    } else {
+        Duration::ZERO
+    };
+    match listed(admin, topic, timeout, settle).await {
+        Listed::Ready(found) => {
             if found != want_partitions {
                 events::TopicDiffers {
                     topic,
@@ -109,13 +110,55 @@ async fn ensure_topic(
             }
             check_configs(admin, k, topic, checkpoints, &opts).await
         }
-        Some(t) => Err(err(reason(format!(
-            "broker reports it unusable: {:?}",
-            t.error()
-        )))),
-        None => Err(err(reason("broker does not list it".into()))),
+        Listed::Failed(e) => Err(err(format!("metadata request failed: {e}"))),
+        Listed::Unusable(e) => Err(err(reason(format!("broker reports it unusable: {e}")))),
+        Listed::Missing => Err(err(reason("broker does not list it".into()))),
     }
 }
+
+/// What the broker's metadata says of a topic.
+enum Listed {
+    /// Usable, with this many partitions.
+    Ready(i32),
+    /// The metadata request itself failed.
+    Failed(rdkafka::error::KafkaError),
+    /// Listed with an error, or without partitions.
+    Unusable(String),
+    /// Not listed.
+    Missing,
+}
+
+/// Asks for `topic`'s metadata (each request within `timeout`) until the broker lists it
+/// usable, or `settle` passes. A topic just created is not listed at once: the broker
+/// answers from its own copy of the cluster's metadata, which follows the controller's
+/// (briefly `UNKNOWN_TOPIC_OR_PART` or `LEADER_NOT_AVAILABLE` on Apache Kafka).
+async fn listed(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+    timeout: Duration,
+    settle: Duration,
+) -> Listed {
+    let deadline = tokio::time::Instant::now() + settle;
+    loop {
+        let state = match admin.inner().fetch_metadata(Some(topic), timeout) {
+            Err(e) => return Listed::Failed(e),
+            Ok(metadata) => match metadata.topics().iter().find(|t| t.name() == topic) {
+                Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                    return Listed::Ready(t.partitions().len() as i32);
+                }
+                Some(t) => Listed::Unusable(format!("{:?}", t.error())),
+                None => Listed::Missing,
+            },
+        };
+        if tokio::time::Instant::now() + LISTED_POLL >= deadline {
+            return state;
+        }
+        tokio::time::sleep(LISTED_POLL).await;
+    }
+}
+
+/// How often [`listed`] asks again.
+const LISTED_POLL: Duration = Duration::from_millis(50);
 
 /// `cleanup.policy` and `max.message.bytes` of an existing topic (see the module docs). A
 /// broker that does not describe configs is not an error.

@@ -1,7 +1,9 @@
-//! Shared set-up for the end-to-end tests: real anvil and tansu processes on free loopback
-//! ports, stopped when the test ends, pass or fail.
+//! Shared set-up for the end-to-end tests: real anvil processes and Apache Kafka on free
+//! loopback ports, stopped when the test ends, pass or fail (the broker shared by a test
+//! binary's tests when the binary exits: [`kafka`]).
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
+pub mod kafka;
 pub mod otlp;
 pub mod provider;
 pub mod proxy;
@@ -17,6 +19,7 @@ use devstack::consumer::{Record, TopicReader};
 use devstack::node::Node;
 use devstack::service::Service;
 use devstack::traffic::{LogShapes, LogSpec, Sender};
+pub use kafka::{Names, shared_brokers};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ingestor");
 pub const READ_DEADLINE: Duration =
@@ -227,10 +230,10 @@ pub fn block_hashes(node: &Node, from: u64, to: u64) -> Vec<String> {
         .collect()
 }
 
-/// One anvil chain (id 31337) with a varied history mined, and a tansu broker (`memory://`),
-/// in a temporary directory. Everything stops when it is dropped.
+/// One anvil chain (id 31337) with a varied history mined, in a temporary directory, and
+/// this test's names on the shared broker. Everything stops when it is dropped.
 pub struct Stack {
-    pub tansu: devstack::tansu::Tansu,
+    pub names: Names,
     pub anvil: devstack::anvil::Anvil,
     pub node: Node,
     pub sender: Sender,
@@ -242,17 +245,18 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Starts tansu and anvil, and mines [`mine_history`] of `blocks` with shapes `seed`.
+    /// Starts anvil (and the shared broker if it is not running yet), and mines
+    /// [`mine_history`] of `blocks` with shapes `seed`.
     pub fn start(seed: u64, blocks: usize) -> Self {
         let dir = tempdir();
-        let tansu = devstack::tansu::Tansu::start(dir.path()).expect("tansu");
+        shared_brokers();
         let anvil = devstack::anvil::Anvil::start(31337, dir.path()).expect("anvil");
         let node = anvil.node();
         let mut sender = Sender::new(node.clone()).expect("sender");
         let mut shapes = LogShapes::new(seed);
         let history = mine_history(&mut sender, &mut shapes, blocks).expect("history");
         Self {
-            tansu,
+            names: Names::new(),
             anvil,
             node,
             sender,
@@ -263,14 +267,20 @@ impl Stack {
     }
 
     pub fn brokers(&self) -> String {
-        self.tansu.brokers()
+        shared_brokers()
     }
 
-    /// A config for the node with [`fast_retry_entry`] and `extra` lines in its chain table.
+    /// The chain's topic (this test's own).
+    pub fn topic(&self) -> String {
+        self.names.topic(31337)
+    }
+
+    /// A config for the node with [`fast_retry_entry`] and `extra` lines in its chain table,
+    /// under this test's names.
     pub fn config(&self, extra: &[&str]) -> String {
         let mut entry = fast_retry_entry(31337, self.anvil.ws_url());
         entry.extra.extend(extra.iter().map(|l| (*l).to_owned()));
-        devstack::service::config_toml(&self.brokers(), &[entry], "")
+        self.names.config(&self.brokers(), &[entry], "")
     }
 }
 
@@ -321,15 +331,18 @@ pub fn stop_cleanly(service: &mut Service) {
     assert_eq!(code, Some(0), "{}", service.process.log_tail(20));
 }
 
+/// A directory for one test's processes and logs, removed when dropped (kept when
+/// `ETHHOOK_KEEP_TEST_DIRS` is set, to read the logs after a failure).
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("ethhook-test-")
+        .disable_cleanup(std::env::var_os("ETHHOOK_KEEP_TEST_DIRS").is_some())
         .tempdir()
         .expect("tempdir")
 }
 
 pub fn show_logs_on_failure(dir: &Path) {
-    for name in ["ingestor.log", "tansu.log"] {
+    for name in ["ingestor.log", "kafka/kafka.log"] {
         if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
             let lines: Vec<_> = text.lines().collect();
             eprintln!(

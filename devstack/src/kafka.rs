@@ -1,0 +1,398 @@
+//! Apache Kafka (KRaft) as a child process: one JVM that is both broker and controller
+//! (`process.roles=broker,controller`), on free loopback ports, with its data and its log
+//! under the caller's directory. The jars come from `KAFKA_LIBS` and the JVM from `JAVA_BIN`
+//! (both set by `scripts/deps.sh env`).
+//!
+//! A node has three listeners: `CLIENT` (what [`Kafka::brokers`] names: plaintext, or SASL
+//! SCRAM behind a proxy that may be its advertised address), `INTERNAL` (plaintext: between
+//! brokers, and the readiness check) and `CONTROLLER` (the KRaft quorum). A cluster of
+//! several nodes would give each its `node.id` and list every controller in
+//! `controller.quorum.bootstrap.servers` ([`Node`] carries both); a TLS client listener would
+//! be one more [`Listener`] variant.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::proc::{Managed, free_port, wait_for_port};
+
+/// How long a broker may take to answer metadata after its JVM started.
+const START_DEADLINE: Duration = Duration::from_secs(90);
+
+/// How clients reach the broker.
+#[derive(Debug, Clone, Default)]
+pub enum Listener {
+    /// No TLS, no authentication.
+    #[default]
+    Plaintext,
+    /// SASL (SCRAM-SHA-512) without TLS, for these users (name, password), which are
+    /// created when the storage is formatted. TLS, when wanted, is a proxy in front
+    /// ([`KafkaOptions::advertised_port`]).
+    SaslScram {
+        /// (user, password) pairs.
+        users: Vec<(String, String)>,
+    },
+}
+
+/// What a broker is started with.
+#[derive(Debug, Clone)]
+pub struct KafkaOptions {
+    /// The client listener.
+    pub listener: Listener,
+    /// The client listener's port, when something must know it before the broker starts
+    /// (a proxy in front); by default a free one.
+    pub client_port: Option<u16>,
+    /// The port clients are told to connect to, when something (a TLS proxy) stands in front
+    /// of the broker; by default the client listener's own.
+    pub advertised_port: Option<u16>,
+    /// Extra `server.properties` settings, last (so they win).
+    pub properties: Vec<(String, String)>,
+    /// Compile with C1 only: a quicker start, slower once warm. Right for tests; the
+    /// benchmark turns it off.
+    pub quick_start: bool,
+}
+
+impl Default for KafkaOptions {
+    fn default() -> Self {
+        Self {
+            listener: Listener::Plaintext,
+            client_port: None,
+            advertised_port: None,
+            properties: Vec::new(),
+            quick_start: true,
+        }
+    }
+}
+
+/// One node's identity and ports; kept across a restart.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// `node.id`.
+    pub id: u32,
+    /// The `CLIENT` listener's port.
+    pub client_port: u16,
+    /// The `INTERNAL` (plaintext, inter-broker) listener's port.
+    pub internal_port: u16,
+    /// The `CONTROLLER` listener's port.
+    pub controller_port: u16,
+}
+
+impl Node {
+    fn on_free_ports(id: u32, client_port: Option<u16>) -> anyhow::Result<Self> {
+        Ok(Self {
+            id,
+            client_port: client_port.map_or_else(free_port, Ok)?,
+            internal_port: free_port()?,
+            controller_port: free_port()?,
+        })
+    }
+}
+
+/// A running single-node Kafka; killed when dropped.
+pub struct Kafka {
+    /// The JVM.
+    pub process: Managed,
+    node: Node,
+    options: KafkaOptions,
+    /// Where its configuration, data and `kafka.log` are.
+    dir: PathBuf,
+}
+
+impl Kafka {
+    /// A plaintext broker in `dir/kafka`.
+    pub fn start(dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(dir, KafkaOptions::default())
+    }
+
+    /// A broker in `dir/kafka` started with `options`.
+    pub fn start_with(dir: &Path, options: KafkaOptions) -> anyhow::Result<Self> {
+        let node = Node::on_free_ports(1, options.client_port)?;
+        let dir = dir.join("kafka");
+        std::fs::create_dir_all(&dir)?;
+        let process = launch(&dir, &node, &options)?;
+        Ok(Self {
+            process,
+            node,
+            options,
+            dir,
+        })
+    }
+
+    /// `bootstrap.servers` for clients (the advertised client address).
+    pub fn brokers(&self) -> String {
+        let port = self
+            .options
+            .advertised_port
+            .unwrap_or(self.node.client_port);
+        format!("127.0.0.1:{port}")
+    }
+
+    /// The node's identity and ports.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The broker's log (log4j and the JVM's own output).
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join("kafka.log")
+    }
+
+    /// SIGKILL, and waits until the JVM is gone.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        self.process.signal(libc::SIGKILL);
+        self.process.wait_exit(Duration::from_secs(30))?;
+        Ok(())
+    }
+
+    /// Starts the broker again on the same ports and data (after [`Kafka::kill`]).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        if self.process.is_running() {
+            self.kill()?;
+        }
+        self.process = launch(&self.dir, &self.node, &self.options)?;
+        Ok(())
+    }
+}
+
+/// Formats the storage (first start only), starts the JVM and waits until it answers.
+fn launch(dir: &Path, node: &Node, options: &KafkaOptions) -> anyhow::Result<Managed> {
+    let properties = dir.join("server.properties");
+    std::fs::write(&properties, server_properties(dir, node, options))?;
+    std::fs::write(dir.join("log4j2.properties"), log4j2_properties(dir))?;
+    let log = dir.join("kafka.log");
+    if !dir.join("data/meta.properties").exists() {
+        let mut format = java(dir, options)?;
+        format
+            .args(["kafka.tools.StorageTool", "format", "--standalone"])
+            .arg("--cluster-id")
+            .arg(cluster_id())
+            .arg("--config")
+            .arg(&properties);
+        if let Listener::SaslScram { users } = &options.listener {
+            for (name, password) in users {
+                format
+                    .arg("--add-scram")
+                    .arg(format!("SCRAM-SHA-512=[name={name},password={password}]"));
+            }
+        }
+        let mut formatting = Managed::spawn("kafka-storage format", format, log.clone())?;
+        let code = formatting.wait_exit(Duration::from_secs(60))?;
+        if code != Some(0) {
+            bail!(
+                "kafka storage format exited with {code:?}:\n{}",
+                formatting.log_tail(20)
+            );
+        }
+    }
+    let mut cmd = java(dir, options)?;
+    cmd.arg("kafka.Kafka").arg(&properties);
+    let mut process = Managed::spawn("kafka", cmd, log)?;
+    wait_until_serving(&mut process, node)?;
+    Ok(process)
+}
+
+/// `java` with the broker's class path, a bounded heap and the log4j2 file.
+fn java(dir: &Path, options: &KafkaOptions) -> anyhow::Result<Command> {
+    let libs = crate::tool("KAFKA_LIBS")?;
+    let mut cmd = Command::new(crate::tool("JAVA_BIN")?);
+    cmd.args([
+        "-Xms64m",
+        "-Xmx512m",
+        "-XX:+UseSerialGC",
+        "-XX:-UsePerfData",
+    ])
+    .arg("-Djava.awt.headless=true")
+    .arg(format!(
+        "-Dlog4j2.configurationFile={}",
+        dir.join("log4j2.properties").display()
+    ));
+    if options.quick_start {
+        cmd.arg("-XX:TieredStopAtLevel=1");
+    }
+    // The class archive scripts/deps.sh wrote; a JVM that cannot use it starts without.
+    if let Some(archive) = libs.parent().map(|d| d.join("kafka.jsa"))
+        && archive.is_file()
+    {
+        cmd.arg(format!("-XX:SharedArchiveFile={}", archive.display()));
+    }
+    cmd.arg("-cp")
+        .arg(format!("{}/*", libs.display()))
+        .current_dir(dir)
+        .env_remove("JAVA_TOOL_OPTIONS");
+    Ok(cmd)
+}
+
+/// Ready = the broker lists itself in a metadata answer on its internal listener (a fenced
+/// or still starting broker does not); fails early if the JVM exits.
+fn wait_until_serving(process: &mut Managed, node: &Node) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let remaining = |start: Instant| START_DEADLINE.saturating_sub(start.elapsed());
+    wait_for_port(node.internal_port, remaining(start)).with_context(|| process.log_tail(30))?;
+    let client: BaseConsumer = ClientConfig::new()
+        .set(
+            "bootstrap.servers",
+            format!("127.0.0.1:{}", node.internal_port),
+        )
+        .set("group.id", "devstack-readiness")
+        .create()?;
+    loop {
+        if !process.is_running() {
+            bail!("kafka exited while starting:\n{}", process.log_tail(30));
+        }
+        if let Ok(metadata) = client.fetch_metadata(None, Duration::from_secs(1))
+            && metadata.brokers().iter().any(|b| b.id() == node.id as i32)
+        {
+            return Ok(());
+        }
+        if start.elapsed() > START_DEADLINE {
+            bail!(
+                "kafka did not list itself within {START_DEADLINE:?}:\n{}",
+                process.log_tail(30)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `server.properties`: settings for small, fast, deterministic runs.
+fn server_properties(dir: &Path, node: &Node, options: &KafkaOptions) -> String {
+    let advertised = options.advertised_port.unwrap_or(node.client_port);
+    let client_protocol = match options.listener {
+        Listener::Plaintext => "PLAINTEXT",
+        Listener::SaslScram { .. } => "SASL_PLAINTEXT",
+    };
+    let mut p: Vec<(String, String)> = [
+        ("process.roles", "broker,controller".to_owned()),
+        ("node.id", node.id.to_string()),
+        (
+            "listeners",
+            format!(
+                "CLIENT://127.0.0.1:{},INTERNAL://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+                node.client_port, node.internal_port, node.controller_port
+            ),
+        ),
+        (
+            "advertised.listeners",
+            format!(
+                "CLIENT://127.0.0.1:{advertised},INTERNAL://127.0.0.1:{}",
+                node.internal_port
+            ),
+        ),
+        (
+            "listener.security.protocol.map",
+            format!("CLIENT:{client_protocol},INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"),
+        ),
+        ("inter.broker.listener.name", "INTERNAL".into()),
+        ("controller.listener.names", "CONTROLLER".into()),
+        (
+            "controller.quorum.bootstrap.servers",
+            format!("127.0.0.1:{}", node.controller_port),
+        ),
+        ("log.dirs", dir.join("data").display().to_string()),
+        // The ingestor creates its topics; a client that writes to a missing one is wrong.
+        ("auto.create.topics.enable", "false".into()),
+        ("num.partitions", "1".into()),
+        ("default.replication.factor", "1".into()),
+        ("min.insync.replicas", "1".into()),
+        ("offsets.topic.replication.factor", "1".into()),
+        ("offsets.topic.num.partitions", "1".into()),
+        ("transaction.state.log.replication.factor", "1".into()),
+        ("transaction.state.log.min.isr", "1".into()),
+        ("transaction.state.log.num.partitions", "1".into()),
+        (
+            "share.coordinator.state.topic.replication.factor",
+            "1".into(),
+        ),
+        ("share.coordinator.state.topic.min.isr", "1".into()),
+        ("group.initial.rebalance.delay.ms", "0".into()),
+        // The log cleaner and retention start a second after start-up (not 30 s) and
+        // look for work every half second (not 15 s): compaction is observable in a test.
+        ("log.initial.task.delay.ms", "1000".into()),
+        ("log.cleaner.backoff.ms", "500".into()),
+        ("log.cleaner.dedupe.buffer.size", "8388608".into()),
+        ("num.network.threads", "2".into()),
+        ("num.io.threads", "2".into()),
+        ("background.threads", "2".into()),
+        ("num.recovery.threads.per.data.dir", "1".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    if let Listener::SaslScram { .. } = options.listener {
+        p.push((
+            "listener.name.client.sasl.enabled.mechanisms".into(),
+            "SCRAM-SHA-512".into(),
+        ));
+        p.push((
+            "listener.name.client.scram-sha-512.sasl.jaas.config".into(),
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;".into(),
+        ));
+    }
+    p.extend(options.properties.iter().cloned());
+    let mut text = String::new();
+    for (k, v) in p {
+        let _ = writeln!(text, "{k}={v}");
+    }
+    text
+}
+
+/// log4j2: warnings and errors into `dir/kafka.log`, plus the line saying the server started.
+fn log4j2_properties(dir: &Path) -> String {
+    format!(
+        "status = warn\n\
+         appender.file.type = File\n\
+         appender.file.name = file\n\
+         appender.file.fileName = {}\n\
+         appender.file.layout.type = PatternLayout\n\
+         appender.file.layout.pattern = [%d] %p %m (%c)%n\n\
+         rootLogger.level = warn\n\
+         rootLogger.appenderRef.file.ref = file\n\
+         logger.server.name = kafka.server.KafkaRaftServer\n\
+         logger.server.level = info\n",
+        dir.join("kafka.log").display()
+    )
+}
+
+/// A random cluster id as Kafka writes one: 16 bytes, URL-safe base64 without padding. The
+/// first byte's top bit is clear, so the text never starts with `-` (read as a flag).
+fn cluster_id() -> String {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[0] &= 0x7f;
+    base64_url(&bytes)
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_ids_are_22_url_safe_characters() {
+        assert_eq!(base64_url(&[0xfb, 0xff]), "-_8");
+        assert_eq!(base64_url(b"Man"), "TWFu");
+        for _ in 0..100 {
+            let id = cluster_id();
+            assert_eq!(id.len(), 22, "{id}");
+            assert!(!id.starts_with('-'), "{id}");
+        }
+    }
+}
