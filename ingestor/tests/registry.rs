@@ -1,8 +1,9 @@
 //! The Schema Registry wire format on real processes: the ingestor registers the schema
-//! under `<topic>-value` with a registry that lives in the test, frames every value with the
-//! id it got, and a consumer that knows only the registry (no schema file) decodes every
-//! record, field by field equal to the node. An incompatible subject and wrong credentials
-//! are one line and exit 1.
+//! under `<topic>-value` with Apicurio Registry's Confluent-compatible API, frames every
+//! value with the id it got, and a consumer that knows only the registry (no schema file)
+//! decodes every record, field by field equal to the node. The registry double inside the
+//! test only injects failures: an incompatible subject (409) and wrong credentials (401)
+//! are one line and exit 1, and the password is never logged.
 
 mod common;
 
@@ -19,22 +20,26 @@ fn with_registry(toml: String, url: &str) -> String {
 
 #[test]
 fn values_use_the_registry_wire_format_and_a_registry_only_consumer_decodes_them() {
-    let registry = TestRegistry::start(Some(("ingestor", "registry-secret")));
     let stack = Stack::start(71, 10);
-    let toml = with_registry(stack.config(&[]), &registry.url());
-    let env = [("INGESTOR_SCHEMA_REGISTRY__PASSWORD", "registry-secret")];
-    let mut service =
-        Service::start(BIN.as_ref(), stack.dir.path(), &toml, &env).expect("ingestor");
+    // A real registry: Apicurio Registry, through its Confluent-compatible API.
+    let registry = devstack::apicurio::Apicurio::start(stack.dir.path()).expect("apicurio");
+    let toml = format!(
+        "{}\n[schema_registry]\nurl = \"{}\"\n",
+        stack.config(&[]),
+        registry.ccompat_url()
+    );
+    let mut service = Service::start(BIN.as_ref(), stack.dir.path(), &toml, &[]).expect("ingestor");
 
     let subject = format!("{}-value", stack.topic());
     let mut reader = TopicReader::new(&stack.brokers(), &stack.topic())
         .expect("reader")
-        .with_registry(&registry.url())
+        .with_registry(&registry.ccompat_url())
         .keep_raw();
     let records = assert_reader_matches_node(&mut reader, &stack.node, 31337, stack.dir.path());
 
+    // Registering the same schema again under the subject gives the id it already has.
     let id = registry
-        .id_of(&subject)
+        .register(&subject, ingestor::encode::SCHEMA_JSON)
         .expect("schema registered under the topic's subject");
     let mut header = vec![0u8];
     header.extend_from_slice(&id.to_be_bytes());
@@ -43,15 +48,20 @@ fn values_use_the_registry_wire_format_and_a_registry_only_consumer_decodes_them
         assert_eq!(&raw[..5], &header[..], "{}: 0x00 + schema id {id}", r.key);
     }
     stop_cleanly(&mut service);
-    assert!(!service.process.log_text().contains("registry-secret"));
 
-    // A restart registers the same schema again and gets the same id.
-    let mut again = Service::start(BIN.as_ref(), stack.dir.path(), &toml, &env).expect("ingestor");
-    devstack::proc::wait_for("second registration", Duration::from_secs(60), || {
-        (registry.registrations() >= 2).then_some(())
+    // A restart registers the same schema again and frames with the same id.
+    let mut again = Service::start(BIN.as_ref(), stack.dir.path(), &toml, &[]).expect("ingestor");
+    // The log file is shared with the first run: its second registration line.
+    devstack::proc::wait_for("a second registration", Duration::from_secs(60), || {
+        (again.process.log_text().matches("schema registered").count() >= 2).then_some(())
     })
-    .expect("registered again");
-    assert_eq!(registry.id_of(&subject), Some(id));
+    .unwrap_or_else(|e| panic!("{e}\n{}", again.process.log_tail(20)));
+    assert_eq!(
+        registry
+            .register(&subject, ingestor::encode::SCHEMA_JSON)
+            .expect("register"),
+        id
+    );
     stop_cleanly(&mut again);
 }
 
@@ -82,6 +92,10 @@ fn an_incompatible_subject_and_wrong_credentials_are_one_line_and_exit_1() {
         let log = service.process.log_text();
         let last = log.lines().last().unwrap_or_default();
         assert_eq!(code, Some(1), "{log}");
+        assert!(
+            !log.contains("registry-secret"),
+            "the password is never logged"
+        );
         assert!(
             last.starts_with("error: schema registry http://127.0.0.1:") && last.contains(want),
             "want {want:?}: {last}"
