@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Creates the topics EthHook Ingestor publishes to, with the settings it expects, on a
-# Redpanda (or Kafka) cluster, with rpk. The service also creates missing topics itself;
-# create them here when topics are managed by operators (or auto-creation is off).
+# Redpanda (or Kafka) cluster, with rpk, or where rpk is not installed with Kafka's own
+# topic tool (TopicCommand, what kafka-topics.sh runs) from KAFKA_LIBS. The service also
+# creates missing topics itself; create them here when topics are managed by operators (or
+# auto-creation is off).
 #
 #   redpanda/topics.sh CHAIN_ID [CHAIN_ID ...]
 #
@@ -10,6 +12,9 @@
 #   TOPIC_PREFIX        default evm.logs. (chain topics are <prefix><chain_id>)
 #   RPK_FLAGS           extra rpk flags, e.g. "-X brokers=seed:9092 -X tls.enabled=true
 #                       -X sasl.mechanism=SCRAM-SHA-256 -X user=ethhook -X pass=…"
+#   KAFKA_LIBS          without rpk: Kafka's jars (scripts/deps.sh env), run with JAVA_BIN
+#   BOOTSTRAP_SERVERS   without rpk: the cluster (default 127.0.0.1:9092)
+#   KAFKA_TOOL_FLAGS    without rpk: extra flags, e.g. "--command-config client.properties"
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 CHAIN_ID [CHAIN_ID ...]" >&2; exit 2; }
 REPLICAS="${REPLICAS:-3}"
@@ -17,16 +22,41 @@ CHECKPOINT_TOPIC="${CHECKPOINT_TOPIC:-ingestor.checkpoints}"
 TOPIC_PREFIX="${TOPIC_PREFIX:-evm.logs.}"
 # Compacted: the latest value per key is the record, a tombstone deletes a retracted log.
 # 16 MiB: the producer's limit (a checkpoint carries the reorg window).
-CONFIGS=(-c cleanup.policy=compact -c max.message.bytes=16777216)
+# Tombstones readable for 7 days after compaction (a sink down for a week still deletes the
+# retracted row); segments rolled daily, so retracted keys leave the log within about a day.
+CONFIGS=(-c cleanup.policy=compact -c max.message.bytes=16777216
+  -c delete.retention.ms=604800000 -c segment.ms=86400000)
+
+# Kafka's own topic tool, with the same arguments as kafka-topics.sh.
+kafka_topics() {
+  # shellcheck disable=SC2086
+  "${JAVA_BIN:-java}" -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.TopicCommand \
+    --bootstrap-server "${BOOTSTRAP_SERVERS:-127.0.0.1:9092}" ${KAFKA_TOOL_FLAGS:-} "$@"
+}
 
 create() { # topic partitions
-  # shellcheck disable=SC2086
-  if rpk topic create "$1" -p "$2" -r "$REPLICAS" "${CONFIGS[@]}" ${RPK_FLAGS:-}; then
-    echo "created $1"
-  else
-    # Already there (or refused): show its settings so a difference is visible.
+  if command -v rpk >/dev/null 2>&1; then
     # shellcheck disable=SC2086
-    rpk topic describe "$1" -c ${RPK_FLAGS:-} || exit 1
+    if rpk topic create "$1" -p "$2" -r "$REPLICAS" "${CONFIGS[@]}" ${RPK_FLAGS:-}; then
+      echo "created $1"
+    else
+      # Already there (or refused): show its settings so a difference is visible.
+      # shellcheck disable=SC2086
+      rpk topic describe "$1" -c ${RPK_FLAGS:-} || exit 1
+    fi
+  elif [ -n "${KAFKA_LIBS:-}" ]; then
+    local configs=() c
+    for c in "${CONFIGS[@]}"; do [ "$c" = "-c" ] || configs+=(--config "$c"); done
+    if kafka_topics --create --topic "$1" --partitions "$2" --replication-factor "$REPLICAS" \
+      "${configs[@]}" >/dev/null 2>&1; then
+      echo "created $1"
+    else
+      # Already there (or refused): show its settings so a difference is visible.
+      kafka_topics --describe --topic "$1" || exit 1
+    fi
+  else
+    echo "neither rpk nor KAFKA_LIBS (Kafka's jars) is available" >&2
+    exit 1
   fi
 }
 

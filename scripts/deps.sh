@@ -24,7 +24,8 @@ ANVIL_BIN="$ANVIL_DIR/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 KAFKA_POM="$ROOT/scripts/maven/kafka/pom.xml"
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_POM")
-KAFKA_DIR="$CACHE/kafka-$KAFKA_VERSION"
+# Keyed by the pom's content too: a dependency added there installs afresh.
+KAFKA_DIR="$CACHE/kafka-$KAFKA_VERSION-$(sha256sum "$KAFKA_POM" | cut -c1-10)"
 KAFKA_LIBS="$KAFKA_DIR/lib"
 FASTAVRO_DIR="$CACHE/fastavro-$FASTAVRO_VERSION"
 FASTAVRO_PYTHON="$FASTAVRO_DIR/bin/python"

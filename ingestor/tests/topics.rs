@@ -154,3 +154,43 @@ fn keys_are_partitioned_as_java_clients_do() {
     assert_eq!(used.len(), 3, "keys spread over every partition");
     stop_cleanly(&mut service);
 }
+
+/// `redpanda/topics.sh`, run as an operator would against the real broker (with Kafka's own
+/// topic tool where rpk is not installed), creates topics the service takes without a
+/// single warning, with the compaction settings the service gives its own.
+#[test]
+fn topics_made_by_the_operators_script_are_what_the_service_expects() {
+    let stack = Stack::start(83, 4);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../redpanda/topics.sh");
+    let topic = stack.topic();
+    let prefix = topic.trim_end_matches("31337");
+    let out = std::process::Command::new("bash")
+        .args([script, "31337"])
+        .env("REPLICAS", "1")
+        .env("CHECKPOINT_TOPIC", stack.names.checkpoints())
+        .env("TOPIC_PREFIX", prefix)
+        .env("BOOTSTRAP_SERVERS", stack.brokers())
+        .env("PATH", "/usr/bin:/bin") // no rpk: Kafka's own tool
+        .output()
+        .expect("topics.sh");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains(&format!("created {topic}")), "{said}");
+    assert!(
+        said.contains(&format!("created {}", stack.names.checkpoints())),
+        "{said}"
+    );
+
+    let mut service =
+        Service::start(BIN.as_ref(), stack.dir.path(), &stack.config(&[]), &[]).expect("ingestor");
+    let records = read_node_count(&stack);
+    let report = devstack::compare::compare(&expected(&stack), &records);
+    assert!(report.is_clean(), "{report}");
+    stop_cleanly(&mut service);
+    let log = service.process.log_text();
+    assert!(!log.contains("setting="), "no topic setting differs: {log}");
+}

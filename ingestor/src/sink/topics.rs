@@ -11,6 +11,17 @@
 //!   ordered per key only, not across keys).
 //! - `max.message.bytes` below the producer's limit: a **warning** (a larger record fails
 //!   delivery and stops its chain: the one that matters is the broker's).
+//!
+//! The compaction settings a topic the service creates gets ([`COMPACTION`]); an existing
+//! topic keeps its own:
+//! - `delete.retention.ms` = 7 days: a tombstone stays readable for a week after the cleaner
+//!   compacted its segment, so a sink that was down for up to a week still deletes the
+//!   retracted row (Kafka's default is 1 day);
+//! - `segment.ms` = 1 day: the cleaner compacts only closed segments, so a quiet chain's
+//!   retracted keys leave the log within about a day, not the default week;
+//! - `min.compaction.lag.ms` = 0 and `min.cleanable.dirty.ratio` = 0.5 (Kafka's defaults): a
+//!   key's value never changes except to a tombstone, so nothing is gained by holding
+//!   records back from the cleaner.
 
 use std::time::Duration;
 
@@ -45,6 +56,15 @@ pub async fn ensure_topics(
     result.map(drop)
 }
 
+/// The settings a created topic gets besides `cleanup.policy` and `max.message.bytes` (see
+/// the module docs).
+pub(crate) const COMPACTION: [(&str, &str); 4] = [
+    ("delete.retention.ms", "604800000"),
+    ("segment.ms", "86400000"),
+    ("min.compaction.lag.ms", "0"),
+    ("min.cleanable.dirty.ratio", "0.5"),
+];
+
 /// Creates `topic` with `cleanup.policy=compact` (`partitions` of them, default
 /// `kafka.topic_partitions`) if it does not exist, then checks that the broker lists it.
 async fn ensure_topic(
@@ -69,6 +89,9 @@ async fn ensure_topic(
     )
     .set("cleanup.policy", "compact")
     .set("max.message.bytes", &max_bytes);
+    let new = COMPACTION
+        .iter()
+        .fold(new, |new, (key, value)| new.set(key, value));
     let opts = AdminOptions::new()
         .request_timeout(Some(timeout))
         .operation_timeout(Some(timeout));
