@@ -68,8 +68,9 @@ install_kafka() {
   log "installing Apache Kafka $KAFKA_VERSION into $KAFKA_DIR (Maven Central)"
   local tmp="$KAFKA_DIR.tmp.$$"
   rm -rf "$tmp" && mkdir -p "$tmp"
-  mvn -q -B -Dstyle.color=never -f "$KAFKA_POM" -Dmaven.repo.local="$CACHE/m2" \
-    dependency:copy-dependencies -DoutputDirectory="$tmp/lib" >&2
+  # Maven prints colour resets even in batch mode: stripped.
+  mvn -q -B -f "$KAFKA_POM" -Dmaven.repo.local="$CACHE/m2" \
+    dependency:copy-dependencies -DoutputDirectory="$tmp/lib" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >&2
   rm -rf "$KAFKA_DIR" && mv "$tmp" "$KAFKA_DIR"
   kafka_class_archive
   touch "$KAFKA_DIR/.complete"
