@@ -180,15 +180,29 @@ pub fn run(ingestor: &Path, dir: &Path, brokers: &str, p: &Params) -> anyhow::Re
     };
     let whole = |b: &Backfill| b.readable_rate;
     let following = |b: &Backfill| b.following_rate.unwrap_or(f64::NAN);
+    // CPU seconds as a rate (logs per CPU second), so that on / off reads like the others.
+    let ingestor_cpu = |b: &Backfill| b.ingestor_cpu.map_or(f64::NAN, |s| 1.0 / s);
+    let node_cpu = |b: &Backfill| b.node_cpu.map_or(f64::NAN, |s| 1.0 / s);
     let runs = if on.len() > 1 {
-        format!(" (medians of {} runs each)", on.len())
+        let pairs: Vec<String> = on
+            .iter()
+            .zip(&off)
+            .map(|(on, off)| format!("{:.2}", on.readable_rate / off.readable_rate))
+            .collect();
+        format!(
+            " (medians of {} runs each; each round's, start -> all readable: {})",
+            on.len(),
+            pairs.join(", ")
+        )
     } else {
         String::new()
     };
     println!(
-        "ratio check on / off{runs}: {:.2} start -> all readable; {:.2} following -> last ack (target >= 0.8)",
+        "ratio check on / off{runs}: {:.2} start -> all readable; {:.2} following -> last ack (target >= 0.8); logs per CPU second, on / off: ingestor {:.2}, node {:.2}",
         median(&on, whole) / median(&off, whole),
         median(&on, following) / median(&off, following),
+        median(&on, ingestor_cpu) / median(&off, ingestor_cpu),
+        median(&on, node_cpu) / median(&off, node_cpu),
     );
 
     // Live blocks of the same shape, check on, then off.
@@ -277,6 +291,21 @@ struct Backfill {
     /// Logs/s from the ingestor's log saying how it proves completeness (the session's
     /// start, after start-up) to its log saying the head block was acknowledged.
     following_rate: Option<f64>,
+    /// CPU seconds (user + system) the ingestor used, start-up included.
+    ingestor_cpu: Option<f64>,
+    /// CPU seconds the node used meanwhile.
+    node_cpu: Option<f64>,
+}
+
+/// CPU seconds (user + system) process `pid` has used so far (Linux `/proc`).
+fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // Fields after the command's closing parenthesis, from the 3rd: utime is the 14th.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let ticks: u64 = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+    // SAFETY: sysconf reads a constant of the system.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| ticks as f64 / per_second as f64)
 }
 
 /// A config for one run: chain 31337 at `anvil`, its own topic and checkpoint topic.
@@ -329,6 +358,7 @@ fn backfill(
     let run_dir = dir.join(format!("completeness-{label}"));
     std::fs::create_dir_all(&run_dir)?;
     let toml = run_config(brokers, anvil, label, "0", check);
+    let node_cpu0 = cpu_seconds(anvil.process.pid());
     let started = Instant::now();
     let mut service = Service::start(
         ingestor,
@@ -343,6 +373,10 @@ fn backfill(
         r.len() >= total
     })?;
     let readable_s = started.elapsed().as_secs_f64();
+    let ingestor_cpu = cpu_seconds(service.process.pid());
+    let node_cpu = cpu_seconds(anvil.process.pid())
+        .zip(node_cpu0)
+        .map(|(now, before)| now - before);
     reader.read_to_end(&mut records, Duration::from_secs(60))?;
     ensure!(
         records.len() == total,
@@ -360,9 +394,12 @@ fn backfill(
     let b = Backfill {
         readable_rate: total as f64 / readable_s,
         following_rate: following_s.map(|s| total as f64 / s),
+        ingestor_cpu,
+        node_cpu,
     };
+    let cpu = |s: Option<f64>| s.map_or("?".into(), |s| format!("{s:.2} s"));
     println!(
-        "backfill, check {} ({}, proof: {}): {total} logs readable {readable_s:.2} s after process start = {:.0} logs/s; following -> last ack {} = {}{}",
+        "backfill, check {} ({}, proof: {}): {total} logs readable {readable_s:.2} s after process start = {:.0} logs/s; following -> last ack {} = {}; CPU: ingestor {}, node {}{}",
         if check { "on" } else { "off" },
         if check {
             "headers, then eth_getBlockReceipts"
@@ -374,6 +411,8 @@ fn backfill(
         following_s.map_or("?".into(), |s| format!("{s:.2} s")),
         b.following_rate
             .map_or("?".into(), |r| format!("{r:.0} logs/s")),
+        cpu(b.ingestor_cpu),
+        cpu(b.node_cpu),
         match refused(&log) {
             0 => String::new(),
             n => format!("; {n} answers refused and asked again"),
