@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: builds a chain on anvil and prints, in one run, the node's logs/s with 1 and 4
 # clients, cryo's (in a venv it installs, or CRYO_PYTHON's) and the ingestor's (process
-# start until a consumer has read every record). --latency N: live latency over N blocks
+# start until a consumer has read every record). --latency N: live latency over N blocks;
+# --completeness [LOGS]: the log completeness check, off and on, on saturated blooms
 # next to the broker's floor. Options: --blocks, --logs-per-block, --logs-per-tx,
 # --range-blocks, --dead-collector, --latency (see `--help`).
 set -euo pipefail
