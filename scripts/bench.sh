@@ -2,8 +2,9 @@
 # Benchmark: builds a chain on anvil and prints, in one run, the node's logs/s with 1 and 4
 # clients, cryo's (in a venv it installs, or CRYO_PYTHON's) and the ingestor's (process
 # start until a consumer has read every record). --latency N: live latency over N blocks
-# next to the broker's floor. Options: --blocks, --logs-per-block, --logs-per-tx,
-# --range-blocks, --dead-collector, --latency (see `--help`).
+# next to the broker's floor. --completeness [LOGS]: the log completeness check, off and
+# on, on a chain of saturated blooms. Options: --blocks, --logs-per-block, --logs-per-tx,
+# --range-blocks, --dead-collector, --latency, --completeness (see `--help`).
 set -euo pipefail
 if [ -z "${CRYO_PYTHON:-}" ]; then
   # cryo is the benchmark's only: installed here, not by the test command. Without it (no

@@ -27,6 +27,9 @@ pub struct Params {
     /// Also measure the ingestor exporting OTLP to a collector that is down (a closed
     /// loopback port), after the run without telemetry.
     pub dead_collector: bool,
+    /// Instead of the above: the cost of the log completeness check on a chain of
+    /// saturated blooms (`--completeness`), against the same broker.
+    pub completeness: Option<crate::completeness::Params>,
 }
 
 /// A typical ERC-20 `Transfer`: 3 topics, 32 bytes of data.
@@ -54,6 +57,9 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
             ..Default::default()
         },
     )?;
+    if let Some(c) = &p.completeness {
+        return crate::completeness::run(ingestor, dir.path(), &kafka.brokers(), c);
+    }
     let anvil = Anvil::start(31337, dir.path())?;
     let node = anvil.node();
     let mut sender = Sender::new(node.clone())?;

@@ -38,7 +38,7 @@ fn create_topic(brokers: &str, topic: &str) -> anyhow::Result<()> {
 }
 
 /// A consumer that sees a record as soon as the broker has it.
-fn consumer(brokers: &str, topic: &str) -> anyhow::Result<BaseConsumer> {
+pub(crate) fn consumer(brokers: &str, topic: &str) -> anyhow::Result<BaseConsumer> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set(
@@ -64,7 +64,7 @@ fn consumer(brokers: &str, topic: &str) -> anyhow::Result<BaseConsumer> {
 }
 
 /// Polls until a record satisfies `hit`; returns when it was read.
-fn until(
+pub(crate) fn until(
     c: &BaseConsumer,
     deadline: Duration,
     hit: impl Fn(&[u8]) -> bool,
@@ -83,7 +83,7 @@ fn until(
 
 /// The block number of a single-object `EvmLog` value: the body's second field (after the
 /// 10-byte header and the chain id), both zigzag varints.
-fn block_number(value: &[u8]) -> Option<u64> {
+pub(crate) fn block_number(value: &[u8]) -> Option<u64> {
     let mut body = value.get(10..)?;
     let mut long = || {
         let mut n = 0u64;
@@ -102,19 +102,19 @@ fn block_number(value: &[u8]) -> Option<u64> {
 }
 
 /// The ingestor's `block delivered` log line for `chain`'s block `number`.
-fn delivered<'a>(log: &'a str, chain: &str, number: u64) -> Option<&'a str> {
+pub(crate) fn delivered<'a>(log: &'a str, chain: &str, number: u64) -> Option<&'a str> {
     let (chain, block) = (format!("chain=\"{chain}\""), format!(" block={number} "));
     log.lines()
         .find(|l| l.contains("block delivered") && l.contains(&chain) && l.contains(&block))
 }
 
 /// When a log line was written (its leading RFC 3339 timestamp).
-fn logged_at(line: &str) -> Option<std::time::SystemTime> {
+pub(crate) fn logged_at(line: &str) -> Option<std::time::SystemTime> {
     humantime::parse_rfc3339_weak(line.split_whitespace().next()?.trim_end_matches('Z')).ok()
 }
 
 /// Percentiles (p50, p90, p99, max) in ms.
-fn summary(mut ms: Vec<f64>) -> String {
+pub(crate) fn summary(mut ms: Vec<f64>) -> String {
     ms.sort_by(f64::total_cmp);
     let at = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
     format!(

@@ -8,6 +8,7 @@
 //!   many per transaction and per block, empty blocks).
 //! - [`consumer`]: an independent consumer decoding records with `schemas/evm_log.avsc`.
 //! - [`avro_ref`]: fastavro as the reference implementation (fingerprint, decoding).
+//! - [`completeness`]: the benchmark of the log completeness check on saturated blooms.
 //! - [`compare`]: the node's `eth_getLogs` versus what the topic holds, field by field.
 //! - [`service`]: the ingestor binary as a child process with a generated config.
 //! - [`apicurio`], [`postgres`] and [`connect`]: the sink stack (Apicurio Registry, a
@@ -19,6 +20,7 @@ pub mod apicurio;
 pub mod avro_ref;
 pub mod bench;
 pub mod compare;
+pub mod completeness;
 pub mod connect;
 pub mod consumer;
 pub mod demo;

@@ -69,6 +69,17 @@ enum Command {
         /// --logs-per-block logs.
         #[arg(long)]
         memory: bool,
+        /// Measure the log completeness check instead: a chain of this many logs (1500 per
+        /// block; 60000 when no number is given) whose every block's logsBloom is
+        /// saturated; backfill with the check off and on, and live latency with it on and off.
+        #[arg(long, value_name = "LOGS", num_args = 0..=1, default_missing_value = "60000")]
+        completeness: Option<usize>,
+        /// With --completeness: live blocks timed with the check on, and as many with it off.
+        #[arg(long, default_value_t = 20)]
+        live_blocks: usize,
+        /// With --completeness: pairs of backfills (off, on), alternating which goes first.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
     },
 }
 
@@ -113,6 +124,9 @@ fn main() -> anyhow::Result<()> {
             latency,
             memory,
             backfill_logs,
+            completeness,
+            live_blocks,
+            rounds,
         } => {
             if memory {
                 println!(
@@ -131,12 +145,31 @@ fn main() -> anyhow::Result<()> {
                 );
                 return devstack::latency::run(&ingestor, blocks, backfill_logs);
             }
+            if let Some(logs) = completeness {
+                println!(
+                    "command: scripts/bench.sh --completeness {logs} --live-blocks {live_blocks} --rounds {rounds}"
+                );
+                let params = bench::Params {
+                    blocks,
+                    logs_per_block,
+                    logs_per_tx,
+                    range_blocks,
+                    dead_collector,
+                    completeness: Some(devstack::completeness::Params {
+                        logs,
+                        live_blocks,
+                        rounds,
+                    }),
+                };
+                return bench::run(&ingestor, &params);
+            }
             let params = bench::Params {
                 blocks,
                 logs_per_block,
                 logs_per_tx,
                 range_blocks,
                 dead_collector,
+                completeness: None,
             };
             println!(
                 "command: scripts/bench.sh --blocks {blocks} --logs-per-block {logs_per_block} --logs-per-tx {logs_per_tx} --range-blocks {range_blocks}{}",

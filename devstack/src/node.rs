@@ -47,6 +47,23 @@ impl Node {
             .with_context(|| format!("{method}: no result"))
     }
 
+    /// Calls `method` and returns the whole answer's text, unparsed (to time the node
+    /// alone and measure its answer's size).
+    pub fn call_text(&self, method: &str, params: Value) -> anyhow::Result<String> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut self
+                .agent
+                .post(&self.url)
+                .send_json(body)
+                .with_context(|| format!("{method} to {}", self.url))?
+                .into_reader(),
+            &mut text,
+        )?;
+        Ok(text)
+    }
+
     /// `eth_blockNumber`.
     pub fn head(&self) -> anyhow::Result<u64> {
         quantity(&self.call("eth_blockNumber", json!([]))?)
