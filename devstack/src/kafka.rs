@@ -3,12 +3,15 @@
 //! under the caller's directory. The jars come from `KAFKA_LIBS` and the JVM from `JAVA_BIN`
 //! (both set by `scripts/deps.sh env`).
 //!
-//! A node has three listeners: `CLIENT` (what [`Kafka::brokers`] names: plaintext, or SASL
-//! SCRAM behind a proxy that may be its advertised address), `INTERNAL` (plaintext: between
-//! brokers, and the readiness check) and `CONTROLLER` (the KRaft quorum). A cluster of
-//! several nodes would give each its `node.id` and list every controller in
-//! `controller.quorum.bootstrap.servers` ([`Node`] carries both); a TLS client listener would
-//! be one more [`Listener`] variant.
+//! A node has three listeners: `CLIENT` (what [`Kafka::brokers`] names: plaintext, SASL
+//! SCRAM, SASL SCRAM over TLS, or mutual TLS; see [`Listener`]), `INTERNAL` (plaintext:
+//! between brokers, and the readiness check) and `CONTROLLER` (the KRaft quorum). A cluster
+//! of several nodes would give each its `node.id` and list every controller in
+//! `controller.quorum.bootstrap.servers` ([`Node`] carries both).
+//!
+//! TLS key material is PEM, as Kafka reads it without a Java keystore
+//! (`ssl.keystore.type=PEM`, `ssl.truststore.type=PEM`), set on the `CLIENT` listener only
+//! (`listener.name.client.ssl.*`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -30,13 +33,77 @@ pub enum Listener {
     /// No TLS, no authentication.
     #[default]
     Plaintext,
-    /// SASL (SCRAM-SHA-512) without TLS, for these users (name, password), which are
-    /// created when the storage is formatted. TLS, when wanted, is a proxy in front
-    /// ([`KafkaOptions::advertised_port`]).
+    /// SASL (SCRAM-SHA-512) without TLS (`SASL_PLAINTEXT`), for these users (name,
+    /// password), which are created when the storage is formatted.
     SaslScram {
         /// (user, password) pairs.
         users: Vec<(String, String)>,
     },
+    /// SASL (SCRAM-SHA-512) over TLS (`SASL_SSL`), as managed clusters offer: the users of
+    /// [`Listener::SaslScram`], and the broker's key and certificate.
+    SaslScramSsl {
+        /// (user, password) pairs.
+        users: Vec<(String, String)>,
+        /// A PEM file holding the broker's PKCS#8 private key (unencrypted) followed by its
+        /// certificate chain, leaf first (`ssl.keystore.type=PEM`).
+        keystore_pem: PathBuf,
+    },
+    /// Mutual TLS (`SSL` with `ssl.client.auth=required`): a client must present a
+    /// certificate signed by a CA of `client_ca_pem`.
+    MutualTls {
+        /// As in [`Listener::SaslScramSsl`].
+        keystore_pem: PathBuf,
+        /// PEM certificates of the CAs trusted to sign client certificates
+        /// (`ssl.truststore.type=PEM`).
+        client_ca_pem: PathBuf,
+    },
+}
+
+impl Listener {
+    /// The listener's `security.protocol`.
+    fn protocol(&self) -> &'static str {
+        match self {
+            Self::Plaintext => "PLAINTEXT",
+            Self::SaslScram { .. } => "SASL_PLAINTEXT",
+            Self::SaslScramSsl { .. } => "SASL_SSL",
+            Self::MutualTls { .. } => "SSL",
+        }
+    }
+
+    /// The SCRAM users created when the storage is formatted.
+    fn scram_users(&self) -> &[(String, String)] {
+        match self {
+            Self::SaslScram { users } | Self::SaslScramSsl { users, .. } => users,
+            Self::Plaintext | Self::MutualTls { .. } => &[],
+        }
+    }
+
+    /// `server.properties` settings of the `CLIENT` listener's SASL and TLS.
+    fn properties(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        let mut set = |k: &str, v: String| p.push((format!("listener.name.client.{k}"), v));
+        if matches!(self, Self::SaslScram { .. } | Self::SaslScramSsl { .. }) {
+            set("sasl.enabled.mechanisms", "SCRAM-SHA-512".into());
+            set(
+                "scram-sha-512.sasl.jaas.config",
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;".into(),
+            );
+        }
+        if let Self::SaslScramSsl { keystore_pem, .. } | Self::MutualTls { keystore_pem, .. } = self
+        {
+            set("ssl.keystore.type", "PEM".into());
+            set("ssl.keystore.location", keystore_pem.display().to_string());
+        }
+        if let Self::MutualTls { client_ca_pem, .. } = self {
+            set("ssl.truststore.type", "PEM".into());
+            set(
+                "ssl.truststore.location",
+                client_ca_pem.display().to_string(),
+            );
+            set("ssl.client.auth", "required".into());
+        }
+        p
+    }
 }
 
 /// What a broker is started with.
@@ -44,11 +111,11 @@ pub enum Listener {
 pub struct KafkaOptions {
     /// The client listener.
     pub listener: Listener,
-    /// The client listener's port, when something must know it before the broker starts
-    /// (a proxy in front); by default a free one.
+    /// The client listener's port, when something must know it before the broker starts;
+    /// by default a free one.
     pub client_port: Option<u16>,
-    /// The port clients are told to connect to, when something (a TLS proxy) stands in front
-    /// of the broker; by default the client listener's own.
+    /// The port clients are told to connect to, when something (a proxy) stands in front of
+    /// the broker; by default the client listener's own.
     pub advertised_port: Option<u16>,
     /// Extra `server.properties` settings, last (so they win).
     pub properties: Vec<(String, String)>,
@@ -173,12 +240,10 @@ fn launch(dir: &Path, node: &Node, options: &KafkaOptions) -> anyhow::Result<Man
             .arg(cluster_id())
             .arg("--config")
             .arg(&properties);
-        if let Listener::SaslScram { users } = &options.listener {
-            for (name, password) in users {
-                format
-                    .arg("--add-scram")
-                    .arg(format!("SCRAM-SHA-512=[name={name},password={password}]"));
-            }
+        for (name, password) in options.listener.scram_users() {
+            format
+                .arg("--add-scram")
+                .arg(format!("SCRAM-SHA-512=[name={name},password={password}]"));
         }
         let mut formatting = Managed::spawn("kafka-storage format", format, log.clone())?;
         let code = formatting.wait_exit(Duration::from_secs(60))?;
@@ -262,10 +327,7 @@ fn wait_until_serving(process: &mut Managed, node: &Node) -> anyhow::Result<()> 
 /// `server.properties`: settings for small, fast, deterministic runs.
 fn server_properties(dir: &Path, node: &Node, options: &KafkaOptions) -> String {
     let advertised = options.advertised_port.unwrap_or(node.client_port);
-    let client_protocol = match options.listener {
-        Listener::Plaintext => "PLAINTEXT",
-        Listener::SaslScram { .. } => "SASL_PLAINTEXT",
-    };
+    let client_protocol = options.listener.protocol();
     let mut p: Vec<(String, String)> = [
         ("process.roles", "broker,controller".to_owned()),
         ("node.id", node.id.to_string()),
@@ -323,16 +385,7 @@ fn server_properties(dir: &Path, node: &Node, options: &KafkaOptions) -> String 
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    if let Listener::SaslScram { .. } = options.listener {
-        p.push((
-            "listener.name.client.sasl.enabled.mechanisms".into(),
-            "SCRAM-SHA-512".into(),
-        ));
-        p.push((
-            "listener.name.client.scram-sha-512.sasl.jaas.config".into(),
-            "org.apache.kafka.common.security.scram.ScramLoginModule required;".into(),
-        ));
-    }
+    p.extend(options.listener.properties());
     p.extend(options.properties.iter().cloned());
     let mut text = String::new();
     for (k, v) in p {
@@ -384,6 +437,49 @@ fn base64_url(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_listeners_read_pem_key_material_on_the_client_listener_only() {
+        let node = Node::on_free_ports(1, None).expect("ports");
+        let listener = Listener::MutualTls {
+            keystore_pem: "/k/broker.pem".into(),
+            client_ca_pem: "/k/clients.pem".into(),
+        };
+        let text = server_properties(
+            Path::new("/d"),
+            &node,
+            &KafkaOptions {
+                listener,
+                ..KafkaOptions::default()
+            },
+        );
+        for line in [
+            "listener.security.protocol.map=CLIENT:SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.name.client.ssl.keystore.type=PEM",
+            "listener.name.client.ssl.keystore.location=/k/broker.pem",
+            "listener.name.client.ssl.truststore.type=PEM",
+            "listener.name.client.ssl.truststore.location=/k/clients.pem",
+            "listener.name.client.ssl.client.auth=required",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        assert!(!text.contains("sasl"), "{text}");
+        let sasl_ssl = Listener::SaslScramSsl {
+            users: vec![("u".into(), "p".into())],
+            keystore_pem: "/k/broker.pem".into(),
+        };
+        let text = server_properties(
+            Path::new("/d"),
+            &node,
+            &KafkaOptions {
+                listener: sasl_ssl,
+                ..KafkaOptions::default()
+            },
+        );
+        assert!(text.contains("CLIENT:SASL_SSL,"), "{text}");
+        assert!(text.contains("listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512"));
+        assert!(!text.contains("client.auth"), "{text}");
+    }
 
     #[test]
     fn cluster_ids_are_22_url_safe_characters() {

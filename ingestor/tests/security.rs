@@ -1,83 +1,122 @@
-//! A managed-cluster setup on real processes: Apache Kafka requiring SASL on its client
-//! listener (a SCRAM-SHA-512 user created when its storage is formatted), reached over TLS
-//! through a terminating proxy that is the advertised listener, with a CA made in the test. The ingestor publishes over
-//! SASL_SSL; an independent consumer reads back over SASL_SSL and compares with the node.
-//! A wrong password and an untrusted broker certificate are each one line and exit 1. Then
-//! the listener requires client certificates (mutual TLS): with `ssl_cert_file` and
-//! `ssl_key_file` everything is published (and `ingestor tail` reads it back over the same
-//! settings); without them, one line and exit 1.
+//! A managed cluster on real processes: Apache Kafka terminating TLS on its own client
+//! listener, with PEM key material from a CA made in the test. Each test starts a broker of
+//! its own:
+//!
+//! - `SASL_SSL` with a SCRAM-SHA-512 user created when the storage is formatted: the
+//!   ingestor publishes (password from `INGESTOR_KAFKA__SASL_PASSWORD`), an independent
+//!   consumer reads back over `SASL_SSL` and the topic equals the node; a wrong password and
+//!   a broker certificate nobody trusts are each one line and exit 1.
+//! - mutual TLS (`SSL`, client certificates required, signed by a CA of their own): with
+//!   `ssl_cert_file`/`ssl_key_file` everything is published and read back; an expired client
+//!   certificate is one line and exit 1.
+//!
+//! No secret (the password, a private key) appears in any log.
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
-use common::tls::{TestCa, TlsProxy};
+use common::tls::TestCa;
 use common::*;
 use devstack::anvil::Anvil;
 use devstack::consumer::TopicReader;
 use devstack::kafka::{Kafka, KafkaOptions, Listener};
-use devstack::proc::free_port;
 use devstack::service::{ChainEntry, Service, config_toml};
 use devstack::traffic::{LogShapes, Sender};
 
 const USER: &str = "ingestor";
 const PASSWORD: &str = "s3cret-Passw0rd";
+const TOPIC: &str = "evm.logs.31337";
 
-fn secured_config(brokers: &str, ws_url: String, ca: Option<&str>) -> String {
-    secured_config_with(brokers, ws_url, ca, None)
-}
-
-fn secured_config_with(
-    brokers: &str,
-    ws_url: String,
-    ca: Option<&str>,
-    client: Option<(&str, &str)>,
-) -> String {
-    let mut kafka = String::from(
-        "security_protocol = \"sasl_ssl\"\nsasl_mechanism = \"SCRAM-SHA-512\"\nsasl_username = \"ingestor\"\n",
-    );
-    if let Some(ca) = ca {
-        kafka.push_str(&format!("ssl_ca_file = {ca:?}\n"));
-    }
-    if let Some((cert, key)) = client {
-        kafka.push_str(&format!(
-            "ssl_cert_file = {cert:?}\nssl_key_file = {key:?}\n"
-        ));
-    }
+/// The service's config with these `[kafka]` security lines.
+fn secured_config(brokers: &str, ws_url: String, kafka: &str) -> String {
     config_toml(brokers, &[ChainEntry::new(31337, ws_url)], "").replace(
         "[kafka]\n",
         &format!("[kafka]\nadmin_timeout_ms = 20000\n{kafka}"),
     )
 }
 
+fn sasl_ssl_lines(ca: Option<&Path>) -> String {
+    let mut kafka = String::from(
+        "security_protocol = \"sasl_ssl\"\nsasl_mechanism = \"SCRAM-SHA-512\"\nsasl_username = \"ingestor\"\n",
+    );
+    if let Some(ca) = ca {
+        kafka.push_str(&format!("ssl_ca_file = {:?}\n", ca.display().to_string()));
+    }
+    kafka
+}
+
+fn mutual_tls_lines(ca: &Path, cert: &Path, key: &Path) -> String {
+    format!(
+        "security_protocol = \"ssl\"\nssl_ca_file = {:?}\nssl_cert_file = {:?}\nssl_key_file = {:?}\n",
+        ca.display().to_string(),
+        cert.display().to_string(),
+        key.display().to_string()
+    )
+}
+
+/// Starts the service, which must stop by itself with exit 1 and a last log line starting
+/// with `want`; none of `secrets` may appear in its log. Returns the last line.
+fn assert_refused(
+    dir: &Path,
+    toml: &str,
+    env: &[(&str, &str)],
+    want: &str,
+    secrets: &[&str],
+) -> String {
+    let mut service = Service::start(BIN.as_ref(), dir, toml, env).expect("ingestor");
+    let code = service
+        .process
+        .wait_exit(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}: {}", service.process.log_tail(60)));
+    let log = service.process.log_text();
+    let last = log.lines().last().unwrap_or_default().to_owned();
+    eprintln!("{last}");
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        last.starts_with(want),
+        "want {want:?}, last line: {last}\nLOG:\n{log}"
+    );
+    for secret in secrets {
+        assert!(!log.contains(secret), "a secret was logged:\n{log}");
+    }
+    last
+}
+
+/// Anvil with a varied history mined.
+fn chain(dir: &Path, seed: u64) -> Anvil {
+    let anvil = Anvil::start(31337, dir).expect("anvil");
+    let mut sender = Sender::new(anvil.node()).expect("sender");
+    let mut shapes = LogShapes::new(seed);
+    mine_history(&mut sender, &mut shapes, 8).expect("history");
+    anvil
+}
+
 #[test]
 fn sasl_ssl_with_scram_sha_512_publishes_everything_and_refuses_bad_credentials() {
     let dir = tempdir();
     let ca = TestCa::new(dir.path(), "kafka-ca");
-    let ca_file = ca.pem_file.display().to_string();
-    let kafka_port = free_port().expect("port");
-    let client_ca = TestCa::new(dir.path(), "client-ca");
-    let tls = TlsProxy::start_with_client_ca(&ca, kafka_port, false, &client_ca);
-    // A broker of its own: SASL on its client listener, the proxy as its advertised address.
     let options = KafkaOptions {
-        listener: Listener::SaslScram {
+        listener: Listener::SaslScramSsl {
             users: vec![(USER.into(), PASSWORD.into())],
+            keystore_pem: ca.server_keystore(dir.path(), "broker"),
         },
-        client_port: Some(kafka_port),
-        advertised_port: Some(tls.port),
         ..KafkaOptions::default()
     };
-    let _kafka = Kafka::start_with(dir.path(), options).expect("kafka");
-    let brokers = format!("127.0.0.1:{}", tls.port);
-    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
-    let mut sender = Sender::new(anvil.node()).expect("sender");
-    let mut shapes = LogShapes::new(61);
-    mine_history(&mut sender, &mut shapes, 8).expect("history");
+    let kafka = Kafka::start_with(dir.path(), options).expect("kafka");
+    let brokers = kafka.brokers();
+    let anvil = chain(dir.path(), 61);
 
-    let toml = secured_config(&brokers, anvil.ws_url(), Some(&ca_file));
+    let toml = secured_config(
+        &brokers,
+        anvil.ws_url(),
+        &sasl_ssl_lines(Some(&ca.pem_file)),
+    );
     let password_env = [("INGESTOR_KAFKA__SASL_PASSWORD", PASSWORD)];
     let mut service =
         Service::start(BIN.as_ref(), dir.path(), &toml, &password_env).expect("ingestor");
+    let ca_file = ca.pem_file.display().to_string();
     let reader_options = [
         ("security.protocol", "sasl_ssl"),
         ("sasl.mechanism", "SCRAM-SHA-512"),
@@ -85,8 +124,8 @@ fn sasl_ssl_with_scram_sha_512_publishes_everything_and_refuses_bad_credentials(
         ("sasl.password", PASSWORD),
         ("ssl.ca.location", ca_file.as_str()),
     ];
-    let mut reader = TopicReader::with_options(&brokers, "evm.logs.31337", &reader_options)
-        .expect("secured reader");
+    let mut reader =
+        TopicReader::with_options(&brokers, TOPIC, &reader_options).expect("secured reader");
     assert_reader_matches_node(&mut reader, &anvil.node(), 31337, dir.path());
     stop_cleanly(&mut service);
     assert!(
@@ -95,35 +134,89 @@ fn sasl_ssl_with_scram_sha_512_publishes_everything_and_refuses_bad_credentials(
     );
 
     // A wrong password, then a broker certificate nobody trusts: one line each, exit 1.
-    for (env, ca, want) in [
-        (
-            [("INGESTOR_KAFKA__SASL_PASSWORD", "wrong-password")],
-            Some(ca_file.as_str()),
-            "error: kafka authentication failed at brokers",
-        ),
-        (
-            password_env,
-            None,
-            "error: kafka TLS handshake failed at brokers",
-        ),
-    ] {
-        let toml = secured_config(&brokers, anvil.ws_url(), ca);
-        let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &env).expect("ingestor");
-        let code = service
-            .process
-            .wait_exit(Duration::from_secs(60))
-            .unwrap_or_else(|e| panic!("{e}: {}", service.process.log_tail(60)));
-        let log = service.process.log_text();
-        let last = log.lines().last().unwrap_or_default();
-        eprintln!("{last}");
-        assert_eq!(code, Some(1), "{log}");
-        assert!(
-            last.starts_with(want),
-            "want {want:?}, last line: {last}\nLOG:\n{log}"
-        );
-        assert!(
-            !log.contains(PASSWORD) && !log.contains("wrong-password"),
-            "{log}"
-        );
-    }
+    let toml = secured_config(
+        &brokers,
+        anvil.ws_url(),
+        &sasl_ssl_lines(Some(&ca.pem_file)),
+    );
+    assert_refused(
+        dir.path(),
+        &toml,
+        &[("INGESTOR_KAFKA__SASL_PASSWORD", "wrong-password")],
+        "error: kafka authentication failed at brokers",
+        &[PASSWORD, "wrong-password"],
+    );
+    let toml = secured_config(&brokers, anvil.ws_url(), &sasl_ssl_lines(None));
+    assert_refused(
+        dir.path(),
+        &toml,
+        &password_env,
+        "error: kafka TLS handshake failed at brokers",
+        &[PASSWORD],
+    );
+}
+
+#[test]
+fn mutual_tls_publishes_everything_and_refuses_an_expired_client_certificate() {
+    let dir = tempdir();
+    let ca = TestCa::new(dir.path(), "kafka-ca");
+    let client_ca = TestCa::new(dir.path(), "client-ca");
+    let options = KafkaOptions {
+        listener: Listener::MutualTls {
+            keystore_pem: ca.server_keystore(dir.path(), "broker"),
+            client_ca_pem: client_ca.pem_file.clone(),
+        },
+        ..KafkaOptions::default()
+    };
+    let kafka = Kafka::start_with(dir.path(), options).expect("kafka");
+    let brokers = kafka.brokers();
+    let anvil = chain(dir.path(), 62);
+
+    let (cert, key) = client_ca.client_cert(dir.path(), "ingestor-client");
+    let toml = secured_config(
+        &brokers,
+        anvil.ws_url(),
+        &mutual_tls_lines(&ca.pem_file, &cert, &key),
+    );
+    let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
+    let (ca_file, cert_file, key_file) = (
+        ca.pem_file.display().to_string(),
+        cert.display().to_string(),
+        key.display().to_string(),
+    );
+    let reader_options = [
+        ("security.protocol", "ssl"),
+        ("ssl.ca.location", ca_file.as_str()),
+        ("ssl.certificate.location", cert_file.as_str()),
+        ("ssl.key.location", key_file.as_str()),
+    ];
+    let mut reader =
+        TopicReader::with_options(&brokers, TOPIC, &reader_options).expect("mutual TLS reader");
+    assert_reader_matches_node(&mut reader, &anvil.node(), 31337, dir.path());
+    stop_cleanly(&mut service);
+    let key_pem = std::fs::read_to_string(&key).expect("key");
+    let key_body = key_pem.lines().nth(1).expect("a PEM line");
+    assert!(
+        !service.process.log_text().contains(key_body),
+        "the private key was logged"
+    );
+
+    // A client certificate from the right CA, but expired: one line, exit 1. Kafka answers
+    // with the TLS alert `certificate unknown` (it names no expiry), after the client's side
+    // of a TLS 1.3 handshake completed.
+    let (cert, key) = client_ca.client_cert_valid(dir.path(), "expired-client", true);
+    let key_pem = std::fs::read_to_string(&key).expect("key");
+    let key_body = key_pem.lines().nth(1).expect("a PEM line");
+    let toml = secured_config(
+        &brokers,
+        anvil.ws_url(),
+        &mutual_tls_lines(&ca.pem_file, &cert, &key),
+    );
+    assert_refused(
+        dir.path(),
+        &toml,
+        &[],
+        "error: kafka TLS client certificate refused at brokers",
+        &[key_body],
+    );
 }

@@ -1,9 +1,12 @@
 //! Exactly-once mode, the real ingestor binary and a real anvil. On Apache Kafka (the shared
 //! broker): a `kill -9` in the middle of transactions, then a restart whose
-//! `init_transactions` aborts the dead instance's open one. Against librdkafka's in-process
-//! mock cluster: broker errors the test injects (refused partitions, a fenced producer,
-//! fatal and retriable errors), which a real broker cannot be made to answer on demand.
-//! Reads are `read_committed`.
+//! `init_transactions` aborts the dead instance's open one; and a second instance started
+//! while the first is writing, which fences it (nothing injected). Against librdkafka's
+//! in-process mock cluster, only broker errors a real broker cannot be made to answer on
+//! demand: `AddPartitionsToTxn` refused (`TOPIC_AUTHORIZATION_FAILED`, then
+//! `CLUSTER_AUTHORIZATION_FAILED` mid-transaction), `InitProducerId` refused once (a fatal
+//! error), `EndTxn` failing retriably twenty times in a row, and `EndTxn` answered
+//! `PRODUCER_FENCED` at a moment the test chooses. Reads are `read_committed`.
 
 mod common;
 
@@ -136,6 +139,85 @@ fn on_kafka_a_kill_mid_transaction_leaves_every_record_exactly_once() {
             .lines()
             .any(|l| l.contains("resuming chain") && l.contains("checkpoint=Some(")),
         "{resumed}"
+    );
+    stop_cleanly(&mut second);
+}
+
+/// On Kafka, nothing injected: instance A writes transactions of live blocks; instance B,
+/// with the same config, starts while A is writing. B's `init_transactions` bumps the
+/// transactional id's epoch, so A's next transactional request is refused and A stops with
+/// its one `fenced` line (exit 1); B resumes from the committed checkpoint, and a
+/// `read_committed` reader sees the chain exactly once.
+#[test]
+fn on_kafka_a_second_instance_fences_the_first_which_stops() {
+    let stack = Stack::start(41, 6);
+    let toml = stack.config(&[]);
+    let (brokers, topic) = (stack.brokers(), stack.topic());
+    let transactional_id = format!("{}-31337", stack.names.transactional_id_prefix());
+    let Stack {
+        dir,
+        anvil,
+        mut sender,
+        mut shapes,
+        ..
+    } = stack;
+    let mut first =
+        Service::start(BIN.as_ref(), dir.path(), &toml, TRANSACTIONAL).expect("instance A");
+    let mut reader = TopicReader::new(&brokers, &topic).expect("reader");
+    assert_reader_matches_node(&mut reader, &anvil.node(), 31337, dir.path());
+
+    // Live traffic: a block every 100 ms until A has stopped.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                sender
+                    .block(&[shapes.logs(4), shapes.logs(2)])
+                    .expect("live block");
+                std::thread::sleep(Duration::from_millis(100)); // the traffic's pace
+            }
+            (sender, shapes)
+        })
+    };
+    wait_for_log(&first, "block delivered");
+
+    let second_dir = dir.path().join("second");
+    std::fs::create_dir_all(&second_dir).expect("dir");
+    let mut second =
+        Service::start(BIN.as_ref(), &second_dir, &toml, TRANSACTIONAL).expect("instance B");
+    let code = first
+        .process
+        .wait_exit(Duration::from_secs(90))
+        .unwrap_or_else(|e| panic!("{e}\n{}", first.process.log_tail(30)));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (mut sender, mut shapes) = traffic.join().expect("traffic thread");
+    let log = first.process.log_text();
+    let last = log.lines().last().unwrap_or_default();
+    eprintln!("{last}");
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        last.starts_with("error: chain chain-31337: fenced: another instance took over")
+            && last.contains(&format!("transactional.id `{transactional_id}`")),
+        "{last}"
+    );
+
+    sender
+        .block(&[shapes.logs(3)])
+        .expect("block after A stopped");
+    let mut reader = TopicReader::new(&brokers, &topic).expect("reader");
+    assert_reader_matches_node(&mut reader, &anvil.node(), 31337, &second_dir);
+    let resumed = second.process.log_text();
+    assert!(
+        resumed
+            .lines()
+            .any(|l| l.contains("resuming chain") && l.contains("checkpoint=Some(")),
+        "{resumed}"
+    );
+    assert!(
+        second.process.is_running(),
+        "{}",
+        second.process.log_tail(20)
     );
     stop_cleanly(&mut second);
 }

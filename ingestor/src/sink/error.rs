@@ -10,10 +10,11 @@ pub enum SinkError {
     /// The producer or admin client could not be created from the settings.
     #[error("kafka client settings rejected: {0}")]
     Client(Box<KafkaError>),
-    /// The cluster refused our credentials or our TLS handshake at start-up.
+    /// The cluster refused our credentials, our TLS handshake or our client certificate at
+    /// start-up.
     #[error("kafka {what} at brokers {brokers}: {reason}; {fix}")]
     Security {
-        /// `authentication failed` or `TLS handshake failed`.
+        /// `authentication failed`, `TLS handshake failed` or `TLS client certificate refused`.
         what: &'static str,
         /// The configured brokers.
         brokers: String,

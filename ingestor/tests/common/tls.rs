@@ -1,6 +1,8 @@
-//! A TLS-terminating TCP proxy in front of a loopback port (anvil: `wss://` and
-//! `https://` on one port; or an OTLP receiver), with a throwaway CA made here by rcgen.
-//! The leaf certificate is for `127.0.0.1` and `localhost`; it can be made already expired.
+//! A throwaway CA made here by rcgen, and a TLS-terminating TCP proxy in front of a loopback
+//! port (anvil: `wss://` and `https://` on one port; or an OTLP receiver). Server
+//! certificates are for `127.0.0.1` and `localhost`; they, and client certificates, can be
+//! made already expired. Kafka reads its key and chain from one PEM file
+//! ([`TestCa::server_keystore`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,9 +45,18 @@ impl TestCa {
 
     /// A client certificate and its key, as PEM files `dir/<name>.pem` and `dir/<name>.key`.
     pub fn client_cert(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        self.client_cert_valid(dir, name, false)
+    }
+
+    /// [`TestCa::client_cert`], valid only in 2020 if `expired`.
+    pub fn client_cert_valid(&self, dir: &Path, name: &str, expired: bool) -> (PathBuf, PathBuf) {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
         params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
         let key = KeyPair::generate().expect("client key");
         let cert = params.signed_by(&key, &self.issuer).expect("client cert");
         let (cert_file, key_file) = (
@@ -55,6 +66,21 @@ impl TestCa {
         std::fs::write(&cert_file, cert.pem()).expect("write cert");
         std::fs::write(&key_file, key.serialize_pem()).expect("write key");
         (cert_file, key_file)
+    }
+
+    /// A server certificate for 127.0.0.1 / localhost as Kafka's `ssl.keystore.type=PEM`
+    /// wants it: one file `dir/<name>.pem` with the PKCS#8 private key, then the chain
+    /// (leaf, then this CA).
+    pub fn server_keystore(&self, dir: &Path, name: &str) -> PathBuf {
+        let (chain, key) = self.leaf(false);
+        let mut pem = String::new();
+        pem.push_str(&pem_block("PRIVATE KEY", key.secret_der()));
+        for cert in &chain {
+            pem.push_str(&pem_block("CERTIFICATE", cert));
+        }
+        let file = dir.join(format!("{name}.pem"));
+        std::fs::write(&file, pem).expect("write keystore");
+        file
     }
 
     fn root_store(&self) -> rustls::RootCertStore {
@@ -78,6 +104,19 @@ impl TestCa {
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         )
     }
+}
+
+/// One PEM block of `der`, base64 in 64-character lines.
+fn pem_block(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in text.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 /// The proxy: TLS on `port`, plain TCP to the upstream port.
