@@ -7,8 +7,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -122,8 +120,6 @@ fn pem_block(label: &str, der: &[u8]) -> String {
 /// The proxy: TLS on `port`, plain TCP to the upstream port.
 pub struct TlsProxy {
     pub port: u16,
-    /// While set, a client must present a certificate signed by the client CA.
-    require_client_cert: Arc<AtomicBool>,
     _server: super::server::Background,
 }
 
@@ -131,49 +127,20 @@ impl TlsProxy {
     /// Terminates TLS with a certificate from `ca` (expired if asked) and relays every
     /// connection to `127.0.0.1:upstream_port`.
     pub fn start(ca: &TestCa, upstream_port: u16, expired: bool) -> Self {
-        Self::start_with_client_ca(ca, upstream_port, expired, ca)
-    }
-
-    /// [`TlsProxy::start`], able to require client certificates signed by `client_ca`
-    /// ([`TlsProxy::require_client_certificates`]).
-    pub fn start_with_client_ca(
-        ca: &TestCa,
-        upstream_port: u16,
-        expired: bool,
-        client_ca: &TestCa,
-    ) -> Self {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = |client_auth: bool| {
-            let (chain, key) = ca.leaf(expired);
-            let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-                .with_safe_default_protocol_versions()
-                .expect("versions");
-            let builder = if client_auth {
-                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                    Arc::new(client_ca.root_store()),
-                    provider.clone(),
-                )
-                .build()
-                .expect("client verifier");
-                builder.with_client_cert_verifier(verifier)
-            } else {
-                builder.with_no_client_auth()
-            };
-            let mut config = builder.with_single_cert(chain, key).expect("server config");
-            // gRPC clients require HTTP/2 to be negotiated; others speak HTTP/1.1 (the
-            // upstream behind this relay speaks whichever the client chose).
-            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-            TlsAcceptor::from(Arc::new(config))
-        };
-        let (open, mutual) = (config(false), config(true));
-        let require_client_cert = Arc::new(AtomicBool::new(false));
-        let require = require_client_cert.clone();
+        let (chain, key) = ca.leaf(expired);
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server config");
+        // gRPC clients require HTTP/2 to be negotiated; others speak HTTP/1.1 (the upstream
+        // behind this relay speaks whichever the client chose).
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = TlsAcceptor::from(Arc::new(config));
         let server = super::server::accept_loop(move |tcp| {
-            let acceptor = if require.load(Ordering::SeqCst) {
-                mutual.clone()
-            } else {
-                open.clone()
-            };
+            let acceptor = acceptor.clone();
             async move {
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return; // the client refused our certificate
@@ -187,14 +154,8 @@ impl TlsProxy {
         });
         Self {
             port: server.port,
-            require_client_cert,
             _server: server,
         }
-    }
-
-    /// From now on, refuse clients without a certificate from the client CA (mutual TLS).
-    pub fn require_client_certificates(&self) {
-        self.require_client_cert.store(true, Ordering::SeqCst);
     }
 
     /// `<scheme>://127.0.0.1:<port><path>`.
