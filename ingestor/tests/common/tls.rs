@@ -81,12 +81,6 @@ impl TestCa {
         file
     }
 
-    fn root_store(&self) -> rustls::RootCertStore {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.issuer.der().clone()).expect("CA root");
-        roots
-    }
-
     /// A server certificate chain and key for 127.0.0.1 / localhost.
     fn leaf(&self, expired: bool) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
         let mut params = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
