@@ -53,7 +53,13 @@ fn values_use_the_registry_wire_format_and_a_registry_only_consumer_decodes_them
     let mut again = Service::start(BIN.as_ref(), stack.dir.path(), &toml, &[]).expect("ingestor");
     // The log file is shared with the first run: its second registration line.
     devstack::proc::wait_for("a second registration", Duration::from_secs(60), || {
-        (again.process.log_text().matches("schema registered").count() >= 2).then_some(())
+        (again
+            .process
+            .log_text()
+            .matches("schema registered")
+            .count()
+            >= 2)
+            .then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", again.process.log_tail(20)));
     assert_eq!(
