@@ -5,13 +5,18 @@
 //!
 //! A node has three listeners: `CLIENT` (what [`Kafka::brokers`] names: plaintext, SASL
 //! SCRAM, SASL SCRAM over TLS, or mutual TLS; see [`Listener`]), `INTERNAL` (plaintext:
-//! between brokers, and the readiness check) and `CONTROLLER` (the KRaft quorum). A cluster
-//! of several nodes would give each its `node.id` and list every controller in
-//! `controller.quorum.bootstrap.servers` ([`Node`] carries both).
+//! between brokers, and the readiness check) and `CONTROLLER` (the KRaft quorum).
 //!
 //! TLS key material is PEM, as Kafka reads it without a Java keystore
 //! (`ssl.keystore.type=PEM`, `ssl.truststore.type=PEM`), set on the `CLIENT` listener only
 //! (`listener.name.client.ssl.*`).
+//!
+//! [`KafkaCluster`] runs several such nodes as one replicated cluster: each is broker and
+//! controller, all formatted with the same cluster id, with a static quorum
+//! (`controller.quorum.voters` naming every node). Topics default to a replication factor of
+//! the cluster's size and `min.insync.replicas=2`. Note that with every node a controller, a
+//! majority of nodes down also loses the KRaft quorum: the survivor keeps serving with the
+//! metadata it has, but nothing (leaders, ISR) changes until a majority is back.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -122,6 +127,8 @@ pub struct KafkaOptions {
     /// Compile with C1 only: a quicker start, slower once warm. Right for tests; the
     /// benchmark turns it off.
     pub quick_start: bool,
+    /// The JVM's maximum heap (`-Xmx`), in MiB. Default 512.
+    pub heap_mb: u32,
 }
 
 impl Default for KafkaOptions {
@@ -132,6 +139,7 @@ impl Default for KafkaOptions {
             advertised_port: None,
             properties: Vec::new(),
             quick_start: true,
+            heap_mb: 512,
         }
     }
 }
@@ -181,7 +189,8 @@ impl Kafka {
         let node = Node::on_free_ports(1, options.client_port)?;
         let dir = dir.join("kafka");
         std::fs::create_dir_all(&dir)?;
-        let process = launch(&dir, &node, &options)?;
+        let mut process = spawn(&dir, &node, &options, &Quorum::Standalone)?;
+        wait_until_serving(&mut process, &node)?;
         Ok(Self {
             process,
             node,
@@ -221,25 +230,256 @@ impl Kafka {
         if self.process.is_running() {
             self.kill()?;
         }
-        self.process = launch(&self.dir, &self.node, &self.options)?;
-        Ok(())
+        self.process = spawn(&self.dir, &self.node, &self.options, &Quorum::Standalone)?;
+        wait_until_serving(&mut self.process, &self.node)
     }
 }
 
-/// Formats the storage (first start only), starts the JVM and waits until it answers.
-fn launch(dir: &Path, node: &Node, options: &KafkaOptions) -> anyhow::Result<Managed> {
+/// How long a broker may take to stop after SIGTERM (a controlled shutdown moves its
+/// partition leaders away first).
+const STOP_DEADLINE: Duration = Duration::from_secs(60);
+
+/// One node of a [`KafkaCluster`].
+struct Member {
+    process: Managed,
+    node: Node,
+    dir: PathBuf,
+}
+
+/// A replicated Apache Kafka cluster of KRaft nodes on loopback (see the module docs);
+/// every node is killed when dropped.
+pub struct KafkaCluster {
+    members: Vec<Member>,
+    options: KafkaOptions,
+    quorum: Quorum,
+}
+
+impl KafkaCluster {
+    /// `size` nodes in `dir/kafka-<id>`, with 384 MiB of heap each.
+    pub fn start(dir: &Path, size: u32) -> anyhow::Result<Self> {
+        Self::start_with(
+            dir,
+            size,
+            KafkaOptions {
+                heap_mb: 384,
+                ..KafkaOptions::default()
+            },
+        )
+    }
+
+    /// `size` nodes started with `options` (its `client_port` and `advertised_port` are
+    /// ignored: each node has its own). Replication settings for the cluster's size come
+    /// before `options.properties`, which win.
+    pub fn start_with(dir: &Path, size: u32, mut options: KafkaOptions) -> anyhow::Result<Self> {
+        if size == 0 {
+            bail!("a cluster has at least one node");
+        }
+        options.client_port = None;
+        options.advertised_port = None;
+        let nodes = (1..=size)
+            .map(|id| Node::on_free_ports(id, None))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let voters = nodes
+            .iter()
+            .map(|n| format!("{}@127.0.0.1:{}", n.id, n.controller_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let quorum = Quorum::Voters {
+            voters,
+            cluster_id: cluster_id(),
+        };
+        let replicas = size.to_string();
+        let min_isr = size.min(2).to_string();
+        let mut properties: Vec<(String, String)> = [
+            ("default.replication.factor", replicas.clone()),
+            ("min.insync.replicas", min_isr.clone()),
+            ("offsets.topic.replication.factor", replicas.clone()),
+            ("transaction.state.log.replication.factor", replicas.clone()),
+            ("transaction.state.log.min.isr", min_isr.clone()),
+            ("share.coordinator.state.topic.replication.factor", replicas),
+            ("share.coordinator.state.topic.min.isr", min_isr),
+            // A dead follower leaves the ISR after 10 s (not 30), and a dead broker is
+            // fenced (its leaderships moved) after 6 s (not 9).
+            ("replica.lag.time.max.ms", "10000".into()),
+            ("broker.heartbeat.interval.ms", "1000".into()),
+            ("broker.session.timeout.ms", "6000".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        properties.append(&mut options.properties);
+        options.properties = properties;
+        // Every node must be up before any can serve (the quorum needs a majority): spawn
+        // them all, then wait for each.
+        let mut members = Vec::new();
+        for node in nodes {
+            let dir = dir.join(format!("kafka-{}", node.id));
+            std::fs::create_dir_all(&dir)?;
+            let process = spawn(&dir, &node, &options, &quorum)?;
+            members.push(Member { process, node, dir });
+        }
+        for m in &mut members {
+            wait_until_serving(&mut m.process, &m.node)
+                .with_context(|| format!("kafka node {}", m.node.id))?;
+        }
+        Ok(Self {
+            members,
+            options,
+            quorum,
+        })
+    }
+
+    /// `bootstrap.servers` naming every node.
+    pub fn brokers(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("127.0.0.1:{}", m.node.client_port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// How many nodes the cluster has.
+    pub fn size(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Node `i`'s identity and ports (`i` counts from 0; its `node.id` is `i + 1`).
+    pub fn node(&self, i: usize) -> anyhow::Result<&Node> {
+        Ok(&self.member(i)?.node)
+    }
+
+    /// Node `i`'s log.
+    pub fn log_file(&self, i: usize) -> anyhow::Result<PathBuf> {
+        Ok(self.member(i)?.dir.join("kafka.log"))
+    }
+
+    /// Whether node `i`'s JVM is running.
+    pub fn is_running(&mut self, i: usize) -> anyhow::Result<bool> {
+        Ok(self.member_mut(i)?.process.is_running())
+    }
+
+    /// SIGKILL to node `i`, and waits until its JVM is gone.
+    pub fn kill(&mut self, i: usize) -> anyhow::Result<()> {
+        let m = self.member_mut(i)?;
+        if m.process.is_running() {
+            m.process.signal(libc::SIGKILL);
+            m.process.wait_exit(Duration::from_secs(30))?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM to node `i` (a controlled shutdown), and waits until its JVM is gone.
+    pub fn stop(&mut self, i: usize) -> anyhow::Result<()> {
+        let m = self.member_mut(i)?;
+        if m.process.is_running() {
+            m.process.signal(libc::SIGTERM);
+            m.process
+                .wait_exit(STOP_DEADLINE)
+                .with_context(|| format!("kafka node {} after SIGTERM", m.node.id))?;
+        }
+        Ok(())
+    }
+
+    /// Starts node `i` again on its ports and data, stopping it first (SIGTERM) if it runs;
+    /// returns once it lists itself in a metadata answer.
+    pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        self.stop(i)?;
+        let (options, quorum) = (&self.options, &self.quorum);
+        let m = self.members.get_mut(i).context("no such node")?;
+        m.process = spawn(&m.dir, &m.node, options, quorum)?;
+        wait_until_serving(&mut m.process, &m.node)
+            .with_context(|| format!("kafka node {}", m.node.id))
+    }
+
+    /// The index of the node leading `topic`'s `partition`, as the cluster's metadata says
+    /// (asked of any running node); `None` while it has no leader.
+    pub fn leader_of(&self, topic: &str, partition: i32) -> anyhow::Result<Option<usize>> {
+        let metadata = self.metadata(topic)?;
+        let leader = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .and_then(|t| t.partitions().iter().find(|p| p.id() == partition))
+            .map(|p| p.leader());
+        Ok(leader.and_then(|id| self.members.iter().position(|m| m.node.id as i32 == id)))
+    }
+
+    /// Waits until every partition of `topic` has every node in its in-sync replicas (what
+    /// an operator checks between two steps of a rolling restart).
+    pub fn wait_in_sync(&self, topic: &str, deadline: Duration) -> anyhow::Result<()> {
+        let size = self.members.len();
+        crate::proc::wait_for(
+            &format!("every partition of {topic} to have {size} in-sync replicas"),
+            deadline,
+            || {
+                let metadata = self.metadata(topic).ok()?;
+                let t = metadata.topics().iter().find(|t| t.name() == topic)?;
+                (t.error().is_none()
+                    && !t.partitions().is_empty()
+                    && t.partitions()
+                        .iter()
+                        .all(|p| p.isr().len() == size && p.leader() >= 0))
+                .then_some(())
+            },
+        )
+    }
+
+    fn metadata(&self, topic: &str) -> anyhow::Result<rdkafka::metadata::Metadata> {
+        let client: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.brokers())
+            .create()?;
+        Ok(client.fetch_metadata(Some(topic), Duration::from_secs(5))?)
+    }
+
+    fn member(&self, i: usize) -> anyhow::Result<&Member> {
+        self.members
+            .get(i)
+            .with_context(|| format!("no node {i} in a cluster of {}", self.members.len()))
+    }
+
+    fn member_mut(&mut self, i: usize) -> anyhow::Result<&mut Member> {
+        let size = self.members.len();
+        self.members
+            .get_mut(i)
+            .with_context(|| format!("no node {i} in a cluster of {size}"))
+    }
+}
+
+/// How a node finds the KRaft quorum.
+enum Quorum {
+    /// A single node, its own only voter (formatted `--standalone`, dynamic quorum).
+    Standalone,
+    /// A static quorum: `controller.quorum.voters` (`id@host:port,...`) and the cluster id
+    /// every node is formatted with.
+    Voters { voters: String, cluster_id: String },
+}
+
+/// Formats the storage (first start only), then starts the JVM; does not wait for it.
+fn spawn(
+    dir: &Path,
+    node: &Node,
+    options: &KafkaOptions,
+    quorum: &Quorum,
+) -> anyhow::Result<Managed> {
     let properties = dir.join("server.properties");
-    std::fs::write(&properties, server_properties(dir, node, options))?;
+    std::fs::write(&properties, server_properties(dir, node, options, quorum))?;
     std::fs::write(dir.join("log4j2.properties"), log4j2_properties(dir))?;
     let log = dir.join("kafka.log");
     if !dir.join("data/meta.properties").exists() {
         let mut format = java(dir, options)?;
-        format
-            .args(["kafka.tools.StorageTool", "format", "--standalone"])
-            .arg("--cluster-id")
-            .arg(cluster_id())
-            .arg("--config")
-            .arg(&properties);
+        format.args(["kafka.tools.StorageTool", "format"]);
+        match quorum {
+            Quorum::Standalone => {
+                format
+                    .arg("--standalone")
+                    .arg("--cluster-id")
+                    .arg(cluster_id());
+            }
+            Quorum::Voters { cluster_id, .. } => {
+                format.arg("--cluster-id").arg(cluster_id);
+            }
+        }
+        format.arg("--config").arg(&properties);
         for (name, password) in options.listener.scram_users() {
             format
                 .arg("--add-scram")
@@ -256,26 +496,20 @@ fn launch(dir: &Path, node: &Node, options: &KafkaOptions) -> anyhow::Result<Man
     }
     let mut cmd = java(dir, options)?;
     cmd.arg("kafka.Kafka").arg(&properties);
-    let mut process = Managed::spawn("kafka", cmd, log)?;
-    wait_until_serving(&mut process, node)?;
-    Ok(process)
+    Managed::spawn("kafka", cmd, log)
 }
 
 /// `java` with the broker's class path, a bounded heap and the log4j2 file.
 fn java(dir: &Path, options: &KafkaOptions) -> anyhow::Result<Command> {
     let libs = crate::tool("KAFKA_LIBS")?;
     let mut cmd = Command::new(crate::tool("JAVA_BIN")?);
-    cmd.args([
-        "-Xms64m",
-        "-Xmx512m",
-        "-XX:+UseSerialGC",
-        "-XX:-UsePerfData",
-    ])
-    .arg("-Djava.awt.headless=true")
-    .arg(format!(
-        "-Dlog4j2.configurationFile={}",
-        dir.join("log4j2.properties").display()
-    ));
+    cmd.args(["-Xms64m", "-XX:+UseSerialGC", "-XX:-UsePerfData"])
+        .arg(format!("-Xmx{}m", options.heap_mb))
+        .arg("-Djava.awt.headless=true")
+        .arg(format!(
+            "-Dlog4j2.configurationFile={}",
+            dir.join("log4j2.properties").display()
+        ));
     if options.quick_start {
         cmd.arg("-XX:TieredStopAtLevel=1");
     }
@@ -325,7 +559,7 @@ fn wait_until_serving(process: &mut Managed, node: &Node) -> anyhow::Result<()> 
 }
 
 /// `server.properties`: settings for small, fast, deterministic runs.
-fn server_properties(dir: &Path, node: &Node, options: &KafkaOptions) -> String {
+fn server_properties(dir: &Path, node: &Node, options: &KafkaOptions, quorum: &Quorum) -> String {
     let advertised = options.advertised_port.unwrap_or(node.client_port);
     let client_protocol = options.listener.protocol();
     let mut p: Vec<(String, String)> = [
@@ -351,10 +585,13 @@ fn server_properties(dir: &Path, node: &Node, options: &KafkaOptions) -> String 
         ),
         ("inter.broker.listener.name", "INTERNAL".into()),
         ("controller.listener.names", "CONTROLLER".into()),
-        (
-            "controller.quorum.bootstrap.servers",
-            format!("127.0.0.1:{}", node.controller_port),
-        ),
+        match quorum {
+            Quorum::Standalone => (
+                "controller.quorum.bootstrap.servers",
+                format!("127.0.0.1:{}", node.controller_port),
+            ),
+            Quorum::Voters { voters, .. } => ("controller.quorum.voters", voters.clone()),
+        },
         ("log.dirs", dir.join("data").display().to_string()),
         // The ingestor creates its topics; a client that writes to a missing one is wrong.
         ("auto.create.topics.enable", "false".into()),
