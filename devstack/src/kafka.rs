@@ -689,6 +689,7 @@ mod tests {
                 listener,
                 ..KafkaOptions::default()
             },
+            &Quorum::Standalone,
         );
         for line in [
             "listener.security.protocol.map=CLIENT:SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -712,6 +713,7 @@ mod tests {
                 listener: sasl_ssl,
                 ..KafkaOptions::default()
             },
+            &Quorum::Standalone,
         );
         assert!(text.contains("CLIENT:SASL_SSL,"), "{text}");
         assert!(text.contains("listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512"));
