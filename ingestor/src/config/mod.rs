@@ -146,4 +146,6 @@ fn one_line(s: &str) -> String {
 }
 
 #[cfg(test)]
+mod reference_tests;
+#[cfg(test)]
 mod tests;
