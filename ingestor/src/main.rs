@@ -22,7 +22,7 @@ use tracing_subscriber::EnvFilter;
 ///   carved from the heap, which then cannot shrink past the small, long-lived allocations
 ///   made in between: 12 MiB more at the peak of the memory benchmark.
 ///
-/// See the README's benchmark section.
+/// See `docs/benchmark.md` ("Memory").
 fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
