@@ -107,7 +107,8 @@ pub const NAMES: &[&str] = &[
 ];
 
 impl Metrics {
-    fn new(meter: &Meter) -> Self {
+    /// The instruments, created from `meter`.
+    pub(crate) fn new(meter: &Meter) -> Self {
         let counter = |name: &'static str, unit: &'static str, doc: &'static str| {
             meter
                 .u64_counter(name)
