@@ -4,7 +4,8 @@
 //!
 //! A default is checked by parsing a minimal configuration twice, once without the key and
 //! once with the documented value, and comparing the two `Config`s. A `required` key is
-//! checked by leaving it out, which must fail.
+//! checked by leaving it out, which must fail. The README's example configuration must be
+//! valid too.
 
 use std::collections::BTreeSet;
 
@@ -180,4 +181,27 @@ fn documented_defaults_are_the_real_ones() {
         checked += 1;
     }
     assert!(checked >= 40, "only {checked} defaults checked");
+}
+
+#[test]
+fn the_readme_configuration_is_valid() {
+    let readme = include_str!("../../../README.md");
+    let block = readme
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a TOML block in the README");
+    let env = [
+        (
+            "INGESTOR_CHAINS__ETHEREUM__URLS",
+            r#"["wss://eth-mainnet.g.alchemy.com/v2/KEY", "https://mainnet.infura.io/v3/KEY"]"#,
+        ),
+        ("INGESTOR_KAFKA__SASL_PASSWORD", "secret"),
+        ("INGESTOR_SCHEMA_REGISTRY__PASSWORD", "secret"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let config = parse("README.md", block, env).expect("the README's configuration is valid");
+    assert_eq!(config.chains[0].endpoints().len(), 2);
+    assert!(config.kafka.security_protocol.sasl() && config.kafka.security_protocol.tls());
+    assert!(config.schema_registry.is_some());
 }
