@@ -1,5 +1,6 @@
 //! The health endpoint: `/healthz` (the process is alive), `/readyz` (every chain is
-//! connected and within `ready_max_lag_blocks` of its head), `/status` (JSON per chain).
+//! connected and within `ready_max_lag_blocks` of its head), `/status` (JSON per chain),
+//! `/metrics` (the instruments in the Prometheus text format).
 //!
 //! Built on hyper's HTTP/1 server. At most `max_connections` connections are served at once
 //! (more are closed on accept), and each connection gets `request_timeout_ms` to send its
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::HealthConfig;
 use crate::events;
+use crate::telemetry::prometheus::{self, Scrape};
 use crate::telemetry::status;
 
 /// The endpoint could not start.
@@ -36,9 +38,11 @@ pub struct HealthError {
     pub source: std::io::Error,
 }
 
-/// Binds the listener (so a taken port fails start-up) and serves until `stop`.
+/// Binds the listener (so a taken port fails start-up) and serves until `stop`. Without
+/// `scrape`, `/metrics` is not served.
 pub async fn start(
     cfg: &HealthConfig,
+    scrape: Option<Scrape>,
     stop: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HealthError> {
     let err = |source| HealthError {
@@ -49,11 +53,16 @@ pub async fn start(
     let addr = listener.local_addr().map_err(err)?;
     events::HealthListening { addr: &addr }.emit();
     let cfg = Arc::new(cfg.clone());
-    let task = tokio::spawn(serve(listener, cfg, stop));
+    let task = tokio::spawn(serve(listener, cfg, scrape.map(Arc::new), stop));
     Ok((addr, task))
 }
 
-async fn serve(listener: TcpListener, cfg: Arc<HealthConfig>, stop: CancellationToken) {
+async fn serve(
+    listener: TcpListener,
+    cfg: Arc<HealthConfig>,
+    scrape: Option<Arc<Scrape>>,
+    stop: CancellationToken,
+) {
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
     let timeout = Duration::from_millis(cfg.request_timeout_ms);
     loop {
@@ -67,8 +76,9 @@ async fn serve(listener: TcpListener, cfg: Arc<HealthConfig>, stop: Cancellation
             continue;
         };
         let cfg = cfg.clone();
+        let scrape = scrape.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| answer(req, cfg.clone()));
+            let service = service_fn(move |req| answer(req, cfg.clone(), scrape.clone()));
             let conn = http1::Builder::new()
                 .keep_alive(false)
                 .serve_connection(TokioIo::new(stream), service);
@@ -81,6 +91,7 @@ async fn serve(listener: TcpListener, cfg: Arc<HealthConfig>, stop: Cancellation
 async fn answer(
     req: Request<Incoming>,
     cfg: Arc<HealthConfig>,
+    scrape: Option<Arc<Scrape>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (code, content_type, body) = match req.uri().path() {
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
@@ -98,10 +109,19 @@ async fn answer(
             serde_json::to_string_pretty(&serde_json::json!({ "chains": status::snapshot() }))
                 .unwrap_or_default(),
         ),
+        "/metrics" if scrape.is_some() => match scrape.as_deref().map(Scrape::render) {
+            Some(Ok(text)) => (StatusCode::OK, prometheus::CONTENT_TYPE, text),
+            Some(Err(e)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("{e}\n"),
+            ),
+            None => (StatusCode::NOT_FOUND, "text/plain", String::new()),
+        },
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found: try /healthz, /readyz or /status\n".to_owned(),
+            "not found: try /healthz, /readyz, /status or /metrics\n".to_owned(),
         ),
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
@@ -112,4 +132,59 @@ async fn answer(
             .insert(hyper::header::CONTENT_TYPE, v);
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::SdkMeterProvider;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("read");
+        answer
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_in_the_text_format() {
+        let (scrape, reader) = Scrape::new();
+        let provider = SdkMeterProvider::builder().with_reader(reader).build();
+        let counter = provider
+            .meter("test")
+            .u64_counter("ethhook.test.things")
+            .build();
+        counter.add(7, &[]);
+        let cfg = HealthConfig {
+            listen_addr: "127.0.0.1:0".into(),
+            ..HealthConfig::default()
+        };
+        let stop = CancellationToken::new();
+        let (addr, task) = start(&cfg, Some(scrape), stop.clone())
+            .await
+            .expect("start");
+        let answer = get(addr, "/metrics").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            answer.contains("content-type: text/plain; version=0.0.4"),
+            "{answer}"
+        );
+        assert!(
+            answer.contains("\nethhook_test_things_total 7\n"),
+            "{answer}"
+        );
+        stop.cancel();
+        task.await.expect("server task");
+
+        let stop = CancellationToken::new();
+        let (addr, task) = start(&cfg, None, stop.clone()).await.expect("start");
+        assert!(get(addr, "/metrics").await.starts_with("HTTP/1.1 404"));
+        stop.cancel();
+        task.await.expect("server task");
+    }
 }

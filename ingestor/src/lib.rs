@@ -29,8 +29,9 @@
 //!   transactional mode, restarts a chain from its committed checkpoint after an abort.
 //! - [`events`]: every log line the service writes goes through here, and updates the
 //!   metrics and the health status at the same time.
-//! - [`telemetry`]: OTLP export (traces, metrics), block spans, status, librdkafka stats.
-//! - [`health`]: `/healthz`, `/readyz`, `/status` over HTTP.
+//! - [`telemetry`]: OTLP export (traces, metrics), the Prometheus text exposition, block
+//!   spans, status, librdkafka stats.
+//! - [`health`]: `/healthz`, `/readyz`, `/status`, `/metrics` over HTTP.
 //!
 //! # Invariants
 //! - A chain's blocks are handed to the sink strictly in order, each linked to the previous

@@ -22,7 +22,7 @@ use tracing_subscriber::EnvFilter;
 ///   carved from the heap, which then cannot shrink past the small, long-lived allocations
 ///   made in between: 12 MiB more at the peak of the memory benchmark.
 ///
-/// See the README's benchmark section.
+/// See `docs/benchmark.md` ("Memory").
 fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -146,11 +146,13 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         // Before any event: events update the instruments of the installed providers.
-        let _telemetry = telemetry::init()?;
+        let telemetry = telemetry::init()?;
         let stop = shutdown::on_signal().context("cannot install signal handlers")?;
         let health_stop = tokio_util::sync::CancellationToken::new();
         let _health = match cfg.health.enabled {
-            true => Some(health::start(&cfg.health, health_stop.clone()).await?),
+            true => Some(
+                health::start(&cfg.health, Some(telemetry.scrape()), health_stop.clone()).await?,
+            ),
             false => None,
         };
         let _stop_health = health_stop.drop_guard();

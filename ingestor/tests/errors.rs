@@ -110,7 +110,7 @@ fn bad_configs_are_one_line_and_a_nonzero_exit() {
         (
             &good.replace("brokers", "brokerz"),
             &[],
-            "unknown field `brokerz`",
+            "unknown field `brokerz` in [kafka]; did you mean `brokers`?",
         ),
         (
             &good.replace("ws://", "http://"),

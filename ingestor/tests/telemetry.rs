@@ -2,8 +2,8 @@
 //! metrics to a receiver that lives in the test and decodes them with the
 //! `opentelemetry-proto` types; records carry the block span's `traceparent`; every metric
 //! the Grafana dashboards query is exported under that Prometheus name; secrets in `ws_url`
-//! reach neither logs nor telemetry; the health endpoint answers; a dead collector does not
-//! stop ingestion.
+//! reach neither logs nor telemetry; the health endpoint answers, and `/metrics` serves the
+//! same names in the Prometheus text format; a dead collector does not stop ingestion.
 
 mod common;
 
@@ -140,8 +140,8 @@ fn traces_metrics_and_traceparent_reach_an_otlp_receiver_and_dashboards_match() 
     );
 
     // Labels are bounded: only chain, stage, error_type, the method of a rate-limited
-    // call (one of the follower's few `eth_*` calls), and the completeness check that
-    // refused an answer; never a hash.
+    // call (one of the follower's few `eth_*` calls), and the check an incomplete answer
+    // failed; never a hash.
     const CHECKS: [&str; 5] = ["receipts", "log_index", "bloom", "block", "link"];
     for (k, v) in otlp.metric_attributes() {
         assert!(
@@ -261,6 +261,35 @@ fn traces_metrics_and_traceparent_reach_an_otlp_receiver_and_dashboards_match() 
     assert_eq!(chain["reorgs"], 1);
     assert!(chain["reconnects"].as_u64() >= Some(1), "{chain}");
     assert_eq!(http_get(&addr, "/nope").0, 404);
+
+    // /metrics: the same instruments in the Prometheus text format, read back by an
+    // independent parser; every name the dashboards query is served.
+    let (code, text) = http_get(&addr, "/metrics");
+    assert_eq!(code, 200, "{text}");
+    let scraped = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("the text format");
+    let mut served: BTreeSet<String> = scraped.samples.iter().map(|s| s.metric.clone()).collect();
+    // The parser files a histogram's buckets under the family's name.
+    served.extend(
+        scraped
+            .samples
+            .iter()
+            .filter(|s| matches!(s.value, prometheus_parse::Value::Histogram(_)))
+            .map(|s| format!("{}_bucket", s.metric)),
+    );
+    let missing: Vec<_> = queried.difference(&served).collect();
+    assert!(
+        missing.is_empty(),
+        "dashboards query metrics /metrics does not serve: {missing:?}; served: {served:?}"
+    );
+    let delivered = scraped
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "ethhook_chain_delivered" && s.labels.get("chain") == Some("chain-31337")
+        })
+        .map(|s| s.value.clone());
+    assert_eq!(delivered, Some(prometheus_parse::Value::Gauge(head as f64)));
 
     // Secrets: nowhere in logs, spans, resources or metric labels.
     stop_cleanly(&mut service);

@@ -201,7 +201,7 @@ mod size {
     use crate::checkpoint::{PartitionOffsets, encode};
 
     /// The checkpoint of a chain whose blocks each hold 150 transactions with logs, in
-    /// both formats (the README's table quotes this).
+    /// both formats (`docs/operations.md` quotes the current one).
     #[test]
     fn bytes_per_write_for_blocks_of_150_transactions() {
         let h = |n: u64, i: u64| {

@@ -7,8 +7,8 @@
 //!   `<NAME>` (compared case-insensitively, `-` in the name written as `_`).
 //!
 //! Values are read as TOML scalars or arrays when they parse as one (`5000`, `true`,
-//! `["wss://a", "https://b"]`), otherwise as strings. A chain name that is not in the file is an error, as is an unknown key (caught
-//! by the typed deserialisation after overrides are applied).
+//! `["wss://a", "https://b"]`), otherwise as strings. A chain name that is not in the file
+//! is an error, as is an unknown key (named with the closest known one).
 
 use super::ConfigError;
 
@@ -36,6 +36,7 @@ pub(super) fn apply(
         if path.iter().any(String::is_empty) {
             return Err(err("empty key segment; use `__` only between keys".into()));
         }
+        super::unknown::check_path(&path).map_err(|u| err(u.to_string()))?;
         let value = scalar(&raw);
         match path.as_slice() {
             [chains, name, key] if chains == "chains" => {

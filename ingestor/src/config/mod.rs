@@ -2,7 +2,9 @@
 //! before anything starts. Every field's doc comment is the user documentation.
 
 mod env;
+mod keys;
 mod model;
+mod unknown;
 mod validate;
 
 use std::path::Path;
@@ -42,6 +44,14 @@ pub enum ConfigError {
         key: String,
         /// What is wrong, on one line.
         message: String,
+    },
+    /// A key that its section does not accept, with the closest one it does.
+    #[error("config {path}: {unknown}")]
+    UnknownKey {
+        /// The file.
+        path: String,
+        /// The key, where it is, and the hint, on one line.
+        unknown: String,
     },
     /// An environment override cannot be applied.
     #[error("environment variable {var}: {message}")]
@@ -96,6 +106,10 @@ pub fn parse(
                     .unwrap_or(1),
                 message: one_line(e.message()),
             })?;
+    unknown::check_table(&table).map_err(|u| ConfigError::UnknownKey {
+        path: shown.to_owned(),
+        unknown: u.to_string(),
+    })?;
     env::apply(&mut table, vars.iter().cloned())?;
     let config: Config =
         serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
@@ -131,5 +145,7 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+#[cfg(test)]
+mod reference_tests;
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,5 @@
-//! The configuration types. Units are in the names; every default is documented.
+//! The configuration types. Units are in the names; every default is documented, here
+//! and in `docs/configuration.md` (checked by `reference_tests.rs`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -120,7 +121,7 @@ pub struct KafkaConfig {
     #[serde(default = "defaults::dedup_cache_capacity")]
     pub dedup_cache_capacity: usize,
     /// Records read back per partition of a chain topic at start-up when the checkpoint
-    /// does not say where its window starts (no checkpoint, or one from before 0.3).
+    /// does not say where its window starts (no checkpoint, or one in the first format).
     /// Default 100000.
     #[serde(default = "defaults::resume_lookback_records")]
     pub resume_lookback_records: u64,
@@ -359,11 +360,13 @@ pub struct ChainConfig {
     /// beyond the platform's roots and `SSL_CERT_FILE`.
     #[serde(default)]
     pub tls_ca_file: Option<PathBuf>,
-    /// Check that every block's logs are all of them: log indexes 0, 1, 2, … without a gap,
-    /// and together exactly the header's `logsBloom`. An answer that fails is asked again,
-    /// never published (load-balanced providers answer `[]` for a block another of their
-    /// nodes announced but this one has not indexed). A zero bloom skips `eth_getLogs`.
-    /// Turn off only for a chain whose headers do not carry a standard bloom. Default true.
+    /// Take every block's logs from its receipts and prove them complete against the
+    /// header: one receipt per transaction, the last `cumulativeGasUsed` equal to the
+    /// header's `gasUsed`, log indexes 0, 1, 2, … without a gap, and together exactly the
+    /// header's `logsBloom`. An answer that fails is asked again, never published
+    /// (load-balanced providers answer `[]` for a block another of their nodes announced but
+    /// this one has not indexed). A zero bloom proves a block empty. Off: ranged
+    /// `eth_getLogs`, unchecked. Default true.
     #[serde(default = "defaults::yes")]
     pub verify_log_completeness: bool,
     /// Most requests in one JSON-RPC batch over HTTP (headers of a catch-up range).
@@ -377,7 +380,7 @@ pub struct ChainConfig {
     /// Topic to publish to. Default `evm.logs.<chain_id>`.
     #[serde(default)]
     pub topic: Option<String>,
-    /// Deadline for opening the WebSocket. Default 10000.
+    /// Deadline for opening a connection (WebSocket, TCP + TLS). Default 10000.
     #[serde(default = "defaults::connect_timeout_ms")]
     pub connect_timeout_ms: u64,
     /// Deadline for each JSON-RPC answer. Default 30000.
@@ -400,8 +403,7 @@ pub struct ChainConfig {
     /// Logs each ranged `eth_getLogs` aims at: the range size follows the chain's density
     /// (at most doubling per request, never above `backfill_range_blocks`) and halves when
     /// the node refuses a range. Default 2000: each answer is parsed whole, so this bounds
-    /// the memory of `backfill_concurrency` answers in flight (10000 peaked at ~155 MiB in
-    /// the README's memory benchmark, 2000 at ~105 MiB, and was no faster).
+    /// the memory of `backfill_concurrency` answers in flight.
     #[serde(default = "defaults::backfill_target_logs")]
     pub backfill_target_logs: u64,
     /// Ranged requests in flight at once during catch-up. Default 4.

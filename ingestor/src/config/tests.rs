@@ -249,3 +249,28 @@ fn kafka_security_keys_go_together_and_the_password_is_never_shown() {
     let missing = secured.replace(&ca.display().to_string(), "/nonexistent/ca.pem");
     assert!(err(&missing, &[("INGESTOR_KAFKA__SASL_PASSWORD", "x")]).contains("cannot read"));
 }
+
+#[test]
+fn unknown_keys_get_the_closest_known_key() {
+    assert_eq!(
+        err(
+            &GOOD.replace(
+                "ws_url = \"ws://127.0.0.1:8545\"",
+                "urlz = [\"ws://127.0.0.1:8545\"]"
+            ),
+            &[]
+        ),
+        "config c.toml: unknown field `urlz` in chains[0] (ethereum); did you mean `urls`?"
+    );
+    assert_eq!(
+        err(&GOOD.replace("brokers", "brokerz"), &[]),
+        "config c.toml: unknown field `brokerz` in [kafka]; did you mean `brokers`?"
+    );
+    assert_eq!(
+        err(
+            GOOD,
+            &[("INGESTOR_CHAINS__BASE_SEPOLIA__URLZ", "[\"wss://x\"]")]
+        ),
+        "environment variable INGESTOR_CHAINS__BASE_SEPOLIA__URLZ: unknown field `urlz` in the chain named `base_sepolia`; did you mean `urls`?"
+    );
+}

@@ -48,8 +48,9 @@ pub fn fingerprint() -> Result<[u8; 8], EncodeError> {
         .map_err(|e| EncodeError::Schema(e.clone()))
 }
 
-/// The fingerprint apache-avro 0.21 computed, which records written before the fix carry
-/// (see the README: readers resolving schemas by fingerprint map it to the same schema).
+/// The fingerprint apache-avro 0.21 computed, which records written by earlier versions
+/// carry (see `docs/records.md`: readers resolving schemas by fingerprint map it to the
+/// same schema).
 pub const LEGACY_FINGERPRINT: [u8; 8] = [0x52, 0x48, 0x3c, 0xb6, 0x00, 0x15, 0xe0, 0x82];
 
 /// Builds the record value for one log, field by field in schema order: apache-avro's

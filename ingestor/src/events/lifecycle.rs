@@ -129,6 +129,6 @@ pub struct HealthListening<'a> {
 impl HealthListening<'_> {
     /// Writes the event.
     pub fn emit(self) {
-        info!(addr = %self.addr, "health endpoint listening (/healthz, /readyz, /status)");
+        info!(addr = %self.addr, "health endpoint listening (/healthz, /readyz, /status, /metrics)");
     }
 }

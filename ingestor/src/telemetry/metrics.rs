@@ -1,6 +1,6 @@
 //! Every metric the service exports, with its OpenTelemetry name and unit. The Prometheus
-//! name (after an OTLP → Prometheus translation) is given in each doc comment and in the
-//! README; the Grafana dashboards query those names, and a test checks that they exist.
+//! name (after an OTLP → Prometheus translation) is given in each doc comment and in
+//! `docs/telemetry.md`; the Grafana dashboards query those names, and a test checks that they exist.
 //!
 //! Labels are bounded: `chain` (the configured chain name), `stage`, `error_type`. Never a
 //! hash, an address or raw error text.
@@ -107,7 +107,8 @@ pub const NAMES: &[&str] = &[
 ];
 
 impl Metrics {
-    fn new(meter: &Meter) -> Self {
+    /// The instruments, created from `meter`.
+    pub(crate) fn new(meter: &Meter) -> Self {
         let counter = |name: &'static str, unit: &'static str, doc: &'static str| {
             meter
                 .u64_counter(name)

@@ -6,13 +6,15 @@
 //! `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc` or `http/protobuf`, default `http/protobuf`),
 //! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_METRIC_EXPORT_INTERVAL`,
 //! `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_BSP_*`. With no endpoint, nothing is exported and
-//! the instruments are no-ops. Export happens on background threads with bounded queues: an
-//! unreachable collector drops telemetry, never blocks ingestion. An `https://` endpoint is
+//! the instruments are only read by the health endpoint's `/metrics` ([`prometheus`]).
+//! Export happens on background threads with bounded queues: an unreachable collector
+//! drops telemetry, never blocks ingestion. An `https://` endpoint is
 //! reached over rustls trusting what the nodes' TLS trusts (platform roots plus
 //! `SSL_CERT_FILE`).
 
 mod kafka_stats;
 pub mod metrics;
+pub mod prometheus;
 pub mod status;
 pub mod trace;
 
@@ -147,6 +149,14 @@ fn blocking_client() -> Result<reqwest::blocking::Client, TelemetryError> {
 pub struct Guard {
     tracer: Option<SdkTracerProvider>,
     meter: Option<SdkMeterProvider>,
+    scrape: prometheus::Scrape,
+}
+
+impl Guard {
+    /// The handle `/metrics` renders the instruments through.
+    pub fn scrape(&self) -> prometheus::Scrape {
+        self.scrape.clone()
+    }
 }
 
 impl Drop for Guard {
@@ -183,7 +193,13 @@ pub fn init() -> Result<Guard, TelemetryError> {
     } else {
         None
     };
-    let meter = if endpoint("METRICS").is_some() {
+    // Always a meter provider: `/metrics` reads it; OTLP export is added when configured.
+    let (scrape, reader) = prometheus::Scrape::new();
+    let mut meter = SdkMeterProvider::builder()
+        .with_resource(resource)
+        .with_reader(reader);
+    let otlp_metrics = endpoint("METRICS").is_some();
+    if otlp_metrics {
         let exporter = match protocol("METRICS")? {
             Protocol::Grpc => transport
                 .grpc(MetricExporter::builder().with_tonic())
@@ -193,21 +209,20 @@ pub fn init() -> Result<Guard, TelemetryError> {
                 .build(),
         }
         .map_err(err)?;
-        let provider = SdkMeterProvider::builder()
-            .with_resource(resource)
-            .with_periodic_exporter(exporter)
-            .build();
-        global::set_meter_provider(provider.clone());
-        Some(provider)
-    } else {
-        None
-    };
+        meter = meter.with_periodic_exporter(exporter);
+    }
+    let meter = meter.build();
+    global::set_meter_provider(meter.clone());
     crate::events::TelemetryStarted {
         traces: tracer.is_some(),
-        metrics: meter.is_some(),
+        metrics: otlp_metrics,
     }
     .emit();
-    Ok(Guard { tracer, meter })
+    Ok(Guard {
+        tracer,
+        meter: Some(meter),
+        scrape,
+    })
 }
 
 /// A bounded label for a librdkafka error code.
