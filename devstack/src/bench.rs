@@ -9,7 +9,7 @@ use anyhow::ensure;
 
 use crate::anvil::Anvil;
 use crate::consumer::TopicReader;
-use crate::kafka::{Kafka, KafkaOptions};
+use crate::kafka::Kafka;
 use crate::service::{ChainEntry, Service, config_toml};
 use crate::traffic::{LogSpec, Sender};
 
@@ -49,14 +49,7 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("ethhook-bench-")
         .tempdir()?;
-    // Fully compiled (C2): this measures throughput, not start-up.
-    let kafka = Kafka::start_with(
-        dir.path(),
-        KafkaOptions {
-            quick_start: false,
-            ..Default::default()
-        },
-    )?;
+    let kafka = Kafka::start_compiled(dir.path())?;
     if let Some(c) = &p.completeness {
         return crate::completeness::run(ingestor, dir.path(), &kafka.brokers(), c);
     }

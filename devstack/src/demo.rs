@@ -12,7 +12,7 @@ use rand::Rng;
 
 use crate::anvil::Anvil;
 use crate::consumer::{Record, TopicReader};
-use crate::kafka::{Kafka, KafkaOptions};
+use crate::kafka::Kafka;
 use crate::node::Node;
 use crate::service::{ChainEntry, Service, config_toml};
 use crate::traffic::{LogShapes, Sender};
@@ -32,13 +32,7 @@ pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
         "devstack: logs of every process in {}",
         dir.path().display()
     );
-    let kafka = Kafka::start_with(
-        dir.path(),
-        KafkaOptions {
-            quick_start: false,
-            ..Default::default()
-        },
-    )?;
+    let kafka = Kafka::start_compiled(dir.path())?;
     eprintln!("devstack: broker (Apache Kafka) on {}", kafka.brokers());
     let mut anvils = Vec::new();
     let mut entries = Vec::new();

@@ -184,6 +184,18 @@ impl Kafka {
         Self::start_with(dir, KafkaOptions::default())
     }
 
+    /// A plaintext broker in `dir/kafka`, fully compiled (C2): for the demo and the
+    /// benchmark, which measure throughput and latency, not start-up.
+    pub fn start_compiled(dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(
+            dir,
+            KafkaOptions {
+                quick_start: false,
+                ..KafkaOptions::default()
+            },
+        )
+    }
+
     /// A broker in `dir/kafka` started with `options`.
     pub fn start_with(dir: &Path, options: KafkaOptions) -> anyhow::Result<Self> {
         let node = Node::on_free_ports(1, options.client_port)?;

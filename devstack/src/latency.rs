@@ -13,7 +13,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::anvil::Anvil;
-use crate::kafka::{Kafka, KafkaOptions};
+use crate::kafka::Kafka;
 use crate::proc::wait_for;
 use crate::service::{ChainEntry, Service, config_toml};
 use crate::traffic::{LogShapes, Sender};
@@ -134,13 +134,7 @@ pub fn run(ingestor: &std::path::Path, blocks: usize, backfill_logs: usize) -> a
     let dir = tempfile::Builder::new()
         .prefix("ethhook-latency-")
         .tempdir()?;
-    let kafka = Kafka::start_with(
-        dir.path(),
-        KafkaOptions {
-            quick_start: false,
-            ..Default::default()
-        },
-    )?;
+    let kafka = Kafka::start_compiled(dir.path())?;
     let anvil = Anvil::start(31337, dir.path())?;
     let node = anvil.node();
     let brokers = kafka.brokers();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::anvil::Anvil;
 use crate::consumer::TopicReader;
-use crate::kafka::{Kafka, KafkaOptions};
+use crate::kafka::Kafka;
 use crate::service::{ChainEntry, Service, config_toml};
 use crate::traffic::{LogShapes, Sender};
 
@@ -28,13 +28,7 @@ pub fn run(ingestor: &std::path::Path, blocks: usize, logs_per_block: usize) -> 
     let dir = tempfile::Builder::new()
         .prefix("ethhook-memory-")
         .tempdir()?;
-    let kafka = Kafka::start_with(
-        dir.path(),
-        KafkaOptions {
-            quick_start: false,
-            ..Default::default()
-        },
-    )?;
+    let kafka = Kafka::start_compiled(dir.path())?;
     let ids = [31337u64, 31338, 31339, 31340];
     let anvils: Vec<Anvil> = ids
         .iter()
