@@ -413,6 +413,11 @@ pub struct ChainConfig {
     /// otherwise fetch block by block. Default 16.
     #[serde(default = "defaults::live_threshold_blocks")]
     pub live_threshold_blocks: u64,
+    /// While the chain catches up, one status line (block, head, percentage, blocks/s and
+    /// logs/s over the interval, ETA, endpoint) every this many milliseconds; none once it
+    /// is live. Default 10000.
+    #[serde(default = "defaults::status_interval_ms")]
+    pub status_interval_ms: u64,
     /// Idempotent mode: the shortest time between two checkpoint writes (0: after every
     /// acknowledged block, the default). Blocks delivered since the last checkpoint are
     /// read back from the topic after a crash, so a longer interval only costs a longer
@@ -551,6 +556,9 @@ mod defaults {
     }
     pub(super) fn live_threshold_blocks() -> u64 {
         16
+    }
+    pub(super) fn status_interval_ms() -> u64 {
+        10_000
     }
     pub(super) fn max_blocks_in_flight() -> usize {
         256

@@ -121,6 +121,26 @@ fn producer_queue_bounds() {
 }
 
 #[test]
+fn status_interval_defaults_to_ten_seconds_and_refuses_zero() {
+    let c = parse("c.toml", GOOD, env(&[])).expect("defaults");
+    assert_eq!(c.chains[0].status_interval_ms, 10_000);
+    let fast = GOOD.replace(
+        "start_block = 0",
+        "start_block = 0\nstatus_interval_ms = 200",
+    );
+    let c = parse("c.toml", &fast, env(&[])).expect("valid");
+    assert_eq!(c.chains[0].status_interval_ms, 200);
+    let e = err(
+        GOOD,
+        &[("INGESTOR_CHAINS__ETHEREUM__STATUS_INTERVAL_MS", "0")],
+    );
+    assert!(
+        e.contains("chains[0] (ethereum): `status_interval_ms` must be greater than 0"),
+        "{e}"
+    );
+}
+
+#[test]
 fn checkpoint_interval_is_for_the_idempotent_mode() {
     let c = parse("c.toml", GOOD, env(&[])).expect("defaults");
     assert_eq!(c.chains[0].checkpoint_interval_ms, 0);

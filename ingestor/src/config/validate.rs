@@ -107,6 +107,7 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
             ("request_timeout_ms", ch.request_timeout_ms),
             ("keepalive_interval_ms", ch.keepalive_interval_ms),
             ("head_poll_interval_ms", ch.head_poll_interval_ms),
+            ("status_interval_ms", ch.status_interval_ms),
             ("backfill_range_blocks", ch.backfill_range_blocks),
             ("backfill_target_logs", ch.backfill_target_logs),
             ("backfill_concurrency", ch.backfill_concurrency as u64),

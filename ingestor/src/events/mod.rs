@@ -43,10 +43,12 @@ pub(crate) fn record_lag(chain: &str, s: &status::ChainStatus) {
 
 mod follow;
 mod lifecycle;
+mod progress;
 mod provider;
 mod publish;
 
 pub use follow::*;
 pub use lifecycle::*;
+pub use progress::*;
 pub use provider::*;
 pub use publish::*;

@@ -7,6 +7,9 @@
 //! round trip (its logs), or none when its bloom is zero. Blocks go to the sink through a
 //! bounded channel, strictly in order: a full channel pauses the follower.
 //!
+//! While it catches up, a timer beside the walk writes a status line every
+//! `status_interval_ms` (see `progress`); once it is live, none.
+//!
 //! It keeps a reorg window of the blocks it handed over. A block whose `parentHash` does
 //! not match the window's tip starts a retraction (see `reorg`). With `confirmations` or a
 //! `safe`/`finalized` finality, the head it walks to is held back accordingly.
@@ -17,12 +20,13 @@ mod endpoints;
 mod error;
 mod fetch;
 mod handover;
+mod progress;
 mod published;
 mod reorg;
 mod update;
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
@@ -46,6 +50,7 @@ use crate::rpc::{BatchLimit, RpcClient, RpcError, RpcOptions};
 use crate::window::{Window, WindowBlock};
 use endpoints::Endpoints;
 use fetch::{Fetcher, Proof, RangeSize};
+use progress::Progress;
 
 /// How a walk towards the head ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +85,8 @@ pub struct Follower {
     batch_limits: Vec<Arc<BatchLimit>>,
     /// Per endpoint: how its blocks are proven complete, decided on its first connection.
     proofs: Vec<Option<Proof>>,
+    /// Catch-up progress, read by the status timer.
+    progress: Arc<Mutex<Progress>>,
 }
 
 impl Follower {
@@ -109,6 +116,7 @@ impl Follower {
                 .map(|_| Arc::new(BatchLimit::new(cfg.rpc_batch_max)))
                 .collect(),
             proofs: vec![None; urls.len()],
+            progress: Arc::new(Mutex::new(Progress::new(tokio::time::Instant::now()))),
             cfg,
             sink,
             window,
@@ -121,7 +129,18 @@ impl Follower {
     }
 
     /// Runs until shutdown (`Ok`) or an error retrying cannot fix.
-    pub async fn run(mut self) -> Result<(), FollowError> {
+    pub async fn run(self) -> Result<(), FollowError> {
+        let cfg = self.cfg.clone();
+        let every = ChainConfig::ms(cfg.status_interval_ms);
+        let status = progress::report_every(&cfg.name, self.progress.clone(), every);
+        tokio::select! {
+            ended = self.walk() => ended,
+            never = status => match never {},
+        }
+    }
+
+    /// Sessions on the chain's endpoints, one after the other, until shutdown or a fatal error.
+    async fn walk(mut self) -> Result<(), FollowError> {
         let opts = self.rpc_options()?;
         loop {
             let shutdown = self.shutdown.clone();
@@ -324,8 +343,13 @@ impl Follower {
             }
             .emit();
             let next = self.next_block();
+            let catching_up = next <= head && head - next + 1 > self.cfg.live_threshold_blocks;
+            if !catching_up {
+                self.went_live(next);
+            }
             if next <= head {
-                let walked = if head - next + 1 > self.cfg.live_threshold_blocks {
+                let walked = if catching_up {
+                    self.catching_up(next, head, current);
                     self.catch_up(fetcher, next, head).await
                 } else {
                     self.step_to(fetcher, next, head, announced.as_ref()).await
@@ -451,6 +475,35 @@ impl Follower {
         Ok(head.saturating_sub(self.cfg.confirmations))
     }
 
+    /// A catch-up pass from `next` to `head` begins (said once per catch-up).
+    fn catching_up(&self, next: u64, head: u64, endpoint: usize) {
+        let now = tokio::time::Instant::now();
+        if progress::lock(&self.progress).catching_up(now, next, head, endpoint) {
+            events::CatchUpStarted {
+                chain: &self.cfg.name,
+                from: next,
+                head,
+                endpoint,
+            }
+            .emit();
+        }
+    }
+
+    /// The follower is at its head, or within `live_threshold_blocks` of it (said once,
+    /// when it becomes so).
+    fn went_live(&self, next: u64) {
+        let now = tokio::time::Instant::now();
+        let changed = progress::lock(&self.progress).live(now);
+        if let Some(caught_up) = changed {
+            events::ChainLive {
+                chain: &self.cfg.name,
+                block: next.saturating_sub(1),
+                caught_up,
+            }
+            .emit();
+        }
+    }
+
     fn next_block(&self) -> u64 {
         match (self.window.tip(), self.start) {
             (Some((n, _)), _) => n + 1,
@@ -503,9 +556,10 @@ impl Follower {
                 return Ok(Walk::Extended);
             };
             let blocks = blocks?;
-            let (last, logs) = (
+            let (last, count, logs) = (
                 blocks.last().map(|b| b.header.number),
-                blocks.iter().map(|b| b.logs.len()).sum(),
+                blocks.len() as u64,
+                blocks.iter().map(|b| b.logs.len()).sum::<usize>(),
             );
             for block in blocks {
                 if self.hand_over(block).await? == Walk::Forked {
@@ -514,6 +568,7 @@ impl Follower {
             }
             tokio::task::yield_now().await;
             if let Some(block) = last {
+                progress::lock(&self.progress).advanced(block, count, logs as u64);
                 events::BackfillProgress {
                     chain: &self.cfg.name,
                     block,

@@ -29,6 +29,12 @@ pub struct Metrics {
     /// `ethhook.chain.lag.time` `s` → `ethhook_chain_lag_time_seconds`: now minus the
     /// timestamp of the last delivered block.
     pub lag_seconds: Gauge<f64>,
+    /// `ethhook.chain.catching_up` `{state}` → `ethhook_chain_catching_up`: 1 while the
+    /// chain catches up, 0 once it is live.
+    pub catching_up: Gauge<u64>,
+    /// `ethhook.chain.eta` `s` → `ethhook_chain_eta_seconds`: while catching up, the
+    /// estimated time to reach the head at the last interval's block rate; 0 once live.
+    pub eta: Gauge<f64>,
     /// `ethhook.reorgs` `{reorg}` → `ethhook_reorgs_total`.
     pub reorgs: Counter<u64>,
     /// `ethhook.reorg.depth` `{block}` → `ethhook_reorg_depth_bucket` / `_sum` / `_count`.
@@ -87,6 +93,8 @@ pub const NAMES: &[&str] = &[
     "ethhook.chain.delivered",
     "ethhook.chain.lag.blocks",
     "ethhook.chain.lag.time",
+    "ethhook.chain.catching_up",
+    "ethhook.chain.eta",
     "ethhook.reorgs",
     "ethhook.reorg.depth",
     "ethhook.records.retracted",
@@ -165,6 +173,18 @@ impl Metrics {
                 .f64_gauge("ethhook.chain.lag.time")
                 .with_unit("s")
                 .with_description("Now minus the timestamp of the last delivered block")
+                .build(),
+            catching_up: gauge(
+                "ethhook.chain.catching_up",
+                "{state}",
+                "1 while the chain catches up, 0 once it is live",
+            ),
+            eta: meter
+                .f64_gauge("ethhook.chain.eta")
+                .with_unit("s")
+                .with_description(
+                    "Estimated time to reach the head at the last interval's block rate (0: live)",
+                )
                 .build(),
             reorgs: counter("ethhook.reorgs", "{reorg}", "Reorganisations retracted"),
             reorg_depth: meter

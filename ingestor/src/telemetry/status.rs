@@ -20,6 +20,19 @@ pub enum ChainState {
     Stopped,
 }
 
+/// Whether a chain is catching up or following its head. Independent of [`ChainState`]: a
+/// chain catching up is `following` its node all the same, and keeps its phase across a
+/// reconnect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// More than `live_threshold_blocks` behind its head: ranged catch-up, with a status
+    /// line every `status_interval_ms`.
+    CatchingUp,
+    /// At its head, or close enough to fetch block by block.
+    Live,
+}
+
 /// One chain's view.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ChainStatus {
@@ -37,6 +50,13 @@ pub struct ChainStatus {
     pub lag_blocks: Option<u64>,
     /// Now minus the last delivered block's timestamp, when known.
     pub lag_seconds: Option<f64>,
+    /// `catching_up` or `live`; `None` until the follower first compared its progress with
+    /// the head.
+    pub phase: Option<Phase>,
+    /// While catching up, the estimated seconds to reach the head at the last interval's
+    /// block rate (`None` before the first status line, or when no block was handed over
+    /// in the last interval); 0 once live.
+    pub eta_s: Option<f64>,
     /// Reconnects after a failure.
     pub reconnects: u64,
     /// Reorganisations retracted.

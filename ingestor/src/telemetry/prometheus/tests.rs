@@ -29,6 +29,8 @@ fn scraped() -> String {
     m.chain_delivered.record(11, &l);
     m.lag_blocks.record(1, &l);
     m.lag_seconds.record(2.5, &l);
+    m.catching_up.record(1, &l);
+    m.eta.record(42.5, &l);
     m.reorgs.add(1, &l);
     m.reorg_depth.record(2, &l);
     m.retracted.add(3, &l);
@@ -128,6 +130,10 @@ fn kinds_values_and_labels_survive_an_independent_parser() {
     assert_eq!(
         value(&scrape, "ethhook_chain_lag_time_seconds", chain),
         Value::Gauge(2.5)
+    );
+    assert_eq!(
+        value(&scrape, "ethhook_chain_eta_seconds", chain),
+        Value::Gauge(42.5)
     );
     assert_eq!(
         value(&scrape, "ethhook_kafka_queue_size_bytes", ("", "")),
