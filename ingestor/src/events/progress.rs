@@ -12,13 +12,14 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-/// An ETA in seconds, or `unknown` when nothing moved in the last interval.
+/// An ETA in seconds (written like the other numbers of the line: `3.0`, `12.3`), or
+/// `unknown` when nothing moved in the last interval.
 struct Eta(Option<f64>);
 
 impl fmt::Display for Eta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            Some(s) => write!(f, "{}", round1(s)),
+            Some(s) => write!(f, "{:?}", round1(s)),
             None => f.write_str("unknown"),
         }
     }
@@ -137,6 +138,6 @@ mod tests {
     fn an_unknown_eta_says_so_and_a_known_one_has_one_decimal() {
         assert_eq!(Eta(None).to_string(), "unknown");
         assert_eq!(Eta(Some(12.345)).to_string(), "12.3");
-        assert_eq!(Eta(Some(940.0)).to_string(), "940");
+        assert_eq!(Eta(Some(940.0)).to_string(), "940.0");
     }
 }
