@@ -20,6 +20,8 @@
 //! - `no_block_receipts`: answers `eth_getBlockReceipts` with -32601, method not found;
 //! - `batches`: refuses JSON-RPC batches as nodes do (see [`Batches`]);
 //! - `refuse_subscribe` (WebSocket only): answers `eth_subscribe` with -32601.
+//! - `slow` (HTTP only): every answer waits this long first (a distant or busy provider),
+//!   so a catch-up lasts long enough to watch.
 //!
 //! [`ProviderProxy::start`] serves HTTP; [`ProviderProxy::start_ws`] relays a WebSocket.
 
@@ -57,6 +59,7 @@ pub struct Habits {
     pub no_block_receipts: bool,
     pub batches: Option<Batches>,
     pub refuse_subscribe: bool,
+    pub slow: Option<std::time::Duration>,
 }
 
 /// What the proxy did, for the test to check that it did something.
@@ -208,6 +211,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
         return reply(400, &[], &json!("not JSON"));
     };
     let n = state.counts.requests.fetch_add(1, Ordering::SeqCst) + 1;
+    if let Some(wait) = state.habits.slow {
+        tokio::time::sleep(wait).await;
+    }
     if let Some(every) = state.habits.rate_limit_every
         && n.is_multiple_of(every)
     {
