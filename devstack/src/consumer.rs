@@ -60,6 +60,29 @@ pub struct Record {
     pub raw: Option<Vec<u8>>,
 }
 
+/// Which records of transactions a reader sees (librdkafka's `isolation.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// Records of committed transactions and non-transactional ones; a partition ends at
+    /// its last stable offset, before the first record of a transaction still open.
+    /// librdkafka's default.
+    #[default]
+    ReadCommitted,
+    /// Every record on the log, of open and aborted transactions too; a partition ends at
+    /// its high watermark. Transaction markers are still not returned.
+    ReadUncommitted,
+}
+
+impl Isolation {
+    /// The `isolation.level` setting.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadCommitted => "read_committed",
+            Self::ReadUncommitted => "read_uncommitted",
+        }
+    }
+}
+
 /// Reads one topic from the beginning.
 pub struct TopicReader {
     consumer: BaseConsumer,
@@ -105,6 +128,15 @@ impl TopicReader {
     /// Assigns every partition of `topic` from the beginning.
     pub fn new(brokers: &str, topic: &str) -> anyhow::Result<Self> {
         Self::with_options(brokers, topic, &[])
+    }
+
+    /// [`TopicReader::new`] at the given isolation level.
+    pub fn with_isolation(
+        brokers: &str,
+        topic: &str,
+        isolation: Isolation,
+    ) -> anyhow::Result<Self> {
+        Self::with_options(brokers, topic, &[("isolation.level", isolation.as_str())])
     }
 
     /// [`TopicReader::new`] with extra librdkafka settings (e.g. `security.protocol`).
@@ -180,13 +212,10 @@ impl TopicReader {
         self
     }
 
-    /// Reads every partition up to the end it has when called, as any Kafka reader does:
-    /// the high watermark, or, this reader being `read_committed` (librdkafka's default),
-    /// the last stable offset (librdkafka asks ListOffsets at the reader's isolation
-    /// level). A partition is there once the reader's position reached its end: the offset
-    /// after the last record read, or the consumer's own position, which also moves past
-    /// transaction markers (they hold offsets no record carries).
-    pub fn read_to_end(&mut self, out: &mut Vec<Record>, deadline: Duration) -> anyhow::Result<()> {
+    /// Each partition's end as this reader sees it now: the high watermark, or, at
+    /// [`Isolation::ReadCommitted`] (the default), the last stable offset (librdkafka asks
+    /// ListOffsets at the reader's isolation level).
+    pub fn ends(&self, deadline: Duration) -> anyhow::Result<HashMap<i32, i64>> {
         let start = Instant::now();
         let mut ends = HashMap::new();
         for &p in self.positions.keys() {
@@ -207,6 +236,17 @@ impl TopicReader {
             };
             ends.insert(p, high);
         }
+        Ok(ends)
+    }
+
+    /// Reads every partition up to the end it has when called ([`TopicReader::ends`]), as
+    /// any Kafka reader does. A partition is there once the reader's position reached its
+    /// end: the offset after the last record read, or the consumer's own position, which
+    /// also moves past transaction markers and, read committed, aborted records (they hold
+    /// offsets no record returned carries).
+    pub fn read_to_end(&mut self, out: &mut Vec<Record>, deadline: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        let ends = self.ends(deadline)?;
         loop {
             let position = self.consumer.position()?;
             let behind: Vec<(i32, i64, i64)> = ends

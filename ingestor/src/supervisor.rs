@@ -327,8 +327,8 @@ impl Chain {
         let publish = match &self.producers {
             Producers::Shared(_) => Publisher::new(
                 self.cfg.clone(),
+                &self.kafka,
                 producer,
-                &self.kafka.checkpoint_topic,
                 resumed.dedup,
                 progress,
                 self.framing,

@@ -7,7 +7,8 @@
 //! partition leader is killed with SIGKILL, then every node is restarted in turn: the topic
 //! must equal the node record for record (none missing, none produced twice) and the
 //! ingestor must never exit. With two of three nodes down the chain must wait (bounded
-//! memory, nothing delivered, the outage in its log) and continue by itself once one returns.
+//! memory, nothing delivered) and say so in its log, in `ethhook_sink_stalled` on `/metrics`
+//! and in `/status`, then continue by itself once one returns, and say that too.
 
 mod common;
 
@@ -70,6 +71,33 @@ fn rss_kib(service: &Service) -> u64 {
         .expect("VmRSS")
 }
 
+/// `ethhook_sink_stalled` of chain-31337, as `/metrics` serves it.
+fn stalled_gauge(service: &Service) -> Option<f64> {
+    let addr = service.health_addr()?;
+    let (code, body) = http_get(&addr, "/metrics");
+    if code != 200 {
+        return None;
+    }
+    body.lines()
+        .find(|l| l.starts_with("ethhook_sink_stalled{") && l.contains("chain=\"chain-31337\""))?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
+}
+
+/// Waits until the log after `from` has a line with `needle`; returns that line.
+fn wait_for_line(service: &Service, from: usize, needle: &str) -> String {
+    wait_for(needle, Duration::from_secs(60), || {
+        let log = service.process.log_text();
+        log.get(from..)?
+            .lines()
+            .find(|l| l.contains(needle))
+            .map(str::to_owned)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", service.process.log_tail(30)))
+}
+
 fn assert_alive(service: &mut Service) {
     assert!(
         service.process.is_running(),
@@ -110,7 +138,11 @@ fn a_replicated_cluster_loses_brokers_and_nothing_is_lost_or_doubled() {
     let history_head = anvil.node().head().expect("head");
     let toml = names
         .config(&brokers, &[fast_retry_entry(31337, anvil.ws_url())], "")
-        .replacen("[kafka]\n", "[kafka]\ntopic_replication_factor = 3\n", 1);
+        .replacen(
+            "[kafka]\n",
+            "[kafka]\ntopic_replication_factor = 3\nstall_warning_ms = 2000\n",
+            1,
+        );
     let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
     let traffic = Traffic::start(sender, shapes);
 
@@ -163,6 +195,13 @@ fn a_replicated_cluster_loses_brokers_and_nothing_is_lost_or_doubled() {
     assert_exactly_the_node(&brokers, &topic, &anvil);
     eprintln!("complete after the faults at {:?}", started.elapsed());
 
+    // Nothing waits for the brokers now: not stalled.
+    wait_for("no stall", Duration::from_secs(60), || {
+        let status = chain_status(&service, "chain-31337")?;
+        (status["stalled_since_ms"].is_null() && stalled_gauge(&service)? == 0.0).then_some(())
+    })
+    .expect("not stalled before the outage");
+
     // Two of three down: no acknowledgement is possible (acks=all, min.insync.replicas=2,
     // and no KRaft quorum either).
     let survivor = cluster.leader_of(&topic, 0).ok().flatten().unwrap_or(0);
@@ -191,22 +230,30 @@ fn a_replicated_cluster_loses_brokers_and_nothing_is_lost_or_doubled() {
         delivered <= before,
         "delivered {delivered} with two of three brokers down (head before {before})"
     );
+    // The service says the chain is paused on the brokers: its log, the gauge, /status.
+    let stalled = wait_for_line(&service, log_before, "publishing stalled");
+    assert!(stalled.contains("chain-31337"), "{stalled}");
+    let since = wait_for(
+        "the stall in /status and /metrics",
+        Duration::from_secs(60),
+        || {
+            let status = chain_status(&service, "chain-31337")?;
+            let since = status["stalled_since_ms"].as_u64()?;
+            (stalled_gauge(&service)? == 1.0).then_some(since)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", service.process.log_tail(30)));
     let rss = rss_kib(&service);
     eprintln!(
-        "two down at {:?}: delivered {delivered}, head {head}, rss {rss} KiB",
+        "two down at {:?}: delivered {delivered}, head {head}, rss {rss} KiB; {stalled}",
         started.elapsed()
     );
     assert!(rss < 512 * 1024, "rss {rss} KiB while paused");
-    // What the service says meanwhile (today: nothing of its own; see the README).
-    let log = service.process.log_text();
-    eprintln!(
-        "ingestor log while two are down:\n{}",
-        log.get(log_before..).unwrap_or_default()
-    );
     assert_alive(&mut service);
 
     // One returns: the chain continues by itself (two of three: a quorum, and enough
-    // in-sync replicas).
+    // in-sync replicas), and says so.
+    let log_paused = service.process.log_text().len();
     cluster.restart(down[0]).expect("one node back");
     sender.block(&[shapes.logs(3)]).expect("block after");
     let head = anvil.node().head().expect("head");
@@ -215,8 +262,24 @@ fn a_replicated_cluster_loses_brokers_and_nothing_is_lost_or_doubled() {
         (status["delivered"].as_u64()? >= head).then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", service.process.log_tail(30)));
+    let resumed = wait_for_line(&service, log_paused, "publishing resumed");
+    let paused_ms: u64 = resumed
+        .split("paused_ms=")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no paused_ms: {resumed}"));
+    assert!(paused_ms >= 2000, "{resumed}");
+    wait_for("the stall cleared", Duration::from_secs(60), || {
+        let status = chain_status(&service, "chain-31337")?;
+        (status["stalled_since_ms"].is_null() && stalled_gauge(&service)? == 0.0).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", service.process.log_tail(30)));
     assert_alive(&mut service);
-    eprintln!("resumed with two of three at {:?}", started.elapsed());
+    eprintln!(
+        "resumed with two of three at {:?} (stalled since {since} ms); {resumed}",
+        started.elapsed()
+    );
     // The last one back too, then the topic is compared with the node.
     cluster.restart(down[1]).expect("the last node back");
     assert_exactly_the_node(&brokers, &topic, &anvil);

@@ -27,20 +27,19 @@ fn read_all(brokers: &str, topic: &str, keys: &HashSet<String>) -> anyhow::Resul
     Ok(records)
 }
 
-// Ignored until its segments roll another way: with indexes this small, Kafka 4.1's cleaner
-// sometimes merges cleaned segments into one whose index overflows ("Attempt to append to
-// a full index"), marks the partition uncleanable and never cleans it again (seen in about
-// half the clean-clone runs). Run it with `scripts/test.sh --test compaction -- --ignored`.
 #[test]
-#[ignore = "Kafka's cleaner can overflow the test's tiny segment indexes; see the comment"]
 fn the_log_cleaner_leaves_exactly_the_chain_after_reorganisations() {
     let mut s = Stack::start(61, 8);
     let (brokers, topic) = (s.brokers(), s.topic());
-    // Compaction within seconds. The active segment is never cleaned, so segments roll
-    // often: every batch gets an index entry and an index holds 8 (a time-based roll
-    // would wait for the records' timestamps, the blocks', which anvil runs ahead of the
-    // clock). Any dirty share is worth a cleaning, and a tombstone goes at the cleaning
-    // after the one that found it.
+    // Compaction within seconds. The active segment is never cleaned, so segments roll by
+    // time, often: Kafka rolls before an append whose largest timestamp is more than
+    // `segment.ms` past the segment's first batch's, and a log's timestamp is its block's,
+    // at least a second past the previous block's. So each block starts a segment. (A
+    // tombstone carries the clock's time; anvil's block times are never behind the clock,
+    // so the next block still rolls. Rolling by size instead needs indexes so small that
+    // Kafka's cleaner overflows one when it merges cleaned segments, and stops cleaning.)
+    // Any dirty share is worth a cleaning, and a tombstone goes at the cleaning after the
+    // one that found it.
     create_topic(
         &brokers,
         &topic,
@@ -48,8 +47,7 @@ fn the_log_cleaner_leaves_exactly_the_chain_after_reorganisations() {
         &[
             ("cleanup.policy", "compact"),
             ("max.message.bytes", "16777216"),
-            ("index.interval.bytes", "0"),
-            ("segment.index.bytes", "96"),
+            ("segment.ms", "100"),
             ("min.cleanable.dirty.ratio", "0.001"),
             ("delete.retention.ms", "0"),
         ],

@@ -1,6 +1,7 @@
 //! Exactly-once mode, the real ingestor binary and a real anvil. On Apache Kafka (the shared
-//! broker): a `kill -9` in the middle of transactions, then a restart whose
-//! `init_transactions` aborts the dead instance's open one; and a second instance started
+//! broker): a `kill -9` while a transaction holds records on the log (a `read_uncommitted`
+//! reader sees them, a `read_committed` one never does), then a restart whose
+//! `init_transactions` aborts it; and a second instance started
 //! while the first is writing, which fences it (nothing injected). Against librdkafka's
 //! in-process mock cluster, only broker errors a real broker cannot be made to answer on
 //! demand: `AddPartitionsToTxn` refused (`TOPIC_AUTHORIZATION_FAILED`, then
@@ -10,11 +11,14 @@
 
 mod common;
 
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use common::*;
 use devstack::anvil::Anvil;
-use devstack::consumer::TopicReader;
+use devstack::consumer::{Isolation, Record, TopicReader};
 use devstack::proc::wait_for;
 use devstack::service::{Service, config_toml};
 use devstack::traffic::{LogShapes, Sender};
@@ -78,9 +82,42 @@ fn assert_exactly_once(brokers: &str, anvil: &Anvil, dir: &std::path::Path) {
     assert_reader_matches_node(&mut reader, &anvil.node(), 31337, dir);
 }
 
-/// On Kafka: killed while transactions are committed back to back; the restart fences the
-/// dead instance (its open transaction is aborted, never read) and resumes from the last
-/// committed checkpoint. A `read_committed` reader sees every record exactly once.
+/// Each partition's `[last stable offset, high watermark)`, where it is not empty: the
+/// records of a transaction still open.
+fn open_ranges(committed: &TopicReader, uncommitted: &TopicReader) -> Option<Ranges> {
+    // The high watermark first: the last stable offset, read after it, is then below it
+    // only if records under it are still uncommitted.
+    let high = uncommitted.ends(Duration::from_secs(5)).ok()?;
+    let stable = committed.ends(Duration::from_secs(5)).ok()?;
+    let open: Ranges = high
+        .into_iter()
+        .filter_map(|(p, h)| Some((p, (*stable.get(&p)?, h))))
+        .filter(|(_, (s, h))| s < h)
+        .collect();
+    (!open.is_empty()).then_some(open)
+}
+
+/// Per partition, a range of offsets `[from, to)`.
+type Ranges = HashMap<i32, (i64, i64)>;
+
+fn within(ranges: &Ranges, r: &Record) -> bool {
+    ranges
+        .get(&r.partition)
+        .is_some_and(|&(from, to)| (from..to).contains(&r.offset))
+}
+
+/// How long the open transaction must stay open while the instance is stopped: a commit
+/// it sent just before it stopped would land well within this (markers are written in
+/// milliseconds on loopback).
+const HOLD: Duration = Duration::from_secs(1);
+
+/// On Kafka: `kill -9` while a transaction holds records on the log, then a restart whose
+/// `init_transactions` fences the dead instance and aborts its transaction. The instance
+/// is stopped (SIGSTOP) until the topic's last stable offset is behind its high watermark,
+/// and stays so for a second, and only then killed: the kill lands mid-transaction. The
+/// transaction's records were written: a `read_uncommitted` reader sees them, before and
+/// after the restart; a `read_committed` reader never does, and after the restart sees
+/// every record exactly once (each of those keys once, published again).
 #[test]
 fn on_kafka_a_kill_mid_transaction_leaves_every_record_exactly_once() {
     let stack = Stack::start(29, 6);
@@ -98,23 +135,42 @@ fn on_kafka_a_kill_mid_transaction_leaves_every_record_exactly_once() {
     let mut reader = TopicReader::new(&brokers, &topic).expect("reader");
     assert_reader_matches_node(&mut reader, &anvil.node(), 31337, dir.path());
 
-    // Large blocks, and the kill as soon as the first of them is committed: the next ones
-    // are in flight, some in an open transaction.
-    let committed = anvil.node().head().expect("head") + 1;
-    for _ in 0..4 {
-        sender
-            .block(&[shapes.logs(120), shapes.logs(120)])
-            .expect("live block");
-    }
-    let marker = format!("block={committed} ");
-    wait_for(
-        "the first large block committed",
+    // Live traffic of large blocks until the kill.
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                sender
+                    .block(&[shapes.logs(120), shapes.logs(120)])
+                    .expect("live block");
+                std::thread::sleep(Duration::from_millis(100)); // the traffic's pace
+            }
+            (sender, shapes)
+        })
+    };
+    let committed = TopicReader::new(&brokers, &topic).expect("reader");
+    let uncommitted = TopicReader::with_isolation(&brokers, &topic, Isolation::ReadUncommitted)
+        .expect("read_uncommitted reader");
+    let open = wait_for(
+        "a transaction holding records while the instance is stopped",
         Duration::from_secs(120),
         || {
-            let log = first.process.log_text();
-            log.lines()
-                .any(|l| l.contains("block delivered") && l.contains(&marker))
-                .then_some(())
+            first.process.signal(libc::SIGSTOP);
+            let held = open_ranges(&committed, &uncommitted).filter(|open| {
+                let start = Instant::now();
+                while start.elapsed() < HOLD {
+                    if open_ranges(&committed, &uncommitted).as_ref() != Some(open) {
+                        return false;
+                    }
+                    std::thread::sleep(Duration::from_millis(50)); // the probe's pace
+                }
+                true
+            });
+            if held.is_none() {
+                first.process.signal(libc::SIGCONT);
+            }
+            held
         },
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", first.process.log_tail(30)));
@@ -123,6 +179,27 @@ fn on_kafka_a_kill_mid_transaction_leaves_every_record_exactly_once() {
         .process
         .wait_exit(Duration::from_secs(30))
         .expect("killed");
+    stop.store(true, Ordering::SeqCst);
+    let (mut sender, mut shapes) = traffic.join().expect("traffic thread");
+
+    // Before the restart: the transaction is still open and its records are on the log.
+    let mut seen = Vec::new();
+    TopicReader::with_isolation(&brokers, &topic, Isolation::ReadUncommitted)
+        .expect("reader")
+        .read_to_end(&mut seen, READ_DEADLINE)
+        .expect("read uncommitted");
+    let written: Vec<Record> = seen.into_iter().filter(|r| within(&open, r)).collect();
+    assert!(!written.is_empty(), "no record in {open:?}");
+    let mut seen = Vec::new();
+    TopicReader::new(&brokers, &topic)
+        .expect("reader")
+        .read_to_end(&mut seen, READ_DEADLINE)
+        .expect("read committed");
+    assert!(!seen.iter().any(|r| within(&open, r)), "read committed");
+    eprintln!(
+        "killed with {} records in an open transaction at {open:?}",
+        written.len()
+    );
 
     let second_dir = dir.path().join("second");
     std::fs::create_dir_all(&second_dir).expect("dir");
@@ -132,7 +209,28 @@ fn on_kafka_a_kill_mid_transaction_leaves_every_record_exactly_once() {
         .block(&[shapes.logs(3)])
         .expect("block after the restart");
     let mut reader = TopicReader::new(&brokers, &topic).expect("reader");
-    assert_reader_matches_node(&mut reader, &anvil.node(), 31337, &second_dir);
+    // Exactly once: no key missing, none twice, every field equal to the node's.
+    let chain = assert_reader_matches_node(&mut reader, &anvil.node(), 31337, &second_dir);
+    assert!(!chain.iter().any(|r| within(&open, r)), "read committed");
+    let keys: HashSet<&str> = written.iter().map(|r| r.key.as_str()).collect();
+    let again = chain
+        .iter()
+        .filter(|r| keys.contains(r.key.as_str()))
+        .count();
+    assert_eq!(again, keys.len(), "the aborted keys, published again once");
+    // The aborted records stay on the log where they were written.
+    let mut seen = Vec::new();
+    TopicReader::with_isolation(&brokers, &topic, Isolation::ReadUncommitted)
+        .expect("reader")
+        .read_to_end(&mut seen, READ_DEADLINE)
+        .expect("read uncommitted");
+    let still: Vec<(i64, &str)> = seen
+        .iter()
+        .filter(|r| within(&open, r))
+        .map(|r| (r.offset, r.key.as_str()))
+        .collect();
+    let was: Vec<(i64, &str)> = written.iter().map(|r| (r.offset, r.key.as_str())).collect();
+    assert_eq!(still, was);
     let resumed = second.process.log_text();
     assert!(
         resumed
@@ -167,11 +265,11 @@ fn on_kafka_a_second_instance_fences_the_first_which_stops() {
     assert_reader_matches_node(&mut reader, &anvil.node(), 31337, dir.path());
 
     // Live traffic: a block every 100 ms until A has stopped.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
     let traffic = {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            while !stop.load(Ordering::SeqCst) {
                 sender
                     .block(&[shapes.logs(4), shapes.logs(2)])
                     .expect("live block");
@@ -190,7 +288,7 @@ fn on_kafka_a_second_instance_fences_the_first_which_stops() {
         .process
         .wait_exit(Duration::from_secs(90))
         .unwrap_or_else(|e| panic!("{e}\n{}", first.process.log_tail(30)));
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    stop.store(true, Ordering::SeqCst);
     let (mut sender, mut shapes) = traffic.join().expect("traffic thread");
     let log = first.process.log_text();
     let last = log.lines().last().unwrap_or_default();

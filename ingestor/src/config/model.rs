@@ -105,6 +105,11 @@ pub struct KafkaConfig {
     /// retries included, before its delivery fails and its chain stops. Default 300000.
     #[serde(default = "defaults::message_timeout_ms")]
     pub message_timeout_ms: u64,
+    /// A chain whose records have waited this long for the brokers' acknowledgement (and
+    /// still wait) is reported stalled: a log line, `ethhook_sink_stalled` and `/status`.
+    /// Default 10000.
+    #[serde(default = "defaults::stall_warning_ms")]
+    pub stall_warning_ms: u64,
     /// librdkafka `queue.buffering.max.messages`: records waiting for the broker before the
     /// producer reports a full queue and the follower waits. Default 100000.
     #[serde(default = "defaults::queue_max_messages")]
@@ -505,6 +510,9 @@ mod defaults {
     }
     pub(super) fn message_timeout_ms() -> u64 {
         300_000
+    }
+    pub(super) fn stall_warning_ms() -> u64 {
+        10_000
     }
     pub(super) fn queue_max_messages() -> u64 {
         100_000

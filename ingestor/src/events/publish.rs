@@ -61,6 +61,57 @@ impl ProducerQueueFull<'_> {
     }
 }
 
+/// A chain's records have waited longer than `kafka.stall_warning_ms` for the broker's
+/// acknowledgement (librdkafka retries them until `kafka.message_timeout_ms`): the chain is
+/// paused on the broker.
+pub struct PublishStalled<'a> {
+    /// Chain name.
+    pub chain: &'a str,
+    /// How long it has waited.
+    pub waited_ms: u64,
+}
+impl PublishStalled<'_> {
+    /// Writes the event.
+    pub fn emit(self) {
+        warn!(
+            chain = self.chain,
+            waited_ms = self.waited_ms,
+            "publishing stalled: no acknowledgement from the brokers for {} ms; the chain waits \
+             (nothing is dropped) until they acknowledge, or fails after kafka.message_timeout_ms",
+            self.waited_ms
+        );
+        metrics().sink_stalled.record(1, &chain_label(self.chain));
+        let since_ms = ((now_s() * 1e3) as u64).saturating_sub(self.waited_ms);
+        status::update(self.chain, |s| s.stalled_since_ms = Some(since_ms));
+    }
+}
+
+/// The brokers acknowledged a stalled chain's records again: it continues.
+pub struct PublishResumed<'a> {
+    /// Chain name.
+    pub chain: &'a str,
+    /// From the last acknowledgement before the stall to this one.
+    pub paused_ms: u64,
+}
+impl PublishResumed<'_> {
+    /// Writes the event.
+    pub fn emit(self) {
+        info!(
+            chain = self.chain,
+            paused_ms = self.paused_ms,
+            "publishing resumed: the brokers acknowledge again after a pause of {} ms",
+            self.paused_ms
+        );
+        Self::cleared(self.chain);
+    }
+
+    /// The chain is no longer stalled; nothing logged (its publisher stopped, and said why).
+    pub fn cleared(chain: &str) {
+        metrics().sink_stalled.record(0, &chain_label(chain));
+        status::update(chain, |s| s.stalled_since_ms = None);
+    }
+}
+
 /// A transaction was aborted; the chain resumes from its last committed checkpoint.
 pub struct TransactionAborted<'a> {
     /// Chain name.

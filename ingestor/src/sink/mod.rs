@@ -12,6 +12,7 @@ mod progress;
 mod publisher;
 mod read;
 mod records;
+mod stall;
 mod topics;
 mod transactional;
 

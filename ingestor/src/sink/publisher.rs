@@ -6,7 +6,8 @@
 //!
 //! Backpressure: a full producer queue makes the publisher wait (never drop); at most
 //! `max_blocks_in_flight` updates await acknowledgement, after which the publisher stops
-//! taking updates and the bounded channel stops the follower.
+//! taking updates and the bounded channel stops the follower. A wait for acknowledgements
+//! longer than `kafka.stall_warning_ms` is reported ([`StallWatch`]).
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
 use tokio::time::{Instant, sleep_until};
 
-use crate::config::ChainConfig;
+use crate::config::{ChainConfig, KafkaConfig};
 use crate::encode::{Encoder, Framing};
 use crate::events;
 use crate::follower::{HandoverRx, Update};
@@ -27,6 +28,7 @@ use super::error::SinkError;
 use super::produce::{acknowledged, enqueue, enqueue_checkpoint, outgoing};
 use super::progress::{Landed, Progress};
 use super::records::{Builder, Effect};
+use super::stall::StallWatch;
 
 /// An update whose records were all acknowledged.
 #[derive(Debug)]
@@ -65,22 +67,25 @@ pub struct Publisher {
     producer: Producer,
     builder: Builder,
     progress: Progress,
+    stall_warning: std::time::Duration,
 }
 
 impl Publisher {
     /// A publisher for `cfg`'s topic on the shared `producer`, continuing after
-    /// `progress`, skipping what `dedup` knows is on the topic already.
+    /// `progress`, skipping what `dedup` knows is on the topic already; `k` names the
+    /// checkpoint topic and the stall threshold.
     pub fn new(
         cfg: Arc<ChainConfig>,
+        k: &KafkaConfig,
         producer: Producer,
-        checkpoint_topic: &str,
         dedup: Dedup,
         progress: Progress,
         framing: Framing,
     ) -> Result<Self, SinkError> {
         Ok(Self {
+            stall_warning: std::time::Duration::from_millis(k.stall_warning_ms),
             topic: cfg.topic(),
-            checkpoint_topic: checkpoint_topic.to_owned(),
+            checkpoint_topic: k.checkpoint_topic.clone(),
             builder: Builder::new(cfg.chain_id, Encoder::new(framing)?, dedup),
             cfg,
             producer,
@@ -104,17 +109,25 @@ impl Publisher {
         let mut dirty = false;
         let every = std::time::Duration::from_millis(self.cfg.checkpoint_interval_ms);
         let mut next_write = Instant::now();
+        let mut stall = StallWatch::new(&self.cfg.name, self.stall_warning);
         loop {
+            let stall_due = stall.due();
             tokio::select! {
                 biased;
                 Some(done) = pending.next(), if !pending.is_empty() => {
-                    dirty |= self.apply(done?);
+                    let acked = done?;
+                    stall.acknowledged(!pending.is_empty());
+                    dirty |= self.apply(acked);
                 }
                 Some(done) = checkpoint.next(), if !checkpoint.is_empty() => done?,
                 () = sleep_until(next_write), if dirty && checkpoint.is_empty() => {}
+                () = sleep_until(stall_due.unwrap_or(next_write)), if stall_due.is_some() => {
+                    stall.check();
+                }
                 update = updates.recv(), if pending.len() < self.cfg.max_blocks_in_flight => match update {
                     Some(update) => {
-                        pending.push_back(self.enqueue(update).await?);
+                        stall.waiting();
+                        pending.push_back(stall.during(self.enqueue(update)).await?);
                         // Encoding a block is CPU work: let other chains' tasks (and the
                         // I/O driver) run between blocks, not only when the budget ends.
                         tokio::task::yield_now().await;

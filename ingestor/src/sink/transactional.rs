@@ -23,6 +23,7 @@ use super::produce::{acknowledged, enqueue, enqueue_checkpoint, outgoing};
 use super::progress::{Landed, Progress};
 use super::publisher::{Acked, Outcome, apply};
 use super::records::Builder;
+use super::stall::StallWatch;
 use crate::config::{ChainConfig, KafkaConfig};
 use crate::encode::{Encoder, Framing};
 use crate::events;
@@ -102,6 +103,7 @@ pub struct TransactionalPublisher {
     progress: Progress,
     max_blocks: usize,
     timeout: Duration,
+    stall_warning: Duration,
 }
 
 impl TransactionalPublisher {
@@ -125,6 +127,7 @@ impl TransactionalPublisher {
             progress,
             max_blocks: k.transaction_max_blocks,
             timeout: Duration::from_millis(k.transaction_timeout_ms),
+            stall_warning: Duration::from_millis(k.stall_warning_ms),
         })
     }
 
@@ -139,6 +142,9 @@ impl TransactionalPublisher {
     }
 
     async fn pump(&mut self, updates: &mut HandoverRx) -> Result<(), SinkError> {
+        // A transaction that runs past the threshold is a stall: its records (or its
+        // commit) wait for the brokers.
+        let mut stall = StallWatch::new(&self.cfg.name, self.stall_warning);
         while let Some(first) = updates.recv().await {
             let mut batch = vec![first];
             while batch.len() < self.max_blocks {
@@ -147,7 +153,12 @@ impl TransactionalPublisher {
                     None => break,
                 }
             }
-            if let Err(e) = self.transaction(batch).await {
+            stall.waiting();
+            let committed = stall.during(self.transaction(batch)).await;
+            if committed.is_ok() {
+                stall.acknowledged(false);
+            }
+            if let Err(e) = committed {
                 let e = match e {
                     SinkError::Enqueue { error, .. } | SinkError::Delivery { error, .. } => {
                         classify(&self.id, *error)

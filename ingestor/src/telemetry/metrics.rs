@@ -75,6 +75,10 @@ pub struct Metrics {
     pub kafka_queue_messages: Gauge<u64>,
     /// `ethhook.kafka.queue.size` `By` → `ethhook_kafka_queue_size_bytes` (librdkafka `msg_size`).
     pub kafka_queue_bytes: Gauge<u64>,
+    /// `ethhook.sink.stalled` `{state}` → `ethhook_sink_stalled`: 1 while the chain's records
+    /// have waited longer than `kafka.stall_warning_ms` for the brokers' acknowledgement,
+    /// else 0.
+    pub sink_stalled: Gauge<u64>,
 }
 
 /// Cumulative librdkafka counters, exported as observable counters:
@@ -112,6 +116,7 @@ pub const NAMES: &[&str] = &[
     "ethhook.kafka.queue.size",
     "ethhook.kafka.retries",
     "ethhook.kafka.errors",
+    "ethhook.sink.stalled",
 ];
 
 impl Metrics {
@@ -262,6 +267,11 @@ impl Metrics {
                 "By",
                 "Bytes in the producer queue",
             ),
+            sink_stalled: gauge(
+                "ethhook.sink.stalled",
+                "{state}",
+                "1 while the chain's records wait for the brokers past kafka.stall_warning_ms",
+            ),
         }
     }
 
@@ -284,6 +294,7 @@ impl Metrics {
         self.rate_limited
             .add(0, &[l[0].clone(), KeyValue::new("method", "eth_getLogs")]);
         self.breaker_state.record(0, &l);
+        self.sink_stalled.record(0, &l);
     }
 }
 

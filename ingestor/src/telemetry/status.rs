@@ -61,6 +61,9 @@ pub struct ChainStatus {
     pub reconnects: u64,
     /// Reorganisations retracted.
     pub reorgs: u64,
+    /// While the chain's records have waited longer than `kafka.stall_warning_ms` for the
+    /// brokers' acknowledgement: since when (Unix time, ms) none came. `None` otherwise.
+    pub stalled_since_ms: Option<u64>,
     /// How the head is learned: `subscribed` (`newHeads`) or `polled`.
     pub heads: Option<&'static str>,
     /// Requests per JSON-RPC batch in use over HTTP (1: no batching).
