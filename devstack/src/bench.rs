@@ -44,6 +44,20 @@ pub fn transfer_like(i: usize) -> LogSpec {
     }
 }
 
+/// A run's throughput and the CPU time it took.
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    /// Logs per second of wall-clock time.
+    logs_per_s: f64,
+    /// CPU seconds (user + system) of the measured process, when known.
+    cpu_s: Option<f64>,
+}
+
+/// CPU seconds per 1,000 logs.
+fn per_thousand(cpu_s: f64, logs: usize) -> f64 {
+    cpu_s * 1000.0 / logs as f64
+}
+
 /// Runs the benchmark and prints a report.
 pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
@@ -103,11 +117,19 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
     )?;
     println!(
         "ratio ingestor/node: {:.2} (1 client), {:.2} (4 clients){}",
-        plain / node_1,
-        plain / node_4,
-        cryo.map(|c| format!(", {:.2} (cryo)", plain / c))
+        plain.logs_per_s / node_1,
+        plain.logs_per_s / node_4,
+        cryo.map(|c| format!(", {:.2} (cryo)", plain.logs_per_s / c.logs_per_s))
             .unwrap_or_default()
     );
+    if let (Some(ours), Some(theirs)) = (plain.cpu_s, cryo.and_then(|c| c.cpu_s)) {
+        println!(
+            "CPU per 1,000 logs: ingestor {:.3} s (start-up included), cryo {:.3} s; ingestor/cryo {:.2}",
+            per_thousand(ours, total),
+            per_thousand(theirs, total),
+            ours / theirs
+        );
+    }
     if p.dead_collector {
         // The same export settings against a collector that accepts everything, then
         // against one that is down (a closed loopback port).
@@ -131,8 +153,11 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
                 &env,
             )?);
         }
-        let (live, down) = (rates[0], rates[1]);
-        println!("ratio collector up / no telemetry: {:.2}", live / plain);
+        let (live, down) = (rates[0].logs_per_s, rates[1].logs_per_s);
+        println!(
+            "ratio collector up / no telemetry: {:.2}",
+            live / plain.logs_per_s
+        );
         println!("ratio collector down / collector up: {:.2}", down / live);
     }
     Ok(())
@@ -184,16 +209,16 @@ fn node_rate(
 /// cryo's rate over the same chain, into an in-memory dataframe (no broker), when
 /// `CRYO_PYTHON` names a Python with cryo installed (`scripts/bench.sh` installs one with
 /// `scripts/deps.sh cryo`).
-fn cryo_rate(anvil: &Anvil, head: u64, total: usize) -> anyhow::Result<Option<f64>> {
+fn cryo_rate(anvil: &Anvil, head: u64, total: usize) -> anyhow::Result<Option<Rate>> {
     let Some(python) = std::env::var_os("CRYO_PYTHON") else {
         println!("cryo: skipped (CRYO_PYTHON is not set; scripts/bench.sh sets it)");
         return Ok(None);
     };
     let script = format!(
         "import time, cryo\n\
-         t = time.perf_counter()\n\
+         t, c = time.perf_counter(), time.process_time()\n\
          df = cryo.collect('logs', blocks=['0:{}'], rpc='http://127.0.0.1:{}', output_format='polars', no_verbose=True)\n\
-         print(len(df), time.perf_counter() - t)\n",
+         print(len(df), time.perf_counter() - t, time.process_time() - c)\n",
         head + 1,
         anvil.port
     );
@@ -210,17 +235,23 @@ fn cryo_rate(anvil: &Anvil, head: u64, total: usize) -> anyhow::Result<Option<f6
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut words = text.split_whitespace();
-    let (Some(rows), Some(seconds)) = (words.next(), words.next()) else {
+    let (Some(rows), Some(seconds), Some(cpu)) = (words.next(), words.next(), words.next()) else {
         anyhow::bail!("cryo printed {text:?}");
     };
-    let (rows, seconds): (usize, f64) = (rows.parse()?, seconds.parse()?);
+    let (rows, seconds, cpu): (usize, f64, f64) = (rows.parse()?, seconds.parse()?, cpu.parse()?);
     ensure!(
         rows == total,
         "cryo collected {rows} logs, expected {total}"
     );
     let rate = total as f64 / seconds;
-    println!("cryo 0.3.2 (in-memory dataframe, no broker): {rate:.0} logs/s");
-    Ok(Some(rate))
+    println!(
+        "cryo 0.3.2 (in-memory dataframe, no broker): {rate:.0} logs/s, {:.3} CPU s per 1,000 logs",
+        per_thousand(cpu, total)
+    );
+    Ok(Some(Rate {
+        logs_per_s: rate,
+        cpu_s: Some(cpu),
+    }))
 }
 
 /// An OTLP/HTTP endpoint that answers 200 to every request and keeps nothing; returns its
@@ -264,7 +295,8 @@ fn discarding_collector() -> anyhow::Result<u16> {
 
 /// Runs the ingestor from block 0 into its own topic and checkpoint topic; returns logs/s
 /// from process start until it reports the head block delivered (every record of every
-/// block acknowledged by the broker), read from its own event log line.
+/// block acknowledged by the broker), read from its own event log line, and the CPU time
+/// the ingestor took.
 #[allow(clippy::too_many_arguments)]
 fn ingest(
     ingestor: &Path,
@@ -275,7 +307,7 @@ fn ingest(
     total: usize,
     label: &str,
     otel: &[(&str, &str)],
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Rate> {
     let topic = format!("bench.{label}.31337");
     let mut entry = ChainEntry::new(31337, anvil.ws_url());
     entry.extra.push(format!("topic = \"{topic}\""));
@@ -299,6 +331,7 @@ fn ingest(
     })?;
     let readable_s = started.elapsed().as_secs_f64();
     let ingest_rate = total as f64 / readable_s;
+    let cpu_s = crate::proc::cpu_seconds(service.process.pid());
     // Not timed: nothing more arrives, so every record is there exactly once.
     reader.read_to_end(&mut records, Duration::from_secs(60))?;
     ensure!(
@@ -318,11 +351,17 @@ fn ingest(
         .and_then(|at| at.duration_since(started_at).ok())
         .map(|d| d.as_secs_f64());
     println!(
-        "ingestor ({label}): {total} logs readable by a consumer {readable_s:.2} s after process start = {ingest_rate:.0} logs/s{} (broker Apache Kafka, one node)",
+        "ingestor ({label}): {total} logs readable by a consumer {readable_s:.2} s after process start = {ingest_rate:.0} logs/s{}{} (broker Apache Kafka, one node)",
         acked_s
             .map(|a| format!("; its log says the last ack came at {a:.2} s"))
+            .unwrap_or_default(),
+        cpu_s
+            .map(|c| format!("; {:.3} CPU s per 1,000 logs", per_thousand(c, total)))
             .unwrap_or_default()
     );
     service.stop(Duration::from_secs(60))?;
-    Ok(ingest_rate)
+    Ok(Rate {
+        logs_per_s: ingest_rate,
+        cpu_s,
+    })
 }

@@ -297,17 +297,6 @@ struct Backfill {
     node_cpu: Option<f64>,
 }
 
-/// CPU seconds (user + system) process `pid` has used so far (Linux `/proc`).
-fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
-    // Fields after the command's closing parenthesis, from the 3rd: utime is the 14th.
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
-    let ticks: u64 = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
-    // SAFETY: sysconf reads a constant of the system.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (per_second > 0).then(|| ticks as f64 / per_second as f64)
-}
-
 /// A config for one run: chain 31337 at `anvil`, its own topic and checkpoint topic.
 fn run_config(brokers: &str, anvil: &Anvil, label: &str, start: &str, check: bool) -> String {
     let mut entry = ChainEntry::new(CHAIN_ID, anvil.ws_url());
@@ -358,7 +347,7 @@ fn backfill(
     let run_dir = dir.join(format!("completeness-{label}"));
     std::fs::create_dir_all(&run_dir)?;
     let toml = run_config(brokers, anvil, label, "0", check);
-    let node_cpu0 = cpu_seconds(anvil.process.pid());
+    let node_cpu0 = crate::proc::cpu_seconds(anvil.process.pid());
     let started = Instant::now();
     let mut service = Service::start(
         ingestor,
@@ -373,8 +362,8 @@ fn backfill(
         r.len() >= total
     })?;
     let readable_s = started.elapsed().as_secs_f64();
-    let ingestor_cpu = cpu_seconds(service.process.pid());
-    let node_cpu = cpu_seconds(anvil.process.pid())
+    let ingestor_cpu = crate::proc::cpu_seconds(service.process.pid());
+    let node_cpu = crate::proc::cpu_seconds(anvil.process.pid())
         .zip(node_cpu0)
         .map(|(now, before)| now - before);
     reader.read_to_end(&mut records, Duration::from_secs(60))?;

@@ -257,20 +257,27 @@ pub fn run(ingestor: &std::path::Path, blocks: usize, backfill_logs: usize) -> a
     if let Some(a) = &other {
         // The samples taken while the other chain's backfill was still being acknowledged.
         let head = a.node().head()?;
+        // Not delivered by the time the service stopped: every sample was taken during
+        // the backfill.
         let done = delivered(&log, "chain-31338", head).and_then(logged_at);
         let during: Vec<f64> = wall
             .iter()
             .zip(&live)
-            .filter(|(w, _)| done.is_some_and(|d| **w < d))
+            .filter(|(w, _)| done.is_none_or(|d| **w < d))
             .map(|(_, ms)| *ms)
             .collect();
+        let unfinished = if done.is_none() {
+            " (still backfilling when the last block was measured)"
+        } else {
+            ""
+        };
         if during.is_empty() {
             println!(
                 "  while chain 31338 backfilled {backfill_logs} logs: no sample (the backfill ended first)"
             );
         } else {
             println!(
-                "  while chain 31338 backfilled {backfill_logs} logs: {}",
+                "  while chain 31338 backfilled {backfill_logs} logs{unfinished}: {}",
                 summary(during)
             );
         }
