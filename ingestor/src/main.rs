@@ -180,7 +180,15 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
                 .context("checkpoint loader failed")?
                 .map_err(anyhow::Error::from)
         };
-        let (framings, checkpoints) = tokio::try_join!(framings(&cfg), checkpoints)?;
+        // A signal while the registry is being retried stops here: nothing is published yet.
+        let mut stop = Box::pin(stop);
+        let (framings, checkpoints) = tokio::select! {
+            ready = async { tokio::try_join!(framings(&cfg), checkpoints) } => ready?,
+            signal = &mut stop => {
+                ingestor::events::StoppedBeforePublishing { signal }.emit();
+                return Ok(());
+            }
+        };
         supervisor::run(cfg, producers, checkpoints, framings, stop).await?;
         Ok(())
     })
@@ -195,7 +203,9 @@ async fn framings(cfg: &config::Config) -> anyhow::Result<HashMap<u64, Framing>>
     let mut out = HashMap::new();
     for chain in &cfg.chains {
         let subject = registry::subject(&chain.topic());
-        let schema_id = registry.register(&subject, encode::SCHEMA_JSON).await?;
+        let schema_id = registry
+            .register_retrying(&subject, encode::SCHEMA_JSON)
+            .await?;
         ingestor::events::SchemaRegistered {
             chain: &chain.name,
             subject: &subject,

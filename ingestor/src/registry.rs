@@ -2,14 +2,21 @@
 //! topic's subject (`<topic>-value`, TopicNameStrategy, the Redpanda and Confluent default)
 //! and the id it gets frames every value (see [`crate::encode::Framing`]).
 //!
-//! One request per chain, once: reqwest with the service's TLS trust, not a registry
-//! client crate (they pin their own HTTP and Avro stacks for what is one POST here).
+//! One request per chain: reqwest with the service's TLS trust, not a registry client crate
+//! (they pin their own HTTP and Avro stacks for what is one POST here).
+//!
+//! A registry that cannot be reached or answers 5xx (also 408, 429) is taken as passing
+//! trouble: [`Registry::register_retrying`] retries with capped exponential backoff for up
+//! to `schema_registry.retry_timeout_ms`, logging each failure, then gives up with one
+//! line. A refusal (409, 401/403, another 4xx) or a TLS failure is final at once. Nothing
+//! is published before every chain's schema is registered.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::backoff;
 use crate::config::RegistryConfig;
 use crate::rpc::redact::redact_url;
 use crate::rpc::tls::{self, Trust};
@@ -53,7 +60,7 @@ pub enum RegistryError {
         /// The start of the body.
         body: String,
     },
-    /// No answer (connection, TLS, timeout).
+    /// No answer (connection, timeout).
     #[error("schema registry {url} unreachable: {reason}; check schema_registry.url")]
     Unreachable {
         /// Redacted registry URL.
@@ -61,10 +68,52 @@ pub enum RegistryError {
         /// Why.
         reason: String,
     },
+    /// The TLS handshake failed (the registry's certificate is not trusted, or no TLS).
+    #[error(
+        "schema registry {url} TLS handshake failed: {reason}; check schema_registry.url and schema_registry.ssl_ca_file"
+    )]
+    Handshake {
+        /// Redacted registry URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A passing failure lasted longer than `schema_registry.retry_timeout_ms`.
+    #[error(
+        "{last}; gave up after {attempts} attempts in {waited_ms} ms (schema_registry.retry_timeout_ms)"
+    )]
+    GaveUp {
+        /// The last failure.
+        last: Box<RegistryError>,
+        /// Requests made.
+        attempts: u32,
+        /// Time since the first one.
+        waited_ms: u64,
+    },
     /// The TLS trust settings cannot be used.
     #[error("schema registry: {0}")]
     Tls(#[from] tls::TlsConfigError),
 }
+
+impl RegistryError {
+    /// Whether the failure may pass by itself, so that the request is worth retrying: no
+    /// answer, or HTTP 5xx, 408 or 429.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } => true,
+            Self::Refused { status, .. } => *status >= 500 || matches!(status, 408 | 429),
+            Self::Incompatible { .. }
+            | Self::Unauthorized { .. }
+            | Self::Handshake { .. }
+            | Self::GaveUp { .. }
+            | Self::Tls(_) => false,
+        }
+    }
+}
+
+/// First and longest pause between attempts of [`Registry::register_retrying`].
+const RETRY_INITIAL: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// The subject of a topic's values (TopicNameStrategy).
 pub fn subject(topic: &str) -> String {
@@ -95,8 +144,47 @@ impl Registry {
         })
     }
 
+    /// [`Registry::register`], retrying a transient failure
+    /// ([`RegistryError::is_transient`]) with backoff until `retry_timeout_ms` has passed
+    /// since the first attempt; each failure is logged ([`crate::events::RegistryRetrying`]).
+    pub async fn register_retrying(
+        &self,
+        subject: &str,
+        schema: &str,
+    ) -> Result<u32, RegistryError> {
+        let started = Instant::now();
+        let bound = Duration::from_millis(self.cfg.retry_timeout_ms);
+        let mut attempt = 0u32;
+        loop {
+            let error = match self.register(subject, schema).await {
+                Ok(id) => return Ok(id),
+                Err(e) if e.is_transient() => e,
+                Err(e) => return Err(e),
+            };
+            attempt += 1;
+            let waited = started.elapsed();
+            if waited >= bound {
+                return Err(RegistryError::GaveUp {
+                    last: Box::new(error),
+                    attempts: attempt,
+                    waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                });
+            }
+            let pause =
+                backoff::jittered(attempt - 1, RETRY_INITIAL, RETRY_MAX).min(bound - waited);
+            crate::events::RegistryRetrying {
+                subject,
+                attempt,
+                retry_in_ms: u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                error: &error,
+            }
+            .emit();
+            tokio::time::sleep(pause).await;
+        }
+    }
+
     /// Registers `schema` (Avro JSON) under `subject`; returns its id. Registering a
-    /// schema the subject already has returns the existing id.
+    /// schema the subject already has returns the existing id. One request.
     pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
         let shown = redact_url(&self.cfg.url);
         let url = format!(
@@ -112,16 +200,19 @@ impl Registry {
         if let (Some(user), Some(password)) = (&self.cfg.username, &self.cfg.password) {
             request = request.basic_auth(user, Some(password.expose()));
         }
-        let response = request.send().await.map_err(|e| {
-            let reason = match tls::find_rustls_error(&e) {
-                Some(r) => tls::describe(r),
-                None => e.without_url().to_string(),
-            };
-            RegistryError::Unreachable {
-                url: shown.clone(),
-                reason,
-            }
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| match tls::find_rustls_error(&e) {
+                Some(r) => RegistryError::Handshake {
+                    url: shown.clone(),
+                    reason: tls::describe(r),
+                },
+                None => RegistryError::Unreachable {
+                    url: shown.clone(),
+                    reason: e.without_url().to_string(),
+                },
+            })?;
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
         let parsed: Option<Value> = serde_json::from_str(&body).ok();
@@ -157,5 +248,59 @@ impl Registry {
                 body: format!("{message:.200}"),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: u16) -> RegistryError {
+        RegistryError::Refused {
+            url: "http://r".into(),
+            subject: "t-value".into(),
+            status,
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_passing_failures_are_retried() {
+        for status in [500, 502, 503, 504, 408, 429] {
+            assert!(refused(status).is_transient(), "{status}");
+        }
+        for status in [400, 404, 422] {
+            assert!(!refused(status).is_transient(), "{status}");
+        }
+        let url = || "http://r".to_owned();
+        assert!(
+            RegistryError::Unreachable {
+                url: url(),
+                reason: "connection refused".into()
+            }
+            .is_transient()
+        );
+        assert!(
+            !RegistryError::Handshake {
+                url: url(),
+                reason: "unknown issuer".into()
+            }
+            .is_transient()
+        );
+        assert!(
+            !RegistryError::Unauthorized {
+                url: url(),
+                status: 401
+            }
+            .is_transient()
+        );
+        assert!(
+            !RegistryError::Incompatible {
+                url: url(),
+                subject: "t-value".into(),
+                message: String::new()
+            }
+            .is_transient()
+        );
     }
 }

@@ -232,3 +232,76 @@ fn a_failed_delivery_stops_the_chain_with_a_clear_error() {
         "{last}"
     );
 }
+
+#[test]
+fn a_wrong_listener_is_one_line_naming_it_and_publishes_nothing() {
+    use common::tls::TestCa;
+    use devstack::kafka::{KafkaOptions, Listener};
+    let dir = tempdir();
+    // A broker of its own: a managed cluster's SASL_SSL listener, and its KRaft controller.
+    let ca = TestCa::new(dir.path(), "kafka-ca");
+    let options = KafkaOptions {
+        listener: Listener::SaslScramSsl {
+            users: vec![("ingestor".into(), "pw-123456".into())],
+            keystore_pem: ca.server_keystore(dir.path(), "broker"),
+        },
+        ..KafkaOptions::default()
+    };
+    let kafka = Kafka::start_with(dir.path(), options).expect("kafka");
+    let anvil = Anvil::start(31337, dir.path()).expect("anvil");
+    let mut sender = Sender::new(anvil.node()).expect("sender");
+    sender
+        .block(&[LogShapes::new(4).logs(5)])
+        .expect("logs to publish");
+    let client = kafka.brokers();
+    let controller = format!("127.0.0.1:{}", kafka.node().controller_port);
+    let cases = [
+        (
+            client.clone(),
+            format!(
+                "error: kafka brokers {client} accepted connections but closed them without answering within 5000 ms (kafka.admin_timeout_ms) ("
+            ),
+            "the address is likely a listener of another security protocol (TLS or SASL) than kafka.security_protocol = \"plaintext\": check kafka.brokers and kafka.security_protocol",
+        ),
+        (
+            controller.clone(),
+            format!(
+                "error: kafka brokers {controller} answered but serve no metadata (UnsupportedFeature (Local: Required feature not supported by broker))"
+            ),
+            "this looks like a KRaft controller listener, not a broker's: point kafka.brokers at the brokers' client listeners",
+        ),
+    ];
+    for (brokers, starts, ends) in cases {
+        let toml = config_toml(&brokers, &[ChainEntry::new(31337, anvil.ws_url())], "")
+            .replace("[kafka]\n", "[kafka]\nadmin_timeout_ms = 5000\n");
+        let started = std::time::Instant::now();
+        let mut service = Service::start(BIN.as_ref(), dir.path(), &toml, &[]).expect("ingestor");
+        let code = service
+            .process
+            .wait_exit(Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}: {}", service.process.log_tail(20)));
+        let took = started.elapsed();
+        let log = service.process.log_text();
+        let last = log.lines().last().unwrap_or_default();
+        assert_eq!(code, Some(1), "{log}");
+        assert!(last.starts_with(&starts) && last.ends_with(ends), "{last}");
+        assert!(took < Duration::from_secs(30), "{brokers}: took {took:?}");
+    }
+    // Nothing reached the cluster: no chain topic, no checkpoint topic (read over the
+    // broker's plaintext inter-broker listener).
+    let internal = format!("127.0.0.1:{}", kafka.node().internal_port);
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &internal)
+        .create()
+        .expect("consumer");
+    let metadata =
+        rdkafka::consumer::Consumer::fetch_metadata(&consumer, None, Duration::from_secs(30))
+            .expect("metadata");
+    let topics: Vec<_> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name())
+        .filter(|t| !t.starts_with("__"))
+        .collect();
+    assert!(topics.is_empty(), "nothing may be published: {topics:?}");
+}

@@ -51,6 +51,11 @@ pub struct RegistryConfig {
     /// Deadline for each registry request. Default 10000.
     #[serde(default = "defaults::registry_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// At start-up, how long to keep retrying a registry that cannot be reached or answers
+    /// HTTP 5xx (also 408, 429), with backoff from 0.5 s to 10 s, before exiting; 0 gives up
+    /// at the first failure. Default 120000.
+    #[serde(default = "defaults::registry_retry_timeout_ms")]
+    pub retry_timeout_ms: u64,
 }
 
 /// `[health]`: `/healthz`, `/readyz`, `/status` over HTTP.
@@ -549,6 +554,9 @@ mod defaults {
     }
     pub(super) fn registry_timeout_ms() -> u64 {
         10_000
+    }
+    pub(super) fn registry_retry_timeout_ms() -> u64 {
+        120_000
     }
     pub(super) fn rpc_batch_max() -> usize {
         100

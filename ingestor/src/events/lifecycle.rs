@@ -28,6 +28,21 @@ impl ChainFailed<'_> {
     }
 }
 
+/// A signal arrived during start-up, before any chain ran: nothing was published.
+pub struct StoppedBeforePublishing {
+    /// The signal's name.
+    pub signal: &'static str,
+}
+impl StoppedBeforePublishing {
+    /// Writes the event.
+    pub fn emit(self) {
+        info!(
+            signal = self.signal,
+            "stopped during start-up, before publishing"
+        );
+    }
+}
+
 /// Shutdown began (signal or a failed chain).
 pub struct ShutdownStarted<'a> {
     /// Why.

@@ -202,6 +202,30 @@ impl SchemaRegistered<'_> {
     }
 }
 
+/// Registering the schema failed in a way that may pass; the request is retried.
+pub struct RegistryRetrying<'a> {
+    /// The subject (`<topic>-value`).
+    pub subject: &'a str,
+    /// Failed attempts so far.
+    pub attempt: u32,
+    /// Pause before the next one.
+    pub retry_in_ms: u64,
+    /// The failure (its URL redacted; credentials are never part of it).
+    pub error: &'a crate::registry::RegistryError,
+}
+impl RegistryRetrying<'_> {
+    /// Writes the event.
+    pub fn emit(self) {
+        warn!(
+            subject = self.subject,
+            attempt = self.attempt,
+            retry_in_ms = self.retry_in_ms,
+            error = %self.error,
+            "schema registry not ready, retrying"
+        );
+    }
+}
+
 /// An existing topic differs from what the service would have created.
 pub struct TopicDiffers<'a> {
     /// The topic.

@@ -33,6 +33,20 @@ pub enum SinkError {
         /// How long the service waited.
         waited_ms: u64,
     },
+    /// Something listens at the brokers' address but does not answer as a broker's client
+    /// listener speaking `kafka.security_protocol`: a listener of another protocol, or the
+    /// KRaft controller's.
+    #[error("kafka brokers {brokers} {seen} ({reason}); {likely}")]
+    WrongListener {
+        /// The configured brokers.
+        brokers: String,
+        /// What the service saw.
+        seen: String,
+        /// librdkafka's reason, on one line.
+        reason: String,
+        /// What is likely wrong, and what to check.
+        likely: String,
+    },
     /// A topic could not be created or checked at start-up.
     #[error("topic `{topic}` on brokers {brokers}: {reason}")]
     Topic {
@@ -111,6 +125,7 @@ impl SinkError {
             Self::Client(_) => "client_config",
             Self::Security { .. } => "security",
             Self::Unreachable { .. } => "unreachable",
+            Self::WrongListener { .. } => "wrong_listener",
             Self::Topic { .. } => "topic",
             Self::Encode(_) => "encode",
             Self::Delivery { .. } => "delivery",

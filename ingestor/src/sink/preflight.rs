@@ -1,10 +1,12 @@
-//! The first contact with the cluster at start-up: an authentication or TLS failure is
-//! reported as exactly that, in one line, instead of librdkafka retrying it forever.
+//! The first contact with the cluster at start-up: an authentication or TLS failure, or an
+//! address that is not a broker's client listener of the configured protocol, is reported
+//! as exactly that, in one line, instead of librdkafka retrying it forever.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, Producer as _, ProducerContext};
@@ -80,60 +82,139 @@ impl Refusal {
     }
 }
 
-/// Keeps the first authentication or TLS refusal librdkafka reports.
-#[derive(Clone, Default)]
-struct FirstSecurityError(Arc<Mutex<Option<(Refusal, String)>>>);
+/// Whether a connection failure librdkafka logged (facility `FAIL`) says the peer closed
+/// a connection it had accepted (`Disconnected: connection closed by peer ...`,
+/// `Disconnected while requesting ApiVersion ...`), rather than that nothing listens
+/// (`Connect to ... failed`).
+fn closed_by_peer(failure: &str) -> bool {
+    failure.contains("Disconnected") && !failure.contains("SSL handshake failed")
+}
 
-impl ClientContext for FirstSecurityError {
+/// What librdkafka reported during the first contact.
+#[derive(Default)]
+struct Seen {
+    /// The first authentication or TLS refusal.
+    refusal: Option<(Refusal, String)>,
+    /// The last connection failure, when it was a connection the peer accepted and closed.
+    closed: Option<String>,
+}
+
+/// Keeps what [`Seen`] holds from librdkafka's error and log callbacks. Connection
+/// failures reach only the log (the error callback says no more than "all brokers down").
+#[derive(Clone, Default)]
+struct FirstContact(Arc<Mutex<Seen>>);
+
+impl ClientContext for FirstContact {
     fn error(&self, error: KafkaError, reason: &str) {
-        let Some(refusal) = error
-            .rdkafka_error_code()
-            .and_then(|code| Refusal::of(code, reason))
-        else {
+        let Some(code) = error.rdkafka_error_code() else {
             return;
         };
-        let mut first = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        first.get_or_insert_with(|| (refusal, reason.to_owned()));
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(refusal) = Refusal::of(code, reason) {
+            seen.refusal
+                .get_or_insert_with(|| (refusal, reason.to_owned()));
+        }
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if fac == "FAIL" {
+            // `[thrd:<broker>]: <broker>: <failure>`. The last failure decides: a broker
+            // that closed connections and is now gone is down, not a wrong listener.
+            let failure = log_message
+                .split_once("]: ")
+                .map_or(log_message, |(_, rest)| rest);
+            let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            seen.closed = closed_by_peer(failure).then(|| failure.to_owned());
+        }
+        // What the default callback does.
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", "librdkafka: {fac} {log_message}")
+            }
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", "librdkafka: {fac} {log_message}")
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", "librdkafka: {fac} {log_message}")
+            }
+            RDKafkaLogLevel::Debug => {
+                tracing::debug!(target: "librdkafka", "librdkafka: {fac} {log_message}")
+            }
+        }
     }
 }
 
-impl ProducerContext for FirstSecurityError {
+impl ProducerContext for FirstContact {
     type DeliveryOpaque = ();
     fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
 }
 
-impl FirstSecurityError {
-    fn take(&self) -> Option<(Refusal, String)> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+impl FirstContact {
+    fn take_refusal(&self) -> Option<(Refusal, String)> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .refusal
+            .take()
+    }
+
+    fn last_closed(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed
+            .clone()
     }
 }
 
+/// librdkafka's reason on one line.
+fn one_line(reason: &str) -> String {
+    reason.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Asks the cluster for its metadata until it answers, a security error is reported, or
-/// `admin_timeout_ms` passes (then the brokers are unreachable). Blocks: call from
-/// `spawn_blocking`.
+/// `admin_timeout_ms` passes. Blocks: call from `spawn_blocking`.
+///
+/// An address that answers but serves no metadata is a KRaft controller's listener: an
+/// error at once. At the deadline, a peer that accepted connections and closed them is a
+/// listener of another protocol ([`SinkError::WrongListener`]); no answer at all is
+/// [`SinkError::Unreachable`].
 ///
 /// A producer rather than an admin client: librdkafka delivers errors on its main queue,
 /// which only a producer's (or consumer's) `poll` serves.
 pub fn check_cluster(k: &KafkaConfig) -> Result<(), SinkError> {
-    let context = FirstSecurityError::default();
-    let client: BaseProducer<FirstSecurityError> = client_config(k, "ethhook-ingestor-preflight")
+    let context = FirstContact::default();
+    let client: BaseProducer<FirstContact> = client_config(k, "ethhook-ingestor-preflight")
         .create_with_context(context.clone())
         .map_err(|e| SinkError::Client(Box::new(e)))?;
     let deadline = Instant::now() + Duration::from_millis(k.admin_timeout_ms);
     loop {
-        let answered = client
+        let answer = client
             .client()
-            .fetch_metadata(None, Duration::from_millis(500))
-            .is_ok();
+            .fetch_metadata(None, Duration::from_millis(500));
+        // A KRaft controller answers ApiVersions without the Metadata API; librdkafka then
+        // fails the request at once, and would forever.
+        if let Err(KafkaError::MetadataFetch(RDKafkaErrorCode::UnsupportedFeature)) = &answer {
+            return Err(SinkError::WrongListener {
+                brokers: k.brokers.clone(),
+                seen: "answered but serve no metadata".into(),
+                reason: RDKafkaErrorCode::UnsupportedFeature.to_string(),
+                likely: "this looks like a KRaft controller listener, not a broker's: point kafka.brokers at the brokers' client listeners".into(),
+            });
+        }
+        let answered = answer.is_ok();
         // rdkafka's `poll` serves one event and then stops if its time is up: with a zero
         // timeout, one event per metadata request, so a backlog of earlier errors could
         // keep a TLS failure waiting past the deadline. 50 ms serves everything queued.
         client.poll(Duration::from_millis(50));
-        if let Some((refusal, reason)) = context.take() {
+        if let Some((refusal, reason)) = context.take_refusal() {
             return Err(SinkError::Security {
                 what: refusal.what(),
                 brokers: k.brokers.clone(),
-                reason: reason.split_whitespace().collect::<Vec<_>>().join(" "),
+                reason: one_line(&reason),
                 fix: refusal.fix(),
             });
         }
@@ -141,6 +222,20 @@ pub fn check_cluster(k: &KafkaConfig) -> Result<(), SinkError> {
             return Ok(());
         }
         if Instant::now() >= deadline {
+            if let Some(reason) = context.last_closed() {
+                return Err(SinkError::WrongListener {
+                    brokers: k.brokers.clone(),
+                    seen: format!(
+                        "accepted connections but closed them without answering within {} ms (kafka.admin_timeout_ms)",
+                        k.admin_timeout_ms
+                    ),
+                    reason: one_line(&reason),
+                    likely: format!(
+                        "the address is likely a listener of another security protocol (TLS or SASL) than kafka.security_protocol = \"{}\": check kafka.brokers and kafka.security_protocol",
+                        k.security_protocol.as_str()
+                    ),
+                });
+            }
             return Err(SinkError::Unreachable {
                 brokers: k.brokers.clone(),
                 waited_ms: k.admin_timeout_ms,
@@ -196,6 +291,32 @@ mod tests {
         ];
         for (code, reason, want) in cases {
             assert_eq!(Refusal::of(code, reason), want, "{reason}");
+        }
+    }
+
+    #[test]
+    fn a_closed_connection_is_told_from_a_refused_one() {
+        let cases = [
+            // Kafka 4.1's SASL_SSL listener, reached without TLS (as printed).
+            (
+                "127.0.0.1:33847/bootstrap: Disconnected: connection closed by peer: receive 0 after POLLIN (after 83ms in state APIVERSION_QUERY)",
+                true,
+            ),
+            (
+                "127.0.0.1:9/bootstrap: Disconnected while requesting ApiVersion: might be caused by incorrect security.protocol configuration (connecting to a SSL listener?) or broker version is < 0.10 (see api.version.request)",
+                true,
+            ),
+            (
+                "127.0.0.1:9/bootstrap: Connect to ipv4#127.0.0.1:9 failed: Connection refused (after 0ms in state CONNECT)",
+                false,
+            ),
+            (
+                "127.0.0.1:9/bootstrap: SSL handshake failed: Disconnected",
+                false,
+            ),
+        ];
+        for (failure, want) in cases {
+            assert_eq!(closed_by_peer(failure), want, "{failure}");
         }
     }
 }

@@ -1,7 +1,8 @@
 //! A Schema Registry inside the test, speaking the Confluent REST subset clients use:
 //! `POST /subjects/{subject}/versions` (register: the same schema text keeps its id),
 //! `GET /schemas/ids/{id}` and `GET /subjects/{subject}/versions/latest`. It can require
-//! basic auth to register, and refuse a subject as incompatible (HTTP 409), as a real registry does.
+//! basic auth to register, refuse a subject as incompatible (HTTP 409), as a real registry does,
+//! and answer HTTP 503 for a while, as a registry that is starting or overloaded does.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,10 @@ struct State {
     /// `Basic …` the registry requires, when it requires one.
     auth: Option<String>,
     registrations: usize,
+    /// Requests still to answer with 503.
+    unavailable: usize,
+    /// Requests answered with 503 so far.
+    refused_unavailable: usize,
 }
 
 pub struct TestRegistry {
@@ -57,6 +62,16 @@ impl TestRegistry {
     /// Answers registrations under `subject` with 409.
     pub fn refuse_as_incompatible(&self, subject: &str) {
         self.lock().incompatible.insert(subject.to_owned());
+    }
+
+    /// Answers the next `requests` requests, whatever they ask, with 503.
+    pub fn unavailable_for(&self, requests: usize) {
+        self.lock().unavailable = requests;
+    }
+
+    /// How many requests were answered with 503.
+    pub fn refused_unavailable(&self) -> usize {
+        self.lock().refused_unavailable
     }
 
     /// The latest id registered under `subject`.
@@ -102,6 +117,14 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Fu
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let mut s = state.lock().expect("registry state");
+    if s.unavailable > 0 {
+        s.unavailable -= 1;
+        s.refused_unavailable += 1;
+        return reply(
+            503,
+            json!({"error_code": 50302, "message": "Service Unavailable: the registry is starting"}),
+        );
+    }
     // Credentials guard registration (the service's part); reads are open to the test's
     // consumer.
     if method == Method::POST && s.auth.is_some() && s.auth != auth {
