@@ -65,6 +65,13 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Print the Avro record schema of every decoded event the configuration selects, one
+    /// JSON object per line: `{"chain", "topic", "event", "schema"}`.
+    Schemas {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Print a chain topic's records, decoded, from the cluster in the configuration (its
     /// security settings and `[schema_registry]` apply). Stops at the end unless --follow.
     Tail {
@@ -105,6 +112,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig { config } => check(&config),
         Command::Run { config } => run(&config),
+        Command::Schemas { config } => schemas(&config),
         Command::Tail {
             config,
             chain,
@@ -138,6 +146,28 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
         .map(|c| format!("{} ({} -> {})", c.name, c.chain_id, c.topic()))
         .collect();
     println!("config OK: {} chain(s): {}", names.len(), names.join(", "));
+    for chain in &cfg.chains {
+        for e in chain.catalog.events() {
+            println!("  {}: {} -> {}", chain.name, e.signature, e.topic);
+        }
+    }
+    Ok(())
+}
+
+fn schemas(path: &std::path::Path) -> anyhow::Result<()> {
+    let cfg = config::load(path)?;
+    for chain in &cfg.chains {
+        for e in chain.catalog.events() {
+            let schema: serde_json::Value = serde_json::from_str(&e.schema_json)?;
+            let line = serde_json::json!({
+                "chain": chain.name,
+                "topic": e.topic,
+                "event": e.signature,
+                "schema": schema,
+            });
+            println!("{line}");
+        }
+    }
     Ok(())
 }
 

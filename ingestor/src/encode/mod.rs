@@ -4,7 +4,7 @@
 //! The fingerprint is the specification's (see [`fingerprint`]), not apache-avro's. With a
 //! Schema Registry, values use its wire format instead ([`Framing::Registry`]).
 
-mod body;
+pub(crate) mod body;
 pub mod fingerprint;
 pub mod peek;
 
@@ -26,6 +26,9 @@ pub enum EncodeError {
     /// `schemas/evm_log.avsc` does not parse (a build defect, reported at start-up).
     #[error("embedded schema schemas/evm_log.avsc is invalid: {0}")]
     Schema(String),
+    /// A schema has no canonical form, so no fingerprint.
+    #[error(transparent)]
+    Fingerprint(#[from] fingerprint::CanonicalError),
     /// The embedded schema is not the record [`Encoder`] writes (a build defect).
     #[error("embedded schema schemas/evm_log.avsc does not match the encoder: {0}")]
     Mismatch(String),
@@ -109,6 +112,24 @@ pub enum Framing {
     },
 }
 
+/// The bytes every value of `schema_json` starts with under `framing`: `C3 01` and the
+/// schema's fingerprint, or `00` and the registry's id.
+pub fn header(schema_json: &str, framing: Framing) -> Result<Vec<u8>, EncodeError> {
+    Ok(match framing {
+        Framing::SingleObject => {
+            let mut h = vec![0xc3, 0x01];
+            let fp = fingerprint::fingerprint(schema_json)?;
+            h.extend_from_slice(&fp);
+            h
+        }
+        Framing::Registry { schema_id } => {
+            let mut h = vec![0x00];
+            h.extend_from_slice(&schema_id.to_be_bytes());
+            h
+        }
+    })
+}
+
 /// A reusable encoder (one per chain; not shared between tasks).
 pub struct Encoder {
     header: Vec<u8>,
@@ -119,19 +140,9 @@ impl Encoder {
     /// Fails if the schema is not the record the writer writes.
     pub fn new(framing: Framing) -> Result<Self, EncodeError> {
         body::matches(schema()?).map_err(EncodeError::Mismatch)?;
-        let header = match framing {
-            Framing::SingleObject => {
-                let mut h = vec![0xc3, 0x01];
-                h.extend_from_slice(&fingerprint()?);
-                h
-            }
-            Framing::Registry { schema_id } => {
-                let mut h = vec![0x00];
-                h.extend_from_slice(&schema_id.to_be_bytes());
-                h
-            }
-        };
-        Ok(Self { header })
+        Ok(Self {
+            header: header(SCHEMA_JSON, framing)?,
+        })
     }
 
     /// Encodes one log as a complete message (header and body).
