@@ -5,6 +5,10 @@ the service's decoder wrote, and the two are compared value by value.
   eth_abi_ref.py cases OUT.json
       writes the cases: per case an ABI event item, its topics after the selector (hex),
       its data (hex), and the values eth-abi encoded, keyed by the Avro field names
+  eth_abi_ref.py read SCHEMA.json VALUES
+      VALUES: one hex-encoded single-object value per line; checks C3 01 and the schema's
+      fingerprint, and prints each record as one JSON object (bytes as 0x hex, decimals as
+      decimal strings)
   eth_abi_ref.py check CASES.json DECODED.json
       DECODED.json: per case {"schema": <Avro JSON>, "value": <hex single-object value>,
       "log": {<the log fields the decoder was given>}}; checks C3 01 and the fingerprint,
@@ -204,16 +208,16 @@ def cases(out_path):
         json.dump(out, f, default=str)
 
 
-def plain(v):
-    """fastavro's reading with bytes as hex and decimals as integers."""
+def plain(v, decimal=int):
+    """fastavro's reading with bytes as hex and decimals as `decimal` of the integer."""
     if isinstance(v, (bytes, bytearray)):
         return "0x" + bytes(v).hex()
     if isinstance(v, list):
-        return [plain(x) for x in v]
+        return [plain(x, decimal) for x in v]
     if isinstance(v, dict):
-        return {k: plain(x) for k, x in v.items()}
+        return {k: plain(x, decimal) for k, x in v.items()}
     if hasattr(v, "as_integer_ratio") and not isinstance(v, (int, float)):
-        return int(v)  # Decimal, scale 0
+        return decimal(int(v))  # Decimal, scale 0
     if hasattr(v, "timestamp"):
         return round(v.timestamp() * 1000)
     return v
@@ -246,8 +250,26 @@ def check(cases_path, decoded_path):
     print(f"ok {len(all_cases)}")
 
 
+def read(schema_path, values_path):
+    with open(schema_path) as f:
+        schema = parse_schema(json.load(f))
+    fp = fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO")
+    with open(values_path) as f:
+        for n, line in enumerate(f, 1):
+            raw = bytes.fromhex(line.strip())
+            if raw[:2] != b"\xc3\x01" or raw[2:10].hex() != fp:
+                sys.exit(f"value {n}: header {raw[:10].hex()} is not C3 01 + fingerprint {fp}")
+            body = io.BytesIO(raw[10:])
+            record = schemaless_reader(body, schema)
+            if body.read():
+                sys.exit(f"value {n}: bytes left after the record")
+            print(json.dumps(plain(record, str)))
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "cases":
+    if sys.argv[1] == "read":
+        read(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "cases":
         cases(sys.argv[2])
     elif sys.argv[1] == "check":
         check(sys.argv[2], sys.argv[3])

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use ingestor::encode::{self, Framing};
 use ingestor::registry::{self, Registry};
+use ingestor::sink::Framings;
 use ingestor::{checkpoint, config, health, shutdown, sink, supervisor, telemetry};
 use tracing_subscriber::EnvFilter;
 
@@ -199,6 +200,12 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         let topics: Vec<(String, Option<i32>)> =
             std::iter::once((cfg.kafka.checkpoint_topic.clone(), Some(1)))
                 .chain(cfg.chains.iter().map(|c| (c.topic(), None)))
+                // Each decoded event's topic, compacted like the chain topic.
+                .chain(
+                    cfg.chains
+                        .iter()
+                        .flat_map(|c| c.catalog.events().iter().map(|e| (e.topic.clone(), None))),
+                )
                 .collect();
         sink::ensure_topics(&cfg.kafka, &topics).await?;
         // Independent of each other, so at once: start-up time is time before the first
@@ -216,23 +223,36 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
     })
 }
 
-/// With a registry: the schema id of each chain's topic subject; without: single-object.
-async fn framings(cfg: &config::Config) -> anyhow::Result<HashMap<u64, Framing>> {
+/// With a registry: the schema id of each chain topic's subject and of each decoded
+/// event topic's; without: single-object.
+async fn framings(cfg: &config::Config) -> anyhow::Result<HashMap<u64, Framings>> {
     let Some(r) = &cfg.schema_registry else {
         return Ok(HashMap::new());
     };
     let registry = Registry::new(r)?;
     let mut out = HashMap::new();
     for chain in &cfg.chains {
-        let subject = registry::subject(&chain.topic());
-        let schema_id = registry.register(&subject, encode::SCHEMA_JSON).await?;
-        ingestor::events::SchemaRegistered {
-            chain: &chain.name,
-            subject: &subject,
-            schema_id,
+        let register = async |topic: &str, schema: &str| -> anyhow::Result<Framing> {
+            let subject = registry::subject(topic);
+            let schema_id = registry.register(&subject, schema).await?;
+            ingestor::events::SchemaRegistered {
+                chain: &chain.name,
+                subject: &subject,
+                schema_id,
+            }
+            .emit();
+            Ok(Framing::Registry { schema_id })
+        };
+        let mut framings = Framings {
+            raw: Some(register(&chain.topic(), encode::SCHEMA_JSON).await?),
+            events: Vec::new(),
+        };
+        for e in chain.catalog.events() {
+            framings
+                .events
+                .push(register(&e.topic, &e.schema_json).await?);
         }
-        .emit();
-        out.insert(chain.chain_id, Framing::Registry { schema_id });
+        out.insert(chain.chain_id, framings);
     }
     Ok(out)
 }
