@@ -10,6 +10,7 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 use devstack::consumer::{Record, TopicReader};
@@ -275,6 +276,16 @@ fn assert_topics_match_node(
                 .collect();
             assert_eq!(fields, want_fields, "{topic} {key}");
         }
+        // A tombstone only where the key was.
+        for (i, r) in records.iter().enumerate() {
+            if r.2.is_none() {
+                assert!(
+                    records[..i].iter().any(|e| e.0 == r.0 && e.2.is_some()),
+                    "{topic}: a tombstone for {} it never held",
+                    r.0
+                );
+            }
+        }
         all.insert(topic.clone(), records);
     }
     all
@@ -290,10 +301,9 @@ fn decode_failures(service: &devstack::service::Service) -> f64 {
         .sum()
 }
 
-#[test]
-fn erc20_and_erc721_transfers_land_on_their_topics_and_reorgs_retract_them() {
-    let mut s = Stack::start(61, 2);
-    let brokers = s.brokers();
+/// Writes the ABIs into the stack's folder; the config with the three events, each on a
+/// topic of this test's own, and those topics.
+fn config(s: &Stack) -> (String, Topics) {
     std::fs::write(s.dir.path().join("erc20.json"), ERC20).expect("abi");
     std::fs::write(s.dir.path().join("erc721.json"), ERC721).expect("abi");
     let base = s.topic();
@@ -318,7 +328,30 @@ fn erc20_and_erc721_transfers_land_on_their_topics_and_reorgs_retract_them() {
     ];
     let mut extra: Vec<&str> = vec![&chain_topic];
     extra.extend(events.iter().map(String::as_str));
-    let toml = s.config(&extra);
+    (s.config(&extra), topics)
+}
+
+#[test]
+fn erc20_and_erc721_transfers_land_on_their_topics_and_reorgs_retract_them() {
+    scenario(false);
+}
+
+/// The same in exactly-once mode: decoded records are in the block's transaction (the
+/// reader is `read_committed`).
+#[test]
+fn the_same_in_exactly_once_mode() {
+    scenario(true);
+}
+
+fn scenario(transactional: bool) {
+    let mut s = Stack::start(61, 2);
+    let brokers = s.brokers();
+    let (toml, topics) = config(&s);
+    let base = s.topic();
+    let mut toml = toml;
+    if transactional {
+        toml = toml.replacen("[kafka]\n", "[kafka]\ntransactional = true\n", 1);
+    }
     let (mut service, _, _) = start_and_wait_for(s.dir.path(), &brokers, &toml, &base, s.history);
     let schemas = schemas(&service.config);
 
@@ -409,5 +442,177 @@ fn erc20_and_erc721_transfers_land_on_their_topics_and_reorgs_retract_them() {
     assert_topics_match_node(&brokers, &s.node, &topics, &schemas);
     wait_for_log(&service, "does not decode as `Transfer`");
     assert_eq!(decode_failures(&service), 1.0);
+    stop_cleanly(&mut service);
+}
+
+/// The node's logs of block `n` as the service's log type.
+fn node_logs(node: &Node, n: u64) -> Vec<ingestor::rpc::types::Log> {
+    use ingestor::rpc::hex::{Address, B256};
+    node.logs(n, n)
+        .expect("logs")
+        .iter()
+        .map(|l| ingestor::rpc::types::Log {
+            block_number: n,
+            block_hash: B256::parse("h", l["blockHash"].as_str().expect("h")).expect("h"),
+            transaction_hash: B256::parse("t", l["transactionHash"].as_str().expect("t"))
+                .expect("t"),
+            transaction_index: quantity(&l["transactionIndex"]).expect("i"),
+            log_index: quantity(&l["logIndex"]).expect("i"),
+            address: Address::parse("a", l["address"].as_str().expect("a")).expect("a"),
+            topics: l["topics"]
+                .as_array()
+                .expect("topics")
+                .iter()
+                .map(|t| B256::parse("t", t.as_str().expect("t")).expect("t"))
+                .collect(),
+            data: bytes_of(&l["data"]),
+        })
+        .collect()
+}
+
+/// Produces, as the service would have, block `n`'s records: on the chain topic (`raw`)
+/// or on the decoded topics (`!raw`), nothing else (no checkpoint): what a `kill -9`
+/// between the two acknowledgements leaves.
+fn produce_half(brokers: &str, config: &std::path::Path, node: &Node, n: u64, raw: bool) {
+    use ingestor::decode::Routed;
+    use ingestor::encode::{Encoder, Framing, header};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let cfg = ingestor::config::load(config).expect("config");
+    let chain = &cfg.chains[0];
+    let ts = quantity(&node.block(n).expect("block")["timestamp"]).expect("ts");
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("producer");
+    let encoder = Encoder::new(Framing::SingleObject).expect("encoder");
+    for log in node_logs(node, n) {
+        let key = ingestor::sink::record_key(31337, &log.transaction_hash, log.log_index);
+        let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+        if raw {
+            out.push((chain.topic(), encoder.encode(31337, ts, &log)));
+        } else if let Routed::Decoded(bodies) = chain.catalog.route(31337, ts, &log) {
+            for (i, body) in bodies {
+                let e = &chain.catalog.events()[i];
+                let mut v = header(&e.schema_json, Framing::SingleObject).expect("header");
+                v.extend_from_slice(&body);
+                out.push((e.topic.clone(), v));
+            }
+        }
+        for (topic, value) in out {
+            producer
+                .send(
+                    BaseRecord::to(&topic)
+                        .key(&key)
+                        .payload(&value)
+                        .timestamp(ts as i64 * 1000),
+                )
+                .map_err(|(e, _)| e)
+                .expect("send");
+        }
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// Keys with the same value twice in a row on a topic.
+fn produced_twice(records: &[(String, i64, Option<Value>)]) -> Vec<String> {
+    let mut last: HashMap<&str, &Option<Value>> = HashMap::new();
+    records
+        .iter()
+        .filter(|r| last.insert(&r.0, &r.2) == Some(&r.2))
+        .map(|r| r.0.clone())
+        .collect()
+}
+
+/// What a `kill -9` between the chain topic's acknowledgement and a decoded topic's leaves,
+/// both ways round, made by hand while the service is stopped: block B's records on the
+/// chain topic only (its block stays canonical), and block C's on its decoded topics only
+/// (then C is orphaned). The restart publishes B's decoded records once, the chain topic's
+/// not again, and tombstones C's decoded keys: no ghost, no duplicate.
+#[test]
+fn a_crash_between_the_two_acknowledgements_leaves_no_ghost_and_no_duplicate() {
+    let mut s = Stack::start(67, 2);
+    let brokers = s.brokers();
+    let (toml, topics) = config(&s);
+    let base = s.topic();
+    let (mut service, _, _) = start_and_wait_for(s.dir.path(), &brokers, &toml, &base, s.history);
+    let schemas = schemas(&service.config);
+    s.sender
+        .block(&[vec![
+            erc20(TRANSFER, 1, 2, word("01")),
+            erc721(1, 2, word("02")),
+        ]])
+        .expect("block A");
+    assert_view_matches_node(&brokers, &base, &s.node, 31337);
+    stop_cleanly(&mut service);
+
+    let mut sender = Sender::new(s.node.clone()).expect("sender");
+    sender
+        .block(&[vec![
+            erc20(TRANSFER, 3, 4, word("03")),
+            erc721(3, 4, word("04")),
+        ]])
+        .expect("block B");
+    let b = s.node.head().expect("head");
+    produce_half(&brokers, &service.config, &s.node, b, true);
+    sender
+        .block(&[vec![
+            erc20(TRANSFER, 5, 6, word("05")),
+            erc20(APPROVAL, 5, 6, word("06")),
+        ]])
+        .expect("block C");
+    let c = s.node.head().expect("head");
+    produce_half(&brokers, &service.config, &s.node, c, false);
+    let orphaned: Vec<String> = node_logs(&s.node, c)
+        .iter()
+        .map(|l| ingestor::sink::record_key(31337, &l.transaction_hash, l.log_index))
+        .collect();
+    reorg_with_logs(&s.node, 1, &[vec![erc721(7, 8, word("09"))]]).expect("reorg");
+
+    let mut service =
+        devstack::service::Service::start(BIN.as_ref(), s.dir.path(), &toml, &[]).expect("restart");
+    Sender::new(s.node.clone())
+        .expect("sender")
+        .block(&[vec![erc20(TRANSFER, 9, 9, word("0a"))]])
+        .expect("a block after the restart");
+    assert_view_matches_node(&brokers, &base, &s.node, 31337);
+    let all = assert_topics_match_node(&brokers, &s.node, &topics, &schemas);
+    for (topic, records) in &all {
+        assert!(
+            produced_twice(records).is_empty(),
+            "{topic}: produced twice"
+        );
+    }
+    for key in &orphaned {
+        let tombstoned: Vec<&String> = all
+            .iter()
+            .filter(|(_, rs)| rs.iter().any(|r| &r.0 == key && r.2.is_none()))
+            .map(|(t, _)| t)
+            .collect();
+        assert_eq!(
+            tombstoned.len(),
+            1,
+            "{key} of the orphaned block: tombstoned on {tombstoned:?}"
+        );
+    }
+    let mut raw = Vec::new();
+    TopicReader::new(&brokers, &base)
+        .expect("reader")
+        .read_to_end(&mut raw, READ_DEADLINE)
+        .expect("read");
+    assert!(
+        devstack::compare::produced_twice(&raw).is_empty(),
+        "the chain topic: block B's records were not produced again"
+    );
+    let b_keys: Vec<String> = node_logs(&s.node, b)
+        .iter()
+        .map(|l| ingestor::sink::record_key(31337, &l.transaction_hash, l.log_index))
+        .collect();
+    for key in &b_keys {
+        assert_eq!(
+            raw.iter().filter(|r| &r.key == key).count(),
+            1,
+            "{key} once"
+        );
+    }
     stop_cleanly(&mut service);
 }

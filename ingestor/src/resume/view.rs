@@ -271,4 +271,73 @@ mod tests {
         );
         assert!(!dedup.seen(id(4), b"v3"), "another value is not a hit");
     }
+
+    #[test]
+    fn decoded_topics_join_their_blocks_are_placed_and_seeded() {
+        let cp = Checkpoint {
+            chain_id: 1,
+            block_number: 11,
+            block_hash: h(11),
+            updated_at_ms: 0,
+            window: vec![
+                WindowBlock {
+                    number: 10,
+                    hash: h(10),
+                    parent_hash: h(9),
+                    logs: vec![],
+                },
+                WindowBlock {
+                    number: 11,
+                    hash: h(11),
+                    parent_hash: h(10),
+                    logs: vec![],
+                },
+            ],
+            partitions: vec![],
+            migrated: false,
+        };
+        let mut raw = View::default();
+        for r in [
+            rec(0, 1, Some((11, 11))),
+            rec(1, 3, Some((12, 12))), // after the checkpoint
+        ] {
+            raw.push(r);
+        }
+        let mut decoded = View::default();
+        for r in [
+            rec(0, 1, Some((11, 11))),
+            rec(1, 3, Some((12, 12))),
+            rec(2, 9, Some((13, 13))), // its chain-topic record never acknowledged
+            rec(3, 7, Some((5, 5))),   // below the window
+        ] {
+            decoded.push(r);
+        }
+        let r = build_view(Some(&cp), 128, 100, raw, vec![View::default(), decoded]);
+        let un: Vec<(u64, Vec<u64>)> = r
+            .unconfirmed
+            .iter()
+            .map(|b| (b.number, b.logs.iter().map(|l| l.log_index).collect()))
+            .collect();
+        assert_eq!(
+            un,
+            [(12, vec![3]), (13, vec![9])],
+            "a decoded-only key joins its block"
+        );
+        let mut placed = r.placed;
+        assert_eq!(placed.take(&id(1)), [2]);
+        assert_eq!(placed.take(&id(9)), [2]);
+        assert!(placed.take(&id(7)).is_empty(), "below the window");
+        let mut dedup = r.dedup;
+        assert!(
+            dedup.seen_on(2, id(3), b"v3"),
+            "replayed: skipped on lane 2"
+        );
+        assert!(dedup.seen_on(2, id(9), b"v9"));
+        assert!(!dedup.seen_on(1, id(9), b"v9"), "not on lane 1");
+        assert!(
+            !dedup.seen_on(2, id(1), b"v1"),
+            "the window's keys are not replayed"
+        );
+        assert_eq!(r.records_read, 6);
+    }
 }
