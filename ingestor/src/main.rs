@@ -85,6 +85,9 @@ enum Command {
         /// A topic to read instead of a chain's.
         #[arg(long)]
         topic: Option<String>,
+        /// A decoded event's topic instead (by event name or signature, of the chain).
+        #[arg(long, conflicts_with = "topic")]
+        event: Option<String>,
         /// Start at the oldest record (default: only records from now on).
         #[arg(long)]
         from_beginning: bool,
@@ -118,6 +121,7 @@ fn main() -> ExitCode {
             config,
             chain,
             topic,
+            event,
             from_beginning,
             follow,
             format,
@@ -125,6 +129,7 @@ fn main() -> ExitCode {
             &config,
             chain,
             topic,
+            event,
             from_beginning,
             follow,
             format == "json",
@@ -261,6 +266,7 @@ fn tail(
     path: &std::path::Path,
     chain: Option<String>,
     topic: Option<String>,
+    event: Option<String>,
     from_beginning: bool,
     follow: bool,
     json: bool,
@@ -268,16 +274,34 @@ fn tail(
     let cfg = config::load(path)?;
     let topic = match (topic, chain) {
         (Some(t), _) => t,
-        (None, Some(name)) => cfg
-            .chains
-            .iter()
-            .find(|c| c.name == name)
-            .map(|c| c.topic())
-            .with_context(|| format!("no chain named `{name}` in {}", path.display()))?,
-        (None, None) if cfg.chains.len() == 1 => cfg.chains[0].topic(),
-        (None, None) => anyhow::bail!(
-            "the config has several chains; name one with --chain NAME or --topic TOPIC"
-        ),
+        (None, chain) => {
+            let chain = match chain {
+                Some(name) => cfg
+                    .chains
+                    .iter()
+                    .find(|c| c.name == name)
+                    .with_context(|| format!("no chain named `{name}` in {}", path.display()))?,
+                None if cfg.chains.len() == 1 => &cfg.chains[0],
+                None => anyhow::bail!(
+                    "the config has several chains; name one with --chain NAME or --topic TOPIC"
+                ),
+            };
+            match event {
+                None => chain.topic(),
+                Some(e) => chain
+                    .catalog
+                    .events()
+                    .iter()
+                    .find(|spec| spec.name == e || spec.record == e || spec.signature == e)
+                    .map(|spec| spec.topic.clone())
+                    .with_context(|| {
+                        format!(
+                            "chain `{}` decodes no event `{e}` ([[chains.events]])",
+                            chain.name
+                        )
+                    })?,
+            }
+        }
     };
     let opts = ingestor::tail::TailOptions {
         topic,

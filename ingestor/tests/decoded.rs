@@ -373,6 +373,22 @@ fn scenario(transactional: bool) {
     assert_eq!(before[&topics.erc721].len(), 2);
     assert_eq!(before[&topics.approval].len(), 1);
     assert_eq!(decode_failures(&service), 0.0, "no failure counted");
+    // `ingestor tail` prints them with their parameters by name.
+    let out = Command::new(BIN)
+        .args(["tail", "--config"])
+        .arg(&service.config)
+        .args(["--event", "Transfer", "--from-beginning"])
+        .output()
+        .expect("tail");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let want = format!(
+        "Transfer from=0x{} to=0x{} value=1000000  block ",
+        "11".repeat(20),
+        "22".repeat(20)
+    );
+    assert!(text.lines().any(|l| l.starts_with(&want)), "{text}");
+    let max = "115792089237316195423570985008687907853269984665640564039457584007913129639935";
+    assert!(text.contains(&format!("value={max}")), "{text}");
 
     // A reorganisation replaces that block: its keys are tombstoned on their decoded topics
     // before any record of the new branch.
