@@ -237,9 +237,9 @@ async fn framings(cfg: &config::Config) -> anyhow::Result<HashMap<u64, Framings>
     let registry = Registry::new(r)?;
     let mut out = HashMap::new();
     for chain in &cfg.chains {
-        let register = async |topic: &str, schema: &str| -> anyhow::Result<Framing> {
+        let register = async |topic: &str, schema: &str, what: &str| -> anyhow::Result<Framing> {
             let subject = registry::subject(topic);
-            let schema_id = registry.register(&subject, schema).await?;
+            let schema_id = registry.register(&subject, schema, what).await?;
             ingestor::events::SchemaRegistered {
                 chain: &chain.name,
                 subject: &subject,
@@ -249,13 +249,14 @@ async fn framings(cfg: &config::Config) -> anyhow::Result<HashMap<u64, Framings>
             Ok(Framing::Registry { schema_id })
         };
         let mut framings = Framings {
-            raw: Some(register(&chain.topic(), encode::SCHEMA_JSON).await?),
+            raw: Some(register(&chain.topic(), encode::SCHEMA_JSON, "schemas/evm_log.avsc").await?),
             events: Vec::new(),
         };
         for e in chain.catalog.events() {
+            let what = format!("the schema of event {} ({})", e.signature, e.source);
             framings
                 .events
-                .push(register(&e.topic, &e.schema_json).await?);
+                .push(register(&e.topic, &e.schema_json, &what).await?);
         }
         out.insert(chain.chain_id, framings);
     }

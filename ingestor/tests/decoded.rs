@@ -160,8 +160,14 @@ fn expected(node: &Node, topics: &Topics) -> HashMap<String, BTreeMap<String, Va
 }
 
 /// Every record of `topic`, values decoded by fastavro with `schema`: (key, offset, fields
-/// or `None` for a tombstone).
-fn read_topic(brokers: &str, topic: &str, schema: &Value) -> Vec<(String, i64, Option<Value>)> {
+/// or `None` for a tombstone). With `registry_id`, every value must be framed `0x00` + that
+/// id; its body is then read as a single-object value of `schema` would be.
+fn read_topic(
+    brokers: &str,
+    topic: &str,
+    schema: &Value,
+    registry_id: Option<u32>,
+) -> Vec<(String, i64, Option<Value>)> {
     let mut records: Vec<Record> = Vec::new();
     TopicReader::new(brokers, topic)
         .expect("reader")
@@ -171,9 +177,22 @@ fn read_topic(brokers: &str, topic: &str, schema: &Value) -> Vec<(String, i64, O
     let dir = tempdir();
     let (schema_path, values_path) = (dir.path().join("schema.json"), dir.path().join("values"));
     std::fs::write(&schema_path, schema.to_string()).expect("write");
+    let single_object = |raw: &Vec<u8>| -> Vec<u8> {
+        let Some(id) = registry_id else {
+            return raw.clone();
+        };
+        let mut header = vec![0u8];
+        header.extend_from_slice(&id.to_be_bytes());
+        assert_eq!(raw[..5], header[..], "{topic}: 0x00 + schema id {id}");
+        let fp = ingestor::encode::fingerprint::fingerprint(&schema.to_string()).expect("fp");
+        let mut v = vec![0xc3, 0x01];
+        v.extend_from_slice(&fp);
+        v.extend_from_slice(&raw[5..]);
+        v
+    };
     let values: Vec<String> = records
         .iter()
-        .filter_map(|r| r.raw.as_ref().map(hex::encode))
+        .filter_map(|r| r.raw.as_ref().map(|raw| hex::encode(single_object(raw))))
         .collect();
     std::fs::write(&values_path, values.join("\n") + "\n").expect("write");
     let python = devstack::tool("ETHABI_PYTHON").expect("ETHABI_PYTHON");
@@ -253,11 +272,30 @@ fn assert_topics_match_node(
     topics: &Topics,
     schemas: &HashMap<String, Value>,
 ) -> HashMap<String, Vec<(String, i64, Option<Value>)>> {
+    assert_topics_match_node_framed(brokers, node, topics, schemas, &HashMap::new())
+}
+
+/// [`assert_topics_match_node`] for values framed with the registry ids `ids` (by topic).
+fn assert_topics_match_node_framed(
+    brokers: &str,
+    node: &Node,
+    topics: &Topics,
+    schemas: &HashMap<String, Value>,
+    ids: &HashMap<String, u32>,
+) -> HashMap<String, Vec<(String, i64, Option<Value>)>> {
     let want = expected(node, topics);
     let mut all = HashMap::new();
     for (topic, want) in &want {
-        let records = read_topic(brokers, topic, &schemas[topic]);
-        let view = compacted(&records);
+        // A block's decoded records are acknowledged with its chain-topic records, not
+        // necessarily readable at the same instant: read again until the keys are there.
+        let started = std::time::Instant::now();
+        let (records, view) = loop {
+            let records = read_topic(brokers, topic, &schemas[topic], ids.get(topic).copied());
+            let view = compacted(&records);
+            if view.keys().eq(want.keys()) || started.elapsed() > READ_DEADLINE {
+                break (records, view);
+            }
+        };
         let keys: Vec<_> = view.keys().collect();
         let want_keys: Vec<_> = want.keys().collect();
         assert_eq!(keys, want_keys, "keys of {topic}");
@@ -630,5 +668,53 @@ fn a_crash_between_the_two_acknowledgements_leaves_no_ghost_and_no_duplicate() {
             "{key} once"
         );
     }
+    stop_cleanly(&mut service);
+}
+
+/// With a Schema Registry (Apicurio's Confluent-compatible API), each event's schema is
+/// registered under its topic's subject and its values carry that id; the schema the
+/// registry holds decodes them (fastavro) equal to the node.
+#[test]
+fn with_a_registry_each_event_is_registered_under_its_topic_subject() {
+    let mut s = Stack::start(73, 2);
+    let brokers = s.brokers();
+    let (toml, topics) = config(&s);
+    let registry = devstack::apicurio::Apicurio::start(s.dir.path()).expect("apicurio");
+    let toml = format!(
+        "{toml}\n[schema_registry]\nurl = \"{}\"\n",
+        registry.ccompat_url()
+    );
+    let base = s.topic();
+    let mut service = devstack::service::Service::start(BIN.as_ref(), s.dir.path(), &toml, &[])
+        .expect("ingestor");
+    s.sender
+        .block(&[vec![
+            erc20(TRANSFER, 1, 2, [0xff; 32]),
+            erc20(APPROVAL, 1, 3, word("64")),
+            erc721(1, 2, word("03")),
+        ]])
+        .expect("block");
+    let mut reader = TopicReader::new(&brokers, &base)
+        .expect("reader")
+        .with_registry(&registry.ccompat_url());
+    assert_reader_matches_node(&mut reader, &s.node, 31337, s.dir.path());
+    let printed = schemas(&service.config);
+    let mut ids = HashMap::new();
+    let mut from_registry = HashMap::new();
+    for topic in [&topics.erc20, &topics.approval, &topics.erc721] {
+        // Registering it again gives the id the subject already holds for it.
+        let id = registry
+            .register(&format!("{topic}-value"), &printed[topic].to_string())
+            .expect("registered under the topic's subject");
+        let held: Value =
+            serde_json::from_str(&registry.schema(id).expect("schema by id")).expect("json");
+        from_registry.insert(topic.clone(), held);
+        ids.insert(topic.clone(), id);
+    }
+    assert_ne!(
+        ids[&topics.erc20], ids[&topics.erc721],
+        "one schema per event"
+    );
+    assert_topics_match_node_framed(&brokers, &s.node, &topics, &from_registry, &ids);
     stop_cleanly(&mut service);
 }
