@@ -126,9 +126,9 @@ mod tests {
     fn reference(chain_id: u64, ts: u64, log: &Log) -> Vec<u8> {
         let schema = super::super::schema().expect("schema");
         let value = super::super::to_value(chain_id, ts, log)
-            .resolve(schema)
+            .resolve(&schema)
             .expect("resolve");
-        apache_avro::to_avro_datum(schema, value).expect("encode")
+        apache_avro::to_avro_datum(&schema, value).expect("encode")
     }
 
     fn log(seed: u64) -> Log {
@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn the_embedded_schema_is_what_the_writer_writes() {
-        assert_eq!(matches(super::super::schema().expect("schema")), Ok(()));
+        assert_eq!(matches(&super::super::schema().expect("schema")), Ok(()));
         let renamed = super::super::SCHEMA_JSON.replace("\"log_index\"", "\"logIndex\"");
         let schema = Schema::parse_str(&renamed).expect("parses");
         let err = matches(&schema).expect_err("renamed field");

@@ -1,5 +1,5 @@
-//! The `EvmLog` Avro record: the schema, embedded at build time from `schemas/evm_log.avsc`
-//! and parsed once, and the Avro single-object encoding (`C3 01`, 8-byte little-endian
+//! The `EvmLog` Avro record: the schema, embedded at build time from `schemas/evm_log.avsc`,
+//! and the Avro single-object encoding (`C3 01`, 8-byte little-endian
 //! CRC-64-AVRO fingerprint of the schema's Parsing Canonical Form, then the binary body).
 //! The fingerprint is the specification's (see [`fingerprint`]), not apache-avro's. With a
 //! Schema Registry, values use its wire format instead ([`Framing::Registry`]).
@@ -8,17 +8,12 @@ pub(crate) mod body;
 pub mod fingerprint;
 pub mod peek;
 
-use std::sync::LazyLock;
-
 use apache_avro::Schema;
 
 use crate::rpc::types::Log;
 
 /// The schema file's text, as shipped in `schemas/`.
 pub const SCHEMA_JSON: &str = include_str!("../../../schemas/evm_log.avsc");
-
-static SCHEMA: LazyLock<Result<Schema, String>> =
-    LazyLock::new(|| Schema::parse_str(SCHEMA_JSON).map_err(|e| e.to_string()));
 
 /// Encoding failed: a broken embedded schema or a record it refuses.
 #[derive(Debug, thiserror::Error)]
@@ -34,21 +29,16 @@ pub enum EncodeError {
     Mismatch(String),
 }
 
-/// The parsed `EvmLog` schema.
-pub fn schema() -> Result<&'static Schema, EncodeError> {
-    SCHEMA.as_ref().map_err(|e| EncodeError::Schema(e.clone()))
+/// The `EvmLog` schema, parsed (a value its holder keeps: each publisher's [`Encoder`]
+/// holds the header made from it, as it holds each decoded event's).
+pub fn schema() -> Result<Schema, EncodeError> {
+    Schema::parse_str(SCHEMA_JSON).map_err(|e| EncodeError::Schema(e.to_string()))
 }
-
-static FINGERPRINT: LazyLock<Result<[u8; 8], String>> =
-    LazyLock::new(|| fingerprint::fingerprint(SCHEMA_JSON).map_err(|e| e.to_string()));
 
 /// The schema's CRC-64-AVRO fingerprint of its Parsing Canonical Form, as it appears in
 /// every record's header.
 pub fn fingerprint() -> Result<[u8; 8], EncodeError> {
-    FINGERPRINT
-        .as_ref()
-        .copied()
-        .map_err(|e| EncodeError::Schema(e.clone()))
+    fingerprint::fingerprint(SCHEMA_JSON).map_err(|e| EncodeError::Schema(e.to_string()))
 }
 
 /// The fingerprint apache-avro 0.21 computed, which records written by earlier versions
@@ -139,7 +129,7 @@ impl Encoder {
     /// Creates an encoder for the embedded schema, framing values as `framing` says.
     /// Fails if the schema is not the record the writer writes.
     pub fn new(framing: Framing) -> Result<Self, EncodeError> {
-        body::matches(schema()?).map_err(EncodeError::Mismatch)?;
+        body::matches(&schema()?).map_err(EncodeError::Mismatch)?;
         Ok(Self {
             header: header(SCHEMA_JSON, framing)?,
         })
@@ -182,7 +172,7 @@ mod tests {
             "fastavro's fingerprint"
         );
         let value =
-            apache_avro::from_avro_datum(schema().expect("schema"), &mut &bytes[10..], None)
+            apache_avro::from_avro_datum(&schema().expect("schema"), &mut &bytes[10..], None)
                 .expect("decode");
         assert_eq!(value, to_value(31337, 1_700_000_000, &log));
     }
@@ -203,8 +193,9 @@ mod tests {
             .expect("schema")
             .encode(1, 2, &log);
         assert_eq!(&bytes[..5], &[0, 0, 0, 1, 2], "magic 0, id 258 big-endian");
-        let value = apache_avro::from_avro_datum(schema().expect("schema"), &mut &bytes[5..], None)
-            .expect("body");
+        let value =
+            apache_avro::from_avro_datum(&schema().expect("schema"), &mut &bytes[5..], None)
+                .expect("body");
         assert_eq!(value, to_value(1, 2, &log));
     }
 
