@@ -242,7 +242,21 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                     log_index: log.log_index,
                 };
                 let key = record_key(chain_id, &log.transaction_hash, log.log_index);
-                let mut lanes = vec![(0, value)];
+                let mut push = |lane: usize, value: Vec<u8>| {
+                    if dedup.seen_on(lane, id, &value) {
+                        dedup_hits += 1;
+                        return;
+                    }
+                    raw_records += usize::from(lane == 0);
+                    records.push(OutRecord {
+                        lane,
+                        key: key.clone(),
+                        payload: Some(value),
+                        timestamp_ms,
+                        traceparent: traceparent.clone(),
+                    });
+                };
+                push(0, value);
                 match catalog.route(chain_id, ts_s, log) {
                     Routed::Unrelated => {}
                     Routed::Decoded(bodies) => {
@@ -252,7 +266,7 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                             v.extend_from_slice(h);
                             v.extend_from_slice(&body);
                             placed.note(block.header.number, id, i + 1);
-                            lanes.push((i + 1, v));
+                            push(i + 1, v);
                         }
                     }
                     Routed::Failed { event, error } => {
@@ -269,20 +283,6 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                         }
                         .emit();
                     }
-                }
-                for (lane, value) in lanes {
-                    if dedup.seen_on(lane, id, &value) {
-                        dedup_hits += 1;
-                        continue;
-                    }
-                    raw_records += usize::from(lane == 0);
-                    records.push(OutRecord {
-                        lane,
-                        key: key.clone(),
-                        payload: Some(value),
-                        timestamp_ms,
-                        traceparent: traceparent.clone(),
-                    });
                 }
             }
             trace.encoded(encode_started);
