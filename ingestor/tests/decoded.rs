@@ -329,6 +329,34 @@ fn assert_topics_match_node_framed(
     all
 }
 
+/// `cleanup.policy` of `topic`, as the broker describes it.
+fn cleanup_policy(brokers: &str, topic: &str) -> String {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let described = runtime
+        .block_on(admin.describe_configs(
+            [&ResourceSpecifier::Topic(topic)],
+            &AdminOptions::new().request_timeout(Some(Duration::from_secs(30))),
+        ))
+        .expect("describe");
+    let resource = described
+        .into_iter()
+        .next()
+        .expect("one")
+        .expect("described");
+    resource
+        .entries
+        .iter()
+        .find(|e| e.name == "cleanup.policy")
+        .and_then(|e| e.value.clone())
+        .unwrap_or_default()
+}
+
 fn decode_failures(service: &devstack::service::Service) -> f64 {
     let addr = service.health_addr().expect("health address");
     let (code, text) = http_get(&addr, "/metrics");
@@ -411,6 +439,9 @@ fn scenario(transactional: bool) {
     assert_eq!(before[&topics.erc721].len(), 2);
     assert_eq!(before[&topics.approval].len(), 1);
     assert_eq!(decode_failures(&service), 0.0, "no failure counted");
+    for topic in [&topics.erc20, &topics.approval, &topics.erc721] {
+        assert_eq!(cleanup_policy(&brokers, topic), "compact", "{topic}");
+    }
     // `ingestor tail` prints them with their parameters by name.
     let out = Command::new(BIN)
         .args(["tail", "--config"])
