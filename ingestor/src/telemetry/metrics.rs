@@ -264,6 +264,7 @@ impl Metrics {
             &self.reorgs,
             &self.retracted,
             &self.dedup_hits,
+            &self.decode_failures,
             &self.reconnects,
             &self.batch_cuts,
         ] {
