@@ -5,6 +5,7 @@
 # version, and reuses it when present. Prints nothing but progress on stderr;
 # `scripts/deps.sh env` prints `export` lines for ANVIL_BIN, KAFKA_LIBS (the broker's jars),
 # JAVA_BIN, FASTAVRO_PYTHON (fastavro, the tests' independent Avro implementation, in a venv),
+# ETHABI_PYTHON (eth-abi and fastavro, the decoded-event tests' reference, in a venv),
 # APICURIO_HOME, APICURIO_JAVA, CONNECT_LIBS, CONNECT_PLUGINS and POSTGRES_BIN. `scripts/deps.sh cryo` installs only cryo (the benchmark's comparison, in a venv)
 # and prints CRYO_PYTHON.
 #
@@ -29,6 +30,11 @@ KAFKA_DIR="$CACHE/kafka-$KAFKA_VERSION-$(sha256sum "$KAFKA_POM" | cut -c1-10)"
 KAFKA_LIBS="$KAFKA_DIR/lib"
 FASTAVRO_DIR="$CACHE/fastavro-$FASTAVRO_VERSION"
 FASTAVRO_PYTHON="$FASTAVRO_DIR/bin/python"
+# eth-abi: the tests' independent ABI encoder (scripts/eth_abi_ref.py), beside fastavro to
+# read back what the decoder wrote.
+ETH_ABI_VERSION=5.2.0
+ETHABI_DIR="$CACHE/eth-abi-$ETH_ABI_VERSION-fastavro-$FASTAVRO_VERSION"
+ETHABI_PYTHON="$ETHABI_DIR/bin/python"
 CRYO_VERSION=0.3.2
 # cryo.collect(..., output_format="polars") needs pyarrow, which cryo does not declare:
 # without it every call panics inside cryo ("rust future panicked: unknown error").
@@ -166,6 +172,11 @@ install_fastavro() {
   install_venv "$FASTAVRO_DIR" "fastavro==$FASTAVRO_VERSION"
 }
 
+# eth-abi and fastavro: the decoded-event tests' independent encoder and reader.
+install_eth_abi() {
+  install_venv "$ETHABI_DIR" "eth-abi==$ETH_ABI_VERSION fastavro==$FASTAVRO_VERSION"
+}
+
 mkdir -p "$CACHE"
 # One installer at a time per cache (CI and a developer may share a machine).
 exec 9>"$CACHE/.lock"
@@ -182,6 +193,7 @@ source "$ROOT/scripts/deps-jvm.sh"
 install_anvil
 install_kafka
 install_fastavro
+install_eth_abi
 install_apicurio
 install_connect
 install_postgres
@@ -191,5 +203,6 @@ if [ "${1:-}" = "env" ]; then
   echo "export KAFKA_LIBS='$KAFKA_LIBS'"
   echo "export JAVA_BIN='$(command -v java)'"
   echo "export FASTAVRO_PYTHON='$FASTAVRO_PYTHON'"
+  echo "export ETHABI_PYTHON='$ETHABI_PYTHON'"
   jvm_env
 fi

@@ -92,6 +92,8 @@ pub struct TopicReader {
     /// Next offset to read per partition.
     positions: HashMap<i32, i64>,
     keep_raw: bool,
+    /// Values are not decoded ([`TopicReader::undecoded`]).
+    undecoded: bool,
     /// A Schema Registry to resolve `0x00` + id values with, and the schemas fetched.
     registry: Option<Registry>,
 }
@@ -190,6 +192,7 @@ impl TopicReader {
             fingerprint,
             positions,
             keep_raw: false,
+            undecoded: false,
             registry: None,
         })
     }
@@ -209,6 +212,14 @@ impl TopicReader {
     /// Keeps each value's bytes in [`Record::raw`] (to decode them again elsewhere).
     pub fn keep_raw(mut self) -> Self {
         self.keep_raw = true;
+        self
+    }
+
+    /// Does not decode values as `EvmLog` (a decoded-event topic's): each value's bytes are
+    /// in [`Record::raw`], `log` is always `None`, and a tombstone is a record without `raw`.
+    pub fn undecoded(mut self) -> Self {
+        self.keep_raw = true;
+        self.undecoded = true;
         self
     }
 
@@ -311,6 +322,7 @@ impl TopicReader {
         let key = String::from_utf8(msg.key().unwrap_or_default().to_vec())?;
         let log = msg
             .payload()
+            .filter(|_| !self.undecoded)
             .map(|p| self.decode(p))
             .transpose()
             .with_context(|| format!("record {key}"))?;

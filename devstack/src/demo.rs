@@ -36,11 +36,18 @@ pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
     eprintln!("devstack: broker (Apache Kafka) on {}", kafka.brokers());
     let mut anvils = Vec::new();
     let mut entries = Vec::new();
+    // Every chain also publishes ERC-20 `Transfer` decoded, to evm.events.<id>.Transfer.
+    std::fs::write(dir.path().join("erc20.json"), crate::traffic::ERC20_ABI)?;
     for (name, id) in CHAINS {
         let anvil = Anvil::start(id, dir.path())?;
         eprintln!("devstack: chain {name} (id {id}) on {}", anvil.ws_url());
         let mut entry = ChainEntry::new(id, anvil.ws_url());
         entry.name = name.into();
+        entry.extra = vec![
+            "[[chains.events]]".into(),
+            "abi = \"erc20.json\"".into(),
+            "names = [\"Transfer\"]".into(),
+        ];
         entries.push(entry);
         anvils.push(anvil);
     }
@@ -76,9 +83,10 @@ pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Mines a block every `interval`: mostly a few transactions of varied logs, sometimes an
-/// empty block, sometimes a block of many logs, and now and then a reorganisation of the
-/// last 2 blocks (the output then shows the tombstones that retract them).
+/// Mines a block every `interval`: mostly a few transactions of varied logs (one block in
+/// three with an ERC-20 `Transfer` too), sometimes an empty block, sometimes a block of many
+/// logs, and now and then a reorganisation of the last 2 blocks (the output then shows the
+/// tombstones that retract them).
 fn traffic(anvil: &Anvil, seed: u64, interval: Duration, stop: &AtomicBool) {
     traffic_loop(&anvil.node(), anvil.chain_id, seed, interval, stop);
 }
@@ -106,13 +114,17 @@ pub fn traffic_loop(node: &Node, chain_id: u64, seed: u64, interval: Duration, s
                 Err(e) => eprintln!("devstack: reorg on chain {chain_id}: {e:#}"),
             }
         }
-        let txs: Vec<_> = match rng.random_range(0..10) {
+        let mut txs: Vec<_> = match rng.random_range(0..10) {
             0 => vec![],
             1 => vec![shapes.logs(60), shapes.logs(40)],
             _ => (0..rng.random_range(1..=3))
                 .map(|_| shapes.logs(rng.random_range(1..=5)))
                 .collect(),
         };
+        // Now and then an ERC-20 transfer, which a configured ABI decodes.
+        if rng.random_range(0..3) == 0 {
+            txs.push(vec![shapes.erc20_transfer()]);
+        }
         if let Err(e) = sender.block(&txs) {
             if !stop.load(Ordering::SeqCst) {
                 eprintln!("devstack: traffic on chain {chain_id}: {e:#}");

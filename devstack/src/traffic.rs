@@ -98,6 +98,25 @@ fn gas_for(code: &[u8], logs: &[LogSpec]) -> u64 {
     (53_000 + calldata + 6 * code.len() as u64 + per_log + memory) * 2
 }
 
+/// An ERC-20 ABI with `Transfer` and `Approval` (what the demo decodes).
+pub const ERC20_ABI: &str = r#"[
+  {"type":"event","name":"Transfer","anonymous":false,"inputs":[
+    {"name":"from","type":"address","indexed":true},
+    {"name":"to","type":"address","indexed":true},
+    {"name":"value","type":"uint256","indexed":false}]},
+  {"type":"event","name":"Approval","anonymous":false,"inputs":[
+    {"name":"owner","type":"address","indexed":true},
+    {"name":"spender","type":"address","indexed":true},
+    {"name":"value","type":"uint256","indexed":false}]}
+]"#;
+
+/// `keccak256("Transfer(address,address,uint256)")`, the ERC-20 (and ERC-721) `Transfer`
+/// selector.
+pub const TRANSFER_SELECTOR: [u8; 32] = [
+    0xdd, 0xf2, 0x52, 0xad, 0x1b, 0xe2, 0xc8, 0x9b, 0x69, 0xc2, 0xb0, 0x68, 0xfc, 0x37, 0x8d, 0xaa,
+    0x95, 0x2b, 0xa7, 0xf1, 0x63, 0xc4, 0xa1, 0x16, 0x28, 0xf5, 0x5a, 0x4d, 0xf5, 0x23, 0xb3, 0xef,
+];
+
 /// Random but reproducible log shapes.
 pub struct LogShapes {
     rng: StdRng,
@@ -123,6 +142,22 @@ impl LogShapes {
         };
         let data = (0..len).map(|_| self.rng.random()).collect();
         LogSpec { topics, data }
+    }
+
+    /// An ERC-20 `Transfer` between two of 16 accounts, of a random amount.
+    pub fn erc20_transfer(&mut self) -> LogSpec {
+        let mut account = || {
+            let mut w = [0u8; 32];
+            w[12..].fill(self.rng.random_range(1..=16u8));
+            w
+        };
+        let (from, to) = (account(), account());
+        let mut value = [0u8; 32];
+        value[24..].copy_from_slice(&self.rng.random_range(1..=10_000_000_000u64).to_be_bytes());
+        LogSpec {
+            topics: vec![TRANSFER_SELECTOR, from, to],
+            data: value.to_vec(),
+        }
     }
 
     /// `n` random logs.

@@ -14,6 +14,8 @@
 //!   [`follower::BlockLogs`] in order.
 //! - [`encode`]: the `EvmLog` Avro schema (embedded from `schemas/evm_log.avsc`) and the
 //!   single-object encoding.
+//! - [`decode`]: decoded events: ABIs from the configuration, one Avro record schema per
+//!   event, and a log decoded into its event's record.
 //! - [`sink`]: the rdkafka producer, topic bootstrap, key/value construction and the
 //!   dedup LRU (seeded from the topic); reports each block once the broker acknowledged all
 //!   its records, and keeps the delivered progress the checkpoint is made from.
@@ -55,6 +57,7 @@ pub mod backoff;
 pub mod checkpoint;
 pub mod config;
 pub mod cpu;
+pub mod decode;
 pub mod encode;
 pub mod events;
 pub mod follower;

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use ingestor::encode::{self, Framing};
 use ingestor::registry::{self, Registry};
+use ingestor::sink::Framings;
 use ingestor::{checkpoint, config, health, shutdown, sink, supervisor, telemetry};
 use tracing_subscriber::EnvFilter;
 
@@ -65,6 +66,13 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Print the Avro record schema of every decoded event the configuration selects, one
+    /// JSON object per line: `{"chain", "topic", "event", "schema"}`.
+    Schemas {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Print a chain topic's records, decoded, from the cluster in the configuration (its
     /// security settings and `[schema_registry]` apply). Stops at the end unless --follow.
     Tail {
@@ -77,6 +85,9 @@ enum Command {
         /// A topic to read instead of a chain's.
         #[arg(long)]
         topic: Option<String>,
+        /// A decoded event's topic instead (by event name or signature, of the chain).
+        #[arg(long, conflicts_with = "topic")]
+        event: Option<String>,
         /// Start at the oldest record (default: only records from now on).
         #[arg(long)]
         from_beginning: bool,
@@ -105,10 +116,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig { config } => check(&config),
         Command::Run { config } => run(&config),
+        Command::Schemas { config } => schemas(&config),
         Command::Tail {
             config,
             chain,
             topic,
+            event,
             from_beginning,
             follow,
             format,
@@ -116,6 +129,7 @@ fn main() -> ExitCode {
             &config,
             chain,
             topic,
+            event,
             from_beginning,
             follow,
             format == "json",
@@ -138,6 +152,28 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
         .map(|c| format!("{} ({} -> {})", c.name, c.chain_id, c.topic()))
         .collect();
     println!("config OK: {} chain(s): {}", names.len(), names.join(", "));
+    for chain in &cfg.chains {
+        for e in chain.catalog.events() {
+            println!("  {}: {} -> {}", chain.name, e.signature, e.topic);
+        }
+    }
+    Ok(())
+}
+
+fn schemas(path: &std::path::Path) -> anyhow::Result<()> {
+    let cfg = config::load(path)?;
+    for chain in &cfg.chains {
+        for e in chain.catalog.events() {
+            let schema: serde_json::Value = serde_json::from_str(&e.schema_json)?;
+            let line = serde_json::json!({
+                "chain": chain.name,
+                "topic": e.topic,
+                "event": e.signature,
+                "schema": schema,
+            });
+            println!("{line}");
+        }
+    }
     Ok(())
 }
 
@@ -169,6 +205,12 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         let topics: Vec<(String, Option<i32>)> =
             std::iter::once((cfg.kafka.checkpoint_topic.clone(), Some(1)))
                 .chain(cfg.chains.iter().map(|c| (c.topic(), None)))
+                // Each decoded event's topic, compacted like the chain topic.
+                .chain(
+                    cfg.chains
+                        .iter()
+                        .flat_map(|c| c.catalog.events().iter().map(|e| (e.topic.clone(), None))),
+                )
                 .collect();
         sink::ensure_topics(&cfg.kafka, &topics).await?;
         // Independent of each other, so at once: start-up time is time before the first
@@ -194,25 +236,37 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
     })
 }
 
-/// With a registry: the schema id of each chain's topic subject; without: single-object.
-async fn framings(cfg: &config::Config) -> anyhow::Result<HashMap<u64, Framing>> {
+/// With a registry: the schema id of each chain topic's subject and of each decoded
+/// event topic's; without: single-object.
+async fn framings(cfg: &config::Config) -> anyhow::Result<HashMap<u64, Framings>> {
     let Some(r) = &cfg.schema_registry else {
         return Ok(HashMap::new());
     };
     let registry = Registry::new(r)?;
     let mut out = HashMap::new();
     for chain in &cfg.chains {
-        let subject = registry::subject(&chain.topic());
-        let schema_id = registry
-            .register_retrying(&subject, encode::SCHEMA_JSON)
-            .await?;
-        ingestor::events::SchemaRegistered {
-            chain: &chain.name,
-            subject: &subject,
-            schema_id,
+        let register = async |topic: &str, schema: &str, what: &str| -> anyhow::Result<Framing> {
+            let subject = registry::subject(topic);
+            let schema_id = registry.register_retrying(&subject, schema, what).await?;
+            ingestor::events::SchemaRegistered {
+                chain: &chain.name,
+                subject: &subject,
+                schema_id,
+            }
+            .emit();
+            Ok(Framing::Registry { schema_id })
+        };
+        let mut framings = Framings {
+            raw: Some(register(&chain.topic(), encode::SCHEMA_JSON, "schemas/evm_log.avsc").await?),
+            events: Vec::new(),
+        };
+        for e in chain.catalog.events() {
+            let what = format!("the schema of event {} ({})", e.signature, e.source);
+            framings
+                .events
+                .push(register(&e.topic, &e.schema_json, &what).await?);
         }
-        .emit();
-        out.insert(chain.chain_id, Framing::Registry { schema_id });
+        out.insert(chain.chain_id, framings);
     }
     Ok(out)
 }
@@ -221,6 +275,7 @@ fn tail(
     path: &std::path::Path,
     chain: Option<String>,
     topic: Option<String>,
+    event: Option<String>,
     from_beginning: bool,
     follow: bool,
     json: bool,
@@ -228,16 +283,34 @@ fn tail(
     let cfg = config::load(path)?;
     let topic = match (topic, chain) {
         (Some(t), _) => t,
-        (None, Some(name)) => cfg
-            .chains
-            .iter()
-            .find(|c| c.name == name)
-            .map(|c| c.topic())
-            .with_context(|| format!("no chain named `{name}` in {}", path.display()))?,
-        (None, None) if cfg.chains.len() == 1 => cfg.chains[0].topic(),
-        (None, None) => anyhow::bail!(
-            "the config has several chains; name one with --chain NAME or --topic TOPIC"
-        ),
+        (None, chain) => {
+            let chain = match chain {
+                Some(name) => cfg
+                    .chains
+                    .iter()
+                    .find(|c| c.name == name)
+                    .with_context(|| format!("no chain named `{name}` in {}", path.display()))?,
+                None if cfg.chains.len() == 1 => &cfg.chains[0],
+                None => anyhow::bail!(
+                    "the config has several chains; name one with --chain NAME or --topic TOPIC"
+                ),
+            };
+            match event {
+                None => chain.topic(),
+                Some(e) => chain
+                    .catalog
+                    .events()
+                    .iter()
+                    .find(|spec| spec.name == e || spec.record == e || spec.signature == e)
+                    .map(|spec| spec.topic.clone())
+                    .with_context(|| {
+                        format!(
+                            "chain `{}` decodes no event `{e}` ([[chains.events]])",
+                            chain.name
+                        )
+                    })?,
+            }
+        }
     };
     let opts = ingestor::tail::TailOptions {
         topic,

@@ -1,6 +1,7 @@
 //! The Schema Registry at start-up: `schemas/evm_log.avsc` is registered under each chain
-//! topic's subject (`<topic>-value`, TopicNameStrategy, the Redpanda and Confluent default)
-//! and the id it gets frames every value (see [`crate::encode::Framing`]).
+//! topic's subject (`<topic>-value`, TopicNameStrategy, the Redpanda and Confluent default),
+//! and each decoded event's schema under its topic's; the id each gets frames that topic's
+//! values (see [`crate::encode::Framing`]).
 //!
 //! One request per chain: reqwest with the service's TLS trust, not a registry client crate
 //! (they pin their own HTTP and Avro stacks for what is one POST here).
@@ -28,11 +29,13 @@ const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 pub enum RegistryError {
     /// HTTP 409: the subject holds a schema this one is not compatible with.
     #[error(
-        "schema registry {url} refused schemas/evm_log.avsc under subject `{subject}` as incompatible (HTTP 409: {message}); the subject holds another schema: relax its compatibility level or publish to a new topic"
+        "schema registry {url} refused {what} under subject `{subject}` as incompatible (HTTP 409: {message}); the subject holds another schema: relax its compatibility level or publish to a new topic"
     )]
     Incompatible {
         /// Redacted registry URL.
         url: String,
+        /// The schema: `schemas/evm_log.avsc`, or a decoded event's.
+        what: String,
         /// The subject.
         subject: String,
         /// The registry's message.
@@ -151,12 +154,13 @@ impl Registry {
         &self,
         subject: &str,
         schema: &str,
+        what: &str,
     ) -> Result<u32, RegistryError> {
         let started = Instant::now();
         let bound = Duration::from_millis(self.cfg.retry_timeout_ms);
         let mut attempt = 0u32;
         loop {
-            let error = match self.register(subject, schema).await {
+            let error = match self.register(subject, schema, what).await {
                 Ok(id) => return Ok(id),
                 Err(e) if e.is_transient() => e,
                 Err(e) => return Err(e),
@@ -183,9 +187,14 @@ impl Registry {
         }
     }
 
-    /// Registers `schema` (Avro JSON) under `subject`; returns its id. Registering a
-    /// schema the subject already has returns the existing id. One request.
-    pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
+    /// Registers `schema` (Avro JSON; `what` names it in errors) under `subject`; returns
+    /// its id. Registering a schema the subject already has returns the existing id.
+    pub async fn register(
+        &self,
+        subject: &str,
+        schema: &str,
+        what: &str,
+    ) -> Result<u32, RegistryError> {
         let shown = redact_url(&self.cfg.url);
         let url = format!(
             "{}/subjects/{subject}/versions",
@@ -224,6 +233,7 @@ impl Registry {
         match status {
             StatusCode::CONFLICT => Err(RegistryError::Incompatible {
                 url: shown,
+                what: what.to_owned(),
                 subject: subject.to_owned(),
                 message,
             }),
@@ -297,6 +307,7 @@ mod tests {
         assert!(
             !RegistryError::Incompatible {
                 url: url(),
+                what: "schemas/evm_log.avsc".into(),
                 subject: "t-value".into(),
                 message: String::new()
             }

@@ -16,12 +16,11 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::jittered as backoff_jittered;
 use crate::checkpoint::{Checkpoint, load_all};
 use crate::config::{ChainConfig, Config, KafkaConfig};
-use crate::encode::Framing;
 use crate::events;
 use crate::follower::{FollowError, Follower, handover};
 use crate::resume::{Resumed, read_tail};
 use crate::sink::{
-    Outcome, Producer, Progress, Publisher, SinkError, TransactionalPublisher, flush,
+    Framings, Outcome, Producer, Progress, Publisher, SinkError, TransactionalPublisher, flush,
     transactional_producer,
 };
 use crate::window::Window;
@@ -115,7 +114,7 @@ pub async fn run(
     config: Config,
     producers: Producers,
     mut checkpoints: HashMap<u64, Checkpoint>,
-    framings: HashMap<u64, Framing>,
+    framings: HashMap<u64, Framings>,
     stop: impl Future<Output = &'static str>,
 ) -> Result<(), SupervisorError> {
     let shutdown = CancellationToken::new();
@@ -124,10 +123,7 @@ pub async fn run(
     for chain in config.chains {
         let cfg = Arc::new(chain);
         let chain = Chain {
-            framing: framings
-                .get(&cfg.chain_id)
-                .copied()
-                .unwrap_or(Framing::SingleObject),
+            framings: framings.get(&cfg.chain_id).cloned().unwrap_or_default(),
             checkpoint: checkpoints.remove(&cfg.chain_id),
             cfg,
             kafka: kafka.clone(),
@@ -202,8 +198,8 @@ struct Chain {
     producers: Producers,
     /// Cancelled by shutdown.
     stop: CancellationToken,
-    /// How values announce their schema.
-    framing: Framing,
+    /// How values announce their schemas (the chain topic's and each decoded event's).
+    framings: Framings,
     /// The checkpoint read at start-up (transactional mode reads it again at every
     /// attempt, once its producer fenced any earlier one).
     checkpoint: Option<Checkpoint>,
@@ -329,18 +325,18 @@ impl Chain {
                 self.cfg.clone(),
                 &self.kafka,
                 producer,
-                resumed.dedup,
+                (resumed.dedup, resumed.placed),
                 progress,
-                self.framing,
+                &self.framings,
             )
             .map(|p| tokio::spawn(p.run(rx))),
             Producers::PerChain => TransactionalPublisher::new(
                 self.cfg.clone(),
                 &self.kafka,
                 producer,
-                resumed.dedup,
+                (resumed.dedup, resumed.placed),
                 progress,
-                self.framing,
+                &self.framings,
             )
             .map(|p| tokio::spawn(p.run(rx))),
         };

@@ -1,5 +1,6 @@
-//! `ingestor tail`: reads a chain topic from the cluster in the configuration (with its
-//! security settings) and prints every record decoded: a line a person can read, or one
+//! `ingestor tail`: reads a chain topic, or a decoded-event topic, from the cluster in the
+//! configuration (with its security settings) and prints every record decoded: a line a
+//! person can read (`Transfer from=0x… to=0x… value=1000000` for a decoded event), or one
 //! JSON object per record. Values in either wire format are decoded: single-object
 //! encoding (the current fingerprint or the one written before the fix) with the embedded
 //! schema, or `0x00` + schema id through `[schema_registry]`. Tombstones are printed as
@@ -51,8 +52,9 @@ pub enum TailError {
 
 /// Decodes values in both wire formats.
 struct Decoder {
-    schema: &'static Schema,
-    fingerprints: [[u8; 8]; 2],
+    /// Each known schema by the fingerprint its single-object values carry: `EvmLog`'s
+    /// (both fingerprints) and every configured event's.
+    schemas: Vec<([u8; 8], Schema)>,
     registry: Option<RegistryReader>,
 }
 
@@ -107,18 +109,20 @@ impl RegistryReader {
 }
 
 impl Decoder {
-    fn decode(&mut self, payload: &[u8]) -> Result<Value, String> {
-        let value = match payload {
+    /// The record's name (`EvmLog`, or the event's), and its fields in schema order.
+    fn decode(&mut self, payload: &[u8]) -> Result<(String, Vec<(String, Value)>), String> {
+        let (name, value) = match payload {
             [0xc3, 0x01, rest @ ..] if rest.len() >= 8 => {
                 let fp: [u8; 8] = rest[..8].try_into().map_err(|_| "short header")?;
-                if !self.fingerprints.contains(&fp) {
+                let Some((_, schema)) = self.schemas.iter().find(|(f, _)| *f == fp) else {
                     return Err(format!(
-                        "single-object value with fingerprint {}, not this schema's",
+                        "single-object value with fingerprint {}, not the fingerprint of EvmLog or of a configured event",
                         hex::encode(fp)
                     ));
-                }
-                apache_avro::from_avro_datum(self.schema, &mut &rest[8..], None)
-                    .map_err(|e| e.to_string())?
+                };
+                let value = apache_avro::from_avro_datum(schema, &mut &rest[8..], None)
+                    .map_err(|e| e.to_string())?;
+                (record_name(schema), value)
             }
             [0x00, a, b, c, d, body @ ..] => {
                 let id = u32::from_be_bytes([*a, *b, *c, *d]);
@@ -126,13 +130,61 @@ impl Decoder {
                     format!("value framed with registry schema id {id}, but the config has no [schema_registry]")
                 })?;
                 let schema = registry.schema(id)?;
-                apache_avro::from_avro_datum(schema, &mut &body[..], None)
-                    .map_err(|e| e.to_string())?
+                let value = apache_avro::from_avro_datum(schema, &mut &body[..], None)
+                    .map_err(|e| e.to_string())?;
+                (record_name(schema), value)
             }
             _ => return Err("neither single-object encoding nor the registry wire format".into()),
         };
-        Ok(avro_json(value))
+        let fields = match value {
+            Avro::Record(fields) => fields.into_iter().map(|(k, v)| (k, avro_json(v))).collect(),
+            other => vec![(String::new(), avro_json(other))],
+        };
+        Ok((name, fields))
     }
+}
+
+fn record_name(schema: &Schema) -> String {
+    match schema {
+        Schema::Record(r) => r.name.name.clone(),
+        _ => String::new(),
+    }
+}
+
+/// A two's-complement big-endian integer (an Avro decimal of scale 0) in decimal.
+fn signed_decimal(be: &[u8]) -> String {
+    let negative = be.first().is_some_and(|b| b & 0x80 != 0);
+    let mut n: Vec<u8> = be.to_vec();
+    if negative {
+        // Its magnitude: invert and add one.
+        let mut carry = true;
+        for b in n.iter_mut().rev() {
+            *b = !*b;
+            if carry {
+                let (v, c) = b.overflowing_add(1);
+                *b = v;
+                carry = c;
+            }
+        }
+    }
+    let mut digits = Vec::new();
+    while n.iter().any(|b| *b != 0) {
+        let mut rem = 0u32;
+        for b in n.iter_mut() {
+            let cur = (rem << 8) | u32::from(*b);
+            *b = (cur / 10) as u8;
+            rem = cur % 10;
+        }
+        digits.push(b'0' + rem as u8);
+    }
+    if digits.is_empty() {
+        digits.push(b'0');
+    }
+    if negative {
+        digits.push(b'-');
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap_or_default()
 }
 
 /// An Avro value as JSON: bytes as `0x` hex, timestamps as milliseconds.
@@ -157,6 +209,11 @@ fn avro_json(v: Avro) -> Value {
             Value::Object(fields.into_iter().map(|(k, v)| (k, avro_json(v))).collect())
         }
         Avro::Map(m) => Value::Object(m.into_iter().map(|(k, v)| (k, avro_json(v))).collect()),
+        // Integers wider than a long: exact, as a decimal string.
+        Avro::Decimal(d) => match <Vec<u8>>::try_from(&d) {
+            Ok(bytes) => json!(signed_decimal(&bytes)),
+            Err(e) => json!(format!("{e}")),
+        },
         other => json!(format!("{other:?}")),
     }
 }
@@ -170,6 +227,39 @@ fn short(s: &str) -> String {
 }
 
 /// One record as a line a person can read.
+/// The fields every record about a log starts with.
+const LOG_FIELDS: [&str; 8] = crate::decode::shape::LOG_FIELDS;
+
+/// One line for a decoded event's record: the event and its parameters by name, then where
+/// the log is.
+pub fn render_event(name: &str, offset: i64, fields: &[(String, Value)]) -> String {
+    let params: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| !LOG_FIELDS.contains(&k.as_str()))
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect();
+    let get = |f: &str| fields.iter().find(|(k, _)| k == f).map(|(_, v)| v);
+    let s = |f: &str| {
+        get(f)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let n = |f: &str| get(f).and_then(Value::as_i64).unwrap_or_default();
+    format!(
+        "{name} {}  block {} tx {} log {} contract {}  (offset {offset})",
+        params.join(" "),
+        n("block_number"),
+        short(&s("transaction_hash")),
+        n("log_index"),
+        short(&s("address")),
+    )
+}
+
+/// One line for a record: an `EvmLog`, a decoded event's, or a tombstone.
 pub fn render(key: &str, offset: i64, log: Option<&Value>) -> String {
     let Some(log) = log else {
         return format!("tombstone {key}  (offset {offset})");
@@ -205,12 +295,23 @@ pub fn run(
     out: &mut impl Write,
     stop: &AtomicBool,
 ) -> Result<u64, TailError> {
-    let mut decoder = Decoder {
-        schema: encode::schema().map_err(|e| std::io::Error::other(e.to_string()))?,
-        fingerprints: [
+    let evm_log = encode::schema().map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut schemas = vec![
+        (
             encode::fingerprint().map_err(|e| std::io::Error::other(e.to_string()))?,
-            LEGACY_FINGERPRINT,
-        ],
+            evm_log.clone(),
+        ),
+        (LEGACY_FINGERPRINT, evm_log.clone()),
+    ];
+    for e in cfg.chains.iter().flat_map(|c| c.catalog.events()) {
+        let fp = encode::fingerprint::fingerprint(&e.schema_json)
+            .map_err(|err| std::io::Error::other(err.to_string()))?;
+        let schema = Schema::parse_str(&e.schema_json)
+            .map_err(|err| std::io::Error::other(format!("{}: {err}", e.topic)))?;
+        schemas.push((fp, schema));
+    }
+    let mut decoder = Decoder {
+        schemas,
         registry: cfg
             .schema_registry
             .as_ref()
@@ -264,17 +365,29 @@ pub fn run(
         read += 1;
         let key = String::from_utf8_lossy(msg.key().unwrap_or_default()).into_owned();
         let log = msg.payload().map(|p| decoder.decode(p)).transpose();
+        let object = |fields: &[(String, Value)]| {
+            Value::Object(fields.iter().cloned().collect::<serde_json::Map<_, _>>())
+        };
         let line = match (&log, opts.json) {
-            (Ok(log), true) => json!({
-                "key": key,
-                "partition": msg.partition(),
-                "offset": msg.offset(),
-                "timestamp_ms": msg.timestamp().to_millis(),
-                "tombstone": log.is_none(),
-                "log": log,
-            })
-            .to_string(),
-            (Ok(log), false) => render(&key, msg.offset(), log.as_ref()),
+            (Ok(log), true) => {
+                let mut line = json!({
+                    "key": key,
+                    "partition": msg.partition(),
+                    "offset": msg.offset(),
+                    "timestamp_ms": msg.timestamp().to_millis(),
+                    "tombstone": log.is_none(),
+                    "log": log.as_ref().map(|(_, f)| object(f)),
+                });
+                // A decoded event's record names its event.
+                if let Some((name, _)) = log.as_ref().filter(|(n, _)| n != "EvmLog") {
+                    line["event"] = json!(name);
+                }
+                line.to_string()
+            }
+            (Ok(Some((name, record))), false) if name != "EvmLog" => {
+                render_event(name, msg.offset(), record)
+            }
+            (Ok(log), false) => render(&key, msg.offset(), log.as_ref().map(|(_, f)| object(f)).as_ref()),
             (Err(e), true) => {
                 json!({"key": key, "partition": msg.partition(), "offset": msg.offset(), "error": e})
                     .to_string()
@@ -304,6 +417,35 @@ mod tests {
             "topics": [format!("0x{}", "11".repeat(32))], "data": "0x0102"
         });
         let line = render("k", 3, Some(&log));
+        let event: Vec<(String, Value)> = [
+            ("chain_id", json!(1)),
+            ("block_number", json!(9)),
+            ("block_hash", json!("0x00")),
+            ("block_timestamp", json!(0)),
+            ("transaction_hash", json!(format!("0x{}", "cd".repeat(32)))),
+            ("transaction_index", json!(0)),
+            ("log_index", json!(4)),
+            ("address", json!(format!("0x{}", "ef".repeat(20)))),
+            ("to", json!("0x22")),
+            ("from", json!("0x11")),
+            ("value", json!("1000000")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        assert_eq!(
+            render_event("Transfer", 8, &event),
+            "Transfer to=0x22 from=0x11 value=1000000  block 9 tx 0xcdcdcd…cdcd log 4 contract 0xefefef…efef  (offset 8)"
+        );
+        for (be, want) in [
+            (&[0x00][..], "0"),
+            (&[0x0f, 0x42, 0x40], "1000000"),
+            (&[0xff], "-1"),
+            (&[0x80], "-128"),
+            (&[0x00, 0xff, 0xff], "65535"),
+        ] {
+            assert_eq!(signed_decimal(be), want);
+        }
         assert!(line.starts_with("block        5 0xababab…abab"), "{line}");
         assert!(
             line.contains("topics 1 [0x111111…1111]  data 2 B  (offset 3)"),

@@ -7,8 +7,8 @@
 //! is kept by hand: a field added to a struct is a key here, and so in the unknown-key
 //! check and the configuration reference test.
 //!
-//! Sections are named by path: `""` (the top level), `kafka`, `chains[]`, `health`,
-//! `schema_registry`.
+//! Sections are named by path: `""` (the top level), `kafka`, `chains[]`,
+//! `chains[].events[]`, `health`, `schema_registry`.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -291,7 +291,14 @@ mod tests {
         let sections: Vec<_> = keys.sections().collect();
         assert_eq!(
             sections,
-            ["", "chains[]", "health", "kafka", "schema_registry"]
+            [
+                "",
+                "chains[]",
+                "chains[].events[]",
+                "health",
+                "kafka",
+                "schema_registry"
+            ]
         );
         let leaves = keys.leaves();
         for key in [
@@ -302,6 +309,7 @@ mod tests {
             "chains[].urls",
             "chains[].start_block",
             "chains[].finality",
+            "chains[].events[].abi",
             "health.listen_addr",
             "schema_registry.url",
         ] {

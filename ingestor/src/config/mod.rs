@@ -10,8 +10,8 @@ mod validate;
 use std::path::Path;
 
 pub use model::{
-    ChainConfig, Config, Finality, HealthConfig, KafkaConfig, RegistryConfig, SaslMechanism,
-    Secret, SecurityProtocol, StartBlock,
+    ChainConfig, Config, EventsConfig, Finality, HealthConfig, KafkaConfig, RegistryConfig,
+    SaslMechanism, Secret, SecurityProtocol, StartBlock,
 };
 
 /// A configuration that cannot be used. Its `Display` is one line saying what to fix.
@@ -60,6 +60,15 @@ pub enum ConfigError {
         var: String,
         /// What is wrong.
         message: String,
+    },
+    /// A `[[chains.events]]` entry's ABI cannot be used.
+    #[error("config {path}: {source}")]
+    Abi {
+        /// The file.
+        path: String,
+        /// What is wrong with the ABI.
+        #[source]
+        source: Box<crate::decode::AbiError>,
     },
     /// The values parse but do not make sense together.
     #[error("config {path}: {message}")]
@@ -111,7 +120,7 @@ pub fn parse(
         unknown: u.to_string(),
     })?;
     env::apply(&mut table, vars.iter().cloned())?;
-    let config: Config =
+    let mut config: Config =
         serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
             ConfigError::Field {
                 path: shown.to_owned(),
@@ -123,6 +132,7 @@ pub fn parse(
         path: shown.to_owned(),
         message,
     })?;
+    load_events(shown, &mut config)?;
     // TLS trusts SSL_CERT_FILE as well: a bundle that cannot be used fails here, not at
     // the first `wss://` connection.
     if let Some((_, file)) = vars
@@ -139,6 +149,26 @@ pub fn parse(
         })?;
     }
     Ok(config)
+}
+
+/// Loads every chain's `[[chains.events]]` ABIs (relative to the file's folder).
+fn load_events(shown: &str, config: &mut Config) -> Result<(), ConfigError> {
+    let base = Path::new(shown)
+        .parent()
+        .unwrap_or_else(|| Path::new(""))
+        .to_path_buf();
+    let mut taken: Vec<String> = config.chains.iter().map(ChainConfig::topic).collect();
+    taken.push(config.kafka.checkpoint_topic.clone());
+    for (i, chain) in config.chains.iter_mut().enumerate() {
+        let catalog = crate::decode::Catalog::load(i, chain, &base, &taken).map_err(|source| {
+            ConfigError::Abi {
+                path: shown.to_owned(),
+                source: Box::new(source),
+            }
+        })?;
+        chain.catalog = std::sync::Arc::new(catalog);
+    }
+    Ok(())
 }
 
 fn one_line(s: &str) -> String {

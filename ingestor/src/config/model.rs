@@ -461,6 +461,33 @@ pub struct ChainConfig {
     /// Follow the node's `latest`, `safe` or `finalized` block. Default `latest`.
     #[serde(default)]
     pub finality: Finality,
+    /// Decoded events: one `[[chains.events]]` table per ABI (see `docs/records.md`).
+    /// Each selected event's logs are also published, decoded, to a topic of its own.
+    #[serde(default)]
+    pub events: Vec<EventsConfig>,
+    /// The events `events` selects, loaded from their ABIs by [`super::load`] (not a key).
+    #[serde(skip)]
+    pub catalog: std::sync::Arc<crate::decode::Catalog>,
+}
+
+/// One `[[chains.events]]` table: events of one ABI to publish decoded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// The ABI: a JSON array, or a Foundry/Hardhat artifact with an `abi` member; a
+    /// relative path is read from the configuration file's folder. Required.
+    pub abi: PathBuf,
+    /// The events to publish, by name (or by signature, e.g. `Transfer(address,address,uint256)`,
+    /// to pick one of an overloaded name). Default: every non-anonymous event of the ABI.
+    #[serde(default)]
+    pub names: Option<Vec<String>>,
+    /// Only logs of these contracts (`0x` + 40 hex). Default: logs of any contract.
+    #[serde(default)]
+    pub addresses: Option<Vec<String>>,
+    /// The topic of the (one) selected event's records. Default
+    /// `evm.events.<chain_id>.<EventName>`.
+    #[serde(default)]
+    pub topic: Option<String>,
 }
 
 impl ChainConfig {

@@ -28,7 +28,7 @@ url = "http://127.0.0.1:8081"
 "#;
 
 /// Defaults that are described rather than written as a value.
-const DESCRIBED: &[&str] = &["chains[].topic"];
+const DESCRIBED: &[&str] = &["chains[].topic", "chains[].events[].topic"];
 
 /// One row of a `| key | default | unit | meaning and cost |` table.
 #[derive(Debug)]
@@ -76,6 +76,27 @@ fn with(key: &str, value: Option<toml::Value>) -> String {
     let mut root: toml::Table = MINIMAL.parse().expect("minimal config");
     let (table, leaf) = match key.split_once('.') {
         None => (&mut root, key),
+        Some(("chains[]", leaf)) if leaf.starts_with("events[].") => {
+            let chain = root
+                .get_mut("chains")
+                .and_then(toml::Value::as_array_mut)
+                .and_then(|a| a.first_mut())
+                .and_then(toml::Value::as_table_mut)
+                .expect("a chain");
+            let mut entry = toml::Table::new();
+            entry.insert("abi".into(), "no-such-abi.json".into());
+            chain.insert(
+                "events".into(),
+                toml::Value::Array(vec![toml::Value::Table(entry)]),
+            );
+            let events = chain
+                .get_mut("events")
+                .and_then(toml::Value::as_array_mut)
+                .and_then(|a| a.first_mut())
+                .and_then(toml::Value::as_table_mut)
+                .expect("an entry");
+            (events, &leaf["events[].".len()..])
+        }
         Some(("chains[]", leaf)) => {
             let chain = root
                 .get_mut("chains")

@@ -71,14 +71,7 @@ pub(super) fn size_hint(log: &Log) -> usize {
 
 /// Appends the Avro binary body of `log` to `out`.
 pub(super) fn write(out: &mut Vec<u8>, chain_id: u64, block_timestamp_s: u64, log: &Log) {
-    long(out, chain_id as i64);
-    long(out, log.block_number as i64);
-    hex_string(out, &log.block_hash.0);
-    long(out, block_timestamp_s.saturating_mul(1000) as i64);
-    hex_string(out, &log.transaction_hash.0);
-    long(out, log.transaction_index as i64);
-    long(out, log.log_index as i64);
-    hex_string(out, &log.address.0);
+    write_log_fields(out, chain_id, block_timestamp_s, log);
     if !log.topics.is_empty() {
         long(out, log.topics.len() as i64);
         for topic in &log.topics {
@@ -90,8 +83,26 @@ pub(super) fn write(out: &mut Vec<u8>, chain_id: u64, block_timestamp_s: u64, lo
     out.extend_from_slice(&log.data);
 }
 
+/// Appends the fields every record about a log starts with (`EvmLog`'s first eight, which
+/// decoded events share): `chain_id` to `address`.
+pub(crate) fn write_log_fields(
+    out: &mut Vec<u8>,
+    chain_id: u64,
+    block_timestamp_s: u64,
+    log: &Log,
+) {
+    long(out, chain_id as i64);
+    long(out, log.block_number as i64);
+    hex_string(out, &log.block_hash.0);
+    long(out, block_timestamp_s.saturating_mul(1000) as i64);
+    hex_string(out, &log.transaction_hash.0);
+    long(out, log.transaction_index as i64);
+    long(out, log.log_index as i64);
+    hex_string(out, &log.address.0);
+}
+
 /// A long: zig-zag, then 7 bits per byte, low bits first, high bit set on all but the last.
-fn long(out: &mut Vec<u8>, n: i64) {
+pub(crate) fn long(out: &mut Vec<u8>, n: i64) {
     let mut z = ((n << 1) ^ (n >> 63)) as u64;
     while z >= 0x80 {
         out.push((z as u8) | 0x80);
@@ -101,7 +112,7 @@ fn long(out: &mut Vec<u8>, n: i64) {
 }
 
 /// A string holding `0x` and the lowercase hex of `bytes`.
-fn hex_string(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn hex_string(out: &mut Vec<u8>, bytes: &[u8]) {
     long(out, 2 + 2 * bytes.len() as i64);
     push_hex(out, bytes);
 }
@@ -115,9 +126,9 @@ mod tests {
     fn reference(chain_id: u64, ts: u64, log: &Log) -> Vec<u8> {
         let schema = super::super::schema().expect("schema");
         let value = super::super::to_value(chain_id, ts, log)
-            .resolve(schema)
+            .resolve(&schema)
             .expect("resolve");
-        apache_avro::to_avro_datum(schema, value).expect("encode")
+        apache_avro::to_avro_datum(&schema, value).expect("encode")
     }
 
     fn log(seed: u64) -> Log {
@@ -151,7 +162,7 @@ mod tests {
 
     #[test]
     fn the_embedded_schema_is_what_the_writer_writes() {
-        assert_eq!(matches(super::super::schema().expect("schema")), Ok(()));
+        assert_eq!(matches(&super::super::schema().expect("schema")), Ok(()));
         let renamed = super::super::SCHEMA_JSON.replace("\"log_index\"", "\"logIndex\"");
         let schema = Schema::parse_str(&renamed).expect("parses");
         let err = matches(&schema).expect_err("renamed field");

@@ -1,14 +1,12 @@
-//! The `EvmLog` Avro record: the schema, embedded at build time from `schemas/evm_log.avsc`
-//! and parsed once, and the Avro single-object encoding (`C3 01`, 8-byte little-endian
+//! The `EvmLog` Avro record: the schema, embedded at build time from `schemas/evm_log.avsc`,
+//! and the Avro single-object encoding (`C3 01`, 8-byte little-endian
 //! CRC-64-AVRO fingerprint of the schema's Parsing Canonical Form, then the binary body).
 //! The fingerprint is the specification's (see [`fingerprint`]), not apache-avro's. With a
 //! Schema Registry, values use its wire format instead ([`Framing::Registry`]).
 
-mod body;
+pub(crate) mod body;
 pub mod fingerprint;
 pub mod peek;
-
-use std::sync::LazyLock;
 
 use apache_avro::Schema;
 
@@ -17,35 +15,30 @@ use crate::rpc::types::Log;
 /// The schema file's text, as shipped in `schemas/`.
 pub const SCHEMA_JSON: &str = include_str!("../../../schemas/evm_log.avsc");
 
-static SCHEMA: LazyLock<Result<Schema, String>> =
-    LazyLock::new(|| Schema::parse_str(SCHEMA_JSON).map_err(|e| e.to_string()));
-
 /// Encoding failed: a broken embedded schema or a record it refuses.
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
     /// `schemas/evm_log.avsc` does not parse (a build defect, reported at start-up).
     #[error("embedded schema schemas/evm_log.avsc is invalid: {0}")]
     Schema(String),
+    /// A schema has no canonical form, so no fingerprint.
+    #[error(transparent)]
+    Fingerprint(#[from] fingerprint::CanonicalError),
     /// The embedded schema is not the record [`Encoder`] writes (a build defect).
     #[error("embedded schema schemas/evm_log.avsc does not match the encoder: {0}")]
     Mismatch(String),
 }
 
-/// The parsed `EvmLog` schema.
-pub fn schema() -> Result<&'static Schema, EncodeError> {
-    SCHEMA.as_ref().map_err(|e| EncodeError::Schema(e.clone()))
+/// The `EvmLog` schema, parsed (a value its holder keeps: each publisher's [`Encoder`]
+/// holds the header made from it, as it holds each decoded event's).
+pub fn schema() -> Result<Schema, EncodeError> {
+    Schema::parse_str(SCHEMA_JSON).map_err(|e| EncodeError::Schema(e.to_string()))
 }
-
-static FINGERPRINT: LazyLock<Result<[u8; 8], String>> =
-    LazyLock::new(|| fingerprint::fingerprint(SCHEMA_JSON).map_err(|e| e.to_string()));
 
 /// The schema's CRC-64-AVRO fingerprint of its Parsing Canonical Form, as it appears in
 /// every record's header.
 pub fn fingerprint() -> Result<[u8; 8], EncodeError> {
-    FINGERPRINT
-        .as_ref()
-        .copied()
-        .map_err(|e| EncodeError::Schema(e.clone()))
+    fingerprint::fingerprint(SCHEMA_JSON).map_err(|e| EncodeError::Schema(e.to_string()))
 }
 
 /// The fingerprint apache-avro 0.21 computed, which records written by earlier versions
@@ -109,6 +102,24 @@ pub enum Framing {
     },
 }
 
+/// The bytes every value of `schema_json` starts with under `framing`: `C3 01` and the
+/// schema's fingerprint, or `00` and the registry's id.
+pub fn header(schema_json: &str, framing: Framing) -> Result<Vec<u8>, EncodeError> {
+    Ok(match framing {
+        Framing::SingleObject => {
+            let mut h = vec![0xc3, 0x01];
+            let fp = fingerprint::fingerprint(schema_json)?;
+            h.extend_from_slice(&fp);
+            h
+        }
+        Framing::Registry { schema_id } => {
+            let mut h = vec![0x00];
+            h.extend_from_slice(&schema_id.to_be_bytes());
+            h
+        }
+    })
+}
+
 /// A reusable encoder (one per chain; not shared between tasks).
 pub struct Encoder {
     header: Vec<u8>,
@@ -118,20 +129,10 @@ impl Encoder {
     /// Creates an encoder for the embedded schema, framing values as `framing` says.
     /// Fails if the schema is not the record the writer writes.
     pub fn new(framing: Framing) -> Result<Self, EncodeError> {
-        body::matches(schema()?).map_err(EncodeError::Mismatch)?;
-        let header = match framing {
-            Framing::SingleObject => {
-                let mut h = vec![0xc3, 0x01];
-                h.extend_from_slice(&fingerprint()?);
-                h
-            }
-            Framing::Registry { schema_id } => {
-                let mut h = vec![0x00];
-                h.extend_from_slice(&schema_id.to_be_bytes());
-                h
-            }
-        };
-        Ok(Self { header })
+        body::matches(&schema()?).map_err(EncodeError::Mismatch)?;
+        Ok(Self {
+            header: header(SCHEMA_JSON, framing)?,
+        })
     }
 
     /// Encodes one log as a complete message (header and body).
@@ -171,7 +172,7 @@ mod tests {
             "fastavro's fingerprint"
         );
         let value =
-            apache_avro::from_avro_datum(schema().expect("schema"), &mut &bytes[10..], None)
+            apache_avro::from_avro_datum(&schema().expect("schema"), &mut &bytes[10..], None)
                 .expect("decode");
         assert_eq!(value, to_value(31337, 1_700_000_000, &log));
     }
@@ -192,8 +193,9 @@ mod tests {
             .expect("schema")
             .encode(1, 2, &log);
         assert_eq!(&bytes[..5], &[0, 0, 0, 1, 2], "magic 0, id 258 big-endian");
-        let value = apache_avro::from_avro_datum(schema().expect("schema"), &mut &bytes[5..], None)
-            .expect("body");
+        let value =
+            apache_avro::from_avro_datum(&schema().expect("schema"), &mut &bytes[5..], None)
+                .expect("body");
         assert_eq!(value, to_value(1, 2, &log));
     }
 

@@ -1,6 +1,8 @@
 //! Events of the publishers: deliveries, the producer, checkpoints, transactions and topics.
 
-use super::{chain_label, debug, error_count, info, metrics, now_s, record_lag, status, warn};
+use super::{
+    KeyValue, chain_label, debug, error_count, info, metrics, now_s, record_lag, status, warn,
+};
 
 /// Every record of a block was acknowledged by the broker.
 pub struct BlockDelivered<'a> {
@@ -273,5 +275,50 @@ impl CommitRetried<'_> {
             self.error
         );
         error_count(Some(self.chain), "publish", "commit_retried");
+    }
+}
+
+/// A log that a configured event's selector and address selected does not decode: it is
+/// published to the raw topic only. Counted every time; logged when `log` (at most once a
+/// minute per contract and event, the caller decides), with how many went unlogged since.
+pub struct DecodeFailed<'a> {
+    /// The chain's name.
+    pub chain: &'a str,
+    /// The event's record name (the metric's `event` label).
+    pub event: &'a str,
+    /// The contract.
+    pub address: &'a crate::rpc::hex::Address,
+    /// An example transaction.
+    pub tx: &'a crate::rpc::hex::B256,
+    /// Why it does not decode.
+    pub error: &'a crate::decode::DecodeError,
+    /// Write the log line.
+    pub log: bool,
+    /// Failures of this contract and event not logged since the last line.
+    pub unlogged: u64,
+}
+
+impl DecodeFailed<'_> {
+    /// Counts it, and logs it if asked.
+    pub fn emit(self) {
+        metrics().decode_failures.add(
+            1,
+            &[
+                KeyValue::new("chain", self.chain.to_owned()),
+                KeyValue::new("event", self.event.to_owned()),
+            ],
+        );
+        if self.log {
+            warn!(
+                chain = self.chain,
+                event = self.event,
+                address = %self.address,
+                tx = %self.tx,
+                reason = self.error.reason(),
+                unlogged = self.unlogged,
+                "a log of {} does not decode as `{}` ({}); it is published to the raw topic only (e.g. transaction {}; {} more since the last such line)",
+                self.address, self.event, self.error, self.tx, self.unlogged
+            );
+        }
     }
 }

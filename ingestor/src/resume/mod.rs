@@ -8,6 +8,13 @@
 //!   the checkpoint said so): the follower retracts those the node no longer has as
 //!   canonical, and the dedup cache, seeded with every value found, skips the records of
 //!   the others when they are replayed, so a restart produces nothing twice.
+//!
+//! Each decoded-event topic's tail is read too, from the first record whose timestamp is
+//! not older than the oldest chain-topic record read (decoded records carry their log's
+//! block timestamp, as the chain topic's do), and at least its last
+//! `kafka.resume_lookback_records` per partition: which of its keys a retraction must
+//! tombstone there, and which values the replay must skip. A key found there alone (a crash
+//! between the two acknowledgements) counts as published in its block.
 
 mod read;
 mod view;
@@ -15,7 +22,7 @@ mod view;
 pub use read::{ResumeError, read_tail};
 pub use view::{TailRecord, View, build_view};
 
-use crate::sink::{Dedup, TopicState};
+use crate::sink::{Dedup, Placed, TopicState};
 use crate::window::{Window, WindowBlock};
 
 /// Where a chain resumes: what the checkpoint and the topic's tail say together.
@@ -27,6 +34,8 @@ pub struct Resumed {
     pub unconfirmed: Vec<WindowBlock>,
     /// Seeded with every value found.
     pub dedup: Dedup,
+    /// The decoded-event topics holding each recent key.
+    pub placed: Placed,
     /// Offsets for the publisher's progress.
     pub topic: TopicState,
     /// Records read.

@@ -1,13 +1,15 @@
 //! Reading a chain topic's tail at start-up (blocking: call from `spawn_blocking`).
 
-use rdkafka::Offset;
-use rdkafka::consumer::Consumer;
-use rdkafka::message::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::checkpoint::Checkpoint;
 use crate::config::{ChainConfig, KafkaConfig};
 use crate::encode::peek::peek_block;
 use crate::sink::{ReadError, ToEndError, TopicRead, digest, parse_key};
+use crate::telemetry::KafkaContext;
 
 use super::Resumed;
 use super::view::{TailRecord, View, build_view};
@@ -51,39 +53,115 @@ pub fn read_tail(
     })
     .map_err(err)?;
     let mut view = View::default();
+    let mut oldest_ms: Option<i64> = None;
     read.to_end(|m| {
-        let Some(id) = m
-            .key()
-            .and_then(|k| std::str::from_utf8(k).ok())
-            .and_then(|k| parse_key(cfg.chain_id, k))
-        else {
-            return Ok(()); // not one of ours
-        };
-        let value = match m.payload() {
-            None => None,
-            Some(bytes) => match peek_block(bytes) {
-                Some((chain, number, hash)) if chain == cfg.chain_id => {
-                    Some((number, hash, digest(bytes)))
-                }
-                _ => return Ok(()),
-            },
-        };
-        view.push(TailRecord {
-            partition: m.partition(),
-            offset: m.offset(),
-            id,
-            value,
-        });
+        if push(&mut view, cfg.chain_id, m)
+            && let Some(ts) = m.timestamp().to_millis()
+        {
+            oldest_ms = Some(oldest_ms.map_or(ts, |o| o.min(ts)));
+        }
         Ok::<_, std::convert::Infallible>(())
     })
     .map_err(|e| match e {
         ToEndError::Read(source) => err(source),
         ToEndError::Each(never) => match never {},
     })?;
+    drop(read);
+    let mut decoded = Vec::new();
+    for event in cfg.catalog.events() {
+        decoded.push(read_decoded(k, cfg.chain_id, &event.topic, oldest_ms)?);
+    }
     Ok(build_view(
         checkpoint,
         cfg.reorg_window_blocks,
         k.dedup_cache_capacity,
         view,
+        decoded,
     ))
+}
+
+/// Adds `m` to `view` if it is a record of chain `chain_id`; whether it holds a value.
+fn push(view: &mut View, chain_id: u64, m: &BorrowedMessage<'_>) -> bool {
+    let Some(id) = m
+        .key()
+        .and_then(|k| std::str::from_utf8(k).ok())
+        .and_then(|k| parse_key(chain_id, k))
+    else {
+        return false; // not one of ours
+    };
+    let value = match m.payload() {
+        None => None,
+        Some(bytes) => match peek_block(bytes) {
+            Some((chain, number, hash)) if chain == chain_id => Some((number, hash, digest(bytes))),
+            _ => return false,
+        },
+    };
+    let has_value = value.is_some();
+    view.push(TailRecord {
+        partition: m.partition(),
+        offset: m.offset(),
+        id,
+        value,
+    });
+    has_value
+}
+
+/// Reads a decoded-event topic's tail: from the first record not older than `oldest_ms`
+/// (the oldest chain-topic record read), and at least its last
+/// `kafka.resume_lookback_records` per partition. Decoded values start with the same
+/// `chain_id`, `block_number` and `block_hash` as `EvmLog`'s, so they are peeked alike.
+fn read_decoded(
+    k: &KafkaConfig,
+    chain_id: u64,
+    topic: &str,
+    oldest_ms: Option<i64>,
+) -> Result<View, ResumeError> {
+    let err = |source: ReadError| ResumeError {
+        topic: topic.to_owned(),
+        source,
+    };
+    let timeout = std::time::Duration::from_millis(k.admin_timeout_ms);
+    let read = TopicRead::open(k, topic, "ethhook-ingestor-resume", |consumer, p| {
+        let (low, high) = consumer.fetch_watermarks(topic, p, timeout)?;
+        let back = i64::try_from(k.resume_lookback_records).unwrap_or(i64::MAX);
+        let lookback = low.max(high.saturating_sub(back));
+        Ok(match oldest_ms {
+            Some(ts) => match by_time(consumer, topic, p, ts, timeout)? {
+                Some(o) => Offset::Offset(o.min(lookback).max(low)),
+                None => Offset::Offset(lookback),
+            },
+            None => Offset::Offset(lookback),
+        })
+    })
+    .map_err(err)?;
+    let mut view = View::default();
+    read.to_end(|m| {
+        push(&mut view, chain_id, m);
+        Ok::<_, std::convert::Infallible>(())
+    })
+    .map_err(|e| match e {
+        ToEndError::Read(source) => err(source),
+        ToEndError::Each(never) => match never {},
+    })?;
+    Ok(view)
+}
+
+/// The first offset of `topic`'s partition `p` whose timestamp is at least `ts_ms`; `None`
+/// when there is none.
+fn by_time(
+    consumer: &BaseConsumer<KafkaContext>,
+    topic: &str,
+    p: i32,
+    ts_ms: i64,
+    timeout: std::time::Duration,
+) -> Result<Option<i64>, KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, p, Offset::Offset(ts_ms))?;
+    let found = consumer.offsets_for_times(tpl, timeout)?;
+    Ok(found
+        .find_partition(topic, p)
+        .and_then(|e| match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        }))
 }

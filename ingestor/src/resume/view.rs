@@ -1,14 +1,18 @@
 //! Building a chain's resume state from its topic's tail records: the latest value per key
 //! wins and a tombstone deletes the key, as compaction will.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::checkpoint::Checkpoint;
 use crate::rpc::hex::B256;
-use crate::sink::{Dedup, Offsets, TopicState};
+use crate::sink::{Dedup, Offsets, Placed, TopicState};
 use crate::window::{LogId, Window, WindowBlock};
 
 use super::Resumed;
+
+/// Blocks beyond the reorg window whose decoded keys are still placed: the blocks in flight
+/// may run ahead of the window's tip.
+const PLACED_MARGIN_BLOCKS: u64 = 16;
 
 /// One record of the tail, in offset order within its partition.
 #[derive(Debug, Clone)]
@@ -60,12 +64,18 @@ impl View {
     }
 }
 
-/// Combines the checkpoint (if any) and the topic's view into where the chain resumes.
+/// Combines the checkpoint (if any), the chain topic's view and the decoded-event topics'
+/// views (`decoded[i]` is lane `1 + i`) into where the chain resumes.
+///
+/// A key found only on a decoded topic (its chain-topic record was not acknowledged before
+/// a crash) belongs to its block all the same: that block is retracted if orphaned, and
+/// its decoded records are skipped if replayed.
 pub fn build_view(
     checkpoint: Option<&Checkpoint>,
     window_capacity: usize,
     dedup_capacity: usize,
     view: View,
+    decoded: Vec<View>,
 ) -> Resumed {
     let mut groups: BTreeMap<(u64, B256), (Vec<LogId>, Offsets)> = BTreeMap::new();
     for id in &view.order {
@@ -75,6 +85,18 @@ pub fn build_view(
         let (logs, first) = groups.entry((e.number, e.hash)).or_default();
         logs.push(*id);
         first.lower(e.partition, e.offset);
+    }
+    for v in &decoded {
+        for id in &v.order {
+            let Some(Some(e)) = v.latest.get(id) else {
+                continue;
+            };
+            let in_raw = matches!(view.latest.get(id), Some(Some(r)) if (r.number, r.hash) == (e.number, e.hash));
+            let (logs, _) = groups.entry((e.number, e.hash)).or_default();
+            if !in_raw && !logs.contains(id) {
+                logs.push(*id);
+            }
+        }
     }
     let mut topic = TopicState {
         blocks: groups
@@ -118,19 +140,46 @@ pub fn build_view(
         })
         .collect();
     seeds.sort_unstable_by_key(|s| (s.0, s.1));
+    // The same for each decoded topic: its keys outside the window are seeded, and every
+    // key it holds from the window's oldest block on is placed (a retraction tombstones it
+    // there).
+    let in_window: HashSet<(u64, B256)> = blocks.iter().map(|b| (b.number, b.hash)).collect();
+    let mut placed = Placed::new(window_capacity as u64 + PLACED_MARGIN_BLOCKS);
+    let mut lane_seeds: Vec<(i64, usize, LogId, u64)> = Vec::new();
+    let mut records_read = view.records;
+    for (i, v) in decoded.iter().enumerate() {
+        records_read += v.records;
+        for id in &v.order {
+            let Some(Some(e)) = v.latest.get(id) else {
+                continue;
+            };
+            if oldest.is_some_and(|o| e.number < o) {
+                continue;
+            }
+            placed.note(e.number, *id, i + 1);
+            if !in_window.contains(&(e.number, e.hash)) {
+                lane_seeds.push((e.offset, i + 1, *id, e.digest));
+            }
+        }
+    }
+    lane_seeds.sort_unstable_by_key(|s| (s.0, s.1));
     let mut dedup = Dedup::new(match dedup_capacity {
         0 => 0,
-        n => n.max(seeds.len()),
+        n => n.max(seeds.len() + lane_seeds.len()),
     });
     for (_, _, id, digest) in seeds {
         dedup.seed(id, digest);
+    }
+    for (_, lane, id, digest) in lane_seeds {
+        dedup.seed_on(lane, id, digest);
     }
     Resumed {
         window: Window::from_blocks(window_capacity, blocks),
         unconfirmed,
         dedup,
+        placed,
         topic,
-        records_read: view.records,
+        records_read,
     }
 }
 
@@ -194,7 +243,7 @@ mod tests {
         ] {
             view.push(r);
         }
-        let r = build_view(Some(&cp), 128, 100, view);
+        let r = build_view(Some(&cp), 128, 100, view, Vec::new());
         let logs: Vec<Vec<u64>> = r
             .window
             .blocks()
@@ -221,5 +270,74 @@ mod tests {
             "the window's keys are not replayed"
         );
         assert!(!dedup.seen(id(4), b"v3"), "another value is not a hit");
+    }
+
+    #[test]
+    fn decoded_topics_join_their_blocks_are_placed_and_seeded() {
+        let cp = Checkpoint {
+            chain_id: 1,
+            block_number: 11,
+            block_hash: h(11),
+            updated_at_ms: 0,
+            window: vec![
+                WindowBlock {
+                    number: 10,
+                    hash: h(10),
+                    parent_hash: h(9),
+                    logs: vec![],
+                },
+                WindowBlock {
+                    number: 11,
+                    hash: h(11),
+                    parent_hash: h(10),
+                    logs: vec![],
+                },
+            ],
+            partitions: vec![],
+            migrated: false,
+        };
+        let mut raw = View::default();
+        for r in [
+            rec(0, 1, Some((11, 11))),
+            rec(1, 3, Some((12, 12))), // after the checkpoint
+        ] {
+            raw.push(r);
+        }
+        let mut decoded = View::default();
+        for r in [
+            rec(0, 1, Some((11, 11))),
+            rec(1, 3, Some((12, 12))),
+            rec(2, 9, Some((13, 13))), // its chain-topic record never acknowledged
+            rec(3, 7, Some((5, 5))),   // below the window
+        ] {
+            decoded.push(r);
+        }
+        let r = build_view(Some(&cp), 128, 100, raw, vec![View::default(), decoded]);
+        let un: Vec<(u64, Vec<u64>)> = r
+            .unconfirmed
+            .iter()
+            .map(|b| (b.number, b.logs.iter().map(|l| l.log_index).collect()))
+            .collect();
+        assert_eq!(
+            un,
+            [(12, vec![3]), (13, vec![9])],
+            "a decoded-only key joins its block"
+        );
+        let mut placed = r.placed;
+        assert_eq!(placed.take(&id(1)), [2]);
+        assert_eq!(placed.take(&id(9)), [2]);
+        assert!(placed.take(&id(7)).is_empty(), "below the window");
+        let mut dedup = r.dedup;
+        assert!(
+            dedup.seen_on(2, id(3), b"v3"),
+            "replayed: skipped on lane 2"
+        );
+        assert!(dedup.seen_on(2, id(9), b"v9"));
+        assert!(!dedup.seen_on(1, id(9), b"v9"), "not on lane 1");
+        assert!(
+            !dedup.seen_on(2, id(1), b"v1"),
+            "the window's keys are not replayed"
+        );
+        assert_eq!(r.records_read, 6);
     }
 }

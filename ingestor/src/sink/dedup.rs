@@ -24,8 +24,13 @@ pub fn digest(value: &[u8]) -> u64 {
     foldhash::quality::FixedState::with_seed(0x6574_6868_6f6f_6b21).hash_one(value)
 }
 
-fn key(id: &LogId) -> u64 {
-    foldhash::quality::FixedState::with_seed(0x6c6f_6769_6473_2121).hash_one(id)
+/// The key of `id` on topic `lane` (0: the chain topic; `1 + i`: decoded event `i`'s).
+fn key(lane: usize, id: &LogId) -> u64 {
+    let state = foldhash::quality::FixedState::with_seed(0x6c6f_6769_6473_2121);
+    match lane {
+        0 => state.hash_one(id),
+        _ => state.hash_one((lane, id)),
+    }
 }
 
 /// Per-chain dedup cache. Capacity 0 disables it.
@@ -44,18 +49,28 @@ impl Dedup {
     /// Remembers that `id` is on the topic with a value of digest `digest` (oldest first:
     /// the last seeded keys are the last evicted).
     pub fn seed(&mut self, id: LogId, digest: u64) {
+        self.seed_on(0, id, digest);
+    }
+
+    /// [`Dedup::seed`] for topic `lane` of the chain's topics.
+    pub fn seed_on(&mut self, lane: usize, id: LogId, digest: u64) {
         if let Some((cache, cap)) = self.cache.as_mut() {
-            put(cache, *cap, key(&id), digest);
+            put(cache, *cap, key(lane, &id), digest);
         }
     }
 
     /// Whether `id` was already published with exactly `value` (a hit: the caller counts
     /// it). Otherwise remembers it and returns false.
     pub fn seen(&mut self, id: LogId, value: &[u8]) -> bool {
+        self.seen_on(0, id, value)
+    }
+
+    /// [`Dedup::seen`] for topic `lane` of the chain's topics.
+    pub fn seen_on(&mut self, lane: usize, id: LogId, value: &[u8]) -> bool {
         let Some((cache, cap)) = self.cache.as_mut() else {
             return false;
         };
-        let (key, digest) = (key(&id), digest(value));
+        let (key, digest) = (key(lane, &id), digest(value));
         if cache.get(&key) == Some(&digest) {
             return true;
         }
@@ -65,8 +80,13 @@ impl Dedup {
 
     /// Forgets `id` (it was retracted: producing it again is not a duplicate).
     pub fn forget(&mut self, id: &LogId) {
+        self.forget_on(0, id);
+    }
+
+    /// [`Dedup::forget`] for topic `lane` of the chain's topics.
+    pub fn forget_on(&mut self, lane: usize, id: &LogId) {
         if let Some((cache, _)) = self.cache.as_mut() {
-            cache.pop(&key(id));
+            cache.pop(&key(lane, id));
         }
     }
 

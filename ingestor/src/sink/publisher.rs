@@ -17,7 +17,6 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::time::{Instant, sleep_until};
 
 use crate::config::{ChainConfig, KafkaConfig};
-use crate::encode::{Encoder, Framing};
 use crate::events;
 use crate::follower::{HandoverRx, Update};
 use crate::window::Window;
@@ -25,9 +24,10 @@ use crate::window::Window;
 use super::client::Producer;
 use super::dedup::Dedup;
 use super::error::SinkError;
+use super::placed::Placed;
 use super::produce::{acknowledged, enqueue, enqueue_checkpoint, outgoing};
 use super::progress::{Landed, Progress};
-use super::records::{Builder, Effect};
+use super::records::{Builder, Effect, Framings};
 use super::stall::StallWatch;
 
 /// An update whose records were all acknowledged.
@@ -35,7 +35,7 @@ use super::stall::StallWatch;
 pub struct Acked {
     /// What it does to the delivered window.
     pub effect: Effect,
-    /// Records acknowledged.
+    /// Records acknowledged on the chain topic (decoded events' not counted).
     pub records: usize,
     /// Records skipped by the dedup LRU.
     pub dedup_hits: usize,
@@ -62,7 +62,8 @@ type Pending<T> = FuturesOrdered<BoxFuture<'static, Result<T, SinkError>>>;
 /// Publishes one chain's updates.
 pub struct Publisher {
     cfg: Arc<ChainConfig>,
-    topic: String,
+    /// Each lane's topic (0: the chain topic).
+    topics: Arc<[String]>,
     checkpoint_topic: String,
     producer: Producer,
     builder: Builder,
@@ -71,22 +72,24 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// A publisher for `cfg`'s topic on the shared `producer`, continuing after
-    /// `progress`, skipping what `dedup` knows is on the topic already; `k` names the
-    /// checkpoint topic and the stall threshold.
+    /// A publisher for `cfg`'s topics on the shared `producer`, continuing after
+    /// `progress`, skipping what `dedup` knows is on a topic already; `placed` says which
+    /// decoded topics hold the recent keys; `k` names the checkpoint topic and the stall
+    /// threshold.
     pub fn new(
         cfg: Arc<ChainConfig>,
         k: &KafkaConfig,
         producer: Producer,
-        dedup: Dedup,
+        (dedup, placed): (Dedup, Placed),
         progress: Progress,
-        framing: Framing,
+        framings: &Framings,
     ) -> Result<Self, SinkError> {
+        let builder = Builder::new(&cfg, framings, dedup, placed)?;
         Ok(Self {
             stall_warning: std::time::Duration::from_millis(k.stall_warning_ms),
-            topic: cfg.topic(),
+            topics: builder.topics(),
             checkpoint_topic: k.checkpoint_topic.clone(),
-            builder: Builder::new(cfg.chain_id, Encoder::new(framing)?, dedup),
+            builder,
             cfg,
             producer,
             progress,
@@ -174,17 +177,21 @@ impl Publisher {
         let started = std::time::Instant::now();
         // Each record is dropped once librdkafka has copied it; its key stays for errors.
         for r in batch.records {
-            let d = enqueue(&self.producer, &self.cfg.name, outgoing(&self.topic, &r)).await?;
-            deliveries.push((r.key, d));
+            let topic = &self.topics[r.lane];
+            let d = enqueue(&self.producer, &self.cfg.name, outgoing(topic, &r)).await?;
+            deliveries.push((r.lane, r.key, d));
         }
-        let (effect, dedup_hits, topic) = (batch.effect, batch.dedup_hits, self.topic.clone());
-        let timestamp_s = batch.timestamp_s;
+        let (effect, dedup_hits, topics) = (batch.effect, batch.dedup_hits, self.topics.clone());
+        let (timestamp_s, records) = (batch.timestamp_s, batch.raw_records);
+        // Acknowledged means every topic's records: the checkpoint follows only then.
         Ok(async move {
-            let records = deliveries.len();
             let mut landed = Landed::default();
-            for (key, delivery) in deliveries {
-                let (partition, offset) = acknowledged(delivery, &topic, &key, block).await?;
-                landed.note(partition, offset);
+            for (lane, key, delivery) in deliveries {
+                let (partition, offset) =
+                    acknowledged(delivery, &topics[lane], &key, block).await?;
+                if lane == 0 {
+                    landed.note(partition, offset);
+                }
             }
             let produce_s = started.elapsed().as_secs_f64();
             if let Some(t) = trace {

@@ -1,16 +1,35 @@
 //! Turning an [`Update`] into the records to produce: encoded logs for a block, tombstones
-//! for a retraction. The dedup LRU skips values already on the topic, and forgets keys it
-//! retracts.
+//! for a retraction. This is the one place a block fans out to several topics: each log to
+//! the chain topic (lane 0, always) and to the topic of every configured event that decodes
+//! it (lane `1 + i` for event `i`); a retracted key is tombstoned on the chain topic and on
+//! every decoded topic that holds it ([`Placed`]). The dedup LRU skips values already on a
+//! topic, and forgets keys it retracts.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::encode::Encoder;
+use crate::config::ChainConfig;
+use crate::decode::{Catalog, Routed};
+use crate::encode::{EncodeError, Encoder, Framing, header};
+use crate::events;
 use crate::follower::Update;
+use crate::rpc::hex::Address;
 use crate::telemetry::trace::BlockTrace;
 use crate::window::{LogId, WindowBlock};
 
 use super::dedup::Dedup;
+use super::placed::Placed;
+
+/// How a chain's values announce their schemas: the chain topic's, and each decoded
+/// event's (in the order of the chain's event catalog; missing ones are single-object).
+#[derive(Debug, Clone, Default)]
+pub struct Framings {
+    /// The chain topic's `EvmLog` values.
+    pub raw: Option<Framing>,
+    /// Each event's values.
+    pub events: Vec<Framing>,
+}
 
 /// The record key: `<chain_id>:<transaction_hash>:<log_index>`.
 pub fn record_key(chain_id: u64, tx: &crate::rpc::hex::B256, log_index: u64) -> String {
@@ -20,6 +39,8 @@ pub fn record_key(chain_id: u64, tx: &crate::rpc::hex::B256, log_index: u64) -> 
 /// One record to produce. `payload: None` is a tombstone.
 #[derive(Debug, Clone)]
 pub struct OutRecord {
+    /// Its topic among the chain's: 0 the chain topic, `1 + i` decoded event `i`'s.
+    pub lane: usize,
     /// Key.
     pub key: String,
     /// Avro single-object value, or `None` to delete the key.
@@ -61,26 +82,79 @@ pub(super) struct Batch {
     pub(super) effect: Effect,
     /// Records skipped by the dedup LRU.
     pub(super) dedup_hits: usize,
+    /// Records for the chain topic (the others are decoded events').
+    pub(super) raw_records: usize,
     /// The block's timestamp (s); `None` for a retraction.
     pub(super) timestamp_s: Option<u64>,
     /// The block's spans; `None` for a retraction.
     pub(super) trace: Option<BlockTrace>,
 }
 
-/// What building a chain's records keeps between updates: the encoder and the dedup
-/// cache, shared with the CPU pool that builds a large update (see [`crate::cpu`]).
+/// What building a chain's records keeps between updates: the encoders, the dedup cache
+/// and where decoded keys are, shared with the CPU pool that builds a large update (see
+/// [`crate::cpu`]).
 #[derive(Clone)]
 pub(super) struct Builder {
     chain_id: u64,
-    state: Arc<Mutex<(Encoder, Dedup)>>,
+    /// Each lane's topic.
+    topics: Arc<[String]>,
+    state: Arc<Mutex<State>>,
+}
+
+struct State {
+    chain: String,
+    encoder: Encoder,
+    catalog: Arc<Catalog>,
+    /// Each event's value header (framing and schema).
+    headers: Vec<Vec<u8>>,
+    dedup: Dedup,
+    placed: Placed,
+    failures: FailureLog,
 }
 
 impl Builder {
-    pub(super) fn new(chain_id: u64, encoder: Encoder, dedup: Dedup) -> Self {
-        Self {
-            chain_id,
-            state: Arc::new(Mutex::new((encoder, dedup))),
-        }
+    /// For `cfg`'s topics, framed as `framings` says, skipping what `dedup` knows is on a
+    /// topic, retracting decoded keys where `placed` says they are.
+    pub(super) fn new(
+        cfg: &ChainConfig,
+        framings: &Framings,
+        dedup: Dedup,
+        placed: Placed,
+    ) -> Result<Self, EncodeError> {
+        let events = cfg.catalog.events();
+        let headers = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let framing = framings
+                    .events
+                    .get(i)
+                    .copied()
+                    .unwrap_or(Framing::SingleObject);
+                header(&e.schema_json, framing)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let topics: Vec<String> = std::iter::once(cfg.topic())
+            .chain(events.iter().map(|e| e.topic.clone()))
+            .collect();
+        Ok(Self {
+            chain_id: cfg.chain_id,
+            topics: topics.into(),
+            state: Arc::new(Mutex::new(State {
+                chain: cfg.name.clone(),
+                encoder: Encoder::new(framings.raw.unwrap_or(Framing::SingleObject))?,
+                catalog: cfg.catalog.clone(),
+                headers,
+                dedup,
+                placed,
+                failures: FailureLog::default(),
+            })),
+        })
+    }
+
+    /// Each lane's topic: 0 the chain topic, `1 + i` decoded event `i`'s.
+    pub(super) fn topics(&self) -> Arc<[String]> {
+        self.topics.clone()
     }
 
     /// The records of `update`: a large one (a catch-up block) on the CPU pool.
@@ -89,15 +163,62 @@ impl Builder {
         crate::cpu::offload(update.weight(), move || {
             // Poisoned only by a panic, which has already ended the publisher.
             let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
-            let (encoder, dedup) = &mut *state;
-            build(chain_id, update, encoder, dedup)
+            build(chain_id, update, &mut state)
         })
         .await
     }
 }
 
+/// How often a contract's undecodable logs of one event are logged, at most.
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
+/// Contract and event pairs remembered for that; past it, those not logged within the last
+/// interval are forgotten.
+const FAILURE_LOG_PAIRS: usize = 10_000;
+
+/// When each contract's undecodable logs of each event were last logged, and how many went
+/// unlogged since.
+#[derive(Default)]
+struct FailureLog {
+    last: HashMap<(Address, usize), (Instant, u64)>,
+}
+
+impl FailureLog {
+    /// Whether to log this one, and how many went unlogged before it.
+    fn due(&mut self, address: Address, event: usize) -> (bool, u64) {
+        let now = Instant::now();
+        if self.last.len() >= FAILURE_LOG_PAIRS {
+            self.last
+                .retain(|_, (at, _)| now.duration_since(*at) < FAILURE_LOG_EVERY);
+        }
+        match self.last.get_mut(&(address, event)) {
+            Some((at, unlogged)) if now.duration_since(*at) < FAILURE_LOG_EVERY => {
+                *unlogged += 1;
+                (false, 0)
+            }
+            Some((at, unlogged)) => {
+                let before = std::mem::take(unlogged);
+                *at = now;
+                (true, before)
+            }
+            None => {
+                self.last.insert((address, event), (now, 0));
+                (true, 0)
+            }
+        }
+    }
+}
+
 /// Builds the records for `update`.
-fn build(chain_id: u64, update: Update, encoder: &Encoder, dedup: &mut Dedup) -> Batch {
+fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
+    let State {
+        chain,
+        encoder,
+        catalog,
+        headers,
+        dedup,
+        placed,
+        failures,
+    } = state;
     match update {
         Update::Block(block) => {
             let encode_started = SystemTime::now();
@@ -113,28 +234,63 @@ fn build(chain_id: u64, update: Update, encoder: &Encoder, dedup: &mut Dedup) ->
             let timestamp_ms = ts_s.saturating_mul(1000) as i64;
             let mut records = Vec::with_capacity(block.logs.len());
             let mut dedup_hits = 0;
+            let mut raw_records = 0;
             for log in &block.logs {
                 let value = encoder.encode(chain_id, ts_s, log);
                 let id = LogId {
                     tx: log.transaction_hash,
                     log_index: log.log_index,
                 };
-                if dedup.seen(id, &value) {
-                    dedup_hits += 1;
-                    continue;
+                let key = record_key(chain_id, &log.transaction_hash, log.log_index);
+                let mut push = |lane: usize, value: Vec<u8>| {
+                    if dedup.seen_on(lane, id, &value) {
+                        dedup_hits += 1;
+                        return;
+                    }
+                    raw_records += usize::from(lane == 0);
+                    records.push(OutRecord {
+                        lane,
+                        key: key.clone(),
+                        payload: Some(value),
+                        timestamp_ms,
+                        traceparent: traceparent.clone(),
+                    });
+                };
+                push(0, value);
+                match catalog.route(chain_id, ts_s, log) {
+                    Routed::Unrelated => {}
+                    Routed::Decoded(bodies) => {
+                        for (i, body) in bodies {
+                            let Some(h) = headers.get(i) else { continue };
+                            let mut v = Vec::with_capacity(h.len() + body.len());
+                            v.extend_from_slice(h);
+                            v.extend_from_slice(&body);
+                            placed.note(block.header.number, id, i + 1);
+                            push(i + 1, v);
+                        }
+                    }
+                    Routed::Failed { event, error } => {
+                        let (log_it, unlogged) = failures.due(log.address, event);
+                        let name = catalog.events().get(event).map_or("", |e| &e.record);
+                        events::DecodeFailed {
+                            chain,
+                            event: name,
+                            address: &log.address,
+                            tx: &log.transaction_hash,
+                            error: &error,
+                            log: log_it,
+                            unlogged,
+                        }
+                        .emit();
+                    }
                 }
-                records.push(OutRecord {
-                    key: record_key(chain_id, &log.transaction_hash, log.log_index),
-                    payload: Some(value),
-                    timestamp_ms,
-                    traceparent: traceparent.clone(),
-                });
             }
             trace.encoded(encode_started);
             Batch {
                 records,
                 effect: Effect::Block(block.window_block()),
                 dedup_hits,
+                raw_records,
                 timestamp_s: Some(ts_s),
                 trace: Some(trace),
             }
@@ -144,23 +300,27 @@ fn build(chain_id: u64, update: Update, encoder: &Encoder, dedup: &mut Dedup) ->
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or_default();
-            let records = r
-                .tombstones
-                .iter()
-                .map(|id| {
-                    dedup.forget(id);
-                    OutRecord {
-                        key: record_key(chain_id, &id.tx, id.log_index),
+            let mut records = Vec::with_capacity(r.tombstones.len());
+            for id in &r.tombstones {
+                let key = record_key(chain_id, &id.tx, id.log_index);
+                for lane in std::iter::once(0).chain(placed.take(id)) {
+                    dedup.forget_on(lane, id);
+                    records.push(OutRecord {
+                        lane,
+                        key: key.clone(),
                         payload: None,
                         timestamp_ms: now_ms,
                         traceparent: None,
-                    }
-                })
-                .collect();
+                    });
+                }
+            }
+            let raw_records = r.tombstones.len();
             // Keys the replacement blocks publish again must not be skipped as duplicates.
             for b in &r.orphaned {
                 for id in &b.logs {
-                    dedup.forget(id);
+                    for lane in 0..=headers.len() {
+                        dedup.forget_on(lane, id);
+                    }
                 }
             }
             Batch {
@@ -169,6 +329,7 @@ fn build(chain_id: u64, update: Update, encoder: &Encoder, dedup: &mut Dedup) ->
                     ancestor: r.ancestor,
                 },
                 dedup_hits: 0,
+                raw_records,
                 timestamp_s: None,
                 trace: None,
             }

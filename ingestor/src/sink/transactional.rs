@@ -19,13 +19,13 @@ use rdkafka::types::RDKafkaErrorCode;
 use super::client::{Producer, producer_config};
 use super::dedup::Dedup;
 use super::error::SinkError;
+use super::placed::Placed;
 use super::produce::{acknowledged, enqueue, enqueue_checkpoint, outgoing};
 use super::progress::{Landed, Progress};
 use super::publisher::{Acked, Outcome, apply};
-use super::records::Builder;
+use super::records::{Builder, Framings};
 use super::stall::StallWatch;
 use crate::config::{ChainConfig, KafkaConfig};
-use crate::encode::{Encoder, Framing};
 use crate::events;
 use crate::follower::{HandoverRx, Update};
 use crate::telemetry::KafkaContext;
@@ -96,7 +96,8 @@ fn classify(transactional_id: &str, e: KafkaError) -> SinkError {
 pub struct TransactionalPublisher {
     cfg: Arc<ChainConfig>,
     id: String,
-    topic: String,
+    /// Each lane's topic (0: the chain topic).
+    topics: Arc<[String]>,
     checkpoint_topic: String,
     producer: Producer,
     builder: Builder,
@@ -113,15 +114,16 @@ impl TransactionalPublisher {
         cfg: Arc<ChainConfig>,
         k: &KafkaConfig,
         producer: Producer,
-        dedup: Dedup,
+        (dedup, placed): (Dedup, Placed),
         progress: Progress,
-        framing: Framing,
+        framings: &Framings,
     ) -> Result<Self, SinkError> {
+        let builder = Builder::new(&cfg, framings, dedup, placed)?;
         Ok(Self {
             id: transactional_id(k, cfg.chain_id),
-            topic: cfg.topic(),
+            topics: builder.topics(),
             checkpoint_topic: k.checkpoint_topic.clone(),
-            builder: Builder::new(cfg.chain_id, Encoder::new(framing)?, dedup),
+            builder,
             cfg,
             producer,
             progress,
@@ -191,13 +193,14 @@ impl TransactionalPublisher {
             }
             let first_delivery = deliveries.len();
             for r in &batch.records {
-                let d = enqueue(&self.producer, &self.cfg.name, outgoing(&self.topic, r)).await?;
-                deliveries.push((r.key.clone(), block, d));
+                let topic = &self.topics[r.lane];
+                let d = enqueue(&self.producer, &self.cfg.name, outgoing(topic, r)).await?;
+                deliveries.push((r.lane, r.key.clone(), block, d));
             }
             acked.push((
                 first_delivery..deliveries.len(),
                 Acked {
-                    records: batch.records.len(),
+                    records: batch.raw_records,
                     dedup_hits: batch.dedup_hits,
                     effect: batch.effect,
                     timestamp_s: batch.timestamp_s,
@@ -210,13 +213,17 @@ impl TransactionalPublisher {
         // Offsets are assigned as records are acknowledged; the checkpoint, which names
         // them, is the transaction's last record.
         let mut landed = Vec::with_capacity(deliveries.len());
-        for (key, block, d) in deliveries {
-            landed.push(acknowledged(d, &self.topic, &key, block).await?);
+        for (lane, key, block, d) in deliveries {
+            let (p, o) = acknowledged(d, &self.topics[lane], &key, block).await?;
+            landed.push((lane, p, o));
         }
         let mut progress = self.progress.clone();
         for (range, a, _) in &mut acked {
-            for &(p, o) in &landed[range.clone()] {
-                a.landed.note(p, o);
+            // The checkpoint's offsets are the chain topic's.
+            for &(lane, p, o) in &landed[range.clone()] {
+                if lane == 0 {
+                    a.landed.note(p, o);
+                }
             }
             progress.apply(&a.effect, &a.landed);
         }

@@ -43,6 +43,10 @@ pub struct Metrics {
     pub retracted: Counter<u64>,
     /// `ethhook.dedup.hits` `{record}` → `ethhook_dedup_hits_total`.
     pub dedup_hits: Counter<u64>,
+    /// `ethhook.decode.failures` `{log}` → `ethhook_decode_failures_total`, by `event`
+    /// (the event's record name): logs a configured event's selector and address selected
+    /// that its ABI does not decode (published to the raw topic only).
+    pub decode_failures: Counter<u64>,
     /// `ethhook.reconnects` `{reconnect}` → `ethhook_reconnects_total`.
     pub reconnects: Counter<u64>,
     /// `ethhook.breaker.state` `{state}` → `ethhook_breaker_state`: 0 closed, 1 half-open,
@@ -103,6 +107,7 @@ pub const NAMES: &[&str] = &[
     "ethhook.reorg.depth",
     "ethhook.records.retracted",
     "ethhook.dedup.hits",
+    "ethhook.decode.failures",
     "ethhook.reconnects",
     "ethhook.breaker.state",
     "ethhook.produce.duration",
@@ -210,6 +215,11 @@ impl Metrics {
                 "{record}",
                 "Records skipped as already produced with the same value",
             ),
+            decode_failures: counter(
+                "ethhook.decode.failures",
+                "{log}",
+                "Logs a configured event selected that its ABI does not decode",
+            ),
             reconnects: counter(
                 "ethhook.reconnects",
                 "{reconnect}",
@@ -284,6 +294,7 @@ impl Metrics {
             &self.reorgs,
             &self.retracted,
             &self.dedup_hits,
+            &self.decode_failures,
             &self.reconnects,
             &self.batch_cuts,
         ] {

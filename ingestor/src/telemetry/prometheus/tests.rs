@@ -35,6 +35,7 @@ fn scraped() -> String {
     m.reorg_depth.record(2, &l);
     m.retracted.add(3, &l);
     m.dedup_hits.add(4, &l);
+    m.decode_failures.add(1, &with("event", "Transfer"));
     m.reconnects.add(1, &l);
     m.breaker_state.record(2, &l);
     m.produce_duration.record(0.003, &l);
