@@ -153,6 +153,19 @@ impl Connect {
         plugin_path: &Path,
         connector: &ConnectorConfig,
     ) -> anyhow::Result<Self> {
+        let mut connect = Self::launch(dir, brokers, plugin_path, connector)?;
+        connect.wait_running(Duration::from_secs(180))?;
+        Ok(connect)
+    }
+
+    /// As [`Connect::start`], but returns as soon as the worker is spawned, whatever
+    /// becomes of the connector (see [`Connect::wait_failed`], [`Connect::wait_running`]).
+    pub fn launch(
+        dir: &Path,
+        brokers: &str,
+        plugin_path: &Path,
+        connector: &ConnectorConfig,
+    ) -> anyhow::Result<Self> {
         let libs = crate::tool("CONNECT_LIBS")?;
         let java = std::env::var_os("CONNECT_JAVA")
             .map(PathBuf::from)
@@ -191,16 +204,14 @@ impl Connect {
             .arg(&connector_file)
             .current_dir(&work);
         let process = Managed::spawn("connect", cmd, work.join("connect.log"))?;
-        let mut connect = Self {
+        Ok(Self {
             process,
             port,
             name: connector.name().to_owned(),
             agent: ureq::AgentBuilder::new()
                 .timeout(Duration::from_secs(10))
                 .build(),
-        };
-        connect.wait_running(Duration::from_secs(180))?;
-        Ok(connect)
+        })
     }
 
     /// `http://127.0.0.1:<port>`, the worker's REST API.
@@ -217,6 +228,39 @@ impl Connect {
             .call()
             .with_context(|| format!("GET {url}"))?
             .into_json()?)
+    }
+
+    /// `POST /connectors/<name>/restart?includeTasks=true&onlyFailed=true`: what an operator
+    /// does once the cause of a task's failure is fixed. A standalone worker answers after it
+    /// has stopped the failed tasks and started them again, so a later
+    /// [`Connect::wait_failed`] sees a new failure, never the one restarted.
+    pub fn restart_failed(&self) -> anyhow::Result<()> {
+        let url = format!(
+            "{}/connectors/{}/restart?includeTasks=true&onlyFailed=true",
+            self.url(),
+            self.name
+        );
+        self.agent
+            .post(&url)
+            .call()
+            .with_context(|| format!("POST {url}"))?;
+        Ok(())
+    }
+
+    /// Waits until the connector or one of its tasks is `FAILED`; returns the failure
+    /// ([`ConnectorStatus::failure`]). Fails if the worker exits first.
+    pub fn wait_failed(&mut self, deadline: Duration) -> anyhow::Result<String> {
+        let seen = wait_for(
+            &format!("connector {} to fail", self.name),
+            deadline,
+            || {
+                if !self.process.is_running() {
+                    return Some(None);
+                }
+                self.status().ok()?.failure().map(Some)
+            },
+        )?;
+        seen.with_context(|| format!("connect exited:\n{}", self.process.log_tail(40)))
     }
 
     /// Waits until the connector and its tasks run; fails at once if one of them failed or

@@ -5,6 +5,11 @@
 //! sink and Apicurio's Avro converter, and PostgreSQL. After history, live blocks and a
 //! reorganisation, the table equals the chain field for field: one row per canonical log,
 //! `data` as `bytea`, `block_timestamp` a timestamp, no retracted row.
+//!
+//! A database that refuses the sink, first its password, then the right to create the
+//! table, fails the connector's task each time: `FAILED` in Connect's REST status, with
+//! PostgreSQL's reason in the worker's log. Nothing is lost: once the role is fixed and the
+//! failed task restarted, the table equals the chain, blocks published meanwhile included.
 
 mod common;
 
@@ -147,6 +152,116 @@ fn the_shipped_jdbc_sink_makes_the_table_equal_to_the_chain() {
         )
         .expect("primary key");
     assert_eq!(primary_key, [["key"]]);
+    assert!(connect.status().expect("status").is_running());
+    stop_cleanly(&mut service);
+}
+
+/// Asserts that the connector's task is `FAILED` with `rest_says` in the trace of its REST
+/// status, and that the worker's log after byte `log_from` holds `postgres_says`, PostgreSQL's
+/// own reason, which the REST trace lacks; and that no table was made. Returns the log's
+/// length, where the next refusal's lines begin.
+fn assert_refused(
+    pg: &Postgres,
+    connect: &mut Connect,
+    log_from: usize,
+    rest_says: &str,
+    postgres_says: &str,
+) -> usize {
+    let failure = connect
+        .wait_failed(Duration::from_secs(240))
+        .unwrap_or_else(|e| panic!("{e}\n{}", connect.process.log_tail(40)));
+    let status = connect.status().expect("status");
+    assert_eq!(status.connector.state, "RUNNING", "{status:?}");
+    assert!(
+        failure.starts_with("task 0: ") && failure.contains(rest_says),
+        "{failure}"
+    );
+    let log = connect.process.log_text();
+    assert!(
+        log.get(log_from..)
+            .unwrap_or_default()
+            .contains(postgres_says),
+        "no {postgres_says:?} in the worker's log:\n{}",
+        connect.process.log_tail(60)
+    );
+    assert!(pg.columns(TABLE).expect("columns").is_empty(), "no table");
+    log.len()
+}
+
+#[test]
+fn a_database_that_refuses_the_sink_fails_its_task_and_loses_nothing() {
+    let mut stack = Stack::start(181, 6);
+    let registry = Apicurio::start(stack.dir.path()).expect("apicurio");
+    let pg = Postgres::start(stack.dir.path()).expect("postgres");
+    // A role of the sink's own, as an administrator makes one: its password asked over TCP
+    // (scram-sha-256) and not the one the connector was given, and, PostgreSQL 15's default
+    // for a role that does not own the database, no right to create tables in `public`.
+    pg.query("CREATE ROLE sink LOGIN PASSWORD 'not the connector''s'")
+        .expect("role");
+    let hba = stack.dir.path().join("postgres/data/pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+    std::fs::write(
+        &hba,
+        format!("host all sink 127.0.0.1/32 scram-sha-256\n{rules}"),
+    )
+    .expect("pg_hba.conf");
+    pg.query("SELECT pg_reload_conf()").expect("reload");
+    let topic = stack.topic();
+    let toml = format!(
+        "{}\n[schema_registry]\nurl = \"{}\"\n",
+        stack.config(&[]),
+        registry.ccompat_url()
+    );
+    let mut service = Service::start(BIN.as_ref(), stack.dir.path(), &toml, &[]).expect("ingestor");
+    let mut sink = ConnectorConfig::local_sink(&topic, &pg.jdbc_url(), &registry.converter_url())
+        .expect("the shipped sink");
+    sink.set("connection.username", "sink").expect("username");
+    let password = sink
+        .get("connection.password")
+        .expect("the shipped sink's password")
+        .to_owned();
+    let plugins = devstack::tool("CONNECT_PLUGINS").expect("CONNECT_PLUGINS");
+    let mut connect =
+        Connect::launch(stack.dir.path(), &stack.brokers(), &plugins, &sink).expect("connect");
+
+    // The wrong password: the task fails as it starts, before reading a record.
+    let log_from = assert_refused(
+        &pg,
+        &mut connect,
+        0,
+        "Unable to determine Dialect without JDBC metadata",
+        "password authentication failed for user \"sink\"",
+    );
+    // A block while the task is failed: its records wait in the topic.
+    stack
+        .sender
+        .block(&[stack.shapes.logs(2)])
+        .expect("live block");
+    pg.query(&format!(
+        "ALTER ROLE sink PASSWORD '{}'",
+        password.replace('\'', "''")
+    ))
+    .expect("password");
+    connect.restart_failed().expect("restart");
+
+    // In, but it may not create the table: the task fails at its first batch.
+    assert_refused(
+        &pg,
+        &mut connect,
+        log_from,
+        "Could not find table: evm_logs",
+        "permission denied for schema public",
+    );
+    stack
+        .sender
+        .block(&[stack.shapes.logs(3)])
+        .expect("live block");
+    pg.query("GRANT CREATE ON SCHEMA public TO sink")
+        .expect("grant");
+    connect.restart_failed().expect("restart");
+
+    // Every record reaches the table, those published while the task was failed included.
+    assert_table_equals_chain(&pg, &connect, &stack.node, &service);
     assert!(connect.status().expect("status").is_running());
     stop_cleanly(&mut service);
 }
