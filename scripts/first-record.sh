@@ -38,7 +38,8 @@ while IFS= read -r line; do
   fi
 done <"$work/stdout"
 wait "$demo" || echo "first-record.sh: the demo exited with $?" >&2
-echo "$(elapsed)  stopped after $records records" >&2
+echo "$(elapsed)  stopped after $records records; CPU time (user, system) of this script, then of the demo and all it ran:" >&2
+times >&2
 if pgrep -f "$work" >&2; then
   echo "first-record.sh: processes of the demo are still running (above)" >&2
   exit 1
