@@ -26,7 +26,8 @@ start: ingestor.log, ingestor.toml, anvil-31337.log, anvil-31338.log, kafka/kafk
 It is deleted when the demo stops.
 
 The first run installs the pinned tools it runs (anvil, Apache Kafka, fastavro) into
-~/.cache/ethhook (scripts/deps.sh demo) while it builds the binaries.
+~/.cache/ethhook (scripts/deps.sh demo) while it builds the binaries, against the
+system's OpenSSL (libssl-dev, installed with apt-get if missing).
 EOF
     exit 0
     ;;
