@@ -11,7 +11,8 @@ Usage: scripts/demo.sh [--block-interval-ms N]
 Starts on this machine, until Ctrl-C:
   - Apache Kafka, one node (broker and KRaft controller);
   - two anvil chains: devnet-a (chain id 31337) and devnet-b (chain id 31338);
-  - the ingestor (release build), publishing them to evm.logs.31337 and evm.logs.31338;
+  - the ingestor (cargo profile `demo`, in target/demo/), publishing them to
+    evm.logs.31337 and evm.logs.31338;
   - traffic: a block of varied logs on each chain every N ms (default 1500), now and
     then a reorganisation of the last 2 blocks;
 and prints every published record, decoded, on stdout (tombstones included).
@@ -24,10 +25,11 @@ Logs: a new directory under $TMPDIR (default /tmp), ethhook-demo-XXXXXX, printed
 start: ingestor.log, ingestor.toml, anvil-31337.log, anvil-31338.log, kafka/kafka.log.
 It is deleted when the demo stops.
 
-The first run installs the pinned tools into ~/.cache/ethhook (scripts/deps.sh) and
-builds the release binaries.
+The first run installs the pinned tools it runs (anvil, Apache Kafka, fastavro) into
+~/.cache/ethhook (scripts/deps.sh demo) while it builds the binaries, against the
+system's OpenSSL (libssl-dev, installed with apt-get if missing).
 EOF
     exit 0
     ;;
 esac
-exec "$(dirname "$0")/devstack.sh" up "$@"
+exec "$(dirname "$0")/devstack.sh" --profile demo --system-openssl up "$@"

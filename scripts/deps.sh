@@ -7,7 +7,10 @@
 # JAVA_BIN, FASTAVRO_PYTHON (fastavro, the tests' independent Avro implementation, in a venv),
 # ETHABI_PYTHON (eth-abi and fastavro, the decoded-event tests' reference, in a venv),
 # APICURIO_HOME, APICURIO_JAVA, CONNECT_LIBS, CONNECT_PLUGINS and POSTGRES_BIN. `scripts/deps.sh cryo` installs only cryo (the benchmark's comparison, in a venv)
-# and prints CRYO_PYTHON.
+# and prints CRYO_PYTHON. `scripts/deps.sh openssl-dev` installs OpenSSL's headers and
+# pkg-config from Debian when missing (a build without vendored OpenSSL needs them).
+# `scripts/deps.sh demo` installs only what scripts/demo.sh runs
+# (anvil, Apache Kafka, fastavro) and prints ANVIL_BIN, KAFKA_LIBS, JAVA_BIN and FASTAVRO_PYTHON.
 #
 # Kafka comes from Maven Central: scripts/maven/kafka/pom.xml names it (and its logging,
 # which Kafka's pom leaves to the release tarball), `mvn dependency:copy-dependencies` copies
@@ -78,15 +81,17 @@ install_kafka() {
   mvn -q -B -f "$KAFKA_POM" -Dmaven.repo.local="$CACHE/m2" \
     dependency:copy-dependencies -DoutputDirectory="$tmp/lib" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >&2
   rm -rf "$KAFKA_DIR" && mv "$tmp" "$KAFKA_DIR"
-  kafka_class_archive
   touch "$KAFKA_DIR/.complete"
 }
 
 # Starts the broker once and keeps the classes it loaded in a CDS archive
 # ($KAFKA_DIR/kafka.jsa), which devstack hands to every broker it starts: about 1.5 s less
-# per start on 2 cores. This also shows that the install runs and logs. The archive is an
-# optimisation only: without it brokers start all the same.
+# per start on 2 cores, for the tests' many brokers. Writing it takes a broker's start and
+# stop, more than it saves the demo's one broker, so `demo` skips it. This also shows that
+# the install runs and logs. The archive is an optimisation only: without it brokers start
+# all the same. `.archive-tried` marks an attempt, so a failed one is not repeated.
 kafka_class_archive() {
+  if [ -f "$KAFKA_DIR/kafka.jsa" ] || [ -f "$KAFKA_DIR/.archive-tried" ]; then return; fi
   local run="$KAFKA_DIR/archive-run" java_bin
   java_bin="$(command -v java)"
   rm -rf "$run" && mkdir -p "$run"
@@ -148,6 +153,7 @@ EOF
     log "kafka: no class archive written (brokers start without one)"
   fi
   rm -rf "$run"
+  touch "$KAFKA_DIR/.archive-tried"
 }
 
 # A venv at $1 with the pip requirements $2. A venv cannot be moved, so it is built in
@@ -186,12 +192,31 @@ if [ "${1:-}" = "cryo" ]; then
   echo "export CRYO_PYTHON='$CRYO_PYTHON'"
   exit 0
 fi
+if [ "${1:-}" = "openssl-dev" ]; then
+  if ! pkg-config --exists openssl 2>/dev/null; then
+    log "installing OpenSSL's headers (libssl-dev) and pkg-config from Debian"
+    apt-get update -qq >&2 && apt-get install -y -qq libssl-dev pkg-config >&2
+  fi
+  exit 0
+fi
+if [ "${1:-}" = "demo" ]; then
+  install_anvil
+  install_kafka
+  install_fastavro
+  log "ready: anvil $ANVIL_VERSION, Apache Kafka $KAFKA_VERSION, fastavro $FASTAVRO_VERSION"
+  echo "export ANVIL_BIN='$ANVIL_BIN'"
+  echo "export KAFKA_LIBS='$KAFKA_LIBS'"
+  echo "export JAVA_BIN='$(command -v java)'"
+  echo "export FASTAVRO_PYTHON='$FASTAVRO_PYTHON'"
+  exit 0
+fi
 # The sink half: Apicurio Registry, Kafka Connect (Debezium JDBC sink, Apicurio's
 # converter) and PostgreSQL.
 # shellcheck source=scripts/deps-jvm.sh
 source "$ROOT/scripts/deps-jvm.sh"
 install_anvil
 install_kafka
+kafka_class_archive
 install_fastavro
 install_eth_abi
 install_apicurio
