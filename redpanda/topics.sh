@@ -10,6 +10,8 @@
 #   REPLICAS            replication factor (default 3; 1 for a single-node dev cluster)
 #   CHECKPOINT_TOPIC    default ingestor.checkpoints (must match kafka.checkpoint_topic)
 #   TOPIC_PREFIX        default evm.logs. (chain topics are <prefix><chain_id>)
+#   EVENTS              decoded events ([[chains.events]]) of every chain, e.g. "Transfer
+#                       Approval": creates evm.events.<chain_id>.<Event> too (default none)
 #   RPK_FLAGS           extra rpk flags, e.g. "-X brokers=seed:9092 -X tls.enabled=true
 #                       -X sasl.mechanism=SCRAM-SHA-256 -X user=ethhook -X pass=…"
 #   KAFKA_LIBS          without rpk: Kafka's jars (scripts/deps.sh env), run with JAVA_BIN
@@ -65,4 +67,7 @@ for id in "$@"; do
   case "$id" in *[!0-9]*) echo "chain id must be a number: $id" >&2; exit 2 ;; esac
   # One partition keeps a chain's records in block order for every consumer.
   create "$TOPIC_PREFIX$id" 1
+  for event in ${EVENTS:-}; do
+    create "evm.events.$id.$event" 1
+  done
 done

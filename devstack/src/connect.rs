@@ -1,7 +1,8 @@
-//! Kafka Connect in standalone mode as a child process, running one connector: in this
-//! project the shipped PostgreSQL sink, `redpanda/connect/jdbc-sink.json`, with only the
-//! settings that name hosts replaced ([`ConnectorConfig::local_sink`]). The brokers go
-//! into the worker's properties; the connector's state is read from the worker's REST API
+//! Kafka Connect in standalone mode as a child process, running one or more connectors: in
+//! this project the shipped PostgreSQL sinks, `redpanda/connect/jdbc-sink.json` and
+//! `redpanda/connect/jdbc-sink-erc20-transfer.json`, with only the settings that name hosts
+//! replaced ([`ConnectorConfig::local_sink`]). The brokers go into the worker's properties;
+//! the connectors' states are read from the worker's REST API
 //! (`listeners=http://127.0.0.1:<port>`).
 
 use std::path::{Path, PathBuf};
@@ -14,10 +15,23 @@ use serde_json::{Map, Value};
 
 use crate::proc::{Managed, free_port, wait_for};
 
-/// The sink connector as shipped.
+/// The sink connector of the chain topic as shipped.
 pub const SHIPPED_SINK: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../redpanda/connect/jdbc-sink.json"
+);
+
+/// The sink connector of the decoded ERC-20 `Transfer` topic as shipped.
+pub const SHIPPED_TRANSFER_SINK: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../redpanda/connect/jdbc-sink-erc20-transfer.json"
+);
+
+/// The table of [`SHIPPED_TRANSFER_SINK`], made before the sink runs (`NUMERIC(78,0)` for
+/// `value`, which the sink would otherwise create narrower).
+pub const SHIPPED_TRANSFER_TABLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../redpanda/connect/erc20_transfers.sql"
 );
 
 /// A connector as Connect's REST API and `ConnectStandalone` take it:
@@ -45,10 +59,16 @@ impl ConnectorConfig {
         Ok(Self { name, config })
     }
 
-    /// The shipped sink ([`SHIPPED_SINK`]) pointed at local processes: `topics`, the JDBC
-    /// URL and the converter's registry URL replaced, nothing else.
-    pub fn local_sink(topics: &str, jdbc_url: &str, registry_url: &str) -> anyhow::Result<Self> {
-        let mut sink = Self::from_file(Path::new(SHIPPED_SINK))?;
+    /// A shipped sink (`file`: [`SHIPPED_SINK`], [`SHIPPED_TRANSFER_SINK`]) pointed at local
+    /// processes: `topics`, the JDBC URL and the converter's registry URL replaced, nothing
+    /// else.
+    pub fn local_sink(
+        file: &str,
+        topics: &str,
+        jdbc_url: &str,
+        registry_url: &str,
+    ) -> anyhow::Result<Self> {
+        let mut sink = Self::from_file(Path::new(file))?;
         sink.set("topics", topics)?;
         sink.set("connection.url", jdbc_url)?;
         sink.set("value.converter.apicurio.registry.url", registry_url)?;
@@ -132,40 +152,44 @@ impl ConnectorStatus {
     }
 }
 
-/// A standalone worker running one connector.
+/// A standalone worker running one or more connectors.
 pub struct Connect {
     /// The process.
     pub process: Managed,
     /// Its REST port on 127.0.0.1.
     pub port: u16,
-    name: String,
+    /// The connectors' names, in the order they were given.
+    names: Vec<String>,
     agent: ureq::Agent,
 }
 
 impl Connect {
     /// Starts a worker (`CONNECT_LIBS`; `CONNECT_JAVA` or `java` on the PATH) against
     /// `brokers`, with the plugins under `plugin_path` (`CONNECT_PLUGINS`), running
-    /// `connector`; its files (offsets, logs, the connector's JSON) go under `dir/connect`.
-    /// Returns once the connector and its tasks run; fails if one of them fails first.
+    /// `connectors`; its files (offsets, logs, the connectors' JSON) go under `dir/connect`.
+    /// Returns once every connector and its tasks run; fails if one of them fails first.
     pub fn start(
         dir: &Path,
         brokers: &str,
         plugin_path: &Path,
-        connector: &ConnectorConfig,
+        connectors: &[ConnectorConfig],
     ) -> anyhow::Result<Self> {
-        let mut connect = Self::launch(dir, brokers, plugin_path, connector)?;
+        let mut connect = Self::launch(dir, brokers, plugin_path, connectors)?;
         connect.wait_running(Duration::from_secs(180))?;
         Ok(connect)
     }
 
     /// As [`Connect::start`], but returns as soon as the worker is spawned, whatever
-    /// becomes of the connector (see [`Connect::wait_failed`], [`Connect::wait_running`]).
+    /// becomes of the connectors (see [`Connect::wait_failed`], [`Connect::wait_running`]).
     pub fn launch(
         dir: &Path,
         brokers: &str,
         plugin_path: &Path,
-        connector: &ConnectorConfig,
+        connectors: &[ConnectorConfig],
     ) -> anyhow::Result<Self> {
+        if connectors.is_empty() {
+            bail!("a Connect worker needs at least one connector");
+        }
         let libs = crate::tool("CONNECT_LIBS")?;
         let java = std::env::var_os("CONNECT_JAVA")
             .map(PathBuf::from)
@@ -189,8 +213,12 @@ impl Connect {
                 offsets = work.join("offsets").display(),
             ),
         )?;
-        let connector_file = work.join("connector.json");
-        std::fs::write(&connector_file, connector.to_json())?;
+        let mut connector_files = Vec::new();
+        for (i, connector) in connectors.iter().enumerate() {
+            let file = work.join(format!("connector-{i}.json"));
+            std::fs::write(&file, connector.to_json())?;
+            connector_files.push(file);
+        }
 
         let mut cmd = Command::new(java);
         cmd.args(["-Xms64m", "-Xmx384m", "-XX:+UseSerialGC"])
@@ -201,13 +229,13 @@ impl Connect {
             .arg(format!("{}/*", libs.display()))
             .arg("org.apache.kafka.connect.cli.ConnectStandalone")
             .arg(&worker)
-            .arg(&connector_file)
+            .args(&connector_files)
             .current_dir(&work);
         let process = Managed::spawn("connect", cmd, work.join("connect.log"))?;
         Ok(Self {
             process,
             port,
-            name: connector.name().to_owned(),
+            names: connectors.iter().map(|c| c.name().to_owned()).collect(),
             agent: ureq::AgentBuilder::new()
                 .timeout(Duration::from_secs(10))
                 .build(),
@@ -219,9 +247,19 @@ impl Connect {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// The connector's current status.
+    /// The connectors' names, in the order they were given.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The first connector's current status.
     pub fn status(&self) -> anyhow::Result<ConnectorStatus> {
-        let url = format!("{}/connectors/{}/status", self.url(), self.name);
+        self.status_of(&self.names[0])
+    }
+
+    /// The current status of the connector `name`.
+    pub fn status_of(&self, name: &str) -> anyhow::Result<ConnectorStatus> {
+        let url = format!("{}/connectors/{name}/status", self.url());
         Ok(self
             .agent
             .get(&url)
@@ -230,60 +268,71 @@ impl Connect {
             .into_json()?)
     }
 
-    /// `POST /connectors/<name>/restart?includeTasks=true&onlyFailed=true`: what an operator
-    /// does once the cause of a task's failure is fixed. A standalone worker answers after it
-    /// has stopped the failed tasks and started them again, so a later
-    /// [`Connect::wait_failed`] sees a new failure, never the one restarted.
+    /// `POST /connectors/<name>/restart?includeTasks=true&onlyFailed=true` for every
+    /// connector: what an operator does once the cause of a task's failure is fixed. A
+    /// standalone worker answers after it has stopped the failed tasks and started them again,
+    /// so a later [`Connect::wait_failed`] sees a new failure, never the one restarted.
     pub fn restart_failed(&self) -> anyhow::Result<()> {
-        let url = format!(
-            "{}/connectors/{}/restart?includeTasks=true&onlyFailed=true",
-            self.url(),
-            self.name
-        );
-        self.agent
-            .post(&url)
-            .call()
-            .with_context(|| format!("POST {url}"))?;
+        for name in &self.names {
+            let url = format!(
+                "{}/connectors/{name}/restart?includeTasks=true&onlyFailed=true",
+                self.url(),
+            );
+            self.agent
+                .post(&url)
+                .call()
+                .with_context(|| format!("POST {url}"))?;
+        }
         Ok(())
     }
 
-    /// Waits until the connector or one of its tasks is `FAILED`; returns the failure
+    /// The first failure of a connector or one of its tasks, if any
+    /// ([`ConnectorStatus::failure`]); `None` also while a status cannot be read.
+    fn failure(&self) -> Option<String> {
+        self.names
+            .iter()
+            .find_map(|name| self.status_of(name).ok()?.failure())
+    }
+
+    /// Waits until a connector or one of its tasks is `FAILED`; returns the failure
     /// ([`ConnectorStatus::failure`]). Fails if the worker exits first.
     pub fn wait_failed(&mut self, deadline: Duration) -> anyhow::Result<String> {
-        let seen = wait_for(
-            &format!("connector {} to fail", self.name),
-            deadline,
-            || {
-                if !self.process.is_running() {
-                    return Some(None);
-                }
-                self.status().ok()?.failure().map(Some)
-            },
-        )?;
+        let what = format!("a connector of {:?} to fail", self.names);
+        let seen = wait_for(&what, deadline, || {
+            if !self.process.is_running() {
+                return Some(None);
+            }
+            self.failure().map(Some)
+        })?;
         seen.with_context(|| format!("connect exited:\n{}", self.process.log_tail(40)))
     }
 
-    /// Waits until the connector and its tasks run; fails at once if one of them failed or
+    /// Waits until every connector and its tasks run; fails at once if one of them failed or
     /// the worker exited.
-    pub fn wait_running(&mut self, deadline: Duration) -> anyhow::Result<ConnectorStatus> {
+    pub fn wait_running(&mut self, deadline: Duration) -> anyhow::Result<()> {
         enum Seen {
-            Running(ConnectorStatus),
+            Running,
             Failed(String),
             Exited,
         }
-        let seen = wait_for(&format!("connector {} to run", self.name), deadline, || {
+        let what = format!("connectors {:?} to run", self.names);
+        let seen = wait_for(&what, deadline, || {
             if !self.process.is_running() {
                 return Some(Seen::Exited);
             }
-            let status = self.status().ok()?;
-            if let Some(failure) = status.failure() {
-                return Some(Seen::Failed(failure));
+            let mut running = true;
+            for name in &self.names {
+                let status = self.status_of(name).ok()?;
+                if let Some(failure) = status.failure() {
+                    return Some(Seen::Failed(format!("{name}: {failure}")));
+                }
+                running &= status.is_running();
             }
-            status.is_running().then_some(Seen::Running(status))
+            running.then_some(Seen::Running)
         })?;
         match seen {
-            Seen::Running(status) => Ok(status),
-            Seen::Failed(trace) => bail!("connector {} failed: {trace}", self.name),
+            Seen::Running => Ok(()),
+            Seen::Failed(trace) => bail!("connector {trace}"),
             Seen::Exited => bail!("connect exited:\n{}", self.process.log_tail(40)),
         }
     }

@@ -1,9 +1,10 @@
 //! The compose stack, checked without a Docker engine (none runs on these machines): every
 //! image pinned, every port on 127.0.0.1, every mounted file present, every dependency a
 //! service, and the files that must agree do: the ingestor's config (valid under
-//! `check-config`), the registry Console and the Connect sink decode with, the sink's topic
-//! and database, the chain id anvil runs, the topics script, and the traffic source in the
-//! image. The sink config itself runs on real processes in `sink_postgres.rs`.
+//! `check-config`), the registry Console and the Connect sinks decode with, the sinks' topics
+//! and database, the transfers table's columns against the decoded `Transfer` schema, the
+//! chain id anvil runs, the topics script (decoded topics included), and the traffic source
+//! in the image. The sink configs themselves run on real processes in `sink_postgres.rs`.
 
 mod common;
 
@@ -144,73 +145,145 @@ fn the_compose_stack_is_pinned_local_and_consistent() {
     assert!(strings(&console["kafka"]["schemaRegistry"]["urls"]).contains(&registry));
     assert!(strings(&console["kafka"]["brokers"]).contains(&cfg.kafka.brokers));
 
-    // The Kafka Connect sink, posted as shipped: the chain's topic into the compose
-    // database, upsert by the record key, delete on tombstones, values through the same
-    // registry (its v2 API, content ids, the Confluent framing).
-    let jdbc: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("redpanda/connect/jdbc-sink.json")).expect("jdbc"),
-    )
-    .expect("jdbc json");
-    let c = &jdbc["config"];
-    for (k, v) in [
-        (
-            "connector.class",
-            "io.debezium.connector.jdbc.JdbcSinkConnector",
-        ),
-        ("insert.mode", "upsert"),
-        ("delete.enabled", "true"),
-        ("primary.key.mode", "record_key"),
-        ("primary.key.fields", "key"),
-        (
-            "transforms.keyToStruct.type",
-            "org.apache.kafka.connect.transforms.HoistField$Key",
-        ),
-        ("transforms.keyToStruct.field", "key"),
-        (
-            "key.converter",
-            "org.apache.kafka.connect.storage.StringConverter",
-        ),
-        (
-            "value.converter",
-            "io.apicurio.registry.utils.converter.AvroConverter",
-        ),
-        (
-            "value.converter.apicurio.registry.id-handler",
-            "io.apicurio.registry.serde.Legacy4ByteIdHandler",
-        ),
-        ("value.converter.apicurio.registry.use-id", "contentId"),
-        ("value.converter.apicurio.registry.headers.enabled", "false"),
-    ] {
-        assert_eq!(c[k].as_str(), Some(v), "{k}");
-    }
-    assert_eq!(c["topics"].as_str(), Some(chain.topic().as_str()));
-    assert_eq!(
-        c["value.converter.apicurio.registry.url"].as_str(),
-        Some(
-            registry
-                .replace("/apis/ccompat/v7", "/apis/registry/v2")
-                .as_str()
-        )
-    );
+    // The Kafka Connect sinks, posted as shipped: the chain's topic, and its decoded ERC-20
+    // `Transfer` topic, into the compose database, upsert by the record key, delete on
+    // tombstones, values through the same registry (its v2 API, content ids, the Confluent
+    // framing).
     let pg = &services[&Value::from("postgres")]["environment"];
-    assert_eq!(
-        c["connection.url"].as_str(),
-        Some(
-            format!(
-                "jdbc:postgresql://postgres:5432/{}",
-                pg["POSTGRES_DB"].as_str().expect("db")
-            )
-            .as_str()
+    let sink = |file: &str| -> serde_json::Value {
+        let jdbc: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root().join("redpanda/connect").join(file)).expect(file),
         )
+        .expect("jdbc json");
+        let c = jdbc["config"].clone();
+        for (k, v) in [
+            (
+                "connector.class",
+                "io.debezium.connector.jdbc.JdbcSinkConnector",
+            ),
+            ("insert.mode", "upsert"),
+            ("delete.enabled", "true"),
+            ("primary.key.mode", "record_key"),
+            ("primary.key.fields", "key"),
+            (
+                "transforms.keyToStruct.type",
+                "org.apache.kafka.connect.transforms.HoistField$Key",
+            ),
+            ("transforms.keyToStruct.field", "key"),
+            (
+                "key.converter",
+                "org.apache.kafka.connect.storage.StringConverter",
+            ),
+            (
+                "value.converter",
+                "io.apicurio.registry.utils.converter.AvroConverter",
+            ),
+            (
+                "value.converter.apicurio.registry.id-handler",
+                "io.apicurio.registry.serde.Legacy4ByteIdHandler",
+            ),
+            ("value.converter.apicurio.registry.use-id", "contentId"),
+            ("value.converter.apicurio.registry.headers.enabled", "false"),
+        ] {
+            assert_eq!(c[k].as_str(), Some(v), "{file}: {k}");
+        }
+        assert_eq!(
+            c["value.converter.apicurio.registry.url"].as_str(),
+            Some(
+                registry
+                    .replace("/apis/ccompat/v7", "/apis/registry/v2")
+                    .as_str()
+            ),
+            "{file}"
+        );
+        assert_eq!(
+            c["connection.url"].as_str(),
+            Some(
+                format!(
+                    "jdbc:postgresql://postgres:5432/{}",
+                    pg["POSTGRES_DB"].as_str().expect("db")
+                )
+                .as_str()
+            ),
+            "{file}"
+        );
+        assert_eq!(
+            c["connection.username"],
+            pg["POSTGRES_USER"].as_str().expect("user")
+        );
+        assert_eq!(
+            c["connection.password"],
+            pg["POSTGRES_PASSWORD"].as_str().expect("password")
+        );
+        c
+    };
+    let raw_sink = sink("jdbc-sink.json");
+    assert_eq!(raw_sink["topics"].as_str(), Some(chain.topic().as_str()));
+
+    // The decoded Transfer topic into a table made beforehand by the database's init script,
+    // whose columns are the record's fields (and the key), `value` numeric(78,0).
+    let events = chain.catalog.events();
+    let transfer = events
+        .iter()
+        .find(|e| e.signature == "Transfer(address,address,uint256)")
+        .expect("the compose config decodes ERC-20 Transfer");
+    let transfer_sink = sink("jdbc-sink-erc20-transfer.json");
+    assert_eq!(
+        transfer_sink["topics"].as_str(),
+        Some(transfer.topic.as_str())
     );
     assert_eq!(
-        c["connection.username"],
-        pg["POSTGRES_USER"].as_str().expect("user")
+        transfer_sink["collection.name.format"].as_str(),
+        Some("erc20_transfers")
     );
-    assert_eq!(
-        c["connection.password"],
-        pg["POSTGRES_PASSWORD"].as_str().expect("password")
+    assert_eq!(transfer_sink["schema.evolution"].as_str(), Some("none"));
+    assert_eq!(transfer_sink["quote.identifiers"].as_str(), Some("true"));
+    let postgres = &services[&Value::from("postgres")];
+    assert!(
+        strings(&postgres["volumes"]).iter().any(|v| v
+            == "./redpanda/connect/erc20_transfers.sql:/docker-entrypoint-initdb.d/erc20_transfers.sql:ro"),
+        "{:?}",
+        postgres["volumes"]
     );
+    let ddl = std::fs::read_to_string(root().join("redpanda/connect/erc20_transfers.sql"))
+        .expect("erc20_transfers.sql");
+    let columns: Vec<(String, String)> = ddl
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim().strip_prefix('"')?;
+            let (name, rest) = l.split_once('"')?;
+            Some((name.to_owned(), rest.trim().to_owned()))
+        })
+        .collect();
+    let schema: serde_json::Value = serde_json::from_str(&transfer.schema_json).expect("schema");
+    let mut fields = vec!["key".to_owned()];
+    fields.extend(
+        schema["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .map(|f| f["name"].as_str().expect("name").to_owned()),
+    );
+    let names: Vec<&String> = columns.iter().map(|(n, _)| n).collect();
+    assert_eq!(names, fields.iter().collect::<Vec<_>>(), "{ddl}");
+    assert!(
+        columns
+            .iter()
+            .any(|(n, t)| n == "value" && t.starts_with("numeric(78, 0)")),
+        "{ddl}"
+    );
+    assert!(ddl.contains("CREATE TABLE IF NOT EXISTS erc20_transfers"));
+    // The ABI is mounted where the config, read from /etc/ethhook, finds it.
+    for entry in &chain.events {
+        let abi = entry.abi.display();
+        assert!(
+            strings(&ingestor["volumes"])
+                .iter()
+                .any(|v| v.starts_with(&format!("./compose/{abi}:/etc/ethhook/{abi}"))),
+            "the ingestor mounts compose/{abi}"
+        );
+    }
+
     let connect = &services[&Value::from("connect")];
     assert_eq!(
         connect["environment"]["ENABLE_APICURIO_CONVERTERS"].as_str(),
@@ -221,16 +294,17 @@ fn the_compose_stack_is_pinned_local_and_consistent() {
         Some(cfg.kafka.brokers.as_str())
     );
     let poster = &services[&Value::from("connect-sink")];
-    assert!(
-        strings(&poster["volumes"])
-            .iter()
-            .any(|v| v.starts_with("./redpanda/connect/jdbc-sink.json:/connect/jdbc-sink.json"))
-    );
     let script = strings(&poster["command"]).join("\n");
-    assert!(
-        script.contains("--data @/connect/jdbc-sink.json"),
-        "{script}"
-    );
+    for file in ["jdbc-sink.json", "jdbc-sink-erc20-transfer.json"] {
+        assert!(
+            strings(&poster["volumes"])
+                .iter()
+                .any(|v| v.starts_with(&format!("./redpanda/connect/{file}:/connect/{file}"))),
+            "connect-sink mounts {file}"
+        );
+        assert!(script.contains(&format!("/connect/{file}")), "{script}");
+    }
+    assert!(script.contains("--data @$$sink"), "{script}");
     assert!(
         script.contains("http://connect:8083/connectors"),
         "{script}"
@@ -242,6 +316,15 @@ fn the_compose_stack_is_pinned_local_and_consistent() {
         strings(&topics["entrypoint"]),
         ["bash", "/redpanda/topics.sh", &chain.chain_id.to_string()]
     );
+    // The decoded topics too, under the names the ingestor publishes to.
+    let made: Vec<String> = topics["environment"]["EVENTS"]
+        .as_str()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|event| format!("evm.events.{}.{event}", chain.chain_id))
+        .collect();
+    let decoded: Vec<String> = events.iter().map(|e| e.topic.clone()).collect();
+    assert_eq!(made, decoded);
     let syntax = Command::new("bash")
         .arg("-n")
         .arg(root().join("redpanda/topics.sh"))

@@ -68,26 +68,6 @@ fn erc721(from: u8, to: u8, token: [u8; 32]) -> LogSpec {
     }
 }
 
-/// A 256-bit big-endian unsigned integer in decimal, by long division.
-fn decimal(be: &[u8]) -> String {
-    let mut n = be.to_vec();
-    let mut digits = Vec::new();
-    while n.iter().any(|b| *b != 0) {
-        let mut rem = 0u32;
-        for b in n.iter_mut() {
-            let cur = (rem << 8) | u32::from(*b);
-            *b = (cur / 10) as u8;
-            rem = cur % 10;
-        }
-        digits.push(b'0' + rem as u8);
-    }
-    if digits.is_empty() {
-        digits.push(b'0');
-    }
-    digits.reverse();
-    String::from_utf8(digits).expect("digits")
-}
-
 fn bytes_of(v: &Value) -> Vec<u8> {
     hex::decode(v.as_str().expect("hex string").trim_start_matches("0x")).expect("hex")
 }

@@ -1,10 +1,14 @@
-//! The shipped PostgreSQL sink, `redpanda/connect/jdbc-sink.json`, run as shipped (only its
-//! topic and hosts replaced) on the real stack: the ingestor publishing a real chain in the
-//! registry's wire format to Apache Kafka, Apicurio Registry (its Confluent-compatible API
+//! The shipped PostgreSQL sinks, `redpanda/connect/jdbc-sink.json` (the chain topic) and
+//! `redpanda/connect/jdbc-sink-erc20-transfer.json` (decoded ERC-20 `Transfer`, into the
+//! table `redpanda/connect/erc20_transfers.sql` makes), run as shipped (only their topics and
+//! hosts replaced) in one worker on the real stack: the ingestor publishing a real chain in
+//! the registry's wire format to Apache Kafka, Apicurio Registry (its Confluent-compatible API
 //! for the ingestor, its own API for the converter), Kafka Connect with the Debezium JDBC
 //! sink and Apicurio's Avro converter, and PostgreSQL. After history, live blocks and a
-//! reorganisation, the table equals the chain field for field: one row per canonical log,
-//! `data` as `bytea`, `block_timestamp` a timestamp, no retracted row.
+//! reorganisation that retracts decoded transfers, each table equals the chain field for
+//! field: one row per canonical log, `data` as `bytea`, `block_timestamp` a timestamp; one
+//! row per canonical transfer, its `value` a `numeric(78,0)` equal to the log's word read by
+//! hand (`2**256-1` included); no retracted row in either.
 //!
 //! A database that refuses the sink, first its password, then the right to create the
 //! table, fails the connector's task each time: `FAILED` in Connect's REST status, with
@@ -18,14 +22,22 @@ use std::time::Duration;
 use common::*;
 use devstack::apicurio::Apicurio;
 use devstack::compare::expected_from_node;
-use devstack::connect::{Connect, ConnectorConfig};
-use devstack::node::Node;
+use devstack::connect::{
+    Connect, ConnectorConfig, SHIPPED_SINK, SHIPPED_TRANSFER_SINK, SHIPPED_TRANSFER_TABLE,
+};
+use devstack::node::{Node, quantity};
 use devstack::postgres::Postgres;
 use devstack::proc::wait_for;
 use devstack::service::Service;
-use devstack::traffic::{Sender, reorg_with_logs};
+use devstack::traffic::{ERC20_ABI, LogSpec, Sender, TRANSFER_SELECTOR, reorg_with_logs};
+use serde_json::Value;
 
 const TABLE: &str = "evm_logs";
+const TRANSFERS: &str = "erc20_transfers";
+
+/// `2**256-1`, the largest `uint256`.
+const MAX_UINT256: &str =
+    "115792089237316195423570985008687907853269984665640564039457584007913129639935";
 
 /// Every row of the table as text, ordered by key: the timestamp in epoch milliseconds, the
 /// topics joined by commas, the data in hex.
@@ -58,29 +70,129 @@ fn rows_of_chain(node: &Node, chain_id: u64) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Every row of the transfers table as text, ordered by key: the timestamp in epoch
+/// milliseconds, `value` as PostgreSQL prints the `numeric`.
+const TRANSFER_SQL: &str = "SELECT key, chain_id, block_number, block_hash, \
+    (extract(epoch FROM block_timestamp) * 1000)::bigint, transaction_hash, \
+    transaction_index, log_index, address, \"from\", \"to\", value::text \
+    FROM erc20_transfers ORDER BY key";
+
+/// An ERC-20 `Transfer` of `value` (a big-endian word) between two accounts.
+fn transfer(from: u8, to: u8, value: [u8; 32]) -> LogSpec {
+    let account = |byte: u8| {
+        let mut w = [0u8; 32];
+        w[12..].fill(byte);
+        w
+    };
+    LogSpec {
+        topics: vec![TRANSFER_SELECTOR, account(from), account(to)],
+        data: value.to_vec(),
+    }
+}
+
+/// The word whose byte `i` (from the most significant) is `byte`, the others 0.
+fn word(i: usize, byte: u8) -> [u8; 32] {
+    let mut w = [0u8; 32];
+    w[i] = byte;
+    w
+}
+
+fn bytes_of(v: &Value) -> Vec<u8> {
+    hex::decode(v.as_str().expect("hex string").trim_start_matches("0x")).expect("hex")
+}
+
+/// The rows the node's canonical ERC-20 transfers make, decoded by hand from its logs (the
+/// selector, two indexed addresses, one data word), as [`TRANSFER_SQL`] prints them.
+fn transfers_of_chain(node: &Node) -> Vec<Vec<String>> {
+    let head = node.head().expect("head");
+    let mut rows = Vec::new();
+    for log in node.logs(0, head).expect("logs") {
+        let topics: Vec<Vec<u8>> = log["topics"]
+            .as_array()
+            .expect("topics")
+            .iter()
+            .map(bytes_of)
+            .collect();
+        let data = bytes_of(&log["data"]);
+        if topics.len() != 3 || topics[0] != TRANSFER_SELECTOR || data.len() != 32 {
+            continue;
+        }
+        let number = quantity(&log["blockNumber"]).expect("number");
+        let block = node.block(number).expect("block");
+        let ms = quantity(&block["timestamp"]).expect("timestamp") * 1000;
+        let tx = log["transactionHash"].as_str().expect("tx");
+        let index = quantity(&log["logIndex"]).expect("log index");
+        let address = |w: &[u8]| format!("0x{}", hex::encode(&w[12..]));
+        rows.push(vec![
+            format!("31337:{tx}:{index}"),
+            "31337".to_owned(),
+            number.to_string(),
+            log["blockHash"].as_str().expect("block hash").to_owned(),
+            ms.to_string(),
+            tx.to_owned(),
+            quantity(&log["transactionIndex"])
+                .expect("tx index")
+                .to_string(),
+            index.to_string(),
+            log["address"].as_str().expect("address").to_owned(),
+            address(&topics[1]),
+            address(&topics[2]),
+            decimal(&data),
+        ]);
+    }
+    rows.sort();
+    rows
+}
+
 /// Waits until the table holds exactly the node's canonical chain.
 fn assert_table_equals_chain(pg: &Postgres, connect: &Connect, node: &Node, service: &Service) {
+    assert_rows_equal(pg, connect, service, "evm_logs", ROW_SQL, || {
+        rows_of_chain(node, 31337)
+    });
+}
+
+/// Waits until the transfers table holds exactly the node's canonical ERC-20 transfers.
+fn assert_transfers_equal_chain(pg: &Postgres, connect: &Connect, node: &Node, service: &Service) {
+    assert_rows_equal(pg, connect, service, TRANSFERS, TRANSFER_SQL, || {
+        transfers_of_chain(node)
+    });
+}
+
+/// Waits until `sql` returns exactly what `want` says the chain makes.
+fn assert_rows_equal(
+    pg: &Postgres,
+    connect: &Connect,
+    service: &Service,
+    table: &str,
+    sql: &str,
+    mut rows_of_chain: impl FnMut() -> Vec<Vec<String>>,
+) {
     let mut want = Vec::new();
     let result = wait_for(
-        "the table to equal the chain",
+        &format!("{table} to equal the chain"),
         Duration::from_secs(180),
         || {
-            want = rows_of_chain(node, 31337);
-            let rows = pg.query(ROW_SQL).ok()?;
+            want = rows_of_chain();
+            let rows = pg.query(sql).ok()?;
             (rows == want).then_some(())
         },
     );
     if let Err(e) = result {
-        let rows = pg.query(ROW_SQL).unwrap_or_default();
+        let rows = pg.query(sql).unwrap_or_default();
         let missing = want.iter().filter(|r| !rows.contains(r)).count();
         let extra = rows.iter().filter(|r| !want.contains(r)).count();
         panic!(
             "{e}: {} rows, {} expected, {missing} missing or different, {extra} extra\n\
-             first extra: {:?}\nconnector: {:?}\n{}\n{}",
+             first extra: {:?}\nfirst missing: {:?}\nconnectors: {:?}\n{}\n{}",
             rows.len(),
             want.len(),
             rows.iter().find(|r| !want.contains(r)),
-            connect.status(),
+            want.iter().find(|r| !rows.contains(r)),
+            connect
+                .names()
+                .iter()
+                .map(|n| (n, connect.status_of(n)))
+                .collect::<Vec<_>>(),
             connect.process.log_tail(30),
             service.process.log_tail(20)
         );
@@ -88,46 +200,107 @@ fn assert_table_equals_chain(pg: &Postgres, connect: &Connect, node: &Node, serv
 }
 
 #[test]
-fn the_shipped_jdbc_sink_makes_the_table_equal_to_the_chain() {
+fn the_shipped_jdbc_sinks_make_the_tables_equal_to_the_chain() {
     let mut stack = Stack::start(180, 8);
+    // Transfers in the history too: the largest uint256, zero, and a small one.
+    stack
+        .sender
+        .block(&[
+            vec![transfer(1, 2, [0xff; 32]), transfer(2, 3, [0; 32])],
+            vec![transfer(3, 1, word(31, 7))],
+        ])
+        .expect("history of transfers");
     // One after the other, from this thread: a `Managed` process dies with the thread that
     // spawned it.
     let registry = Apicurio::start(stack.dir.path()).expect("apicurio");
     let pg = Postgres::start(stack.dir.path()).expect("postgres");
+    // The transfers table as shipped, made before the sink runs.
+    let ddl = std::fs::read_to_string(SHIPPED_TRANSFER_TABLE).expect("erc20_transfers.sql");
+    pg.query(&ddl).expect("the transfers table");
     let topic = stack.topic();
+    let transfers = format!("{topic}.Transfer");
+    std::fs::write(stack.dir.path().join("erc20.json"), ERC20_ABI).expect("abi");
+    let chain_topic = format!("topic = {topic:?}");
+    let events = format!(
+        "[[chains.events]]\nabi = \"erc20.json\"\nnames = [\"Transfer\"]\ntopic = {transfers:?}"
+    );
     let toml = format!(
         "{}\n[schema_registry]\nurl = \"{}\"\n",
-        stack.config(&[]),
+        stack.config(&[&chain_topic, &events]),
         registry.ccompat_url()
     );
     let mut service = Service::start(BIN.as_ref(), stack.dir.path(), &toml, &[]).expect("ingestor");
-    let sink = ConnectorConfig::local_sink(&topic, &pg.jdbc_url(), &registry.converter_url())
-        .expect("the shipped sink");
+    let sinks = [
+        ConnectorConfig::local_sink(
+            SHIPPED_SINK,
+            &topic,
+            &pg.jdbc_url(),
+            &registry.converter_url(),
+        )
+        .expect("the shipped sink"),
+        ConnectorConfig::local_sink(
+            SHIPPED_TRANSFER_SINK,
+            &transfers,
+            &pg.jdbc_url(),
+            &registry.converter_url(),
+        )
+        .expect("the shipped transfers sink"),
+    ];
     let plugins = devstack::tool("CONNECT_PLUGINS").expect("CONNECT_PLUGINS");
     let connect =
-        Connect::start(stack.dir.path(), &stack.brokers(), &plugins, &sink).expect("connect");
+        Connect::start(stack.dir.path(), &stack.brokers(), &plugins, &sinks).expect("connect");
     assert_table_equals_chain(&pg, &connect, &stack.node, &service);
+    assert_transfers_equal_chain(&pg, &connect, &stack.node, &service);
 
-    // Live blocks, then a reorganisation of the last two (other transactions, so other
-    // keys: their rows must go), then a block on the new branch.
-    for round in 0..3 {
+    // Live blocks, each with a transfer: 2**64, 2**200 (beyond numeric(38)), 2**255. Then a
+    // reorganisation of the last two (other transactions, so other keys: their rows must
+    // go), then a block on the new branch.
+    let values = [word(23, 1), word(6, 1), word(0, 0x80)];
+    for (round, value) in values.into_iter().enumerate() {
         stack
             .sender
-            .block(&[stack.shapes.logs(3 + round), stack.shapes.logs(2)])
+            .block(&[
+                stack.shapes.logs(3 + round),
+                vec![transfer(4, 5, value)],
+                stack.shapes.logs(2),
+            ])
             .expect("live block");
     }
     assert_table_equals_chain(&pg, &connect, &stack.node, &service);
-    reorg_with_logs(&stack.node, 2, &[stack.shapes.logs(4)]).expect("reorg");
+    assert_transfers_equal_chain(&pg, &connect, &stack.node, &service);
+    let before = pg.query(TRANSFER_SQL).expect("transfers");
+    reorg_with_logs(
+        &stack.node,
+        2,
+        &[vec![
+            stack.shapes.log(),
+            transfer(6, 7, word(31, 42)),
+            stack.shapes.log(),
+        ]],
+    )
+    .expect("reorg");
     let mut sender = Sender::new(stack.node.clone()).expect("sender");
     sender
-        .block(&[stack.shapes.logs(3)])
+        .block(&[stack.shapes.logs(3), vec![transfer(7, 8, word(30, 1))]])
         .expect("block on the new branch");
     assert_table_equals_chain(&pg, &connect, &stack.node, &service);
+    assert_transfers_equal_chain(&pg, &connect, &stack.node, &service);
     assert!(
         service.process.log_text().contains("chain reorganised"),
         "{}",
         service.process.log_tail(20)
     );
+    let after = pg.query(TRANSFER_SQL).expect("transfers");
+    let retracted: Vec<_> = before.iter().filter(|r| !after.contains(r)).collect();
+    assert_eq!(
+        retracted.len(),
+        2,
+        "the orphaned blocks' transfers: {retracted:?}"
+    );
+    let values: Vec<&str> = after.iter().map(|r| r[11].as_str()).collect();
+    for want in [MAX_UINT256, "0", "7", "18446744073709551616", "42", "256"] {
+        assert!(values.contains(&want), "{want} in {values:?}");
+    }
 
     let columns = pg.columns(TABLE).expect("columns");
     let type_of = |name: &str| {
@@ -152,7 +325,30 @@ fn the_shipped_jdbc_sink_makes_the_table_equal_to_the_chain() {
         )
         .expect("primary key");
     assert_eq!(primary_key, [["key"]]);
-    assert!(connect.status().expect("status").is_running());
+
+    // The transfers' columns are typed: value an exact numeric(78,0), addresses text.
+    let typed = pg
+        .query(
+            "SELECT column_name, data_type, coalesce(numeric_precision::text, ''), \
+             coalesce(numeric_scale::text, '') FROM information_schema.columns \
+             WHERE table_name = 'erc20_transfers' \
+             AND column_name IN ('value', 'from', 'to', 'block_timestamp') \
+             ORDER BY column_name",
+        )
+        .expect("columns");
+    assert_eq!(
+        typed,
+        [
+            ["block_timestamp", "timestamp without time zone", "", ""],
+            ["from", "text", "", ""],
+            ["to", "text", "", ""],
+            ["value", "numeric", "78", "0"],
+        ]
+    );
+    for name in connect.names() {
+        let status = connect.status_of(name).expect("status");
+        assert!(status.is_running(), "{name}: {status:?}");
+    }
     stop_cleanly(&mut service);
 }
 
@@ -213,16 +409,26 @@ fn a_database_that_refuses_the_sink_fails_its_task_and_loses_nothing() {
         registry.ccompat_url()
     );
     let mut service = Service::start(BIN.as_ref(), stack.dir.path(), &toml, &[]).expect("ingestor");
-    let mut sink = ConnectorConfig::local_sink(&topic, &pg.jdbc_url(), &registry.converter_url())
-        .expect("the shipped sink");
+    let mut sink = ConnectorConfig::local_sink(
+        SHIPPED_SINK,
+        &topic,
+        &pg.jdbc_url(),
+        &registry.converter_url(),
+    )
+    .expect("the shipped sink");
     sink.set("connection.username", "sink").expect("username");
     let password = sink
         .get("connection.password")
         .expect("the shipped sink's password")
         .to_owned();
     let plugins = devstack::tool("CONNECT_PLUGINS").expect("CONNECT_PLUGINS");
-    let mut connect =
-        Connect::launch(stack.dir.path(), &stack.brokers(), &plugins, &sink).expect("connect");
+    let mut connect = Connect::launch(
+        stack.dir.path(),
+        &stack.brokers(),
+        &plugins,
+        std::slice::from_ref(&sink),
+    )
+    .expect("connect");
 
     // The wrong password: the task fails as it starts, before reading a record.
     let log_from = assert_refused(

@@ -461,6 +461,11 @@ pub struct ChainConfig {
     /// Follow the node's `latest`, `safe` or `finalized` block. Default `latest`.
     #[serde(default)]
     pub finality: Finality,
+    /// Publish every log to the chain topic. Default `true`, the only value accepted: the
+    /// chain topic's offsets anchor the checkpoint and the read-back after a crash, and the
+    /// decoded topics are derived from it (see `docs/guarantees.md`).
+    #[serde(default = "defaults::yes")]
+    pub raw: bool,
     /// Decoded events: one `[[chains.events]]` table per ABI (see `docs/records.md`).
     /// Each selected event's logs are also published, decoded, to a topic of its own.
     #[serde(default)]

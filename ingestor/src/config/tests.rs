@@ -294,3 +294,23 @@ fn unknown_keys_get_the_closest_known_key() {
         "environment variable INGESTOR_CHAINS__BASE_SEPOLIA__URLZ: unknown field `urlz` in the chain named `base_sepolia`; did you mean `urls`?"
     );
 }
+
+#[test]
+fn a_chain_without_its_raw_topic_is_refused_with_the_reason() {
+    let e = err(
+        &GOOD.replace("start_block = 0\n", "start_block = 0\nraw = false\n"),
+        &[],
+    );
+    assert!(
+        e.contains("chains[0] (ethereum): `raw = false` is not supported")
+            && e.contains("anchor the checkpoint and the read-back after a crash"),
+        "{e}"
+    );
+    let c = parse(
+        "c.toml",
+        &GOOD.replace("start_block = 0\n", "start_block = 0\nraw = true\n"),
+        env(&[]),
+    )
+    .expect("raw = true is the default");
+    assert!(c.chains.iter().all(|ch| ch.raw));
+}

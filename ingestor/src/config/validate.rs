@@ -84,6 +84,13 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
                 ch.chain_id
             ));
         }
+        if !ch.raw {
+            return Err(format!(
+                "{at}: `raw = false` is not supported: decoded topics are derived from the chain \
+                 topic, whose offsets anchor the checkpoint and the read-back after a crash; \
+                 remove it, and have consumers read only the decoded topics"
+            ));
+        }
         endpoints(&at, ch)?;
         let topic = ch.topic();
         if topic.is_empty()
