@@ -3,8 +3,9 @@
 # clients, cryo's (in a venv it installs, or CRYO_PYTHON's) and the ingestor's (process
 # start until a consumer has read every record). --latency N: live latency over N blocks
 # next to the broker's floor. --completeness [LOGS]: the log completeness check, off and
-# on, on a chain of saturated blooms. Options: --blocks, --logs-per-block, --logs-per-tx,
-# --range-blocks, --dead-collector, --latency, --completeness (see `--help`).
+# on, on a chain of saturated blooms. --decoded: also with every log decoded onto its own
+# topic, against raw only. Options: --blocks, --logs-per-block, --logs-per-tx,
+# --range-blocks, --dead-collector, --decoded, --rounds, --latency, --completeness (see `--help`).
 set -euo pipefail
 if [ -z "${CRYO_PYTHON:-}" ]; then
   # cryo is the benchmark's only: installed here, not by the test command. Without it (no

@@ -27,15 +27,22 @@ pub struct Params {
     /// Also measure the ingestor exporting OTLP to a collector that is down (a closed
     /// loopback port), after the run without telemetry.
     pub dead_collector: bool,
+    /// Also run the ingestor decoding every log as an ERC-20 `Transfer` onto a topic of its
+    /// own, against the plain run: `rounds` pairs (the first pair's plain run is the one
+    /// above), alternating which goes first.
+    pub decoded: bool,
+    /// With `decoded`: pairs of runs (raw only, decoded).
+    pub rounds: usize,
     /// Instead of the above: the cost of the log completeness check on a chain of
     /// saturated blooms (`--completeness`), against the same broker.
     pub completeness: Option<crate::completeness::Params>,
 }
 
-/// A typical ERC-20 `Transfer`: 3 topics, 32 bytes of data.
+/// An ERC-20 `Transfer` (its signature hash, two indexed addresses, the amount as 32 bytes
+/// of data) between two of 251 and 241 accounts: the ERC-20 ABI decodes every one.
 pub fn transfer_like(i: usize) -> LogSpec {
     let mut t = [[0u8; 32]; 3];
-    t[0][0] = 0xdd;
+    t[0] = crate::traffic::TRANSFER_SELECTOR;
     t[1][31] = (i % 251) as u8;
     t[2][30] = (i % 241) as u8;
     LogSpec {
@@ -114,6 +121,7 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
         total,
         "plain",
         &[],
+        false,
     )?;
     println!(
         "ratio ingestor/node: {:.2} (1 client), {:.2} (4 clients){}",
@@ -129,6 +137,18 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
             per_thousand(theirs, total),
             ours / theirs
         );
+    }
+    if p.decoded {
+        decoded_runs(
+            ingestor,
+            dir.path(),
+            &kafka,
+            &anvil,
+            head,
+            total,
+            p.rounds,
+            plain,
+        )?;
     }
     if p.dead_collector {
         // The same export settings against a collector that accepts everything, then
@@ -151,6 +171,7 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
                 total,
                 label,
                 &env,
+                false,
             )?);
         }
         let (live, down) = (rates[0].logs_per_s, rates[1].logs_per_s);
@@ -159,6 +180,84 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
             live / plain.logs_per_s
         );
         println!("ratio collector down / collector up: {:.2}", down / live);
+    }
+    Ok(())
+}
+
+/// `rounds` pairs of runs, raw only and decoded, alternating which goes first (the first
+/// pair's raw run is `plain`, already done); prints each pair's decoded / raw ratio and the
+/// ratio of the medians.
+#[allow(clippy::too_many_arguments)]
+fn decoded_runs(
+    ingestor: &Path,
+    dir: &Path,
+    kafka: &Kafka,
+    anvil: &Anvil,
+    head: u64,
+    total: usize,
+    rounds: usize,
+    plain: Rate,
+) -> anyhow::Result<()> {
+    let mut pairs: Vec<(Rate, Rate)> = Vec::new();
+    for round in 1..=rounds.max(1) {
+        let run = |label: String, decoded: bool| {
+            ingest(
+                ingestor,
+                dir,
+                kafka,
+                anvil,
+                head,
+                total,
+                &label,
+                &[],
+                decoded,
+            )
+        };
+        let pair = match round {
+            1 => (plain, run("decoded-1".into(), true)?),
+            r if r % 2 == 0 => {
+                let decoded = run(format!("decoded-{r}"), true)?;
+                (run(format!("raw-{r}"), false)?, decoded)
+            }
+            r => (
+                run(format!("raw-{r}"), false)?,
+                run(format!("decoded-{r}"), true)?,
+            ),
+        };
+        println!(
+            "decoded / raw only, pair {round}: {:.2}",
+            pair.1.logs_per_s / pair.0.logs_per_s
+        );
+        pairs.push(pair);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    };
+    let raw = median(pairs.iter().map(|p| p.0.logs_per_s).collect());
+    let decoded = median(pairs.iter().map(|p| p.1.logs_per_s).collect());
+    println!(
+        "decoded / raw only: {:.2} (medians over {} pairs: {decoded:.0} / {raw:.0} logs/s; the target is 0.8 or more)",
+        decoded / raw,
+        pairs.len()
+    );
+    let cpu = |f: fn(&(Rate, Rate)) -> Option<f64>| {
+        pairs
+            .iter()
+            .map(f)
+            .collect::<Option<Vec<f64>>>()
+            .map(|v| per_thousand(median(v), total))
+    };
+    if let (Some(raw_cpu), Some(decoded_cpu)) = (cpu(|p| p.0.cpu_s), cpu(|p| p.1.cpu_s)) {
+        println!(
+            "CPU s per 1,000 logs, medians: raw only {raw_cpu:.3}, decoded {decoded_cpu:.3}; decoded / raw only {:.2}",
+            decoded_cpu / raw_cpu
+        );
     }
     Ok(())
 }
@@ -293,10 +392,11 @@ fn discarding_collector() -> anyhow::Result<u16> {
     Ok(port)
 }
 
-/// Runs the ingestor from block 0 into its own topic and checkpoint topic; returns logs/s
-/// from process start until it reports the head block delivered (every record of every
-/// block acknowledged by the broker), read from its own event log line, and the CPU time
-/// the ingestor took.
+/// Runs the ingestor from block 0 into its own topic and checkpoint topic (with `decoded`,
+/// also decoding every ERC-20 `Transfer` onto a topic of its own); returns logs/s from
+/// process start until an independent consumer has read every record of every topic, and
+/// the CPU time the ingestor took. Also prints when its own log says the head block was
+/// delivered (every record of every block acknowledged by the broker).
 #[allow(clippy::too_many_arguments)]
 fn ingest(
     ingestor: &Path,
@@ -307,38 +407,84 @@ fn ingest(
     total: usize,
     label: &str,
     otel: &[(&str, &str)],
+    decoded: bool,
 ) -> anyhow::Result<Rate> {
     let topic = format!("bench.{label}.31337");
+    let events_topic = format!("bench.{label}.31337.Transfer");
+    let run_dir = dir.join(label);
+    std::fs::create_dir_all(&run_dir)?;
     let mut entry = ChainEntry::new(31337, anvil.ws_url());
     entry.extra.push(format!("topic = \"{topic}\""));
+    if decoded {
+        std::fs::write(run_dir.join("erc20.json"), crate::traffic::ERC20_ABI)?;
+        entry.extra.extend([
+            "[[chains.events]]".into(),
+            "abi = \"erc20.json\"".into(),
+            "names = [\"Transfer\"]".into(),
+            format!("topic = \"{events_topic}\""),
+        ]);
+    }
     let toml = config_toml(&kafka.brokers(), &[entry], "").replace(
         "[kafka]\n",
         &format!("[kafka]\ncheckpoint_topic = \"bench.{label}.checkpoints\"\n"),
     );
-    let run_dir = dir.join(label);
-    std::fs::create_dir_all(&run_dir)?;
     let mut env = vec![("RUST_LOG", "warn,ingestor::events=debug")];
     env.extend_from_slice(otel);
     let started_at = SystemTime::now();
     let started = Instant::now();
     let mut service = Service::start(ingestor, &run_dir, &toml, &env)?;
-    // Timed: until an independent consumer has read every record.
-    let mut reader =
-        TopicReader::with_options(&kafka.brokers(), &topic, &[("fetch.wait.max.ms", "10")])?;
-    let mut records = Vec::with_capacity(total);
-    reader.read_until(&mut records, Duration::from_secs(1800), |r| {
-        r.len() >= total
+    // Timed: until independent consumers have read every record of every topic (the
+    // decoded topic's on a thread of its own, values kept undecoded).
+    let brokers = kafka.brokers();
+    let options = [("fetch.wait.max.ms", "10")];
+    let (readable_s, records, events) = std::thread::scope(|s| -> anyhow::Result<_> {
+        let events = decoded.then(|| {
+            s.spawn(|| -> anyhow::Result<(f64, Vec<crate::consumer::Record>)> {
+                let mut reader =
+                    TopicReader::with_options(&brokers, &events_topic, &options)?.undecoded();
+                let mut records = Vec::with_capacity(total);
+                reader.read_until(&mut records, Duration::from_secs(1800), |r| {
+                    r.len() >= total
+                })?;
+                let readable_s = started.elapsed().as_secs_f64();
+                reader.read_to_end(&mut records, Duration::from_secs(60))?;
+                Ok((readable_s, records))
+            })
+        });
+        let mut reader = TopicReader::with_options(&brokers, &topic, &options)?;
+        let mut records = Vec::with_capacity(total);
+        reader.read_until(&mut records, Duration::from_secs(1800), |r| {
+            r.len() >= total
+        })?;
+        let mut readable_s = started.elapsed().as_secs_f64();
+        let events = match events {
+            Some(t) => {
+                let (s, events) = t
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("the decoded topic's reader panicked"))??;
+                readable_s = readable_s.max(s);
+                Some(events)
+            }
+            None => None,
+        };
+        // Not timed: nothing more arrives, so every record is there exactly once.
+        reader.read_to_end(&mut records, Duration::from_secs(60))?;
+        Ok((readable_s, records, events))
     })?;
-    let readable_s = started.elapsed().as_secs_f64();
     let ingest_rate = total as f64 / readable_s;
     let cpu_s = crate::proc::cpu_seconds(service.process.pid());
-    // Not timed: nothing more arrives, so every record is there exactly once.
-    reader.read_to_end(&mut records, Duration::from_secs(60))?;
     ensure!(
         records.len() == total,
         "topic holds {} records, expected {total}",
         records.len()
     );
+    if let Some(events) = &events {
+        ensure!(
+            events.len() == total && events.iter().all(|r| r.raw.is_some()),
+            "{events_topic} holds {} records, expected {total} decoded transfers",
+            events.len()
+        );
+    }
     // The service's own view: when it logged the head block acknowledged.
     let marker = format!("block={head} ");
     let log = service.process.log_text();
@@ -351,7 +497,12 @@ fn ingest(
         .and_then(|at| at.duration_since(started_at).ok())
         .map(|d| d.as_secs_f64());
     println!(
-        "ingestor ({label}): {total} logs readable by a consumer {readable_s:.2} s after process start = {ingest_rate:.0} logs/s{}{} (broker Apache Kafka, one node)",
+        "ingestor ({label}): {total} logs{} readable by a consumer {readable_s:.2} s after process start = {ingest_rate:.0} logs/s{}{} (broker Apache Kafka, one node)",
+        if decoded {
+            format!(" and {total} decoded Transfer records")
+        } else {
+            String::new()
+        },
         acked_s
             .map(|a| format!("; its log says the last ack came at {a:.2} s"))
             .unwrap_or_default(),

@@ -36,8 +36,11 @@ pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
     eprintln!("devstack: broker (Apache Kafka) on {}", kafka.brokers());
     let mut anvils = Vec::new();
     let mut entries = Vec::new();
-    // Every chain also publishes ERC-20 `Transfer` decoded, to evm.events.<id>.Transfer.
+    // Every chain also publishes ERC-20 `Transfer` and `Approval` decoded (to
+    // evm.events.<id>.Transfer and .Approval), and ERC-721 `Transfer` (same signature hash)
+    // to evm.events.<id>.NftTransfer.
     std::fs::write(dir.path().join("erc20.json"), crate::traffic::ERC20_ABI)?;
+    std::fs::write(dir.path().join("erc721.json"), crate::traffic::ERC721_ABI)?;
     for (name, id) in CHAINS {
         let anvil = Anvil::start(id, dir.path())?;
         eprintln!("devstack: chain {name} (id {id}) on {}", anvil.ws_url());
@@ -46,13 +49,17 @@ pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
         entry.extra = vec![
             "[[chains.events]]".into(),
             "abi = \"erc20.json\"".into(),
-            "names = [\"Transfer\"]".into(),
+            "names = [\"Transfer\", \"Approval\"]".into(),
+            "[[chains.events]]".into(),
+            "abi = \"erc721.json\"".into(),
+            format!("topic = \"evm.events.{id}.NftTransfer\""),
         ];
         entries.push(entry);
         anvils.push(anvil);
     }
     let toml = config_toml(&kafka.brokers(), &entries, "shutdown_timeout_ms = 15000");
     let mut service = Service::start(ingestor, dir.path(), &toml, &[])?;
+    let event_topics = crate::events::topics(ingestor, &service.config)?;
     eprintln!(
         "devstack: ingestor running with {} (its log: ingestor.log)",
         service.config.display()
@@ -67,6 +74,10 @@ pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
         for (name, id) in CHAINS {
             let (stop, brokers) = (&stop, kafka.brokers());
             s.spawn(move || tail(&brokers, name, id, stop));
+        }
+        for t in &event_topics {
+            let (stop, brokers) = (&stop, kafka.brokers());
+            s.spawn(move || crate::events::tail(&brokers, t, stop));
         }
         while !stop.load(Ordering::SeqCst) {
             if !service.process.is_running() {
@@ -84,7 +95,7 @@ pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
 }
 
 /// Mines a block every `interval`: mostly a few transactions of varied logs (one block in
-/// three with an ERC-20 `Transfer` too), sometimes an empty block, sometimes a block of many
+/// two with a token event too: an ERC-20 `Transfer` or `Approval`, or an ERC-721 `Transfer`), sometimes an empty block, sometimes a block of many
 /// logs, and now and then a reorganisation of the last 2 blocks (the output then shows the
 /// tombstones that retract them).
 fn traffic(anvil: &Anvil, seed: u64, interval: Duration, stop: &AtomicBool) {
@@ -121,9 +132,9 @@ pub fn traffic_loop(node: &Node, chain_id: u64, seed: u64, interval: Duration, s
                 .map(|_| shapes.logs(rng.random_range(1..=5)))
                 .collect(),
         };
-        // Now and then an ERC-20 transfer, which a configured ABI decodes.
-        if rng.random_range(0..3) == 0 {
-            txs.push(vec![shapes.erc20_transfer()]);
+        // Now and then a token event, which a configured ABI decodes.
+        if rng.random_range(0..2) == 0 {
+            txs.push(vec![shapes.token_event()]);
         }
         if let Err(e) = sender.block(&txs) {
             if !stop.load(Ordering::SeqCst) {
@@ -152,7 +163,8 @@ fn tail(brokers: &str, name: &str, chain_id: u64, stop: &AtomicBool) {
     }
 }
 
-fn short(hex: &str) -> String {
+/// `0x5fbdb2…0aa3` for a long hex string.
+pub fn short(hex: &str) -> String {
     if hex.len() <= 14 {
         hex.to_owned()
     } else {

@@ -7,6 +7,7 @@
 //! - [`traffic`]: transactions that emit realistic logs (0-4 topics, empty to >1 KB data,
 //!   many per transaction and per block, empty blocks).
 //! - [`consumer`]: an independent consumer decoding records with `schemas/evm_log.avsc`.
+//! - [`events`]: the demo's reader of decoded-event topics, with `ingestor schemas`' schemas.
 //! - [`avro_ref`]: fastavro as the reference implementation (fingerprint, decoding).
 //! - [`completeness`]: the benchmark of the log completeness check on saturated blooms.
 //! - [`compare`]: the node's `eth_getLogs` versus what the topic holds, field by field.
@@ -24,6 +25,7 @@ pub mod completeness;
 pub mod connect;
 pub mod consumer;
 pub mod demo;
+pub mod events;
 pub mod kafka;
 pub mod latency;
 pub mod memory;

@@ -77,7 +77,12 @@ enum Command {
         /// With --completeness: live blocks timed with the check on, and as many with it off.
         #[arg(long, default_value_t = 20)]
         live_blocks: usize,
-        /// With --completeness: pairs of backfills (off, on), alternating which goes first.
+        /// Also run the ingestor decoding every log as an ERC-20 Transfer onto its own topic,
+        /// against the raw-only run, and print the ratio.
+        #[arg(long)]
+        decoded: bool,
+        /// With --completeness: pairs of backfills (off, on); with --decoded: pairs of runs
+        /// (raw only, decoded); alternating which goes first.
         #[arg(long, default_value_t = 2)]
         rounds: usize,
     },
@@ -126,6 +131,7 @@ fn main() -> anyhow::Result<()> {
             backfill_logs,
             completeness,
             live_blocks,
+            decoded,
             rounds,
         } => {
             if memory {
@@ -155,6 +161,8 @@ fn main() -> anyhow::Result<()> {
                     logs_per_tx,
                     range_blocks,
                     dead_collector,
+                    decoded: false,
+                    rounds,
                     completeness: Some(devstack::completeness::Params {
                         logs,
                         live_blocks,
@@ -169,14 +177,21 @@ fn main() -> anyhow::Result<()> {
                 logs_per_tx,
                 range_blocks,
                 dead_collector,
+                decoded,
+                rounds,
                 completeness: None,
             };
             println!(
-                "command: scripts/bench.sh --blocks {blocks} --logs-per-block {logs_per_block} --logs-per-tx {logs_per_tx} --range-blocks {range_blocks}{}",
+                "command: scripts/bench.sh --blocks {blocks} --logs-per-block {logs_per_block} --logs-per-tx {logs_per_tx} --range-blocks {range_blocks}{}{}",
                 if dead_collector {
                     " --dead-collector"
                 } else {
                     ""
+                },
+                if decoded {
+                    format!(" --decoded --rounds {rounds}")
+                } else {
+                    String::new()
                 }
             );
             bench::run(&ingestor, &params)

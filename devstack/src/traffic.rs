@@ -117,6 +117,20 @@ pub const TRANSFER_SELECTOR: [u8; 32] = [
     0x95, 0x2b, 0xa7, 0xf1, 0x63, 0xc4, 0xa1, 0x16, 0x28, 0xf5, 0x5a, 0x4d, 0xf5, 0x23, 0xb3, 0xef,
 ];
 
+/// An ERC-721 ABI with `Transfer`: the ERC-20 signature, every argument indexed.
+pub const ERC721_ABI: &str = r#"[
+  {"type":"event","name":"Transfer","anonymous":false,"inputs":[
+    {"name":"from","type":"address","indexed":true},
+    {"name":"to","type":"address","indexed":true},
+    {"name":"tokenId","type":"uint256","indexed":true}]}
+]"#;
+
+/// `keccak256("Approval(address,address,uint256)")`, the ERC-20 `Approval` selector.
+pub const APPROVAL_SELECTOR: [u8; 32] = [
+    0x8c, 0x5b, 0xe1, 0xe5, 0xeb, 0xec, 0x7d, 0x5b, 0xd1, 0x4f, 0x71, 0x42, 0x7d, 0x1e, 0x84, 0xf3,
+    0xdd, 0x03, 0x14, 0xc0, 0xf7, 0xb2, 0x29, 0x1e, 0x5b, 0x20, 0x0a, 0xc8, 0xc7, 0xc3, 0xb9, 0x25,
+];
+
 /// Random but reproducible log shapes.
 pub struct LogShapes {
     rng: StdRng,
@@ -144,19 +158,55 @@ impl LogShapes {
         LogSpec { topics, data }
     }
 
+    /// One of 16 accounts, as an indexed `address` argument.
+    fn account(&mut self) -> [u8; 32] {
+        let mut w = [0u8; 32];
+        w[12..].fill(self.rng.random_range(1..=16u8));
+        w
+    }
+
+    /// A random amount or token id up to `max`, as a `uint256` word.
+    fn uint(&mut self, max: u64) -> [u8; 32] {
+        let mut w = [0u8; 32];
+        w[24..].copy_from_slice(&self.rng.random_range(1..=max).to_be_bytes());
+        w
+    }
+
     /// An ERC-20 `Transfer` between two of 16 accounts, of a random amount.
     pub fn erc20_transfer(&mut self) -> LogSpec {
-        let mut account = || {
-            let mut w = [0u8; 32];
-            w[12..].fill(self.rng.random_range(1..=16u8));
-            w
-        };
-        let (from, to) = (account(), account());
-        let mut value = [0u8; 32];
-        value[24..].copy_from_slice(&self.rng.random_range(1..=10_000_000_000u64).to_be_bytes());
+        let (from, to, value) = (self.account(), self.account(), self.uint(10_000_000_000));
         LogSpec {
             topics: vec![TRANSFER_SELECTOR, from, to],
             data: value.to_vec(),
+        }
+    }
+
+    /// An ERC-20 `Approval` of a random amount by one of 16 accounts to another.
+    pub fn erc20_approval(&mut self) -> LogSpec {
+        let (owner, spender, value) = (self.account(), self.account(), self.uint(10_000_000_000));
+        LogSpec {
+            topics: vec![APPROVAL_SELECTOR, owner, spender],
+            data: value.to_vec(),
+        }
+    }
+
+    /// An ERC-721 `Transfer` of one of 1,000 tokens: the ERC-20 signature hash, 3 indexed
+    /// arguments, no data.
+    pub fn erc721_transfer(&mut self) -> LogSpec {
+        let (from, to, token) = (self.account(), self.account(), self.uint(1000));
+        LogSpec {
+            topics: vec![TRANSFER_SELECTOR, from, to, token],
+            data: vec![],
+        }
+    }
+
+    /// One token event: an ERC-20 `Transfer` (half of them), an ERC-20 `Approval` or an
+    /// ERC-721 `Transfer`.
+    pub fn token_event(&mut self) -> LogSpec {
+        match self.rng.random_range(0..4) {
+            0 => self.erc20_approval(),
+            1 => self.erc721_transfer(),
+            _ => self.erc20_transfer(),
         }
     }
 
