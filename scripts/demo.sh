@@ -12,10 +12,12 @@ Starts on this machine, until Ctrl-C:
   - Apache Kafka, one node (broker and KRaft controller);
   - two anvil chains: devnet-a (chain id 31337) and devnet-b (chain id 31338);
   - the ingestor (cargo profile `demo`, in target/demo/), publishing them to
-    evm.logs.31337 and evm.logs.31338;
-  - traffic: a block of varied logs on each chain every N ms (default 1500), now and
-    then a reorganisation of the last 2 blocks;
-and prints every published record, decoded, on stdout (tombstones included).
+    evm.logs.31337 and evm.logs.31338, and decoding token events from two ABIs
+    onto evm.events.<chain id>.Transfer, .Approval (ERC-20) and .NftTransfer (ERC-721);
+  - traffic: a block of varied logs on each chain every N ms (default 1500), one block
+    in two with a token event, now and then a reorganisation of the last 2 blocks;
+and prints every published record, decoded, on stdout (tombstones included); token
+events with their parameters by name.
 
 Ports: each process takes a free port on 127.0.0.1. The broker's address and each
 chain's ws:// URL are printed at start; the ingestor's health endpoint (/status,

@@ -271,6 +271,33 @@ async fn framings(cfg: &config::Config) -> anyhow::Result<HashMap<u64, Framings>
     Ok(out)
 }
 
+/// The topic of `chain`'s decoded event `e` (a name, record name or signature). A name
+/// two events share on different topics (ERC-20 and ERC-721 `Transfer`) is refused:
+/// printing one of them would hide the other.
+fn event_topic(chain: &config::ChainConfig, e: &str) -> anyhow::Result<String> {
+    let mut topics: Vec<&str> = chain
+        .catalog
+        .events()
+        .iter()
+        .filter(|spec| spec.name == e || spec.record == e || spec.signature == e)
+        .map(|spec| spec.topic.as_str())
+        .collect();
+    topics.sort_unstable();
+    topics.dedup();
+    match topics.as_slice() {
+        [] => anyhow::bail!(
+            "chain `{}` decodes no event `{e}` ([[chains.events]])",
+            chain.name
+        ),
+        [one] => Ok((*one).to_owned()),
+        several => anyhow::bail!(
+            "event `{e}` of chain `{}` is on several topics ({}); name one with --topic TOPIC",
+            chain.name,
+            several.join(", ")
+        ),
+    }
+}
+
 fn tail(
     path: &std::path::Path,
     chain: Option<String>,
@@ -297,18 +324,7 @@ fn tail(
             };
             match event {
                 None => chain.topic(),
-                Some(e) => chain
-                    .catalog
-                    .events()
-                    .iter()
-                    .find(|spec| spec.name == e || spec.record == e || spec.signature == e)
-                    .map(|spec| spec.topic.clone())
-                    .with_context(|| {
-                        format!(
-                            "chain `{}` decodes no event `{e}` ([[chains.events]])",
-                            chain.name
-                        )
-                    })?,
+                Some(e) => event_topic(chain, &e)?,
             }
         }
     };
