@@ -115,17 +115,34 @@ impl Catalog {
     /// Decodes `log` against every event its selector and address select; each body is
     /// the Avro binary of that event's record, without framing.
     pub fn route(&self, chain_id: u64, block_timestamp_s: u64, log: &Log) -> Routed {
+        self.route_framed(chain_id, block_timestamp_s, log, |_| &[])
+    }
+
+    /// [`Catalog::route`], each body written after `head(i)` for event `i` (its value
+    /// header) in one buffer sized for both.
+    pub fn route_framed<'h>(
+        &self,
+        chain_id: u64,
+        block_timestamp_s: u64,
+        log: &Log,
+        head: impl Fn(usize) -> &'h [u8],
+    ) -> Routed {
         let Some(candidates) = log.topics.first().and_then(|t| self.by_selector.get(t)) else {
             return Routed::Unrelated;
         };
-        let mut decoded = Vec::new();
+        let mut decoded = Vec::with_capacity(candidates.len());
         let mut first_error = None;
+        // Room for the header and the body: fixed fields, each topic and the data, at most
+        // twice their raw size in Avro.
+        let room = 128 + 64 * log.topics.len() + 2 * log.data.len();
         for &i in candidates {
             let event = &self.events[i];
             if !event.accepts(&log.address) {
                 continue;
             }
-            let mut body = Vec::new();
+            let h = head(i);
+            let mut body = Vec::with_capacity(h.len() + room);
+            body.extend_from_slice(h);
             match write::body(&mut body, event, chain_id, block_timestamp_s, log) {
                 Ok(()) => decoded.push((i, body)),
                 Err(error) => {

@@ -35,14 +35,20 @@ fn key(lane: usize, id: &LogId) -> u64 {
 
 /// Per-chain dedup cache. Capacity 0 disables it.
 pub struct Dedup {
-    cache: Option<(LruCache<u64, u64>, NonZeroUsize)>,
+    cache: Option<LruCache<u64, u64>>,
 }
 
 impl Dedup {
-    /// A cache holding at most `capacity` keys.
+    /// A cache holding at most `capacity` keys. Its table starts empty and grows with use
+    /// (an unbounded cache, then bounded: `resize` keeps the empty table); once full, a new
+    /// key takes the least recently used key's node rather than allocating one.
     pub fn new(capacity: usize) -> Self {
         Self {
-            cache: NonZeroUsize::new(capacity).map(|cap| (LruCache::unbounded(), cap)),
+            cache: NonZeroUsize::new(capacity).map(|cap| {
+                let mut cache = LruCache::unbounded();
+                cache.resize(cap);
+                cache
+            }),
         }
     }
 
@@ -54,8 +60,8 @@ impl Dedup {
 
     /// [`Dedup::seed`] for topic `lane` of the chain's topics.
     pub fn seed_on(&mut self, lane: usize, id: LogId, digest: u64) {
-        if let Some((cache, cap)) = self.cache.as_mut() {
-            put(cache, *cap, key(lane, &id), digest);
+        if let Some(cache) = self.cache.as_mut() {
+            cache.put(key(lane, &id), digest);
         }
     }
 
@@ -67,14 +73,17 @@ impl Dedup {
 
     /// [`Dedup::seen`] for topic `lane` of the chain's topics.
     pub fn seen_on(&mut self, lane: usize, id: LogId, value: &[u8]) -> bool {
-        let Some((cache, cap)) = self.cache.as_mut() else {
+        let Some(cache) = self.cache.as_mut() else {
             return false;
         };
         let (key, digest) = (key(lane, &id), digest(value));
-        if cache.get(&key) == Some(&digest) {
-            return true;
+        // One lookup: a known key is promoted and takes the new value's digest in place.
+        if let Some(held) = cache.get_mut(&key) {
+            let hit = *held == digest;
+            *held = digest;
+            return hit;
         }
-        put(cache, *cap, key, digest);
+        cache.put(key, digest);
         false
     }
 
@@ -85,28 +94,20 @@ impl Dedup {
 
     /// [`Dedup::forget`] for topic `lane` of the chain's topics.
     pub fn forget_on(&mut self, lane: usize, id: &LogId) {
-        if let Some((cache, _)) = self.cache.as_mut() {
+        if let Some(cache) = self.cache.as_mut() {
             cache.pop(&key(lane, id));
         }
     }
 
     /// Keys held.
     pub fn len(&self) -> usize {
-        self.cache.as_ref().map_or(0, |(c, _)| c.len())
+        self.cache.as_ref().map_or(0, LruCache::len)
     }
 
     /// Whether it holds no key.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-/// Inserts or updates `key`, evicting the least recently used key when `cap` are held.
-fn put(cache: &mut LruCache<u64, u64>, cap: NonZeroUsize, key: u64, digest: u64) {
-    if cache.len() >= cap.get() && !cache.contains(&key) {
-        cache.pop_lru();
-    }
-    cache.put(key, digest);
 }
 
 #[cfg(test)]

@@ -62,33 +62,37 @@ pub(super) async fn enqueue(
 }
 
 /// Waits for `delivery`; its partition and offset, or a [`SinkError::Delivery`] for a
-/// refusal or timeout.
+/// refusal or timeout (`key` is written out only then).
 pub(super) async fn acknowledged(
     delivery: DeliveryFuture,
     topic: &str,
-    key: &str,
+    key: impl std::fmt::Display,
     block: u64,
 ) -> Result<(i32, i64), SinkError> {
     match delivery.await {
         Ok(Ok(d)) => Ok((d.partition, d.offset)),
         Ok(Err((error, _))) => Err(SinkError::Delivery {
             topic: topic.to_owned(),
-            key: key.to_owned(),
+            key: key.to_string(),
             block,
             error: Box::new(error),
         }),
         Err(_) => Err(SinkError::Cancelled {
-            key: key.to_owned(),
+            key: key.to_string(),
             block,
         }),
     }
 }
 
-/// The [`Outgoing`] form of a built record for `topic`.
-pub(super) fn outgoing<'a>(topic: &'a str, r: &'a super::records::OutRecord) -> Outgoing<'a> {
+/// The [`Outgoing`] form of a built record for `topic`, under `key` (its written-out key).
+pub(super) fn outgoing<'a>(
+    topic: &'a str,
+    key: &'a str,
+    r: &'a super::records::OutRecord,
+) -> Outgoing<'a> {
     Outgoing {
         topic,
-        key: &r.key,
+        key,
         payload: r.payload.as_deref(),
         timestamp_ms: r.timestamp_ms,
         traceparent: r.traceparent.as_deref(),

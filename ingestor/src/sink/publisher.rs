@@ -27,7 +27,7 @@ use super::error::SinkError;
 use super::placed::Placed;
 use super::produce::{acknowledged, enqueue, enqueue_checkpoint, outgoing};
 use super::progress::{Landed, Progress};
-use super::records::{Builder, Effect, Framings};
+use super::records::{Builder, Effect, Framings, KeyBuf, RecordKey};
 use super::stall::StallWatch;
 
 /// An update whose records were all acknowledged.
@@ -176,19 +176,25 @@ impl Publisher {
         }
         let started = std::time::Instant::now();
         // Each record is dropped once librdkafka has copied it; its key stays for errors.
+        let chain_id = self.cfg.chain_id;
         for r in batch.records {
             let topic = &self.topics[r.lane];
-            let d = enqueue(&self.producer, &self.cfg.name, outgoing(topic, &r)).await?;
-            deliveries.push((r.lane, r.key, d));
+            let key = KeyBuf::new(RecordKey {
+                chain_id,
+                id: &r.id,
+            });
+            let out = outgoing(topic, key.as_str(), &r);
+            let d = enqueue(&self.producer, &self.cfg.name, out).await?;
+            deliveries.push((r.lane, r.id, d));
         }
         let (effect, dedup_hits, topics) = (batch.effect, batch.dedup_hits, self.topics.clone());
         let (timestamp_s, records) = (batch.timestamp_s, batch.raw_records);
         // Acknowledged means every topic's records: the checkpoint follows only then.
         Ok(async move {
             let mut landed = Landed::default();
-            for (lane, key, delivery) in deliveries {
-                let (partition, offset) =
-                    acknowledged(delivery, &topics[lane], &key, block).await?;
+            for (lane, id, delivery) in deliveries {
+                let key = RecordKey { chain_id, id: &id };
+                let (partition, offset) = acknowledged(delivery, &topics[lane], key, block).await?;
                 if lane == 0 {
                     landed.note(partition, offset);
                 }

@@ -36,13 +36,74 @@ pub fn record_key(chain_id: u64, tx: &crate::rpc::hex::B256, log_index: u64) -> 
     format!("{chain_id}:{tx}:{log_index}")
 }
 
+/// A record key as [`record_key`] writes it, for display without a `String`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RecordKey<'a> {
+    pub(super) chain_id: u64,
+    pub(super) id: &'a LogId,
+}
+
+impl std::fmt::Display for RecordKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.chain_id, self.id.tx, self.id.log_index)
+    }
+}
+
+/// A record key written into a stack buffer (the longest, 108 bytes, fits), or into a
+/// `String` should it not fit.
+pub(super) enum KeyBuf {
+    /// The bytes and how many are used.
+    Stack([u8; KEY_BYTES], usize),
+    /// The fallback.
+    Heap(String),
+}
+
+/// Room for a record key: 20 digits, `:`, 66 for the hash, `:`, 20 digits.
+const KEY_BYTES: usize = 112;
+
+impl KeyBuf {
+    /// `key`, written out.
+    pub(super) fn new(key: RecordKey<'_>) -> Self {
+        struct Fill<'b>(&'b mut [u8; KEY_BYTES], usize);
+        impl std::fmt::Write for Fill<'_> {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                let end = self.1 + s.len();
+                self.0
+                    .get_mut(self.1..end)
+                    .ok_or(std::fmt::Error)?
+                    .copy_from_slice(s.as_bytes());
+                self.1 = end;
+                Ok(())
+            }
+        }
+        let mut buf = [0u8; KEY_BYTES];
+        let mut fill = Fill(&mut buf, 0);
+        match std::fmt::write(&mut fill, format_args!("{key}")) {
+            Ok(()) => {
+                let len = fill.1;
+                Self::Stack(buf, len)
+            }
+            Err(_) => Self::Heap(key.to_string()),
+        }
+    }
+
+    /// The key.
+    pub(super) fn as_str(&self) -> &str {
+        match self {
+            // Whole `str`s were copied in, so the bytes are UTF-8.
+            Self::Stack(buf, len) => std::str::from_utf8(&buf[..*len]).unwrap_or_default(),
+            Self::Heap(s) => s,
+        }
+    }
+}
+
 /// One record to produce. `payload: None` is a tombstone.
 #[derive(Debug, Clone)]
 pub struct OutRecord {
     /// Its topic among the chain's: 0 the chain topic, `1 + i` decoded event `i`'s.
     pub lane: usize,
-    /// Key.
-    pub key: String,
+    /// The log it is about: its key is [`record_key`] of the chain and this id.
+    pub id: LogId,
     /// Avro single-object value, or `None` to delete the key.
     pub payload: Option<Vec<u8>>,
     /// Kafka timestamp (ms).
@@ -241,7 +302,6 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                     tx: log.transaction_hash,
                     log_index: log.log_index,
                 };
-                let key = record_key(chain_id, &log.transaction_hash, log.log_index);
                 let mut push = |lane: usize, value: Vec<u8>| {
                     if dedup.seen_on(lane, id, &value) {
                         dedup_hits += 1;
@@ -250,21 +310,21 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                     raw_records += usize::from(lane == 0);
                     records.push(OutRecord {
                         lane,
-                        key: key.clone(),
+                        id,
                         payload: Some(value),
                         timestamp_ms,
                         traceparent: traceparent.clone(),
                     });
                 };
                 push(0, value);
-                match catalog.route(chain_id, ts_s, log) {
+                let head = |i: usize| headers.get(i).map_or(&[][..], Vec::as_slice);
+                match catalog.route_framed(chain_id, ts_s, log, head) {
                     Routed::Unrelated => {}
-                    Routed::Decoded(bodies) => {
-                        for (i, body) in bodies {
-                            let Some(h) = headers.get(i) else { continue };
-                            let mut v = Vec::with_capacity(h.len() + body.len());
-                            v.extend_from_slice(h);
-                            v.extend_from_slice(&body);
+                    Routed::Decoded(values) => {
+                        for (i, v) in values {
+                            if headers.get(i).is_none() {
+                                continue;
+                            }
                             placed.note(block.header.number, id, i + 1);
                             push(i + 1, v);
                         }
@@ -302,12 +362,11 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                 .unwrap_or_default();
             let mut records = Vec::with_capacity(r.tombstones.len());
             for id in &r.tombstones {
-                let key = record_key(chain_id, &id.tx, id.log_index);
                 for lane in std::iter::once(0).chain(placed.take(id)) {
                     dedup.forget_on(lane, id);
                     records.push(OutRecord {
                         lane,
-                        key: key.clone(),
+                        id: *id,
                         payload: None,
                         timestamp_ms: now_ms,
                         traceparent: None,
@@ -362,5 +421,18 @@ mod tests {
         assert_eq!(parse_key(6, &key), None);
         assert_eq!(parse_key(5, "5:0xab:1"), None);
         assert_eq!(parse_key(5, "garbage"), None);
+        let long = LogId {
+            tx: id.tx,
+            log_index: u64::MAX,
+        };
+        let stack = KeyBuf::new(RecordKey {
+            chain_id: u64::MAX,
+            id: &long,
+        });
+        assert!(matches!(stack, KeyBuf::Stack(..)), "the longest key fits");
+        assert_eq!(
+            stack.as_str(),
+            record_key(u64::MAX, &long.tx, long.log_index)
+        );
     }
 }

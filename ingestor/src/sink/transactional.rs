@@ -23,7 +23,7 @@ use super::placed::Placed;
 use super::produce::{acknowledged, enqueue, enqueue_checkpoint, outgoing};
 use super::progress::{Landed, Progress};
 use super::publisher::{Acked, Outcome, apply};
-use super::records::{Builder, Framings};
+use super::records::{Builder, Framings, KeyBuf, RecordKey};
 use super::stall::StallWatch;
 use crate::config::{ChainConfig, KafkaConfig};
 use crate::events;
@@ -194,8 +194,13 @@ impl TransactionalPublisher {
             let first_delivery = deliveries.len();
             for r in &batch.records {
                 let topic = &self.topics[r.lane];
-                let d = enqueue(&self.producer, &self.cfg.name, outgoing(topic, r)).await?;
-                deliveries.push((r.lane, r.key.clone(), block, d));
+                let key = KeyBuf::new(RecordKey {
+                    chain_id: self.cfg.chain_id,
+                    id: &r.id,
+                });
+                let out = outgoing(topic, key.as_str(), r);
+                let d = enqueue(&self.producer, &self.cfg.name, out).await?;
+                deliveries.push((r.lane, r.id, block, d));
             }
             acked.push((
                 first_delivery..deliveries.len(),
@@ -213,8 +218,12 @@ impl TransactionalPublisher {
         // Offsets are assigned as records are acknowledged; the checkpoint, which names
         // them, is the transaction's last record.
         let mut landed = Vec::with_capacity(deliveries.len());
-        for (lane, key, block, d) in deliveries {
-            let (p, o) = acknowledged(d, &self.topics[lane], &key, block).await?;
+        for (lane, id, block, d) in deliveries {
+            let key = RecordKey {
+                chain_id: self.cfg.chain_id,
+                id: &id,
+            };
+            let (p, o) = acknowledged(d, &self.topics[lane], key, block).await?;
             landed.push((lane, p, o));
         }
         let mut progress = self.progress.clone();
