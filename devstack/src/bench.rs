@@ -112,17 +112,15 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
     }
     let cryo = cryo_rate(&anvil, head, total)?;
 
-    let plain = ingest(
+    let chain = BenchChain {
         ingestor,
-        dir.path(),
-        &kafka,
-        &anvil,
+        dir: dir.path(),
+        kafka: &kafka,
+        anvil: &anvil,
         head,
         total,
-        "plain",
-        &[],
-        false,
-    )?;
+    };
+    let plain = chain.ingest("plain", &[], false)?;
     println!(
         "ratio ingestor/node: {:.2} (1 client), {:.2} (4 clients){}",
         plain.logs_per_s / node_1,
@@ -139,16 +137,7 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
         );
     }
     if p.decoded {
-        decoded_runs(
-            ingestor,
-            dir.path(),
-            &kafka,
-            &anvil,
-            head,
-            total,
-            p.rounds,
-            plain,
-        )?;
+        decoded_runs(&chain, p.rounds, plain)?;
     }
     if p.dead_collector {
         // The same export settings against a collector that accepts everything, then
@@ -162,17 +151,7 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
                 ("OTEL_METRIC_EXPORT_INTERVAL", "1000"),
             ];
-            rates.push(ingest(
-                ingestor,
-                dir.path(),
-                &kafka,
-                &anvil,
-                head,
-                total,
-                label,
-                &env,
-                false,
-            )?);
+            rates.push(chain.ingest(label, &env, false)?);
         }
         let (live, down) = (rates[0].logs_per_s, rates[1].logs_per_s);
         println!(
@@ -187,32 +166,10 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
 /// `rounds` pairs of runs, raw only and decoded, alternating which goes first (the first
 /// pair's raw run is `plain`, already done); prints each pair's decoded / raw ratio and the
 /// ratio of the medians.
-#[allow(clippy::too_many_arguments)]
-fn decoded_runs(
-    ingestor: &Path,
-    dir: &Path,
-    kafka: &Kafka,
-    anvil: &Anvil,
-    head: u64,
-    total: usize,
-    rounds: usize,
-    plain: Rate,
-) -> anyhow::Result<()> {
+fn decoded_runs(chain: &BenchChain<'_>, rounds: usize, plain: Rate) -> anyhow::Result<()> {
     let mut pairs: Vec<(Rate, Rate)> = Vec::new();
     for round in 1..=rounds.max(1) {
-        let run = |label: String, decoded: bool| {
-            ingest(
-                ingestor,
-                dir,
-                kafka,
-                anvil,
-                head,
-                total,
-                &label,
-                &[],
-                decoded,
-            )
-        };
+        let run = |label: String, decoded: bool| chain.ingest(&label, &[], decoded);
         let pair = match round {
             1 => (plain, run("decoded-1".into(), true)?),
             r if r % 2 == 0 => {
@@ -251,7 +208,7 @@ fn decoded_runs(
             .iter()
             .map(f)
             .collect::<Option<Vec<f64>>>()
-            .map(|v| per_thousand(median(v), total))
+            .map(|v| per_thousand(median(v), chain.total))
     };
     if let (Some(raw_cpu), Some(decoded_cpu)) = (cpu(|p| p.0.cpu_s), cpu(|p| p.1.cpu_s)) {
         println!(
@@ -392,127 +349,138 @@ fn discarding_collector() -> anyhow::Result<u16> {
     Ok(port)
 }
 
-/// Runs the ingestor from block 0 into its own topic and checkpoint topic (with `decoded`,
-/// also decoding every ERC-20 `Transfer` onto a topic of its own); returns logs/s from
-/// process start until an independent consumer has read every record of every topic, and
-/// the CPU time the ingestor took. Also prints when its own log says the head block was
-/// delivered (every record of every block acknowledged by the broker).
-#[allow(clippy::too_many_arguments)]
-fn ingest(
-    ingestor: &Path,
-    dir: &Path,
-    kafka: &Kafka,
-    anvil: &Anvil,
+/// The chain every backfill run reads: the ingestor binary, the bench's folder, broker and
+/// node, the chain's head and its number of logs.
+struct BenchChain<'a> {
+    ingestor: &'a Path,
+    dir: &'a Path,
+    kafka: &'a Kafka,
+    anvil: &'a Anvil,
     head: u64,
     total: usize,
-    label: &str,
-    otel: &[(&str, &str)],
-    decoded: bool,
-) -> anyhow::Result<Rate> {
-    let topic = format!("bench.{label}.31337");
-    let events_topic = format!("bench.{label}.31337.Transfer");
-    let run_dir = dir.join(label);
-    std::fs::create_dir_all(&run_dir)?;
-    let mut entry = ChainEntry::new(31337, anvil.ws_url());
-    entry.extra.push(format!("topic = \"{topic}\""));
-    if decoded {
-        std::fs::write(run_dir.join("erc20.json"), crate::traffic::ERC20_ABI)?;
-        entry.extra.extend([
-            "[[chains.events]]".into(),
-            "abi = \"erc20.json\"".into(),
-            "names = [\"Transfer\"]".into(),
-            format!("topic = \"{events_topic}\""),
-        ]);
-    }
-    let toml = config_toml(&kafka.brokers(), &[entry], "").replace(
-        "[kafka]\n",
-        &format!("[kafka]\ncheckpoint_topic = \"bench.{label}.checkpoints\"\n"),
-    );
-    let mut env = vec![("RUST_LOG", "warn,ingestor::events=debug")];
-    env.extend_from_slice(otel);
-    let started_at = SystemTime::now();
-    let started = Instant::now();
-    let mut service = Service::start(ingestor, &run_dir, &toml, &env)?;
-    // Timed: until independent consumers have read every record of every topic (the
-    // decoded topic's on a thread of its own, values kept undecoded).
-    let brokers = kafka.brokers();
-    let options = [("fetch.wait.max.ms", "10")];
-    let (readable_s, records, events) = std::thread::scope(|s| -> anyhow::Result<_> {
-        let events = decoded.then(|| {
-            s.spawn(|| -> anyhow::Result<(f64, Vec<crate::consumer::Record>)> {
-                let mut reader =
-                    TopicReader::with_options(&brokers, &events_topic, &options)?.undecoded();
-                let mut records = Vec::with_capacity(total);
-                reader.read_until(&mut records, Duration::from_secs(1800), |r| {
-                    r.len() >= total
-                })?;
-                let readable_s = started.elapsed().as_secs_f64();
-                reader.read_to_end(&mut records, Duration::from_secs(60))?;
-                Ok((readable_s, records))
-            })
-        });
-        let mut reader = TopicReader::with_options(&brokers, &topic, &options)?;
-        let mut records = Vec::with_capacity(total);
-        reader.read_until(&mut records, Duration::from_secs(1800), |r| {
-            r.len() >= total
-        })?;
-        let mut readable_s = started.elapsed().as_secs_f64();
-        let events = match events {
-            Some(t) => {
-                let (s, events) = t
-                    .join()
-                    .map_err(|_| anyhow::anyhow!("the decoded topic's reader panicked"))??;
-                readable_s = readable_s.max(s);
-                Some(events)
-            }
-            None => None,
-        };
-        // Not timed: nothing more arrives, so every record is there exactly once.
-        reader.read_to_end(&mut records, Duration::from_secs(60))?;
-        Ok((readable_s, records, events))
-    })?;
-    let ingest_rate = total as f64 / readable_s;
-    let cpu_s = crate::proc::cpu_seconds(service.process.pid());
-    ensure!(
-        records.len() == total,
-        "topic holds {} records, expected {total}",
-        records.len()
-    );
-    if let Some(events) = &events {
-        ensure!(
-            events.len() == total && events.iter().all(|r| r.raw.is_some()),
-            "{events_topic} holds {} records, expected {total} decoded transfers",
-            events.len()
-        );
-    }
-    // The service's own view: when it logged the head block acknowledged.
-    let marker = format!("block={head} ");
-    let log = service.process.log_text();
-    let acked_s = log
-        .lines()
-        .find(|l| l.contains("block delivered") && l.contains(&marker))
-        .and_then(|l| {
-            humantime::parse_rfc3339_weak(l.split_whitespace().next()?.trim_end_matches('Z')).ok()
-        })
-        .and_then(|at| at.duration_since(started_at).ok())
-        .map(|d| d.as_secs_f64());
-    println!(
-        "ingestor ({label}): {total} logs{} readable by a consumer {readable_s:.2} s after process start = {ingest_rate:.0} logs/s{}{} (broker Apache Kafka, one node)",
+}
+
+impl BenchChain<'_> {
+    /// Runs the ingestor from block 0 into its own topic and checkpoint topic (with `decoded`,
+    /// also decoding every ERC-20 `Transfer` onto a topic of its own); returns logs/s from
+    /// process start until an independent consumer has read every record of every topic, and
+    /// the CPU time the ingestor took. Also prints when its own log says the head block was
+    /// delivered (every record of every block acknowledged by the broker).
+    fn ingest(&self, label: &str, otel: &[(&str, &str)], decoded: bool) -> anyhow::Result<Rate> {
+        let Self {
+            ingestor,
+            dir,
+            kafka,
+            anvil,
+            head,
+            total,
+        } = *self;
+        let topic = format!("bench.{label}.31337");
+        let events_topic = format!("bench.{label}.31337.Transfer");
+        let run_dir = dir.join(label);
+        std::fs::create_dir_all(&run_dir)?;
+        let mut entry = ChainEntry::new(31337, anvil.ws_url());
+        entry.extra.push(format!("topic = \"{topic}\""));
         if decoded {
-            format!(" and {total} decoded Transfer records")
-        } else {
-            String::new()
-        },
-        acked_s
-            .map(|a| format!("; its log says the last ack came at {a:.2} s"))
-            .unwrap_or_default(),
-        cpu_s
-            .map(|c| format!("; {:.3} CPU s per 1,000 logs", per_thousand(c, total)))
-            .unwrap_or_default()
-    );
-    service.stop(Duration::from_secs(60))?;
-    Ok(Rate {
-        logs_per_s: ingest_rate,
-        cpu_s,
-    })
+            std::fs::write(run_dir.join("erc20.json"), crate::traffic::ERC20_ABI)?;
+            entry.extra.extend([
+                "[[chains.events]]".into(),
+                "abi = \"erc20.json\"".into(),
+                "names = [\"Transfer\"]".into(),
+                format!("topic = \"{events_topic}\""),
+            ]);
+        }
+        let toml = config_toml(&kafka.brokers(), &[entry], "").replace(
+            "[kafka]\n",
+            &format!("[kafka]\ncheckpoint_topic = \"bench.{label}.checkpoints\"\n"),
+        );
+        let mut env = vec![("RUST_LOG", "warn,ingestor::events=debug")];
+        env.extend_from_slice(otel);
+        let started_at = SystemTime::now();
+        let started = Instant::now();
+        let mut service = Service::start(ingestor, &run_dir, &toml, &env)?;
+        // Timed: until independent consumers have read every record of every topic (the
+        // decoded topic's on a thread of its own, values kept undecoded).
+        let brokers = kafka.brokers();
+        let options = [("fetch.wait.max.ms", "10")];
+        let (readable_s, records, events) = std::thread::scope(|s| -> anyhow::Result<_> {
+            let events = decoded.then(|| {
+                s.spawn(|| -> anyhow::Result<(f64, Vec<crate::consumer::Record>)> {
+                    let mut reader =
+                        TopicReader::with_options(&brokers, &events_topic, &options)?.undecoded();
+                    let mut records = Vec::with_capacity(total);
+                    reader.read_until(&mut records, Duration::from_secs(1800), |r| {
+                        r.len() >= total
+                    })?;
+                    let readable_s = started.elapsed().as_secs_f64();
+                    reader.read_to_end(&mut records, Duration::from_secs(60))?;
+                    Ok((readable_s, records))
+                })
+            });
+            let mut reader = TopicReader::with_options(&brokers, &topic, &options)?;
+            let mut records = Vec::with_capacity(total);
+            reader.read_until(&mut records, Duration::from_secs(1800), |r| {
+                r.len() >= total
+            })?;
+            let mut readable_s = started.elapsed().as_secs_f64();
+            let events = match events {
+                Some(t) => {
+                    let (s, events) = t
+                        .join()
+                        .map_err(|_| anyhow::anyhow!("the decoded topic's reader panicked"))??;
+                    readable_s = readable_s.max(s);
+                    Some(events)
+                }
+                None => None,
+            };
+            // Not timed: nothing more arrives, so every record is there exactly once.
+            reader.read_to_end(&mut records, Duration::from_secs(60))?;
+            Ok((readable_s, records, events))
+        })?;
+        let ingest_rate = total as f64 / readable_s;
+        let cpu_s = crate::proc::cpu_seconds(service.process.pid());
+        ensure!(
+            records.len() == total,
+            "topic holds {} records, expected {total}",
+            records.len()
+        );
+        if let Some(events) = &events {
+            ensure!(
+                events.len() == total && events.iter().all(|r| r.raw.is_some()),
+                "{events_topic} holds {} records, expected {total} decoded transfers",
+                events.len()
+            );
+        }
+        // The service's own view: when it logged the head block acknowledged.
+        let marker = format!("block={head} ");
+        let log = service.process.log_text();
+        let acked_s = log
+            .lines()
+            .find(|l| l.contains("block delivered") && l.contains(&marker))
+            .and_then(|l| {
+                humantime::parse_rfc3339_weak(l.split_whitespace().next()?.trim_end_matches('Z'))
+                    .ok()
+            })
+            .and_then(|at| at.duration_since(started_at).ok())
+            .map(|d| d.as_secs_f64());
+        println!(
+            "ingestor ({label}): {total} logs{} readable by a consumer {readable_s:.2} s after process start = {ingest_rate:.0} logs/s{}{} (broker Apache Kafka, one node)",
+            if decoded {
+                format!(" and {total} decoded Transfer records")
+            } else {
+                String::new()
+            },
+            acked_s
+                .map(|a| format!("; its log says the last ack came at {a:.2} s"))
+                .unwrap_or_default(),
+            cpu_s
+                .map(|c| format!("; {:.3} CPU s per 1,000 logs", per_thousand(c, total)))
+                .unwrap_or_default()
+        );
+        service.stop(Duration::from_secs(60))?;
+        Ok(Rate {
+            logs_per_s: ingest_rate,
+            cpu_s,
+        })
+    }
 }
