@@ -15,24 +15,13 @@ use std::time::Duration;
 use common::*;
 use devstack::consumer::{Record, TopicReader};
 use devstack::node::{Node, quantity};
-use devstack::traffic::{LogSpec, Sender, reorg_with_logs};
+use devstack::traffic::{ERC20_ABI, LogSpec, Sender, reorg_with_logs};
 use serde_json::Value;
 
 /// keccak256("Transfer(address,address,uint256)").
 const TRANSFER: &str = "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
 /// keccak256("Approval(address,address,uint256)").
 const APPROVAL: &str = "8c5be1e5ebec7d5bd14f71427d1e84f3dd0314c0f7b2291e5b200ac8c7c3b925";
-
-const ERC20: &str = r#"[
-  {"type":"event","name":"Transfer","anonymous":false,"inputs":[
-    {"name":"from","type":"address","indexed":true},
-    {"name":"to","type":"address","indexed":true},
-    {"name":"value","type":"uint256","indexed":false}]},
-  {"type":"event","name":"Approval","anonymous":false,"inputs":[
-    {"name":"owner","type":"address","indexed":true},
-    {"name":"spender","type":"address","indexed":true},
-    {"name":"value","type":"uint256","indexed":false}]}
-]"#;
 
 const ERC721: &str = r#"{"contractName":"Nft","abi":[
   {"type":"event","name":"Transfer","anonymous":false,"inputs":[
@@ -68,10 +57,6 @@ fn erc721(from: u8, to: u8, token: [u8; 32]) -> LogSpec {
     }
 }
 
-fn bytes_of(v: &Value) -> Vec<u8> {
-    hex::decode(v.as_str().expect("hex string").trim_start_matches("0x")).expect("hex")
-}
-
 /// The decoded topics of this test: ERC-20 Transfer, Approval, ERC-721 Transfer.
 struct Topics {
     erc20: String,
@@ -89,13 +74,7 @@ fn expected(node: &Node, topics: &Topics) -> HashMap<String, BTreeMap<String, Va
     let head = node.head().expect("head");
     let mut stamps = HashMap::new();
     for log in node.logs(0, head).expect("logs") {
-        let t: Vec<Vec<u8>> = log["topics"]
-            .as_array()
-            .expect("topics")
-            .iter()
-            .map(bytes_of)
-            .collect();
-        let data = bytes_of(&log["data"]);
+        let (t, data) = topics_and_data(&log);
         let Some(first) = t.first().map(hex::encode) else {
             continue;
         };
@@ -350,7 +329,7 @@ fn decode_failures(service: &devstack::service::Service) -> f64 {
 /// Writes the ABIs into the stack's folder; the config with the three events, each on a
 /// topic of this test's own, and those topics.
 fn config(s: &Stack) -> (String, Topics) {
-    std::fs::write(s.dir.path().join("erc20.json"), ERC20).expect("abi");
+    std::fs::write(s.dir.path().join("erc20.json"), ERC20_ABI).expect("abi");
     std::fs::write(s.dir.path().join("erc721.json"), ERC721).expect("abi");
     let base = s.topic();
     let topics = Topics {
@@ -546,7 +525,7 @@ fn node_logs(node: &Node, n: u64) -> Vec<ingestor::rpc::types::Log> {
                 .iter()
                 .map(|t| B256::parse("t", t.as_str().expect("t")).expect("t"))
                 .collect(),
-            data: bytes_of(&l["data"]),
+            data: topics_and_data(l).1,
         })
         .collect()
 }

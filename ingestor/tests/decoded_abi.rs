@@ -6,6 +6,7 @@
 
 use std::process::Command;
 
+use devstack::traffic::ERC20_ABI;
 use ingestor::decode::{Catalog, Routed, abi};
 use ingestor::encode::{Framing, header};
 use ingestor::rpc::hex::{Address, B256};
@@ -92,17 +93,6 @@ fn eth_abi_encodings_decode_to_the_same_values_through_fastavro() {
     assert_eq!(out.trim(), format!("ok {}", cases.len()));
 }
 
-const ERC20: &str = r#"[
-  {"type":"event","name":"Transfer","anonymous":false,"inputs":[
-    {"name":"from","type":"address","indexed":true},
-    {"name":"to","type":"address","indexed":true},
-    {"name":"value","type":"uint256","indexed":false}]},
-  {"type":"event","name":"Approval","anonymous":false,"inputs":[
-    {"name":"owner","type":"address","indexed":true},
-    {"name":"spender","type":"address","indexed":true},
-    {"name":"value","type":"uint256","indexed":false}]}
-]"#;
-
 fn run_bin(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ingestor"))
         .args(args)
@@ -125,7 +115,7 @@ fn with_events(events: &str) -> String {
 fn schemas_and_check_config_list_the_events_and_bad_abis_are_one_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dir.path().join("abis")).expect("mkdir");
-    std::fs::write(dir.path().join("abis/erc20.json"), ERC20).expect("write");
+    std::fs::write(dir.path().join("abis/erc20.json"), ERC20_ABI).expect("write");
     std::fs::write(
         dir.path().join("abis/erc721.json"),
         r#"{"contractName":"Nft","abi":[{"type":"event","name":"Transfer","anonymous":false,"inputs":[

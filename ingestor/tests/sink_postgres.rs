@@ -30,7 +30,6 @@ use devstack::postgres::Postgres;
 use devstack::proc::wait_for;
 use devstack::service::Service;
 use devstack::traffic::{ERC20_ABI, LogSpec, Sender, TRANSFER_SELECTOR, reorg_with_logs};
-use serde_json::Value;
 
 const TABLE: &str = "evm_logs";
 const TRANSFERS: &str = "erc20_transfers";
@@ -97,23 +96,13 @@ fn word(i: usize, byte: u8) -> [u8; 32] {
     w
 }
 
-fn bytes_of(v: &Value) -> Vec<u8> {
-    hex::decode(v.as_str().expect("hex string").trim_start_matches("0x")).expect("hex")
-}
-
 /// The rows the node's canonical ERC-20 transfers make, decoded by hand from its logs (the
 /// selector, two indexed addresses, one data word), as [`TRANSFER_SQL`] prints them.
 fn transfers_of_chain(node: &Node) -> Vec<Vec<String>> {
     let head = node.head().expect("head");
     let mut rows = Vec::new();
     for log in node.logs(0, head).expect("logs") {
-        let topics: Vec<Vec<u8>> = log["topics"]
-            .as_array()
-            .expect("topics")
-            .iter()
-            .map(bytes_of)
-            .collect();
-        let data = bytes_of(&log["data"]);
+        let (topics, data) = topics_and_data(&log);
         if topics.len() != 3 || topics[0] != TRANSFER_SELECTOR || data.len() != 32 {
             continue;
         }

@@ -353,6 +353,20 @@ pub fn show_logs_on_failure(dir: &Path) {
     }
 }
 
+/// The topics and data of a node's JSON log, as bytes: what a hand decoding reads.
+pub fn topics_and_data(log: &serde_json::Value) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let bytes_of = |v: &serde_json::Value| {
+        hex::decode(v.as_str().expect("hex string").trim_start_matches("0x")).expect("hex")
+    };
+    let topics = log["topics"]
+        .as_array()
+        .expect("topics")
+        .iter()
+        .map(bytes_of)
+        .collect();
+    (topics, bytes_of(&log["data"]))
+}
+
 /// A big-endian unsigned integer (a `uint256` word, or any length) in decimal, by long
 /// division: what a decoded `uint` must read as.
 pub fn decimal(be: &[u8]) -> String {
