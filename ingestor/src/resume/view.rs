@@ -207,30 +207,28 @@ mod tests {
         }
     }
 
-    #[test]
-    fn rebuilds_window_keys_and_finds_what_came_after_the_checkpoint() {
-        let cp = Checkpoint {
+    /// A checkpoint at block 11, its window blocks 10 and 11 (without logs).
+    fn checkpoint_at_11() -> Checkpoint {
+        let block = |n: u8| WindowBlock {
+            number: u64::from(n),
+            hash: h(n),
+            parent_hash: h(n - 1),
+            logs: vec![],
+        };
+        Checkpoint {
             chain_id: 1,
             block_number: 11,
             block_hash: h(11),
             updated_at_ms: 0,
-            window: vec![
-                WindowBlock {
-                    number: 10,
-                    hash: h(10),
-                    parent_hash: h(9),
-                    logs: vec![],
-                },
-                WindowBlock {
-                    number: 11,
-                    hash: h(11),
-                    parent_hash: h(10),
-                    logs: vec![],
-                },
-            ],
+            window: vec![block(10), block(11)],
             partitions: vec![],
             migrated: false,
-        };
+        }
+    }
+
+    #[test]
+    fn rebuilds_window_keys_and_finds_what_came_after_the_checkpoint() {
+        let cp = checkpoint_at_11();
         let mut view = View::default();
         for r in [
             rec(5, 0, Some((10, 10))),
@@ -274,28 +272,7 @@ mod tests {
 
     #[test]
     fn decoded_topics_join_their_blocks_are_placed_and_seeded() {
-        let cp = Checkpoint {
-            chain_id: 1,
-            block_number: 11,
-            block_hash: h(11),
-            updated_at_ms: 0,
-            window: vec![
-                WindowBlock {
-                    number: 10,
-                    hash: h(10),
-                    parent_hash: h(9),
-                    logs: vec![],
-                },
-                WindowBlock {
-                    number: 11,
-                    hash: h(11),
-                    parent_hash: h(10),
-                    logs: vec![],
-                },
-            ],
-            partitions: vec![],
-            migrated: false,
-        };
+        let cp = checkpoint_at_11();
         let mut raw = View::default();
         for r in [
             rec(0, 1, Some((11, 11))),
