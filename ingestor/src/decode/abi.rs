@@ -345,7 +345,7 @@ pub fn spec(chain_id: u64, event: &Event, source: &str) -> Result<EventSpec, Str
         "fields": fields,
     });
     let selector = B256::new(event.selector().0);
-    Ok(EventSpec {
+    let mut spec = EventSpec {
         topic: default_topic(chain_id, &record),
         name: event.name.clone(),
         record,
@@ -356,7 +356,10 @@ pub fn spec(chain_id: u64, event: &Event, source: &str) -> Result<EventSpec, Str
         params,
         schema_json: schema.to_string(),
         source: source.to_owned(),
-    })
+        one_word: false,
+    };
+    spec.one_word = super::words::applies(&spec);
+    Ok(spec)
 }
 
 /// The Avro name of parameter `i`.

@@ -5,6 +5,7 @@
 //!   and the checks that make two entries agree on each topic ([`Catalog::load`]).
 //! - [`shape`]: each event parameter's Avro shape and name; the record schema of an event.
 //! - [`write`]: decoding one log against an event and writing its Avro body.
+//! - `words`: the fast path of that for events whose parameters are each one word.
 //!
 //! # Invariants
 //! - A log is routed by its first topic (the event's selector) and its address; it goes to
@@ -14,6 +15,7 @@
 
 pub mod abi;
 pub mod shape;
+mod words;
 pub mod write;
 
 #[cfg(test)]
@@ -52,6 +54,8 @@ pub struct EventSpec {
     pub schema_json: String,
     /// Where it was configured: `chains[0].events[1] (abis/erc20.json)`.
     pub source: String,
+    /// Whether every parameter is one 32-byte word, decoded in place (see `words`).
+    pub one_word: bool,
 }
 
 impl EventSpec {
@@ -115,15 +119,17 @@ impl Catalog {
     /// Decodes `log` against every event its selector and address select; each body is
     /// the Avro binary of that event's record, without framing.
     pub fn route(&self, chain_id: u64, block_timestamp_s: u64, log: &Log) -> Routed {
-        self.route_framed(chain_id, block_timestamp_s, log, |_| &[])
+        let mut fields = Vec::with_capacity(256);
+        crate::encode::body::write_log_fields(&mut fields, chain_id, block_timestamp_s, log);
+        self.route_framed(&fields, log, |_| &[])
     }
 
-    /// [`Catalog::route`], each body written after `head(i)` for event `i` (its value
+    /// [`Catalog::route`] given the log's fields already written (`EvmLog`'s first eight,
+    /// see `write_log_fields`), each body written after `head(i)` for event `i` (its value
     /// header) in one buffer sized for both.
     pub fn route_framed<'h>(
         &self,
-        chain_id: u64,
-        block_timestamp_s: u64,
+        fields: &[u8],
         log: &Log,
         head: impl Fn(usize) -> &'h [u8],
     ) -> Routed {
@@ -134,7 +140,7 @@ impl Catalog {
         let mut first_error = None;
         // Room for the header and the body: fixed fields, each topic and the data, at most
         // twice their raw size in Avro.
-        let room = 128 + 64 * log.topics.len() + 2 * log.data.len();
+        let room = fields.len() + 64 * log.topics.len() + 2 * log.data.len();
         for &i in candidates {
             let event = &self.events[i];
             if !event.accepts(&log.address) {
@@ -143,7 +149,7 @@ impl Catalog {
             let h = head(i);
             let mut body = Vec::with_capacity(h.len() + room);
             body.extend_from_slice(h);
-            match write::body(&mut body, event, chain_id, block_timestamp_s, log) {
+            match write::body(&mut body, event, fields, log) {
                 Ok(()) => decoded.push((i, body)),
                 Err(error) => {
                     first_error.get_or_insert((i, error));

@@ -297,3 +297,106 @@ fn abi_errors_are_one_line_naming_the_file() {
     .expect("an overload picked by signature");
     assert_eq!(picked.chains[0].catalog.events()[0].signature, "E(bool)");
 }
+
+/// The one-word fast path writes what the general path writes, and refuses what it refuses,
+/// on words of every kind: canonical values, their extremes, and dirty padding.
+#[test]
+fn the_one_word_path_agrees_with_the_general_path() {
+    use rand::{Rng, SeedableRng};
+    const ABI: &str = r#"[{"type":"event","name":"Words","anonymous":false,"inputs":[
+      {"name":"a","type":"address","indexed":true},
+      {"name":"s","type":"string","indexed":true},
+      {"name":"i","type":"int256","indexed":true},
+      {"name":"b","type":"bool","indexed":false},
+      {"name":"u8","type":"uint8","indexed":false},
+      {"name":"i16","type":"int16","indexed":false},
+      {"name":"u56","type":"uint56","indexed":false},
+      {"name":"i64","type":"int64","indexed":false},
+      {"name":"u64","type":"uint64","indexed":false},
+      {"name":"i72","type":"int72","indexed":false},
+      {"name":"u","type":"uint256","indexed":false},
+      {"name":"b4","type":"bytes4","indexed":false},
+      {"name":"f","type":"function","indexed":false}]}]"#;
+    let dir = dir_with(&[("words.json", ABI)]);
+    let c = config(dir.path(), "[[chains.events]]\nabi = \"words.json\"\n").expect("valid");
+    let fast = c.chains[0].catalog.events()[0].clone();
+    assert!(fast.one_word);
+    let general = EventSpec {
+        one_word: false,
+        ..fast.clone()
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    // A word of `bits` significant bits, sign-extended or not, sometimes made dirty.
+    let value = |bits: usize, signed: bool, rng: &mut rand::rngs::StdRng| {
+        let mut w = [0u8; 32];
+        rng.fill(&mut w[32 - bits / 8..]);
+        match rng.random_range(0..6) {
+            0 => w = [0; 32],
+            1 => w[32 - bits / 8..].fill(0xff),
+            _ => {}
+        }
+        if signed && w[32 - bits / 8] & 0x80 != 0 {
+            w[..32 - bits / 8].fill(0xff);
+        }
+        if rng.random_range(0..8) == 0 {
+            let at = rng.random_range(0..32);
+            w[at] ^= 1 << rng.random_range(0..8);
+        }
+        w
+    };
+    let (mut ok, mut refused) = (0, 0);
+    for round in 0..4000 {
+        let bytes_left = |n: usize, rng: &mut rand::rngs::StdRng| {
+            let mut w = [0u8; 32];
+            rng.fill(&mut w[..n]);
+            if rng.random_range(0..8) == 0 {
+                w[rng.random_range(0..32)] |= 1;
+            }
+            w
+        };
+        let topics = vec![
+            fast.selector,
+            B256::new(value(160, false, &mut rng)),
+            B256::new(rng.random()),
+            B256::new(value(256, true, &mut rng)),
+        ];
+        let mut data = Vec::new();
+        let mut b = [0u8; 32];
+        b[31] = rng.random_range(0..3);
+        data.extend_from_slice(&b);
+        for (bits, signed) in [
+            (8, false),
+            (16, true),
+            (56, false),
+            (64, true),
+            (64, false),
+            (72, true),
+            (256, false),
+        ] {
+            data.extend_from_slice(&value(bits, signed, &mut rng));
+        }
+        data.extend_from_slice(&bytes_left(4, &mut rng));
+        data.extend_from_slice(&bytes_left(24, &mut rng));
+        if round % 97 == 0 {
+            data.push(0);
+        }
+        let l = log(topics, data);
+        let fields = b"fields";
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let (ra, rb) = (
+            write::body(&mut a, &fast, fields, &l),
+            write::body(&mut b, &general, fields, &l),
+        );
+        assert_eq!(ra, rb, "round {round}");
+        if ra.is_ok() {
+            assert_eq!(a, b, "round {round}");
+            ok += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    assert!(
+        ok > 100 && refused > 100,
+        "both outcomes met: {ok} decoded, {refused} refused"
+    );
+}

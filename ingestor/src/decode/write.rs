@@ -7,7 +7,7 @@
 
 use alloy_dyn_abi::{DynSolType, DynSolValue};
 
-use crate::encode::body::{hex_string, long, write_log_fields};
+use crate::encode::body::{hex_string, long};
 use crate::rpc::types::Log;
 
 use super::EventSpec;
@@ -55,13 +55,20 @@ impl DecodeError {
 
 /// Appends the Avro body of `log` decoded as `event` to `out`; on error `out` may hold a
 /// partial body.
+/// `fields` are the log's fields, already written (see `write_log_fields`).
 pub fn body(
     out: &mut Vec<u8>,
     event: &EventSpec,
-    chain_id: u64,
-    block_timestamp_s: u64,
+    fields: &[u8],
     log: &Log,
 ) -> Result<(), DecodeError> {
+    if event.one_word {
+        out.extend_from_slice(fields);
+        if super::words::params(out, event, log).is_some() {
+            return Ok(());
+        }
+        out.truncate(out.len() - fields.len());
+    }
     let expected = event.topic_count();
     if log.topics.len() != expected {
         return Err(DecodeError::TopicCount {
@@ -88,7 +95,7 @@ pub fn body(
     let DynSolValue::Tuple(data_values) = decoded else {
         return Err(DecodeError::Mismatch);
     };
-    write_log_fields(out, chain_id, block_timestamp_s, log);
+    out.extend_from_slice(fields);
     let mut topics = log.topics.iter().skip(1);
     let mut data = data_values.iter();
     for p in &event.params {
@@ -167,14 +174,14 @@ fn low8(word: &[u8; 32]) -> [u8; 8] {
 }
 
 /// Avro bytes: the length, then the bytes.
-fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+pub(super) fn bytes(out: &mut Vec<u8>, b: &[u8]) {
     long(out, b.len() as i64);
     out.extend_from_slice(b);
 }
 
 /// The shortest two's-complement big-endian form of `be` (at least one byte): leading
 /// bytes that only repeat the sign are dropped.
-fn minimal(be: &[u8]) -> &[u8] {
+pub(super) fn minimal(be: &[u8]) -> &[u8] {
     let mut s = be;
     while s.len() > 1 && ((s[0] == 0x00 && s[1] & 0x80 == 0) || (s[0] == 0xff && s[1] & 0x80 != 0))
     {

@@ -69,9 +69,11 @@ pub(super) fn size_hint(log: &Log) -> usize {
     5 * 10 + 2 * (2 + 66) + (2 + 42) + log.topics.len() * (2 + 66) + 2 + 10 + log.data.len() + 1
 }
 
-/// Appends the Avro binary body of `log` to `out`.
-pub(super) fn write(out: &mut Vec<u8>, chain_id: u64, block_timestamp_s: u64, log: &Log) {
+/// Appends the Avro binary body of `log` to `out`; returns where its log fields (the
+/// first eight, see [`write_log_fields`]) end in `out`.
+pub(super) fn write(out: &mut Vec<u8>, chain_id: u64, block_timestamp_s: u64, log: &Log) -> usize {
     write_log_fields(out, chain_id, block_timestamp_s, log);
+    let fields_end = out.len();
     if !log.topics.is_empty() {
         long(out, log.topics.len() as i64);
         for topic in &log.topics {
@@ -81,6 +83,7 @@ pub(super) fn write(out: &mut Vec<u8>, chain_id: u64, block_timestamp_s: u64, lo
     long(out, 0);
     long(out, log.data.len() as i64);
     out.extend_from_slice(&log.data);
+    fields_end
 }
 
 /// Appends the fields every record about a log starts with (`EvmLog`'s first eight, which

@@ -137,10 +137,22 @@ impl Encoder {
 
     /// Encodes one log as a complete message (header and body).
     pub fn encode(&self, chain_id: u64, block_timestamp_s: u64, log: &Log) -> Vec<u8> {
+        self.encode_with_fields(chain_id, block_timestamp_s, log).0
+    }
+
+    /// [`Encoder::encode`], and where in the value the log's fields (`EvmLog`'s first
+    /// eight, which decoded records share) are.
+    pub fn encode_with_fields(
+        &self,
+        chain_id: u64,
+        block_timestamp_s: u64,
+        log: &Log,
+    ) -> (Vec<u8>, std::ops::Range<usize>) {
         let mut out = Vec::with_capacity(self.header.len() + body::size_hint(log));
         out.extend_from_slice(&self.header);
-        body::write(&mut out, chain_id, block_timestamp_s, log);
-        out
+        let fields_end = body::write(&mut out, chain_id, block_timestamp_s, log);
+        let fields = self.header.len()..fields_end;
+        (out, fields)
     }
 }
 

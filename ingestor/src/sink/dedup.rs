@@ -24,13 +24,29 @@ pub fn digest(value: &[u8]) -> u64 {
     foldhash::quality::FixedState::with_seed(0x6574_6868_6f6f_6b21).hash_one(value)
 }
 
-/// The key of `id` on topic `lane` (0: the chain topic; `1 + i`: decoded event `i`'s).
-fn key(lane: usize, id: &LogId) -> u64 {
-    let state = foldhash::quality::FixedState::with_seed(0x6c6f_6769_6473_2121);
-    match lane {
-        0 => state.hash_one(id),
-        _ => state.hash_one((lane, id)),
+/// The digest of a log id, from which its key on each of the chain's topics is derived.
+#[derive(Debug, Clone, Copy)]
+pub struct IdKey(u64);
+
+impl IdKey {
+    /// `id`'s digest.
+    pub fn of(id: &LogId) -> Self {
+        Self(foldhash::quality::FixedState::with_seed(0x6c6f_6769_6473_2121).hash_one(id))
     }
+
+    /// The key on topic `lane` (0: the chain topic; `1 + i`: decoded event `i`'s): the id's
+    /// digest, mixed with the lane for the others.
+    fn on(self, lane: usize) -> u64 {
+        match lane {
+            0 => self.0,
+            l => (self.0 ^ (l as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).rotate_left(23),
+        }
+    }
+}
+
+/// The key of `id` on topic `lane`.
+fn key(lane: usize, id: &LogId) -> u64 {
+    IdKey::of(id).on(lane)
 }
 
 /// Per-chain dedup cache. Capacity 0 disables it.
@@ -73,10 +89,15 @@ impl Dedup {
 
     /// [`Dedup::seen`] for topic `lane` of the chain's topics.
     pub fn seen_on(&mut self, lane: usize, id: LogId, value: &[u8]) -> bool {
+        self.seen_at(IdKey::of(&id), lane, value)
+    }
+
+    /// [`Dedup::seen_on`] with the id's digest made once for all its topics.
+    pub fn seen_at(&mut self, id: IdKey, lane: usize, value: &[u8]) -> bool {
         let Some(cache) = self.cache.as_mut() else {
             return false;
         };
-        let (key, digest) = (key(lane, &id), digest(value));
+        let (key, digest) = (id.on(lane), digest(value));
         // One lookup: a known key is promoted and takes the new value's digest in place.
         if let Some(held) = cache.get_mut(&key) {
             let hit = *held == digest;

@@ -27,7 +27,7 @@ use super::error::SinkError;
 use super::placed::Placed;
 use super::produce::{acknowledged, enqueue, enqueue_checkpoint, outgoing};
 use super::progress::{Landed, Progress};
-use super::records::{Builder, Effect, Framings, KeyBuf, RecordKey};
+use super::records::{Builder, Effect, Framings, KeyCache, RecordKey};
 use super::stall::StallWatch;
 
 /// An update whose records were all acknowledged.
@@ -177,13 +177,10 @@ impl Publisher {
         let started = std::time::Instant::now();
         // Each record is dropped once librdkafka has copied it; its key stays for errors.
         let chain_id = self.cfg.chain_id;
+        let mut keys = KeyCache::default();
         for r in batch.records {
             let topic = &self.topics[r.lane];
-            let key = KeyBuf::new(RecordKey {
-                chain_id,
-                id: &r.id,
-            });
-            let out = outgoing(topic, key.as_str(), &r);
+            let out = outgoing(topic, keys.key(chain_id, &r.id), &r);
             let d = enqueue(&self.producer, &self.cfg.name, out).await?;
             deliveries.push((r.lane, r.id, d));
         }

@@ -18,7 +18,7 @@ use crate::rpc::hex::Address;
 use crate::telemetry::trace::BlockTrace;
 use crate::window::{LogId, WindowBlock};
 
-use super::dedup::Dedup;
+use super::dedup::{Dedup, IdKey};
 use super::placed::Placed;
 
 /// How a chain's values announce their schemas: the chain topic's, and each decoded
@@ -94,6 +94,21 @@ impl KeyBuf {
             Self::Stack(buf, len) => std::str::from_utf8(&buf[..*len]).unwrap_or_default(),
             Self::Heap(s) => s,
         }
+    }
+}
+
+/// The written-out key of the last record, reused by the records after it about the same
+/// log (its decoded events' records follow its raw one).
+#[derive(Default)]
+pub(super) struct KeyCache(Option<(LogId, KeyBuf)>);
+
+impl KeyCache {
+    /// The key of `id` on `chain_id`.
+    pub(super) fn key(&mut self, chain_id: u64, id: &LogId) -> &str {
+        if !matches!(&self.0, Some((last, _)) if last == id) {
+            self.0 = Some((*id, KeyBuf::new(RecordKey { chain_id, id })));
+        }
+        self.0.as_ref().map_or("", |(_, k)| k.as_str())
     }
 }
 
@@ -297,13 +312,14 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
             let mut dedup_hits = 0;
             let mut raw_records = 0;
             for log in &block.logs {
-                let value = encoder.encode(chain_id, ts_s, log);
+                let (value, fields) = encoder.encode_with_fields(chain_id, ts_s, log);
                 let id = LogId {
                     tx: log.transaction_hash,
                     log_index: log.log_index,
                 };
+                let key = IdKey::of(&id);
                 let mut push = |lane: usize, value: Vec<u8>| {
-                    if dedup.seen_on(lane, id, &value) {
+                    if dedup.seen_at(key, lane, &value) {
                         dedup_hits += 1;
                         return;
                     }
@@ -316,9 +332,14 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                         traceparent: traceparent.clone(),
                     });
                 };
-                push(0, value);
                 let head = |i: usize| headers.get(i).map_or(&[][..], Vec::as_slice);
-                match catalog.route_framed(chain_id, ts_s, log, head) {
+                let routed = if catalog.is_empty() {
+                    Routed::Unrelated
+                } else {
+                    catalog.route_framed(value.get(fields).unwrap_or_default(), log, head)
+                };
+                push(0, value);
+                match routed {
                     Routed::Unrelated => {}
                     Routed::Decoded(values) => {
                         for (i, v) in values {
@@ -361,8 +382,10 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or_default();
             let mut records = Vec::with_capacity(r.tombstones.len());
+            let mut lanes_of = placed.take_blocks(r.orphaned.iter().map(|b| b.number));
             for id in &r.tombstones {
-                for lane in std::iter::once(0).chain(placed.take(id)) {
+                let lanes = lanes_of.remove(id).unwrap_or_default();
+                for lane in std::iter::once(0).chain(lanes) {
                     dedup.forget_on(lane, id);
                     records.push(OutRecord {
                         lane,

@@ -23,7 +23,7 @@ use super::placed::Placed;
 use super::produce::{acknowledged, enqueue, enqueue_checkpoint, outgoing};
 use super::progress::{Landed, Progress};
 use super::publisher::{Acked, Outcome, apply};
-use super::records::{Builder, Framings, KeyBuf, RecordKey};
+use super::records::{Builder, Framings, KeyCache, RecordKey};
 use super::stall::StallWatch;
 use crate::config::{ChainConfig, KafkaConfig};
 use crate::events;
@@ -192,13 +192,10 @@ impl TransactionalPublisher {
                 t.producing();
             }
             let first_delivery = deliveries.len();
+            let mut keys = KeyCache::default();
             for r in &batch.records {
                 let topic = &self.topics[r.lane];
-                let key = KeyBuf::new(RecordKey {
-                    chain_id: self.cfg.chain_id,
-                    id: &r.id,
-                });
-                let out = outgoing(topic, key.as_str(), r);
+                let out = outgoing(topic, keys.key(self.cfg.chain_id, &r.id), r);
                 let d = enqueue(&self.producer, &self.cfg.name, out).await?;
                 deliveries.push((r.lane, r.id, block, d));
             }
