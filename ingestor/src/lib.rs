@@ -61,6 +61,7 @@ pub mod decode;
 pub mod encode;
 pub mod events;
 pub mod follower;
+pub mod group;
 pub mod health;
 pub mod registry;
 pub mod resume;

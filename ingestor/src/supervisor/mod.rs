@@ -5,6 +5,12 @@
 //! errors that stop a chain are ones an operator must fix (wrong chain id, a broker that
 //! refuses records). Transient trouble (a node down, a malformed answer) never stops a
 //! chain: the follower retries with backoff, independently of every other chain.
+//!
+//! In group mode ([`group`]) the chains run while the group assigns them to this instance.
+
+mod group;
+
+pub use group::run_group;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -129,6 +135,7 @@ pub async fn run(
             kafka: kafka.clone(),
             producers: producers.clone(),
             stop: shutdown.child_token(),
+            group: None,
         };
         chains.spawn(chain.run());
     }
@@ -203,6 +210,18 @@ struct Chain {
     /// The checkpoint read at start-up (transactional mode reads it again at every
     /// attempt, once its producer fenced any earlier one).
     checkpoint: Option<Checkpoint>,
+    /// Group mode: the chain's ownership.
+    group: Option<Ownership>,
+}
+
+/// Group mode: what a chain's publisher needs to fence itself (see [`crate::group::fence`]).
+#[derive(Clone)]
+struct Ownership {
+    state: Arc<crate::group::GroupState>,
+    /// Cancelled when the assignment is lost: no commit after that.
+    lost: CancellationToken,
+    /// When the group assigned the chain (taken by the first commit).
+    assigned_at: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl Chain {
@@ -338,7 +357,7 @@ impl Chain {
                 progress,
                 &self.framings,
             )
-            .map(|p| tokio::spawn(p.run(rx))),
+            .map(|p| tokio::spawn(p.with_fence(self.fence()).run(rx))),
         };
         let publish = match publish {
             Ok(p) => p,
@@ -357,6 +376,19 @@ impl Chain {
         let publish = publish.await;
         stop.cancel();
         (publish, follow.await)
+    }
+
+    /// Group mode: the fence for this attempt's publisher.
+    fn fence(&self) -> Option<crate::group::Fence> {
+        self.group.as_ref().map(|o| {
+            crate::group::Fence::new(
+                o.state.clone(),
+                self.cfg.chain_id,
+                &self.cfg.name,
+                o.lost.clone(),
+                o.assigned_at.clone(),
+            )
+        })
     }
 
     /// Reads the chain topic's tail back (see [`crate::resume`]).
