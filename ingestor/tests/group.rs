@@ -229,7 +229,7 @@ fn a_killed_instance_hands_its_chains_to_the_survivors() {
                 .process
                 .log_text()
                 .lines()
-                .any(|l| l.contains("chain taken over") && l.contains(&format!("chain={chain}")))
+                .any(|l| l.contains("chain taken over") && l.contains(&format!("chain=\"{chain}\"")))
                 .then_some(())
         })
         .unwrap_or_else(|e| panic!("{e}\n{}", owner.process.log_tail(40)));
