@@ -167,7 +167,14 @@ impl ConsumerContext for Context {
             lost,
             done,
         });
-        let stopped = sent.is_ok() && wait.recv_timeout(self.revoke_wait).is_ok();
+        // The supervisor answers once the chains stopped, or drops the answer (or the
+        // whole queue) once it stopped every chain at shutdown; only the bound passing
+        // means they may still run.
+        let stopped = sent.is_err()
+            || !matches!(
+                wait.recv_timeout(self.revoke_wait),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            );
         {
             let mut owned = self.state.owned.lock().unwrap_or_else(|e| e.into_inner());
             for c in &chains {

@@ -98,8 +98,6 @@ pub async fn run_group(
             }
         }
     };
-    // Nothing starts any more; a revocation from here on finds no one to wait for.
-    drop(commands);
     events::ShutdownStarted {
         reason,
         deadline_ms: config.shutdown_timeout_ms,
@@ -122,6 +120,9 @@ pub async fn run_group(
             left: String::new(),
         });
     }
+    // Every chain stopped: a revocation still queued is answered by dropping it, and
+    // nothing starts any more.
+    drop(commands);
     // Leaving the group now lets the others take the chains at once.
     let _ = tokio::task::spawn_blocking(move || membership.close()).await;
     if s.failures.is_empty() {
