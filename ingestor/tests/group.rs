@@ -229,7 +229,9 @@ fn a_killed_instance_hands_its_chains_to_the_survivors() {
                 .process
                 .log_text()
                 .lines()
-                .any(|l| l.contains("chain taken over") && l.contains(&format!("chain=\"{chain}\"")))
+                .any(|l| {
+                    l.contains("chain taken over") && l.contains(&format!("chain=\"{chain}\""))
+                })
                 .then_some(())
         })
         .unwrap_or_else(|e| panic!("{e}\n{}", owner.process.log_tail(40)));
@@ -270,8 +272,8 @@ fn a_paused_instance_loses_its_chain_publishes_nothing_of_it_and_rejoins() {
     }
     a.process.signal(libc::SIGCONT);
     wait_for_log(&a, "rejoined the group after losing its chains");
-    let log = std::fs::read_to_string(fleet.instance_dir("a").join("ingestor.log"))
-        .expect("a's log");
+    let log =
+        std::fs::read_to_string(fleet.instance_dir("a").join("ingestor.log")).expect("a's log");
     assert!(
         log.contains("chains lost") || log.contains("chain lost to another member"),
         "a says it lost {lost}:\n{log}"
