@@ -2,8 +2,11 @@
 //! anvil nodes under live traffic. Every scenario ends with each chain's topic equal to its
 //! node for a `read_committed` reader: nothing missing, nothing extra, nothing twice.
 //!
-//! - three instances share four chains; one is killed (`kill -9`): its chains move to the
+//! - three instances share six chains; one is killed (`kill -9`): its chains move to the
 //!   survivors and continue;
+//! - one instance, then three (the chains spread), a rolling restart of all three (SIGTERM
+//!   hands each one's chains over after their last commit), then one again (the chains
+//!   gather);
 //! - one of two instances is paused (`SIGSTOP`) for twice the session timeout: the other
 //!   takes its chain; once resumed it publishes nothing of what it lost, and says that it
 //!   rejoined;
@@ -200,7 +203,7 @@ fn wait_for_lines(service: &Service, needle: &str, times: usize) {
 
 #[test]
 fn a_killed_instance_hands_its_chains_to_the_survivors() {
-    let mut fleet = Fleet::start(4);
+    let mut fleet = Fleet::start(6);
     let ids = fleet.ids();
     let a = fleet.instance("a", &ids);
     wait_spread(&[&a], &ids);
@@ -307,4 +310,46 @@ fn members_with_other_chains_are_refused_with_one_line() {
     );
     assert_eq!(log.lines().filter(|l| l.starts_with("error: ")).count(), 1);
     stop_cleanly(&mut a);
+}
+
+#[test]
+fn scaling_out_a_rolling_restart_and_scaling_in_keep_every_chain_exactly_once() {
+    let mut fleet = Fleet::start(3);
+    let ids = fleet.ids();
+    let first = fleet.instance("a0", &ids);
+    wait_spread(&[&first], &ids);
+    let mut instances = vec![
+        first,
+        fleet.instance("b0", &ids),
+        fleet.instance("c0", &ids),
+    ];
+    wait_spread(&instances.iter().collect::<Vec<_>>(), &ids);
+    // Rolling restart: each in turn stops cleanly, the others take its chains, and its
+    // replacement takes some back.
+    for (i, name) in ["a1", "b1", "c1"].into_iter().enumerate() {
+        let mut leaving = instances.remove(i);
+        stop_cleanly(&mut leaving);
+        // From the signal on: every chain committed, none aborted, then handed over.
+        let log = leaving.process.log_text();
+        let stopping = log
+            .split_once("shutting down")
+            .map(|(_, after)| after)
+            .unwrap_or_default();
+        assert!(
+            stopping.contains("chains revoked: committed and handed over")
+                && !stopping.contains("aborted"),
+            "{}",
+            leaving.process.log_tail(30)
+        );
+        wait_spread(&instances.iter().collect::<Vec<_>>(), &ids);
+        instances.insert(i, fleet.instance(name, &ids));
+        wait_spread(&instances.iter().collect::<Vec<_>>(), &ids);
+    }
+    // Scaling in: two leave, the last one gathers every chain.
+    for mut leaving in instances.drain(1..) {
+        stop_cleanly(&mut leaving);
+    }
+    wait_spread(&[&instances[0]], &ids);
+    fleet.stop_traffic_and_compare();
+    stop_cleanly(&mut instances[0]);
 }

@@ -150,6 +150,9 @@ pub struct ChainReleased<'a> {
     pub kind: &'static str,
     /// Last committed block.
     pub delivered: Option<u64>,
+    /// Why its last transaction was aborted rather than committed, if it was (the next
+    /// owner resumes from the committed checkpoint).
+    pub error: Option<&'a dyn std::fmt::Display>,
     /// From the revocation to the chain's stop.
     pub took_ms: u64,
     /// Chains owned now.
@@ -158,14 +161,23 @@ pub struct ChainReleased<'a> {
 impl ChainReleased<'_> {
     /// Writes the event.
     pub fn emit(self) {
-        info!(
-            chain = self.chain,
-            group = self.group,
-            kind = self.kind,
-            delivered = ?self.delivered,
-            took_ms = self.took_ms,
-            "chain released"
-        );
+        match self.error {
+            None => info!(
+                chain = self.chain,
+                group = self.group,
+                kind = self.kind,
+                delivered = ?self.delivered,
+                took_ms = self.took_ms,
+                "chain released"
+            ),
+            Some(e) => info!(
+                chain = self.chain,
+                group = self.group,
+                kind = self.kind,
+                took_ms = self.took_ms,
+                "chain released; its last transaction was aborted: {e}"
+            ),
+        }
         group_metrics().revocations.add(
             1,
             &[

@@ -16,6 +16,7 @@ use super::membership_topic;
 use crate::events;
 
 /// One chain's ownership, as its publisher sees it.
+#[derive(Clone)]
 pub struct Fence {
     state: Arc<GroupState>,
     topic: String,

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -73,6 +73,9 @@ pub struct GroupState {
     rejoin: AtomicBool,
     /// Chains whose members disagree (set after a rebalance; 0 when they agree).
     mismatched: AtomicBool,
+    /// The consumer, to read the group metadata at the moment a transaction needs it (weak:
+    /// the membership thread owns it, and closes it when it ends).
+    consumer: OnceLock<Weak<BaseConsumer<Context>>>,
 }
 
 impl GroupState {
@@ -84,11 +87,18 @@ impl GroupState {
             owned: Mutex::new(BTreeSet::new()),
             rejoin: AtomicBool::new(false),
             mismatched: AtomicBool::new(false),
+            consumer: OnceLock::new(),
         }
     }
 
-    /// The current group metadata.
+    /// The group metadata now: read from the consumer (a rebalance may have just moved the
+    /// generation on), or the last one seen once the consumer closed.
     pub fn metadata(&self) -> Option<Arc<ConsumerGroupMetadata>> {
+        if let Some(consumer) = self.consumer.get().and_then(Weak::upgrade)
+            && let Some(now) = consumer.group_metadata()
+        {
+            return Some(Arc::new(now));
+        }
         self.metadata
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -288,6 +298,8 @@ impl Membership {
         let names: Vec<String> = ours.iter().map(|c| membership_topic(&group, *c)).collect();
         let topics: Vec<&str> = names.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(client)?;
+        let consumer = Arc::new(consumer);
+        let _ = state.consumer.set(Arc::downgrade(&consumer));
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -328,7 +340,7 @@ impl Membership {
 /// The membership thread: polls (which runs the rebalance callbacks), rejoins on request,
 /// and checks the members' subscriptions after each rebalance.
 fn run(
-    consumer: BaseConsumer<Context>,
+    consumer: Arc<BaseConsumer<Context>>,
     topics: &[String],
     ours: BTreeSet<u64>,
     timeout: Duration,

@@ -284,14 +284,14 @@ impl TransactionalPublisher {
         let Some(fence) = &self.fence else {
             return Ok(());
         };
-        let (offsets, metadata) = fence.offsets().map_err(|reason| aborted(reason, false))?;
-        let p = self.producer.clone();
-        let timeout = self.timeout;
+        let (fence, p, timeout) = (fence.clone(), self.producer.clone(), self.timeout);
+        // Reading the group metadata asks the consumer's own thread: off the runtime too.
         tokio::task::spawn_blocking(move || {
-            p.send_offsets_to_transaction(&offsets, &metadata, timeout)
+            let (offsets, metadata) = fence.offsets().map_err(|reason| aborted(reason, false))?;
+            Ok::<_, SinkError>(p.send_offsets_to_transaction(&offsets, &metadata, timeout))
         })
         .await
-        .map_err(|e| aborted(format!("send_offsets_to_transaction task: {e}"), true))?
+        .map_err(|e| aborted(format!("send_offsets_to_transaction task: {e}"), true))??
         .map_err(|e| classify(&self.id, e))
     }
 

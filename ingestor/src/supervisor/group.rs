@@ -224,11 +224,16 @@ impl Supervisor {
         let owned = self.owned_names();
         match (running.and_then(|r| r.stopping), out.result) {
             (Some((kind, since)), result) => {
+                let (delivered, error) = match result {
+                    Ok(d) => (d, None),
+                    Err(e) => (None, Some(e)),
+                };
                 events::ChainReleased {
                     chain: &out.name,
                     group: &self.state.group,
                     kind,
-                    delivered: result.ok().flatten(),
+                    delivered,
+                    error: error.as_ref().map(|e| e as &dyn std::fmt::Display),
                     took_ms: since.elapsed().as_millis() as u64,
                     owned: &owned,
                 }

@@ -283,8 +283,19 @@ impl Chain {
                     _ = self.stop.cancelled() => {}
                 }
             }
+            // Group mode: a chain told to stop, or fenced by its next owner, ends as the
+            // group decided; the group supervisor logs it (an abort then is expected).
+            let expected = self.group.is_some()
+                && (self.stop.is_cancelled()
+                    || matches!(
+                        &publish,
+                        Ok(Outcome {
+                            result: Err(SinkError::Fenced { .. }),
+                            ..
+                        })
+                    ));
             return ChainOutcome {
-                result: combine(&name, follow, publish),
+                result: combine(&name, follow, publish, !expected),
                 name,
             };
         }
@@ -439,6 +450,7 @@ fn combine(
     chain: &str,
     follow: Result<Result<(), FollowError>, tokio::task::JoinError>,
     publish: Result<Outcome, tokio::task::JoinError>,
+    log_publish_error: bool,
 ) -> Result<Option<u64>, ChainError> {
     let task = |task, source| ChainError::Task {
         chain: chain.to_owned(),
@@ -451,13 +463,15 @@ fn combine(
             result: Ok(()),
         }) => Ok(window.tip().map(|t| t.0)),
         Ok(Outcome { result: Err(e), .. }) => {
-            events::ChainFailed {
-                chain,
-                stage: "publish",
-                error_type: e.error_type(),
-                error: &e,
+            if log_publish_error {
+                events::ChainFailed {
+                    chain,
+                    stage: "publish",
+                    error_type: e.error_type(),
+                    error: &e,
+                }
+                .emit();
             }
-            .emit();
             Err(ChainError::Publish {
                 chain: chain.to_owned(),
                 source: e,
