@@ -10,6 +10,8 @@
 //! - one of two instances is paused (`SIGSTOP`) for twice the session timeout: the other
 //!   takes its chain; once resumed it publishes nothing of what it lost, and says that it
 //!   rejoined;
+//! - the broker (the group coordinator) is killed and restarted while a third instance
+//!   joins two others: the group settles with every chain owned once;
 //! - two instances whose configurations list different chains: the second refuses to join
 //!   with one line naming both sets, and exits 1.
 //!
@@ -52,6 +54,8 @@ struct Chain {
 /// Several anvil chains with history and live traffic, this test's names on the shared
 /// broker, and a group id of its own.
 struct Fleet {
+    /// The broker: the shared one, or a test's own.
+    brokers: String,
     names: Names,
     group: String,
     chains: Vec<Chain>,
@@ -61,9 +65,13 @@ struct Fleet {
 }
 
 impl Fleet {
+    /// `count` chains on the shared broker.
     fn start(count: u64) -> Self {
-        let dir = tempdir();
-        shared_brokers();
+        Self::start_on(count, shared_brokers(), tempdir())
+    }
+
+    /// `count` chains on `brokers`, in `dir`.
+    fn start_on(count: u64, brokers: String, dir: tempfile::TempDir) -> Self {
         let names = Names::new();
         let group = names.transactional_id_prefix().to_owned();
         let stop = Arc::new(AtomicBool::new(false));
@@ -91,6 +99,7 @@ impl Fleet {
             })
             .collect();
         Self {
+            brokers,
             names,
             group,
             chains,
@@ -109,7 +118,7 @@ impl Fleet {
             .collect();
         format!(
             "{}\n[group]\nid = {:?}\nsession_timeout_ms = {SESSION_MS}\n",
-            self.names.config(&shared_brokers(), &entries, ""),
+            self.names.config(&self.brokers, &entries, ""),
             self.group
         )
     }
@@ -139,7 +148,7 @@ impl Fleet {
         }
         for c in &self.chains {
             let report = assert_topic_matches_node(
-                &shared_brokers(),
+                &self.brokers,
                 &self.names.topic(c.id),
                 &c.anvil.node(),
                 c.id,
@@ -352,4 +361,28 @@ fn scaling_out_a_rolling_restart_and_scaling_in_keep_every_chain_exactly_once() 
     wait_spread(&[&instances[0]], &ids);
     fleet.stop_traffic_and_compare();
     stop_cleanly(&mut instances[0]);
+}
+
+#[test]
+fn the_coordinator_restarted_during_a_rebalance_leaves_every_chain_owned_once() {
+    let dir = tempdir();
+    let mut kafka = devstack::kafka::Kafka::start(dir.path()).expect("kafka");
+    let mut fleet = Fleet::start_on(3, kafka.brokers(), dir);
+    let ids = fleet.ids();
+    let a = fleet.instance("a", &ids);
+    wait_spread(&[&a], &ids);
+    let b = fleet.instance("b", &ids);
+    wait_spread(&[&a, &b], &ids);
+    let rebalances = a.process.log_text().matches("group rebalanced").count();
+    let c = fleet.instance("c", &ids);
+    // The rebalance c's join starts has begun on a: the broker dies in it.
+    wait_for_lines(&a, "group rebalanced", rebalances + 1);
+    kafka.kill().expect("kill the broker");
+    kafka.restart().expect("restart the broker");
+    let mut instances = vec![a, b, c];
+    wait_spread(&instances.iter().collect::<Vec<_>>(), &ids);
+    fleet.stop_traffic_and_compare();
+    for s in &mut instances {
+        stop_cleanly(s);
+    }
 }

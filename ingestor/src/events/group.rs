@@ -59,7 +59,7 @@ pub struct ChainsRevoked<'a> {
     pub group: &'a str,
     /// Chain ids.
     pub chains: &'a [u64],
-    /// The session had expired: stopped without committing.
+    /// The session had expired: cancelled without committing.
     pub lost: bool,
     /// The chains stopped before the wait's bound.
     pub stopped: bool,
@@ -74,7 +74,7 @@ impl ChainsRevoked<'_> {
                 group = self.group,
                 chains = ?self.chains,
                 waited_ms = self.waited_ms,
-                "chains lost: the group session expired; stopped without committing"
+                "chains lost: the group session expired; cancelled without committing"
             );
         } else if self.stopped {
             info!(

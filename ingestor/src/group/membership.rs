@@ -5,7 +5,8 @@
 //! - a revocation stops the revoked chains, and the callback waits (bounded by
 //!   `shutdown_timeout_ms`) until they flushed and committed, so the next owner starts
 //!   after the last commit;
-//! - a lost assignment (the session expired) cancels them without committing.
+//! - a lost assignment (the session expired) cancels them without committing, and the
+//!   callback returns at once.
 //!
 //! The consumer never reads records or commits offsets of its own: transactions add the
 //! membership partition's offset with this member's group metadata (see [`super::fence`]).

@@ -39,6 +39,8 @@ struct Supervisor {
     framings: HashMap<u64, Framings>,
     state: Arc<GroupState>,
     running: HashMap<u64, Running>,
+    /// Chains assigned again while their previous task still stops: started when it ends.
+    pending: HashMap<u64, Instant>,
     tasks: JoinSet<(u64, ChainOutcome)>,
     failures: Vec<ChainError>,
 }
@@ -64,6 +66,7 @@ pub async fn run_group(
         framings,
         state: membership.state(),
         running: HashMap::new(),
+        pending: HashMap::new(),
         tasks: JoinSet::new(),
         failures: Vec::new(),
     };
@@ -83,7 +86,10 @@ pub async fn run_group(
                     for id in &chains {
                         s.ask_stop(*id, kind, lost);
                     }
-                    let fatal = s.wait_for(&chains, deadline).await;
+                    // A lost chain is someone else's already, and cannot commit: the
+                    // member rejoins at once (a chain assigned back meanwhile starts once
+                    // its old task ended). A revoked one commits first.
+                    let fatal = !lost && s.wait_for(&chains, deadline).await;
                     // The callback also stops waiting if this answer is dropped.
                     let _ = done.try_send(());
                     if fatal {
@@ -103,6 +109,7 @@ pub async fn run_group(
         deadline_ms: config.shutdown_timeout_ms,
     }
     .emit();
+    s.pending.clear();
     let ids: Vec<u64> = s.running.keys().copied().collect();
     for id in &ids {
         s.ask_stop(*id, "shutdown", false);
@@ -149,7 +156,10 @@ impl Supervisor {
         let Some(cfg) = self.chains.get(&id).cloned() else {
             return;
         };
-        if self.running.contains_key(&id) {
+        if let Some(r) = self.running.get(&id) {
+            if r.stopping.is_some() {
+                self.pending.insert(id, at);
+            }
             return;
         }
         let stop = CancellationToken::new();
@@ -222,7 +232,7 @@ impl Supervisor {
         };
         let running = self.running.remove(&id);
         let owned = self.owned_names();
-        match (running.and_then(|r| r.stopping), out.result) {
+        let fatal = match (running.and_then(|r| r.stopping), out.result) {
             (Some((kind, since)), result) => {
                 let (delivered, error) = match result {
                     Ok(d) => (d, None),
@@ -269,6 +279,10 @@ impl Supervisor {
                 self.failures.push(e);
                 true
             }
+        };
+        if let Some(at) = self.pending.remove(&id) {
+            self.start(id, at);
         }
+        fatal
     }
 }
