@@ -6,7 +6,8 @@
 //! refuses records). Transient trouble (a node down, a malformed answer) never stops a
 //! chain: the follower retries with backoff, independently of every other chain.
 //!
-//! In group mode ([`group`]) the chains run while the group assigns them to this instance.
+//! In group mode ([`run_group`]) the chains run while the group assigns them to this
+//! instance.
 
 mod group;
 
