@@ -386,3 +386,41 @@ fn the_coordinator_restarted_during_a_rebalance_leaves_every_chain_owned_once() 
         stop_cleanly(s);
     }
 }
+
+/// Started at the same moment, neither sees the other before joining: after the rebalance
+/// one of them says the members disagree (or, if it saw the other first, refuses to join),
+/// and no chain is owned twice.
+#[test]
+fn members_with_other_chains_started_together_are_reported() {
+    let fleet = Fleet::start(2);
+    let ids = fleet.ids();
+    let mut a = fleet.instance("a", &ids);
+    let mut b = fleet.instance("b", &ids[..1]);
+    let said = wait_for("a disagreement reported", SETTLE, || {
+        [&mut a, &mut b].into_iter().find_map(|s| {
+            let log = s.process.log_text();
+            (log.contains("group members disagree") || log.contains("follows chains")).then_some(())
+        })
+    });
+    said.unwrap_or_else(|e| {
+        panic!(
+            "{e}\n{}\n-----\n{}",
+            a.process.log_tail(30),
+            b.process.log_tail(30)
+        )
+    });
+    // Each chain has its own membership topic: whoever runs owns each chain once.
+    let running: Vec<&Service> = [&a, &b]
+        .into_iter()
+        .filter(|s| !s.process.log_text().contains("follows chains"))
+        .collect();
+    let owned: Vec<BTreeSet<String>> = running.iter().filter_map(|s| owned(s)).collect();
+    let total: usize = owned.iter().map(BTreeSet::len).sum();
+    let union: BTreeSet<String> = owned.iter().flatten().cloned().collect();
+    assert_eq!(total, union.len(), "a chain owned twice: {owned:?}");
+    for s in [&mut a, &mut b] {
+        if s.process.is_running() {
+            stop_cleanly(s);
+        }
+    }
+}
