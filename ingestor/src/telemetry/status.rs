@@ -121,11 +121,16 @@ pub fn snapshot() -> BTreeMap<String, ChainStatus> {
     CHAINS.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-/// Ready: every chain is following, and within `max_lag_blocks` of its head. Returns the
-/// chains that are not, with why.
+/// Ready: every chain is following, and within `max_lag_blocks` of its head (in group
+/// mode: every chain this member owns; one that owns none is ready once it joined).
+/// Returns the chains that are not, with why.
 pub fn not_ready(max_lag_blocks: u64) -> Vec<String> {
     let chains = snapshot();
     if chains.is_empty() {
+        // Group mode: a member the group gave no chain is a ready standby.
+        if group().is_some_and(|g| g.generation >= 0) {
+            return Vec::new();
+        }
         return vec!["no chain started yet".into()];
     }
     chains
