@@ -32,12 +32,12 @@ const ENV: &[(&str, &str)] = &[
     ("RUST_LOG", "info"),
 ];
 
-/// `VmHWM` (peak resident set) of `pid`, in KiB.
-fn peak_kib(pid: u32) -> Option<u64> {
+/// `field` (`VmHWM:`, the peak resident set, or `VmRSS:`, the current one) of `pid`, in KiB.
+fn memory_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
+        .find(|l| l.starts_with(field))?
         .split_whitespace()
         .nth(1)?
         .parse()
@@ -96,9 +96,9 @@ impl Bench {
         Service::start(&self.ingestor, &dir, &self.toml(group), ENV)
     }
 
-    /// CPU seconds over [`STEADY`] and peak memory of one instance, once every chain
-    /// resumed.
-    fn steady(&self, name: &str, group: bool) -> anyhow::Result<(f64, u64)> {
+    /// CPU seconds over [`STEADY`] of one instance, once every chain resumed, its resident
+    /// memory at the end and its peak (KiB).
+    fn steady(&self, name: &str, group: bool) -> anyhow::Result<(f64, u64, u64)> {
         let mut s = self.instance(name, group)?;
         wait_for("every chain resumed", SETTLE, || {
             (s.process.log_text().matches("resuming chain").count() >= CHAINS as usize)
@@ -108,9 +108,14 @@ impl Bench {
         let before = cpu_seconds(pid).unwrap_or_default();
         std::thread::sleep(STEADY); // the measured window
         let cpu = cpu_seconds(pid).unwrap_or_default() - before;
-        let peak = pid.and_then(peak_kib).unwrap_or_default();
+        let rss = pid
+            .and_then(|p| memory_kib(p, "VmRSS:"))
+            .unwrap_or_default();
+        let peak = pid
+            .and_then(|p| memory_kib(p, "VmHWM:"))
+            .unwrap_or_default();
         s.stop(Duration::from_secs(60))?;
-        Ok((cpu, peak))
+        Ok((cpu, rss, peak))
     }
 
     /// Seconds from `signal` on the instance owning `chains` to a block mined after it
@@ -217,15 +222,17 @@ fn measure(bench: &Bench) -> anyhow::Result<()> {
     for (round, order) in [[false, true], [true, false]].into_iter().enumerate() {
         for group in order {
             let name = format!("{}{round}", if group { "grouped" } else { "plain" });
-            let (cpu, peak) = bench.steady(&name, group)?;
+            let (cpu, rss, peak) = bench.steady(&name, group)?;
+            let mode = if group {
+                "with [group]"
+            } else {
+                "without [group]"
+            };
             println!(
-                "steady state, one instance, {CHAINS} chains (a block every 200 ms each), exactly-once, {}: {:.2} CPU s/min, peak {:.1} MiB",
-                if group {
-                    "with [group]"
-                } else {
-                    "without [group]"
-                },
+                "steady state, one instance, {CHAINS} chains (a block every 200 ms each), exactly-once, {mode}: {:.2} CPU s/min, resident {:.1} MiB after {} s (peak {:.1} MiB, at start-up's read-back)",
                 cpu * per_min,
+                rss as f64 / 1024.0,
+                STEADY.as_secs(),
                 peak as f64 / 1024.0
             );
         }
