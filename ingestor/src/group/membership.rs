@@ -36,6 +36,10 @@ use crate::sink::client_config;
 const COMMANDS: usize = 8;
 /// How long one `poll` of the membership consumer blocks.
 const POLL: Duration = Duration::from_millis(100);
+/// How often the membership thread refreshes the group metadata it keeps for after the
+/// consumer closed (transactions read the consumer's own at the time; rebalances refresh
+/// it too).
+const REFRESH: Duration = Duration::from_secs(1);
 
 /// What the group decided, for the supervisor.
 #[derive(Debug)]
@@ -349,6 +353,7 @@ fn run(
 ) {
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     let state = consumer.context().state.clone();
+    let mut refreshed = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if state.rejoin.swap(false, Ordering::Relaxed) {
             events::GroupRejoining {
@@ -371,7 +376,10 @@ fn run(
             }
             .emit();
         }
-        state.refresh(&consumer);
+        if refreshed.elapsed() >= REFRESH {
+            state.refresh(&consumer);
+            refreshed = Instant::now();
+        }
         if consumer
             .context()
             .check_members
