@@ -284,3 +284,20 @@ fn measure(bench: &Bench) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::owned;
+
+    #[test]
+    fn ownership_follows_the_log_lines() {
+        let log = r#"
+x INFO chain assigned chain="chain-1" group="g"
+x INFO chain assigned chain="chain-2" group="g"
+x INFO chain released chain="chain-1" group="g" kind="revoked"
+x WARN chain lost to another member: fenced chain="chain-2" group="g"
+x INFO chain assigned chain="chain-3" group="g"
+"#;
+        assert_eq!(owned(log), ["chain-3".to_owned()].into());
+    }
+}
