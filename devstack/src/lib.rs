@@ -26,6 +26,7 @@ pub mod connect;
 pub mod consumer;
 pub mod demo;
 pub mod events;
+pub mod failover;
 pub mod kafka;
 pub mod latency;
 pub mod memory;

@@ -85,6 +85,13 @@ enum Command {
         /// (raw only, decoded); alternating which goes first.
         #[arg(long, default_value_t = 2)]
         rounds: usize,
+        /// Measure group mode instead: failover after `kill -9`, hand-over on SIGTERM, and
+        /// what membership costs one instance following six chains.
+        #[arg(long)]
+        failover: bool,
+        /// With --failover: the group's `session_timeout_ms`.
+        #[arg(long, default_value_t = 10_000)]
+        session_timeout_ms: u64,
     },
 }
 
@@ -133,7 +140,15 @@ fn main() -> anyhow::Result<()> {
             live_blocks,
             decoded,
             rounds,
+            failover,
+            session_timeout_ms,
         } => {
+            if failover {
+                println!(
+                    "command: scripts/bench.sh --failover --session-timeout-ms {session_timeout_ms}"
+                );
+                return devstack::failover::run(&ingestor, session_timeout_ms);
+            }
             if memory {
                 println!(
                     "command: scripts/bench.sh --memory --blocks {blocks} --logs-per-block {logs_per_block}"

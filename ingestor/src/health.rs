@@ -106,8 +106,10 @@ async fn answer(
         "/status" => (
             StatusCode::OK,
             "application/json",
-            serde_json::to_string_pretty(&serde_json::json!({ "chains": status::snapshot() }))
-                .unwrap_or_default(),
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "chains": status::snapshot(), "group": status::group() }),
+            )
+            .unwrap_or_default(),
         ),
         "/metrics" if scrape.is_some() => match scrape.as_deref().map(Scrape::render) {
             Some(Ok(text)) => (StatusCode::OK, prometheus::CONTENT_TYPE, text),

@@ -28,7 +28,11 @@
 //! - [`resume`]: at start-up, each chain's topic tail read back: the window's keys, blocks
 //!   published after the checkpoint (retracted when orphaned), and the dedup seed.
 //! - [`supervisor`]: starts one supervised task pair per chain and handles shutdown; in
-//!   transactional mode, restarts a chain from its committed checkpoint after an abort.
+//!   transactional mode, restarts a chain from its committed checkpoint after an abort; in
+//!   group mode, starts and stops chains as the group assigns them.
+//! - [`group`]: group mode: chains shared by several instances through Kafka's consumer
+//!   group (one membership topic per chain, cooperative rebalancing), fenced by
+//!   transactional ids and the group generation.
 //! - [`events`]: every log line the service writes goes through here, and updates the
 //!   metrics and the health status at the same time.
 //! - [`telemetry`]: OTLP export (traces, metrics), the Prometheus text exposition, block
@@ -61,6 +65,7 @@ pub mod decode;
 pub mod encode;
 pub mod events;
 pub mod follower;
+pub mod group;
 pub mod health;
 pub mod registry;
 pub mod resume;

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use ingestor::encode::{self, Framing};
 use ingestor::registry::{self, Registry};
 use ingestor::sink::Framings;
-use ingestor::{checkpoint, config, health, shutdown, sink, supervisor, telemetry};
+use ingestor::{checkpoint, config, group, health, shutdown, sink, supervisor, telemetry};
 use tracing_subscriber::EnvFilter;
 
 /// glibc's malloc tuned for this workload, unless the environment sets the same tunable
@@ -152,6 +152,12 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
         .map(|c| format!("{} ({} -> {})", c.name, c.chain_id, c.topic()))
         .collect();
     println!("config OK: {} chain(s): {}", names.len(), names.join(", "));
+    if let Some(g) = &cfg.group {
+        println!(
+            "  group {}: chains shared with every instance of the group (session timeout {} ms)",
+            g.id, g.session_timeout_ms
+        );
+    }
     for chain in &cfg.chains {
         for e in chain.catalog.events() {
             println!("  {}: {} -> {}", chain.name, e.signature, e.topic);
@@ -211,6 +217,12 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
                         .iter()
                         .flat_map(|c| c.catalog.events().iter().map(|e| (e.topic.clone(), None))),
                 )
+                // Group mode: one single-partition membership topic per chain.
+                .chain(cfg.group.iter().flat_map(|g| {
+                    cfg.chains
+                        .iter()
+                        .map(|c| (group::membership_topic(&g.id, c.chain_id), Some(1)))
+                }))
                 .collect();
         sink::ensure_topics(&cfg.kafka, &topics).await?;
         // Independent of each other, so at once: start-up time is time before the first
@@ -231,6 +243,16 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
                 return Ok(());
             }
         };
+        if cfg.group.is_some() {
+            // Refuses to join a group whose live members list other chains.
+            let c = cfg.clone();
+            let (membership, commands) =
+                tokio::task::spawn_blocking(move || group::Membership::start(&c))
+                    .await
+                    .context("group membership task failed")??;
+            supervisor::run_group(cfg, membership, commands, framings, stop).await?;
+            return Ok(());
+        }
         supervisor::run(cfg, producers, checkpoints, framings, stop).await?;
         Ok(())
     })

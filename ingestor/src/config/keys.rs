@@ -8,7 +8,7 @@
 //! check and the configuration reference test.
 //!
 //! Sections are named by path: `""` (the top level), `kafka`, `chains[]`,
-//! `chains[].events[]`, `health`, `schema_registry`.
+//! `chains[].events[]`, `group`, `health`, `schema_registry`.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -295,6 +295,7 @@ mod tests {
                 "",
                 "chains[]",
                 "chains[].events[]",
+                "group",
                 "health",
                 "kafka",
                 "schema_registry"

@@ -10,8 +10,8 @@ mod validate;
 use std::path::Path;
 
 pub use model::{
-    ChainConfig, Config, EventsConfig, Finality, HealthConfig, KafkaConfig, RegistryConfig,
-    SaslMechanism, Secret, SecurityProtocol, StartBlock,
+    ChainConfig, Config, EventsConfig, Finality, GroupConfig, HealthConfig, KafkaConfig,
+    RegistryConfig, SaslMechanism, Secret, SecurityProtocol, StartBlock,
 };
 
 /// A configuration that cannot be used. Its `Display` is one line saying what to fix.

@@ -27,6 +27,25 @@ pub struct Config {
     /// encoding.
     #[serde(default)]
     pub schema_registry: Option<RegistryConfig>,
+    /// Group mode: instances with the same group id share the chains of their (identical)
+    /// configuration through Kafka's consumer-group protocol. Requires
+    /// `kafka.transactional = true`.
+    #[serde(default)]
+    pub group: Option<GroupConfig>,
+}
+
+/// `[group]`: high availability on Kafka's consumer-group protocol. Each chain is followed
+/// by exactly one live member of the group; a member that stops or dies hands its chains
+/// to the others.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// The consumer group id the instances share (`group.id`). Required.
+    pub id: String,
+    /// librdkafka `session.timeout.ms`: a member silent this long loses its chains to the
+    /// others. Default 10000.
+    #[serde(default = "defaults::group_session_timeout_ms")]
+    pub session_timeout_ms: u64,
 }
 
 /// `[schema_registry]`: a Confluent-compatible Schema Registry (Redpanda's, Confluent's).
@@ -637,5 +656,8 @@ mod defaults {
     }
     pub(super) fn transaction_timeout_ms() -> u64 {
         60_000
+    }
+    pub(super) fn group_session_timeout_ms() -> u64 {
+        10_000
     }
 }

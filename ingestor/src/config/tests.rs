@@ -314,3 +314,24 @@ fn a_chain_without_its_raw_topic_is_refused_with_the_reason() {
     .expect("raw = true is the default");
     assert!(c.chains.iter().all(|ch| ch.raw));
 }
+
+#[test]
+fn group_mode_requires_the_transactional_mode() {
+    let grouped = format!("{GOOD}\n[group]\nid = \"prod\"\n");
+    let e = err(&grouped, &[]);
+    assert!(e.contains("`[group]` requires exactly-once mode"), "{e}");
+    assert!(e.contains("set kafka.transactional = true"), "{e}");
+    let c = parse(
+        "c.toml",
+        &grouped,
+        env(&[("INGESTOR_KAFKA__TRANSACTIONAL", "true")]),
+    )
+    .expect("group mode");
+    let g = c.group.expect("a group");
+    assert_eq!((g.id.as_str(), g.session_timeout_ms), ("prod", 10_000));
+    let e = err(
+        &grouped.replace("\"prod\"", "\"a b\""),
+        &[("INGESTOR_KAFKA__TRANSACTIONAL", "true")],
+    );
+    assert!(e.contains("`group.id`"), "{e}");
+}

@@ -32,6 +32,9 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
     if c.kafka.transactional && c.kafka.transaction_max_blocks == 0 {
         return Err("`kafka.transaction_max_blocks` must be greater than 0".into());
     }
+    if let Some(g) = &c.group {
+        group(g, &c.kafka)?;
+    }
     kafka_security(&c.kafka)?;
     if let Some(r) = &c.schema_registry {
         registry(r)?;
@@ -281,6 +284,30 @@ fn registry(r: &RegistryConfig) -> Result<(), String> {
         }
         .roots()
         .map_err(|e| format!("schema_registry: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `[group]`: ownership moves between members, and only transactional ids and the group's
+/// generation fence the member that lost a chain.
+fn group(g: &super::GroupConfig, k: &KafkaConfig) -> Result<(), String> {
+    if !k.transactional {
+        return Err(
+            "`[group]` requires exactly-once mode (a member that lost a chain is fenced by its transactional id); set kafka.transactional = true or remove [group]"
+                .into(),
+        );
+    }
+    if g.id.trim().is_empty()
+        || g.id
+            .contains(|c: char| !(c.is_ascii_alphanumeric() || "._-".contains(c)))
+    {
+        return Err(format!(
+            "`group.id` {:?} must be non-empty ASCII letters, digits, `.`, `_` or `-` (it names the membership topics)",
+            g.id
+        ));
+    }
+    if !(6_000..=300_000).contains(&g.session_timeout_ms) {
+        return Err("`group.session_timeout_ms` must be between 6000 and 300000 (the broker's default bounds)".into());
     }
     Ok(())
 }

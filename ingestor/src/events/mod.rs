@@ -42,12 +42,14 @@ pub(crate) fn record_lag(chain: &str, s: &status::ChainStatus) {
 }
 
 mod follow;
+mod group;
 mod lifecycle;
 mod progress;
 mod provider;
 mod publish;
 
 pub use follow::*;
+pub use group::*;
 pub use lifecycle::*;
 pub use progress::*;
 pub use provider::*;

@@ -6,7 +6,9 @@
 //!
 //! An abortable error aborts the transaction and the chain resumes from the last committed
 //! checkpoint; a fatal one does the same with a new producer. Being fenced by another
-//! instance with the same id stops the chain.
+//! instance with the same id stops the chain (in group mode: drops it, see
+//! [`crate::group`]). In group mode each transaction also carries the chain's membership
+//! partition with the member's group metadata ([`Fence`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,7 @@ use super::stall::StallWatch;
 use crate::config::{ChainConfig, KafkaConfig};
 use crate::events;
 use crate::follower::{HandoverRx, Update};
+use crate::group::Fence;
 use crate::telemetry::KafkaContext;
 
 /// `<prefix>-<chain_id>`.
@@ -105,6 +108,8 @@ pub struct TransactionalPublisher {
     max_blocks: usize,
     timeout: Duration,
     stall_warning: Duration,
+    /// Group mode: the chain's membership partition, added to every transaction.
+    fence: Option<Fence>,
 }
 
 impl TransactionalPublisher {
@@ -130,7 +135,15 @@ impl TransactionalPublisher {
             max_blocks: k.transaction_max_blocks,
             timeout: Duration::from_millis(k.transaction_timeout_ms),
             stall_warning: Duration::from_millis(k.stall_warning_ms),
+            fence: None,
         })
+    }
+
+    /// Group mode: every transaction also carries the chain's membership partition with
+    /// this member's group metadata, so a member that lost the chain cannot commit.
+    pub fn with_fence(mut self, fence: Option<Fence>) -> Self {
+        self.fence = fence;
+        self
     }
 
     /// Commits batches until the channel closes or an error; the outcome's window is the
@@ -245,7 +258,11 @@ impl TransactionalPublisher {
             }
             .emit();
         }
+        self.fence_offsets().await?;
         self.commit().await?;
+        if let Some(f) = &mut self.fence {
+            f.committed();
+        }
         let produce_s = started.elapsed().as_secs_f64();
         for (_, mut a, trace) in acked {
             if let Some(t) = trace {
@@ -255,6 +272,24 @@ impl TransactionalPublisher {
             apply(&self.cfg.name, &mut self.progress, a);
         }
         Ok(())
+    }
+
+    /// Group mode: adds the membership partition with the current group metadata to the
+    /// open transaction (KIP-447). A refusal (stale generation, unknown member) or a lost
+    /// assignment aborts the transaction.
+    async fn fence_offsets(&self) -> Result<(), SinkError> {
+        let Some(fence) = &self.fence else {
+            return Ok(());
+        };
+        let (fence, p, timeout) = (fence.clone(), self.producer.clone(), self.timeout);
+        // Reading the group metadata asks the consumer's own thread: off the runtime too.
+        tokio::task::spawn_blocking(move || {
+            let (offsets, metadata) = fence.offsets().map_err(|reason| aborted(reason, false))?;
+            Ok::<_, SinkError>(p.send_offsets_to_transaction(&offsets, &metadata, timeout))
+        })
+        .await
+        .map_err(|e| aborted(format!("send_offsets_to_transaction task: {e}"), true))??
+        .map_err(|e| classify(&self.id, e))
     }
 
     /// Commits the open transaction. librdkafka's contract: a retriable error means the

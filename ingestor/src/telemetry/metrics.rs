@@ -322,3 +322,85 @@ static METRICS: LazyLock<Metrics> =
 pub fn metrics() -> &'static Metrics {
     &METRICS
 }
+
+/// Group mode's instruments (`[group]`), created at the first group event, so an instance
+/// without a group exports none of them.
+pub struct GroupMetrics {
+    /// `ethhook.group.chains_owned` `{chain}` → `ethhook_group_chains_owned`: chains this
+    /// instance owns, by `group`.
+    pub chains_owned: Gauge<u64>,
+    /// `ethhook.group.generation` `{generation}` → `ethhook_group_generation`: the group
+    /// generation this member joined last.
+    pub generation: Gauge<u64>,
+    /// `ethhook.group.handovers` `{handover}` → `ethhook_group_handovers_total`: chains
+    /// taken over by this instance (first commit after an assignment), by `chain`.
+    pub handovers: Counter<u64>,
+    /// `ethhook.group.handover.duration` `s` →
+    /// `ethhook_group_handover_duration_seconds_bucket` / `_sum` / `_count`: from a chain's
+    /// assignment to this instance to its first committed transaction here, by `chain`.
+    pub handover_duration: Histogram<f64>,
+    /// `ethhook.group.revocations` `{revocation}` → `ethhook_group_revocations_total`:
+    /// chains given up by this instance, by `chain` and `kind` (`revoked`, `lost`).
+    pub revocations: Counter<u64>,
+    /// `ethhook.group.mismatch` `{state}` → `ethhook_group_mismatch`: 1 while a live member
+    /// of the group lists other chains, else 0.
+    pub mismatch: Gauge<u64>,
+}
+
+/// Every group-mode metric name (exported only with `[group]`).
+pub const GROUP_NAMES: &[&str] = &[
+    "ethhook.group.chains_owned",
+    "ethhook.group.generation",
+    "ethhook.group.handovers",
+    "ethhook.group.handover.duration",
+    "ethhook.group.revocations",
+    "ethhook.group.mismatch",
+];
+
+impl GroupMetrics {
+    fn new(meter: &Meter) -> Self {
+        Self {
+            chains_owned: meter
+                .u64_gauge("ethhook.group.chains_owned")
+                .with_unit("{chain}")
+                .with_description("Chains this instance owns in its group")
+                .build(),
+            generation: meter
+                .u64_gauge("ethhook.group.generation")
+                .with_unit("{generation}")
+                .with_description("The group generation this member joined last")
+                .build(),
+            handovers: meter
+                .u64_counter("ethhook.group.handovers")
+                .with_unit("{handover}")
+                .with_description("Chains taken over by this instance")
+                .build(),
+            handover_duration: meter
+                .f64_histogram("ethhook.group.handover.duration")
+                .with_unit("s")
+                .with_description("From a chain's assignment to its first commit here")
+                .with_boundaries(vec![
+                    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,
+                ])
+                .build(),
+            revocations: meter
+                .u64_counter("ethhook.group.revocations")
+                .with_unit("{revocation}")
+                .with_description("Chains given up by this instance (revoked or lost)")
+                .build(),
+            mismatch: meter
+                .u64_gauge("ethhook.group.mismatch")
+                .with_unit("{state}")
+                .with_description("1 while a live member of the group lists other chains")
+                .build(),
+        }
+    }
+}
+
+static GROUP_METRICS: LazyLock<GroupMetrics> =
+    LazyLock::new(|| GroupMetrics::new(&opentelemetry::global::meter(SCOPE)));
+
+/// Group mode's instruments (see [`GroupMetrics`]).
+pub fn group_metrics() -> &'static GroupMetrics {
+    &GROUP_METRICS
+}

@@ -73,6 +73,32 @@ pub struct ChainStatus {
     pub completeness: Option<&'static str>,
 }
 
+/// Group mode's view (`[group]`), for `/status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GroupStatus {
+    /// `group.id`.
+    pub id: String,
+    /// The group generation this member joined last (-1 before it joined).
+    pub generation: i32,
+    /// The chains this instance owns, by name.
+    pub owned: Vec<String>,
+    /// Whether a live member lists other chains (see the `group members disagree` line).
+    pub mismatch: bool,
+}
+
+static GROUP: LazyLock<RwLock<Option<GroupStatus>>> = LazyLock::new(|| RwLock::new(None));
+
+/// Applies `f` to the group's status (creating it).
+pub fn update_group(f: impl FnOnce(&mut GroupStatus)) {
+    let mut g = GROUP.write().unwrap_or_else(|e| e.into_inner());
+    f(g.get_or_insert_with(GroupStatus::default));
+}
+
+/// The group's status, in group mode.
+pub fn group() -> Option<GroupStatus> {
+    GROUP.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 static CHAINS: LazyLock<RwLock<BTreeMap<String, ChainStatus>>> =
     LazyLock::new(|| RwLock::new(BTreeMap::new()));
 
@@ -82,16 +108,29 @@ pub fn update(chain: &str, f: impl FnOnce(&mut ChainStatus)) {
     f(map.entry(chain.to_owned()).or_default());
 }
 
+/// Forgets `chain` (group mode: it moved to another member).
+pub fn remove(chain: &str) {
+    CHAINS
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(chain);
+}
+
 /// A copy of every chain's status.
 pub fn snapshot() -> BTreeMap<String, ChainStatus> {
     CHAINS.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-/// Ready: every chain is following, and within `max_lag_blocks` of its head. Returns the
-/// chains that are not, with why.
+/// Ready: every chain is following, and within `max_lag_blocks` of its head (in group
+/// mode: every chain this member owns; one that owns none is ready once it joined).
+/// Returns the chains that are not, with why.
 pub fn not_ready(max_lag_blocks: u64) -> Vec<String> {
     let chains = snapshot();
     if chains.is_empty() {
+        // Group mode: a member the group gave no chain is a ready standby.
+        if group().is_some_and(|g| g.generation >= 0) {
+            return Vec::new();
+        }
         return vec!["no chain started yet".into()];
     }
     chains

@@ -5,6 +5,13 @@
 //! errors that stop a chain are ones an operator must fix (wrong chain id, a broker that
 //! refuses records). Transient trouble (a node down, a malformed answer) never stops a
 //! chain: the follower retries with backoff, independently of every other chain.
+//!
+//! In group mode ([`run_group`]) the chains run while the group assigns them to this
+//! instance.
+
+mod group;
+
+pub use group::run_group;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -129,6 +136,7 @@ pub async fn run(
             kafka: kafka.clone(),
             producers: producers.clone(),
             stop: shutdown.child_token(),
+            group: None,
         };
         chains.spawn(chain.run());
     }
@@ -203,6 +211,18 @@ struct Chain {
     /// The checkpoint read at start-up (transactional mode reads it again at every
     /// attempt, once its producer fenced any earlier one).
     checkpoint: Option<Checkpoint>,
+    /// Group mode: the chain's ownership.
+    group: Option<Ownership>,
+}
+
+/// Group mode: what a chain's publisher needs to fence itself (see [`crate::group::fence`]).
+#[derive(Clone)]
+struct Ownership {
+    state: Arc<crate::group::GroupState>,
+    /// Cancelled when the assignment is lost: no commit after that.
+    lost: CancellationToken,
+    /// When the group assigned the chain (taken by the first commit).
+    assigned_at: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl Chain {
@@ -264,8 +284,19 @@ impl Chain {
                     _ = self.stop.cancelled() => {}
                 }
             }
+            // Group mode: a chain told to stop, or fenced by its next owner, ends as the
+            // group decided; the group supervisor logs it (an abort then is expected).
+            let expected = self.group.is_some()
+                && (self.stop.is_cancelled()
+                    || matches!(
+                        &publish,
+                        Ok(Outcome {
+                            result: Err(SinkError::Fenced { .. }),
+                            ..
+                        })
+                    ));
             return ChainOutcome {
-                result: combine(&name, follow, publish),
+                result: combine(&name, follow, publish, !expected),
                 name,
             };
         }
@@ -338,7 +369,7 @@ impl Chain {
                 progress,
                 &self.framings,
             )
-            .map(|p| tokio::spawn(p.run(rx))),
+            .map(|p| tokio::spawn(p.with_fence(self.fence()).run(rx))),
         };
         let publish = match publish {
             Ok(p) => p,
@@ -357,6 +388,19 @@ impl Chain {
         let publish = publish.await;
         stop.cancel();
         (publish, follow.await)
+    }
+
+    /// Group mode: the fence for this attempt's publisher.
+    fn fence(&self) -> Option<crate::group::Fence> {
+        self.group.as_ref().map(|o| {
+            crate::group::Fence::new(
+                o.state.clone(),
+                self.cfg.chain_id,
+                &self.cfg.name,
+                o.lost.clone(),
+                o.assigned_at.clone(),
+            )
+        })
     }
 
     /// Reads the chain topic's tail back (see [`crate::resume`]).
@@ -407,6 +451,7 @@ fn combine(
     chain: &str,
     follow: Result<Result<(), FollowError>, tokio::task::JoinError>,
     publish: Result<Outcome, tokio::task::JoinError>,
+    log_publish_error: bool,
 ) -> Result<Option<u64>, ChainError> {
     let task = |task, source| ChainError::Task {
         chain: chain.to_owned(),
@@ -419,13 +464,15 @@ fn combine(
             result: Ok(()),
         }) => Ok(window.tip().map(|t| t.0)),
         Ok(Outcome { result: Err(e), .. }) => {
-            events::ChainFailed {
-                chain,
-                stage: "publish",
-                error_type: e.error_type(),
-                error: &e,
+            if log_publish_error {
+                events::ChainFailed {
+                    chain,
+                    stage: "publish",
+                    error_type: e.error_type(),
+                    error: &e,
+                }
+                .emit();
             }
-            .emit();
             Err(ChainError::Publish {
                 chain: chain.to_owned(),
                 source: e,
