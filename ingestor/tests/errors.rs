@@ -207,11 +207,28 @@ fn a_failed_delivery_stops_the_chain_with_a_clear_error() {
     let mut sender = Sender::new(anvil.node()).expect("sender");
     let mut shapes = LogShapes::new(11);
     let first = sender.block(&[shapes.logs(5)]).expect("block");
+    let first_block = sender.node().head().expect("head");
 
     let toml = names
         .config(&brokers, &[ChainEntry::new(31337, anvil.ws_url())], "")
         .replace("[kafka]\n", "[kafka]\nmessage_timeout_ms = 2000\n");
     let (mut service, _, _) = start_and_wait_for(dir.path(), &brokers, &toml, &topic, first);
+    // The first block's checkpoint is acknowledged before the broker dies, so that what
+    // fails is the next block's record, not a checkpoint write still in flight.
+    let mut checkpoints = TopicReader::new(&brokers, &names.checkpoints())
+        .expect("checkpoint reader")
+        .undecoded();
+    let mut read = Vec::new();
+    checkpoints
+        .read_until(&mut read, Duration::from_secs(60), |records| {
+            records.iter().any(|r| {
+                r.raw
+                    .as_deref()
+                    .and_then(|v| ingestor::checkpoint::decode(v).ok())
+                    .is_some_and(|c| c.block_number >= first_block)
+            })
+        })
+        .expect("the first block's checkpoint");
 
     // The broker dies; the next block's records cannot be acknowledged.
     kafka.kill().expect("broker gone");
