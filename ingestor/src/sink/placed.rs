@@ -101,7 +101,9 @@ impl Placed {
         merged.into_iter().map(|(id, l)| (id, l.list())).collect()
     }
 
-    /// The lanes holding `id`, in ascending order; it is forgotten.
+    /// The lanes holding `id`, in ascending order; it is forgotten (the tests' view of a
+    /// key; a retraction takes whole blocks).
+    #[cfg(test)]
     pub fn take(&mut self, id: &LogId) -> Vec<usize> {
         let mut found = Lanes::default();
         for keys in self.by_block.values_mut() {
@@ -116,11 +118,13 @@ impl Placed {
     }
 
     /// Keys held (a key noted in two blocks counts twice).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.by_block.values().map(Vec::len).sum()
     }
 
     /// Whether no key is held.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.by_block.values().all(Vec::is_empty)
     }
