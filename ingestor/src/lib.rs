@@ -16,9 +16,11 @@
 //!   single-object encoding.
 //! - [`decode`]: decoded events: ABIs from the configuration, one Avro record schema per
 //!   event, and a log decoded into its event's record.
-//! - [`sink`]: the rdkafka producer, topic bootstrap, key/value construction and the
-//!   dedup LRU (seeded from the topic); reports each block once the broker acknowledged all
-//!   its records, and keeps the delivered progress the checkpoint is made from.
+//! - [`sink`]: what to send (a block's records fanned out to the chain and decoded
+//!   topics, a retraction's tombstones, the dedup LRU seeded from the topics), the per-chain
+//!   pump that sends them with one of two commit policies (idempotent or transactional) and
+//!   writes the checkpoint from what the broker acknowledged, and the Kafka room (clients,
+//!   topic administration, preflight, reading a topic to its end).
 //! - [`registry`]: registering the schema with a Schema Registry at start-up (its id frames
 //!   every value).
 //! - [`tail`]: `ingestor tail`: a chain topic's records decoded (both wire formats).

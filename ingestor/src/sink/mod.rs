@@ -1,31 +1,26 @@
-//! Publishing to the Kafka-API cluster: the shared idempotent producer, topic bootstrap,
-//! record construction (logs and tombstones), the per-chain publishers (idempotent or
-//! transactional) and the dedup LRU.
+//! Publishing to the Kafka-API cluster, in three rooms:
+//!
+//! - [`records`]: what to send. A block's records (encoded logs on the chain topic, and on
+//!   each decoded topic that decodes them) and a retraction's tombstones, with the dedup
+//!   LRU and where decoded keys are ([`Placed`]).
+//! - [`pump`]: the per-chain pump that sends them in order and advances the checkpoint
+//!   after the broker's acknowledgement, under one of two commit policies (idempotent or
+//!   transactional).
+//! - [`kafka`]: clients, topic administration, preflight and reading a topic to its end.
 
-mod client;
 mod dedup;
 mod error;
-mod offsets;
+mod kafka;
 mod placed;
-mod preflight;
-mod produce;
-mod progress;
-mod publisher;
-mod read;
+mod pump;
 mod records;
-mod stall;
-mod topics;
-mod transactional;
 
-pub use client::{MAX_MESSAGE_BYTES, Producer, client_config, flush, producer};
 pub use dedup::{Dedup, digest};
 pub use error::SinkError;
-pub use offsets::Offsets;
+pub use kafka::{
+    MAX_MESSAGE_BYTES, Producer, ReadError, ToEndError, TopicRead, check_cluster, client_config,
+    ensure_topics, flush, producer, transactional_id, transactional_producer,
+};
 pub use placed::Placed;
-pub use preflight::check_cluster;
-pub use progress::{Landed, Progress, TopicState};
-pub use publisher::{Acked, Outcome, Publisher};
-pub use read::{ReadError, ToEndError, TopicRead};
+pub use pump::{Acked, Commit, Landed, Offsets, Outcome, Progress, Pump, TopicState};
 pub use records::{Effect, Framings, OutRecord, parse_key, record_key};
-pub use topics::ensure_topics;
-pub use transactional::{TransactionalPublisher, transactional_id, transactional_producer};

@@ -27,8 +27,7 @@ use crate::events;
 use crate::follower::{FollowError, Follower, handover};
 use crate::resume::{Resumed, read_tail};
 use crate::sink::{
-    Framings, Outcome, Producer, Progress, Publisher, SinkError, TransactionalPublisher, flush,
-    transactional_producer,
+    Commit, Framings, Outcome, Producer, Progress, Pump, SinkError, flush, transactional_producer,
 };
 use crate::window::Window;
 
@@ -351,26 +350,21 @@ impl Chain {
         }
         .emit();
         let progress = Progress::new(resumed.window.clone(), resumed.topic);
-        let publish = match &self.producers {
-            Producers::Shared(_) => Publisher::new(
-                self.cfg.clone(),
-                &self.kafka,
-                producer,
-                (resumed.dedup, resumed.placed),
-                progress,
-                &self.framings,
-            )
-            .map(|p| tokio::spawn(p.run(rx))),
-            Producers::PerChain => TransactionalPublisher::new(
-                self.cfg.clone(),
-                &self.kafka,
-                producer,
-                (resumed.dedup, resumed.placed),
-                progress,
-                &self.framings,
-            )
-            .map(|p| tokio::spawn(p.with_fence(self.fence()).run(rx))),
+        let commit = match &self.producers {
+            Producers::Shared(_) => Commit::Idempotent,
+            Producers::PerChain => Commit::Transactional {
+                fence: self.fence(),
+            },
         };
+        let publish = Pump::new(
+            self.cfg.clone(),
+            (&self.kafka, commit),
+            producer,
+            (resumed.dedup, resumed.placed),
+            progress,
+            &self.framings,
+        )
+        .map(|p| tokio::spawn(p.run(rx)));
         let publish = match publish {
             Ok(p) => p,
             Err(e) => return not_started(e),

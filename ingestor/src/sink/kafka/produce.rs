@@ -10,23 +10,23 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::events;
 
 use super::client::Producer;
-use super::error::SinkError;
+use crate::sink::SinkError;
 
 /// How long to wait before offering a record again to a full producer queue.
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(10);
 
 /// One record to enqueue.
-pub(super) struct Outgoing<'a> {
-    pub(super) topic: &'a str,
-    pub(super) key: &'a str,
+pub(in crate::sink) struct Outgoing<'a> {
+    pub(in crate::sink) topic: &'a str,
+    pub(in crate::sink) key: &'a str,
     /// `None`: a tombstone.
-    pub(super) payload: Option<&'a [u8]>,
-    pub(super) timestamp_ms: i64,
-    pub(super) traceparent: Option<&'a str>,
+    pub(in crate::sink) payload: Option<&'a [u8]>,
+    pub(in crate::sink) timestamp_ms: i64,
+    pub(in crate::sink) traceparent: Option<&'a str>,
 }
 
 /// Enqueues one record; the future resolves on acknowledgement.
-pub(super) async fn enqueue(
+pub(in crate::sink) async fn enqueue(
     producer: &Producer,
     chain: &str,
     out: Outgoing<'_>,
@@ -63,7 +63,7 @@ pub(super) async fn enqueue(
 
 /// Waits for `delivery`; its partition and offset, or a [`SinkError::Delivery`] for a
 /// refusal or timeout (`key` is written out only then).
-pub(super) async fn acknowledged(
+pub(in crate::sink) async fn acknowledged(
     delivery: DeliveryFuture,
     topic: &str,
     key: impl std::fmt::Display,
@@ -85,10 +85,10 @@ pub(super) async fn acknowledged(
 }
 
 /// The [`Outgoing`] form of a built record for `topic`, under `key` (its written-out key).
-pub(super) fn outgoing<'a>(
+pub(in crate::sink) fn outgoing<'a>(
     topic: &'a str,
     key: &'a str,
-    r: &'a super::records::OutRecord,
+    r: &'a crate::sink::OutRecord,
 ) -> Outgoing<'a> {
     Outgoing {
         topic,
@@ -101,7 +101,7 @@ pub(super) fn outgoing<'a>(
 
 /// Enqueues `cp` to the checkpoint `topic` (key = the chain id); returns its key, its
 /// size and its delivery.
-pub(super) async fn enqueue_checkpoint(
+pub(in crate::sink) async fn enqueue_checkpoint(
     producer: &Producer,
     chain: &str,
     topic: &str,

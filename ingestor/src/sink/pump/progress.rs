@@ -13,7 +13,7 @@ use crate::rpc::hex::B256;
 use crate::window::Window;
 
 use super::offsets::Offsets;
-use super::records::Effect;
+use crate::sink::records::Effect;
 
 /// Where one update's acknowledged records landed.
 #[derive(Debug, Clone, Default)]

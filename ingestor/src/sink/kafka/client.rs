@@ -8,7 +8,7 @@ use rdkafka::producer::{FutureProducer, Producer as _};
 use crate::config::KafkaConfig;
 use crate::telemetry::KafkaContext;
 
-use super::error::SinkError;
+use crate::sink::SinkError;
 
 /// What every client of the service needs: the brokers, and how to reach them securely
 /// (the first-class `kafka.security_protocol`, `sasl_*`, `ssl_*` keys, then any `security.*`,
@@ -49,7 +49,7 @@ pub fn client_config(k: &KafkaConfig, client_id: &str) -> ClientConfig {
     c
 }
 
-pub(super) fn base_config(k: &KafkaConfig) -> ClientConfig {
+pub(in crate::sink) fn base_config(k: &KafkaConfig) -> ClientConfig {
     client_config(k, "ethhook-ingestor")
 }
 
@@ -68,7 +68,7 @@ pub fn producer(k: &KafkaConfig) -> Result<Producer, SinkError> {
 }
 
 /// Producer settings: the service's defaults, then `librdkafka_options`, then idempotence.
-pub(super) fn producer_config(k: &KafkaConfig) -> ClientConfig {
+pub(in crate::sink) fn producer_config(k: &KafkaConfig) -> ClientConfig {
     let mut c = base_config(k);
     c.set("message.timeout.ms", k.message_timeout_ms.to_string())
         .set("message.max.bytes", MAX_MESSAGE_BYTES.to_string())

@@ -15,7 +15,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::config::KafkaConfig;
 
 use super::client::client_config;
-use super::error::SinkError;
+use crate::sink::SinkError;
 
 /// Why the cluster refused us at first contact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

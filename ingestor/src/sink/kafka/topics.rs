@@ -33,7 +33,7 @@ use crate::config::KafkaConfig;
 use crate::events;
 
 use super::client::{MAX_MESSAGE_BYTES, base_config};
-use super::error::SinkError;
+use crate::sink::SinkError;
 
 /// Ensures each `(topic, partitions)` as `ensure_topic` below does, all at once through one
 /// admin client.
