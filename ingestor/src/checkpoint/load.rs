@@ -24,34 +24,44 @@ pub fn load_all(k: &KafkaConfig) -> Result<HashMap<u64, Checkpoint>, CheckpointE
         Ok(Offset::Beginning)
     })
     .map_err(err)?;
-    let mut latest: HashMap<u64, Checkpoint> = HashMap::new();
+    // Only each chain's last value is decoded: an exactly-once run writes one checkpoint
+    // per transaction, and the topic holds them all until its segment is compacted.
+    let mut latest: HashMap<u64, (i64, Vec<u8>)> = HashMap::new();
     read.to_end(|m| {
         let Some(chain_id) = m
             .key()
             .and_then(|k| std::str::from_utf8(k).ok())
             .and_then(|k| k.parse::<u64>().ok())
         else {
-            return Ok(());
+            return Ok::<_, std::convert::Infallible>(());
         };
         match m.payload() {
             None => {
                 latest.remove(&chain_id);
             }
             Some(bytes) => {
-                let cp = decode(bytes).map_err(|e| CheckpointError::Record {
-                    topic: topic.clone(),
-                    chain_id,
-                    offset: m.offset(),
-                    source: Box::new(e),
-                })?;
-                latest.insert(chain_id, cp);
+                let (offset, value) = latest.entry(chain_id).or_default();
+                *offset = m.offset();
+                value.clear();
+                value.extend_from_slice(bytes);
             }
         }
         Ok(())
     })
     .map_err(|e| match e {
         ToEndError::Read(source) => err(source),
-        ToEndError::Each(e) => e,
+        ToEndError::Each(never) => match never {},
     })?;
-    Ok(latest)
+    latest
+        .into_iter()
+        .map(|(chain_id, (offset, bytes))| {
+            let cp = decode(&bytes).map_err(|e| CheckpointError::Record {
+                topic: topic.clone(),
+                chain_id,
+                offset,
+                source: Box::new(e),
+            })?;
+            Ok((chain_id, cp))
+        })
+        .collect()
 }

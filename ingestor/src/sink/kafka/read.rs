@@ -18,6 +18,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::config::KafkaConfig;
 use crate::telemetry::KafkaContext;
 
+/// How much a start-up read fetches ahead of what it has handled (KiB).
+const READ_AHEAD_KBYTES: &str = "8192";
+
 /// Reading a topic to its end failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -91,6 +94,9 @@ impl TopicRead {
             // An empty partition's end is only reported after a fetch returns: do not let
             // the broker hold it for the default 500 ms.
             .set("fetch.wait.max.ms", "20")
+            // Fetched records wait in librdkafka's queue until polled: a long topic read
+            // faster than it is handled would fill librdkafka's default of 64 MiB.
+            .set("queued.max.messages.kbytes", READ_AHEAD_KBYTES)
             .set("isolation.level", "read_committed");
         let consumer: BaseConsumer<KafkaContext> = c
             .create_with_context(KafkaContext)
