@@ -149,7 +149,10 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
     let names: Vec<_> = cfg
         .chains
         .iter()
-        .map(|c| format!("{} ({} -> {})", c.name, c.chain_id, c.topic()))
+        .map(|c| match c.raw {
+            true => format!("{} ({} -> {})", c.name, c.chain_id, c.topic()),
+            false => format!("{} ({} -> decoded events only)", c.name, c.chain_id),
+        })
         .collect();
     println!("config OK: {} chain(s): {}", names.len(), names.join(", "));
     if let Some(g) = &cfg.group {
@@ -210,7 +213,13 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         };
         let topics: Vec<(String, Option<i32>)> =
             std::iter::once((cfg.kafka.checkpoint_topic.clone(), Some(1)))
-                .chain(cfg.chains.iter().map(|c| (c.topic(), None)))
+                // A chain with `raw = false` has no chain topic.
+                .chain(
+                    cfg.chains
+                        .iter()
+                        .filter(|c| c.raw)
+                        .map(|c| (c.topic(), None)),
+                )
                 // Each decoded event's topic, compacted like the chain topic.
                 .chain(
                     cfg.chains
@@ -278,8 +287,14 @@ async fn framings(cfg: &config::Config) -> anyhow::Result<HashMap<u64, Framings>
             .emit();
             Ok(Framing::Registry { schema_id })
         };
+        let raw = match chain.raw {
+            true => {
+                Some(register(&chain.topic(), encode::SCHEMA_JSON, "schemas/evm_log.avsc").await?)
+            }
+            false => None,
+        };
         let mut framings = Framings {
-            raw: Some(register(&chain.topic(), encode::SCHEMA_JSON, "schemas/evm_log.avsc").await?),
+            raw,
             events: Vec::new(),
         };
         for e in chain.catalog.events() {
@@ -345,6 +360,10 @@ fn tail(
                 ),
             };
             match event {
+                None if !chain.raw => anyhow::bail!(
+                    "chain `{}` has `raw = false`: it publishes no chain topic; name a decoded event with --event NAME or a topic with --topic TOPIC",
+                    chain.name
+                ),
                 None => chain.topic(),
                 Some(e) => event_topic(chain, &e)?,
             }

@@ -157,7 +157,12 @@ fn load_events(shown: &str, config: &mut Config) -> Result<(), ConfigError> {
         .parent()
         .unwrap_or_else(|| Path::new(""))
         .to_path_buf();
-    let mut taken: Vec<String> = config.chains.iter().map(ChainConfig::topic).collect();
+    let mut taken: Vec<String> = config
+        .chains
+        .iter()
+        .filter(|c| c.raw)
+        .map(ChainConfig::topic)
+        .collect();
     taken.push(config.kafka.checkpoint_topic.clone());
     for (i, chain) in config.chains.iter_mut().enumerate() {
         let catalog = crate::decode::Catalog::load(i, chain, &base, &taken).map_err(|source| {

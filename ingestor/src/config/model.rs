@@ -480,9 +480,10 @@ pub struct ChainConfig {
     /// Follow the node's `latest`, `safe` or `finalized` block. Default `latest`.
     #[serde(default)]
     pub finality: Finality,
-    /// Publish every log to the chain topic. Default `true`, the only value accepted: the
-    /// chain topic's offsets anchor the checkpoint and the read-back after a crash, and the
-    /// decoded topics are derived from it (see `docs/guarantees.md`).
+    /// Publish every log to the chain topic. Default `true`. `false` publishes only the
+    /// decoded topics of `events` (at least one is required) and never creates the chain
+    /// topic; the start-up read-back then finds each decoded topic's window by block
+    /// number (see `docs/guarantees.md`).
     #[serde(default = "defaults::yes")]
     pub raw: bool,
     /// Decoded events: one `[[chains.events]]` table per ABI (see `docs/records.md`).

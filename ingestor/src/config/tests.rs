@@ -296,15 +296,11 @@ fn unknown_keys_get_the_closest_known_key() {
 }
 
 #[test]
-fn a_chain_without_its_raw_topic_is_refused_with_the_reason() {
-    let e = err(
-        &GOOD.replace("start_block = 0\n", "start_block = 0\nraw = false\n"),
-        &[],
-    );
-    assert!(
-        e.contains("chains[0] (ethereum): `raw = false` is not supported")
-            && e.contains("anchor the checkpoint and the read-back after a crash"),
-        "{e}"
+fn a_chain_without_its_raw_topic_needs_decoded_events() {
+    let raw_off = GOOD.replace("start_block = 0\n", "start_block = 0\nraw = false\n");
+    assert_eq!(
+        err(&raw_off, &[]),
+        "config c.toml: chains[0] (ethereum): `raw = false` publishes decoded events only, and the chain has no [[chains.events]]; add one or remove `raw = false`"
     );
     let c = parse(
         "c.toml",
@@ -313,6 +309,31 @@ fn a_chain_without_its_raw_topic_is_refused_with_the_reason() {
     )
     .expect("raw = true is the default");
     assert!(c.chains.iter().all(|ch| ch.raw));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let abi = r#"[{"type":"event","name":"Transfer","anonymous":false,"inputs":[
+        {"name":"from","type":"address","indexed":true},
+        {"name":"to","type":"address","indexed":true},
+        {"name":"value","type":"uint256","indexed":false}]}]"#;
+    std::fs::write(dir.path().join("erc20.json"), abi).expect("abi");
+    let path = dir.path().join("c.toml");
+    // Its chain topic's name is not used: not even another chain's topic is refused.
+    let text = raw_off.replace(
+        "start_block = 0\nraw = false\n",
+        "start_block = 0\nraw = false\ntopic = \"shared\"\n[[chains.events]]\nabi = \"erc20.json\"\n",
+    ) + "topic = \"shared\"\n";
+    std::fs::write(&path, &text).expect("config");
+    let c = load_with_env(&path, Vec::new()).expect("raw = false with an event");
+    assert!(!c.chains[0].raw);
+    assert_eq!(c.chains[0].catalog.events().len(), 1);
+    assert!(c.chains[1].raw);
+    let e = load_with_env(&path, env(&[("INGESTOR_KAFKA__DEDUP_CACHE_CAPACITY", "0")]))
+        .expect_err("no dedup")
+        .to_string();
+    assert!(
+        e.ends_with("chains[0] (ethereum): `raw = false` needs `kafka.dedup_cache_capacity` greater than 0: a crash replay must skip what the decoded topics hold, or their read-back at start-up cannot be bounded by block number"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -87,30 +87,21 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
                 ch.chain_id
             ));
         }
-        if !ch.raw {
+        if !ch.raw && ch.events.is_empty() {
             return Err(format!(
-                "{at}: `raw = false` is not supported: decoded topics are derived from the chain \
-                 topic, whose offsets anchor the checkpoint and the read-back after a crash; \
-                 remove it, and have consumers read only the decoded topics"
+                "{at}: `raw = false` publishes decoded events only, and the chain has no [[chains.events]]; add one or remove `raw = false`"
+            ));
+        }
+        if !ch.raw && c.kafka.dedup_cache_capacity == 0 {
+            return Err(format!(
+                "{at}: `raw = false` needs `kafka.dedup_cache_capacity` greater than 0: a crash replay must skip what the decoded topics hold, or their read-back at start-up cannot be bounded by block number"
             ));
         }
         endpoints(&at, ch)?;
-        let topic = ch.topic();
-        if topic.is_empty()
-            || topic.len() > 249
-            || !topic
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
-        {
-            return Err(format!(
-                "{at}: topic `{topic}` must be 1-249 of [a-zA-Z0-9._-]"
-            ));
-        }
-        if topic == c.kafka.checkpoint_topic {
-            return Err(format!("{at}: topic `{topic}` is the checkpoint topic"));
-        }
-        if !topics.insert(topic.clone()) {
-            return Err(format!("{at}: topic `{topic}` is used by another chain"));
+        // Without the chain topic, its name is not used: only decoded topics are checked
+        // (when their ABIs are loaded).
+        if ch.raw {
+            chain_topic(&at, ch, &c.kafka.checkpoint_topic, &mut topics)?;
         }
         let positive = [
             ("connect_timeout_ms", ch.connect_timeout_ms),
@@ -157,6 +148,33 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
                 "{at}: `reconnect_backoff_max_ms` must be at least `reconnect_backoff_initial_ms`"
             ));
         }
+    }
+    Ok(())
+}
+
+/// The chain topic's name: valid, not the checkpoint topic, not another chain's.
+fn chain_topic(
+    at: &str,
+    ch: &ChainConfig,
+    checkpoint_topic: &str,
+    taken: &mut HashSet<String>,
+) -> Result<(), String> {
+    let topic = ch.topic();
+    if topic.is_empty()
+        || topic.len() > 249
+        || !topic
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
+    {
+        return Err(format!(
+            "{at}: topic `{topic}` must be 1-249 of [a-zA-Z0-9._-]"
+        ));
+    }
+    if topic == checkpoint_topic {
+        return Err(format!("{at}: topic `{topic}` is the checkpoint topic"));
+    }
+    if !taken.insert(topic.clone()) {
+        return Err(format!("{at}: topic `{topic}` is used by another chain"));
     }
     Ok(())
 }

@@ -279,7 +279,7 @@ impl CommitRetried<'_> {
 }
 
 /// A log that a configured event's selector and address selected does not decode: it is
-/// published to the raw topic only. Counted every time; logged when `log` (at most once a
+/// published to the raw topic only (with `raw = false`, nowhere). Counted every time; logged when `log` (at most once a
 /// minute per contract and event, the caller decides), with how many went unlogged since.
 pub struct DecodeFailed<'a> {
     /// The chain's name.
@@ -296,6 +296,8 @@ pub struct DecodeFailed<'a> {
     pub log: bool,
     /// Failures of this contract and event not logged since the last line.
     pub unlogged: u64,
+    /// Whether the chain publishes its raw topic.
+    pub raw: bool,
 }
 
 impl DecodeFailed<'_> {
@@ -309,6 +311,10 @@ impl DecodeFailed<'_> {
             ],
         );
         if self.log {
+            let kept = match self.raw {
+                true => "it is published to the raw topic only",
+                false => "it is not published (the chain has `raw = false`)",
+            };
             warn!(
                 chain = self.chain,
                 event = self.event,
@@ -316,7 +322,7 @@ impl DecodeFailed<'_> {
                 tx = %self.tx,
                 reason = self.error.reason(),
                 unlogged = self.unlogged,
-                "a log of {} does not decode as `{}` ({}); it is published to the raw topic only (e.g. transaction {}; {} more since the last such line)",
+                "a log of {} does not decode as `{}` ({}); {kept} (e.g. transaction {}; {} more since the last such line)",
                 self.address, self.event, self.error, self.tx, self.unlogged
             );
         }

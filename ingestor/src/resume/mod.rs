@@ -15,8 +15,15 @@
 //! `kafka.resume_lookback_records` per partition: which of its keys a retraction must
 //! tombstone there, and which values the replay must skip. A key found there alone (a crash
 //! between the two acknowledgements) counts as published in its block.
+//!
+//! A chain with `raw = false` has no chain topic (and a chain-topic read may find no
+//! value): each decoded topic is then read from the first record of the checkpoint window's
+//! blocks, found by a binary search on block numbers ([`seek`]), and at least its
+//! look-back. Nothing is read in its place for blocks without decoded logs: they left no
+//! record to retract or to skip.
 
 mod read;
+mod seek;
 mod view;
 
 pub use read::{ResumeError, read_tail};

@@ -1,4 +1,4 @@
-//! Reading a chain topic's tail at start-up (blocking: call from `spawn_blocking`).
+//! Reading a chain's topics' tails at start-up (blocking: call from `spawn_blocking`).
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -12,9 +12,10 @@ use crate::sink::{ReadError, ToEndError, TopicRead, digest, parse_key};
 use crate::telemetry::KafkaContext;
 
 use super::Resumed;
+use super::seek::{floor, probe, start_offset};
 use super::view::{TailRecord, View, build_view};
 
-/// The chain topic's tail could not be read.
+/// A topic's tail could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error(
     "cannot read the tail of topic `{topic}` at start-up: {source}; check `kafka.brokers` and that the broker is up"
@@ -27,13 +28,47 @@ pub struct ResumeError {
     pub source: ReadError,
 }
 
-/// Reads `cfg`'s topic from the checkpoint's window start (or the look-back) to its end
+/// Reads `cfg`'s topics to their ends (the chain topic, when published, from the
+/// checkpoint's window start or the look-back; each decoded topic as [`read_decoded`] says)
 /// and builds where the chain resumes. Only committed records are read.
 pub fn read_tail(
     k: &KafkaConfig,
     cfg: &ChainConfig,
     checkpoint: Option<&Checkpoint>,
 ) -> Result<Resumed, ResumeError> {
+    let (view, oldest_ms) = match cfg.raw {
+        true => read_chain(k, cfg, checkpoint)?,
+        false => (View::default(), None),
+    };
+    let since = match (oldest_ms, checkpoint.and_then(|c| c.window.first())) {
+        (Some(ts), _) => Since::Time(ts),
+        (None, Some(oldest)) => Since::Block(floor(
+            oldest.number,
+            cfg.reorg_window_blocks,
+            cfg.max_blocks_in_flight,
+        )),
+        (None, None) => Since::Lookback,
+    };
+    let mut decoded = Vec::new();
+    for event in cfg.catalog.events() {
+        decoded.push(read_decoded(k, cfg.chain_id, &event.topic, since)?);
+    }
+    Ok(build_view(
+        checkpoint,
+        cfg.reorg_window_blocks,
+        k.dedup_cache_capacity,
+        view,
+        decoded,
+    ))
+}
+
+/// Reads the chain topic from the checkpoint's window start (or the look-back) to its end:
+/// its view, and the timestamp of its oldest value read.
+fn read_chain(
+    k: &KafkaConfig,
+    cfg: &ChainConfig,
+    checkpoint: Option<&Checkpoint>,
+) -> Result<(View, Option<i64>), ResumeError> {
     let topic = cfg.topic();
     let err = |source: ReadError| ResumeError {
         topic: topic.clone(),
@@ -66,18 +101,19 @@ pub fn read_tail(
         ToEndError::Read(source) => err(source),
         ToEndError::Each(never) => match never {},
     })?;
-    drop(read);
-    let mut decoded = Vec::new();
-    for event in cfg.catalog.events() {
-        decoded.push(read_decoded(k, cfg.chain_id, &event.topic, oldest_ms)?);
-    }
-    Ok(build_view(
-        checkpoint,
-        cfg.reorg_window_blocks,
-        k.dedup_cache_capacity,
-        view,
-        decoded,
-    ))
+    Ok((view, oldest_ms))
+}
+
+/// Where a decoded topic's read-back starts, besides its look-back.
+#[derive(Debug, Clone, Copy)]
+enum Since {
+    /// The first record not older than this (ms): the oldest chain-topic value read.
+    Time(i64),
+    /// The search of [`super::seek`] with this floor: below the checkpoint window's
+    /// oldest block by its margins (no chain-topic value was read).
+    Block(u64),
+    /// The look-back alone (no checkpoint).
+    Lookback,
 }
 
 /// Adds `m` to `view` if it is a record of chain `chain_id`; whether it holds a value.
@@ -106,15 +142,14 @@ fn push(view: &mut View, chain_id: u64, m: &BorrowedMessage<'_>) -> bool {
     has_value
 }
 
-/// Reads a decoded-event topic's tail: from the first record not older than `oldest_ms`
-/// (the oldest chain-topic record read), and at least its last
+/// Reads a decoded-event topic's tail: from where `since` says, and at least its last
 /// `kafka.resume_lookback_records` per partition. Decoded values start with the same
 /// `chain_id`, `block_number` and `block_hash` as `EvmLog`'s, so they are peeked alike.
 fn read_decoded(
     k: &KafkaConfig,
     chain_id: u64,
     topic: &str,
-    oldest_ms: Option<i64>,
+    since: Since,
 ) -> Result<View, ResumeError> {
     let err = |source: ReadError| ResumeError {
         topic: topic.to_owned(),
@@ -125,13 +160,20 @@ fn read_decoded(
         let (low, high) = consumer.fetch_watermarks(topic, p, timeout)?;
         let back = i64::try_from(k.resume_lookback_records).unwrap_or(i64::MAX);
         let lookback = low.max(high.saturating_sub(back));
-        Ok(match oldest_ms {
-            Some(ts) => match by_time(consumer, topic, p, ts, timeout)? {
-                Some(o) => Offset::Offset(o.min(lookback).max(low)),
-                None => Offset::Offset(lookback),
+        Ok(Offset::Offset(match since {
+            Since::Time(ts) => match by_time(consumer, topic, p, ts, timeout)? {
+                Some(o) => o.min(lookback).max(low),
+                None => lookback,
             },
-            None => Offset::Offset(lookback),
-        })
+            // Only what lies before the look-back is searched: the rest is read anyway.
+            Since::Block(floor) => {
+                let probe = probe(consumer, topic, p, chain_id, timeout);
+                let start = start_offset(low, lookback, floor, probe)?;
+                consumer.unassign()?;
+                start
+            }
+            Since::Lookback => lookback,
+        }))
     })
     .map_err(err)?;
     let mut view = View::default();

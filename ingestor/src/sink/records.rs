@@ -1,9 +1,11 @@
 //! Turning an [`Update`] into the records to produce: encoded logs for a block, tombstones
 //! for a retraction. This is the one place a block fans out to several topics: each log to
-//! the chain topic (lane 0, always) and to the topic of every configured event that decodes
-//! it (lane `1 + i` for event `i`); a retracted key is tombstoned on the chain topic and on
-//! every decoded topic that holds it ([`Placed`]). The dedup LRU skips values already on a
-//! topic, and forgets keys it retracts.
+//! the chain topic (lane 0, unless the chain's `raw = false`) and to the topic of every
+//! configured event that decodes it (lane `1 + i` for event `i`); a retracted key is
+//! tombstoned on the chain topic (when it is published) and on every decoded topic that
+//! holds it ([`Placed`]). The dedup LRU skips values already on a topic, and forgets keys it
+//! retracts. Without the chain topic a log is still encoded as `EvmLog`: its decoded records
+//! reuse those fields.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -158,7 +160,8 @@ pub(super) struct Batch {
     pub(super) effect: Effect,
     /// Records skipped by the dedup LRU.
     pub(super) dedup_hits: usize,
-    /// Records for the chain topic (the others are decoded events').
+    /// Logs published: records for the chain topic, or with `raw = false` the logs with
+    /// at least one decoded record (tombstones, for a retraction).
     pub(super) raw_records: usize,
     /// The block's timestamp (s); `None` for a retraction.
     pub(super) timestamp_s: Option<u64>,
@@ -179,6 +182,8 @@ pub(super) struct Builder {
 
 struct State {
     chain: String,
+    /// Whether lane 0 (the chain topic) is published.
+    raw: bool,
     encoder: Encoder,
     catalog: Arc<Catalog>,
     /// Each event's value header (framing and schema).
@@ -218,6 +223,7 @@ impl Builder {
             topics: topics.into(),
             state: Arc::new(Mutex::new(State {
                 chain: cfg.name.clone(),
+                raw: cfg.raw,
                 encoder: Encoder::new(framings.raw.unwrap_or(Framing::SingleObject))?,
                 catalog: cfg.catalog.clone(),
                 headers,
@@ -228,7 +234,8 @@ impl Builder {
         })
     }
 
-    /// Each lane's topic: 0 the chain topic, `1 + i` decoded event `i`'s.
+    /// Each lane's topic: 0 the chain topic (named even when it is not published),
+    /// `1 + i` decoded event `i`'s.
     pub(super) fn topics(&self) -> Arc<[String]> {
         self.topics.clone()
     }
@@ -288,6 +295,7 @@ impl FailureLog {
 fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
     let State {
         chain,
+        raw,
         encoder,
         catalog,
         headers,
@@ -318,12 +326,12 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                     log_index: log.log_index,
                 };
                 let key = IdKey::of(&id);
+                let before = records.len();
                 let mut push = |lane: usize, value: Vec<u8>| {
                     if dedup.seen_at(key, lane, &value) {
                         dedup_hits += 1;
                         return;
                     }
-                    raw_records += usize::from(lane == 0);
                     records.push(OutRecord {
                         lane,
                         id,
@@ -338,7 +346,9 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                 } else {
                     catalog.route_framed(value.get(fields).unwrap_or_default(), log, head)
                 };
-                push(0, value);
+                if *raw {
+                    push(0, value);
+                }
                 match routed {
                     Routed::Unrelated => {}
                     Routed::Decoded(values) => {
@@ -361,9 +371,16 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                             error: &error,
                             log: log_it,
                             unlogged,
+                            raw: *raw,
                         }
                         .emit();
                     }
+                }
+                // The log counts as published by its chain-topic record, or without the
+                // chain topic by its decoded ones.
+                let published = &records[before..];
+                if published.iter().any(|r| r.lane == 0 || !*raw) {
+                    raw_records += 1;
                 }
             }
             trace.encoded(encode_started);
@@ -385,7 +402,7 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
             let mut lanes_of = placed.take_blocks(r.orphaned.iter().map(|b| b.number));
             for id in &r.tombstones {
                 let lanes = lanes_of.remove(id).unwrap_or_default();
-                for lane in std::iter::once(0).chain(lanes) {
+                for lane in raw.then_some(0).into_iter().chain(lanes) {
                     dedup.forget_on(lane, id);
                     records.push(OutRecord {
                         lane,
@@ -396,7 +413,11 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                     });
                 }
             }
-            let raw_records = r.tombstones.len();
+            let raw_records = if *raw {
+                r.tombstones.len()
+            } else {
+                records.len()
+            };
             // Keys the replacement blocks publish again must not be skipped as duplicates.
             for b in &r.orphaned {
                 for id in &b.logs {
