@@ -162,7 +162,7 @@ pub(super) struct Batch {
     pub(super) dedup_hits: usize,
     /// Logs published: records for the chain topic, or with `raw = false` the logs with
     /// at least one decoded record (tombstones, for a retraction).
-    pub(super) raw_records: usize,
+    pub(super) logs_published: usize,
     /// The block's timestamp (s); `None` for a retraction.
     pub(super) timestamp_s: Option<u64>,
     /// The block's spans; `None` for a retraction.
@@ -318,7 +318,7 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
             let timestamp_ms = ts_s.saturating_mul(1000) as i64;
             let mut records = Vec::with_capacity(block.logs.len());
             let mut dedup_hits = 0;
-            let mut raw_records = 0;
+            let mut logs_published = 0;
             for log in &block.logs {
                 let (value, fields) = encoder.encode_with_fields(chain_id, ts_s, log);
                 let id = LogId {
@@ -380,7 +380,7 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                 // chain topic by its decoded ones.
                 let published = &records[before..];
                 if published.iter().any(|r| r.lane == 0 || !*raw) {
-                    raw_records += 1;
+                    logs_published += 1;
                 }
             }
             trace.encoded(encode_started);
@@ -388,7 +388,7 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                 records,
                 effect: Effect::Block(block.window_block()),
                 dedup_hits,
-                raw_records,
+                logs_published,
                 timestamp_s: Some(ts_s),
                 trace: Some(trace),
             }
@@ -413,7 +413,7 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                     });
                 }
             }
-            let raw_records = if *raw {
+            let logs_published = if *raw {
                 r.tombstones.len()
             } else {
                 records.len()
@@ -432,7 +432,7 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                     ancestor: r.ancestor,
                 },
                 dedup_hits: 0,
-                raw_records,
+                logs_published,
                 timestamp_s: None,
                 trace: None,
             }

@@ -51,7 +51,8 @@ pub enum Commit {
 pub struct Acked {
     /// What it does to the delivered window.
     pub effect: Effect,
-    /// Records acknowledged on the chain topic (decoded events' not counted).
+    /// Logs published (see the builder: chain-topic records, or with `raw = false` logs
+    /// with a decoded record).
     pub records: usize,
     /// Records skipped by the dedup LRU.
     pub dedup_hits: usize,

@@ -102,7 +102,7 @@ impl Pump {
             deliveries,
             acked: Acked {
                 effect: batch.effect,
-                records: batch.raw_records,
+                records: batch.logs_published,
                 dedup_hits: batch.dedup_hits,
                 timestamp_s: batch.timestamp_s,
                 produce_s: None,
