@@ -25,9 +25,11 @@ TOPIC_PREFIX="${TOPIC_PREFIX:-evm.logs.}"
 # Compacted: the latest value per key is the record, a tombstone deletes a retracted log.
 # 16 MiB: the producer's limit (a checkpoint carries the reorg window).
 # Tombstones readable for 7 days after compaction (a sink down for a week still deletes the
-# retracted row); segments rolled daily, so retracted keys leave the log within about a day.
+# retracted row). Records' segments roll daily, so retracted keys leave the log within about
+# a day.
 CONFIGS=(-c cleanup.policy=compact -c max.message.bytes=16777216
-  -c delete.retention.ms=604800000 -c segment.ms=86400000)
+  -c delete.retention.ms=604800000)
+DAILY=(-c segment.ms=86400000)
 
 # Kafka's own topic tool, with the same arguments as kafka-topics.sh.
 kafka_topics() {
@@ -36,10 +38,11 @@ kafka_topics() {
     --bootstrap-server "${BOOTSTRAP_SERVERS:-127.0.0.1:9092}" ${KAFKA_TOOL_FLAGS:-} "$@"
 }
 
-create() { # topic partitions
+create() { # topic partitions [more -c settings]
+  local settings=("${CONFIGS[@]}" "${@:3}")
   if command -v rpk >/dev/null 2>&1; then
     # shellcheck disable=SC2086
-    if rpk topic create "$1" -p "$2" -r "$REPLICAS" "${CONFIGS[@]}" ${RPK_FLAGS:-}; then
+    if rpk topic create "$1" -p "$2" -r "$REPLICAS" "${settings[@]}" ${RPK_FLAGS:-}; then
       echo "created $1"
     else
       # Already there (or refused): show its settings so a difference is visible.
@@ -48,7 +51,7 @@ create() { # topic partitions
     fi
   elif [ -n "${KAFKA_LIBS:-}" ]; then
     local configs=() c
-    for c in "${CONFIGS[@]}"; do [ "$c" = "-c" ] || configs+=(--config "$c"); done
+    for c in "${settings[@]}"; do [ "$c" = "-c" ] || configs+=(--config "$c"); done
     if kafka_topics --create --topic "$1" --partitions "$2" --replication-factor "$REPLICAS" \
       "${configs[@]}" >/dev/null 2>&1; then
       echo "created $1"
@@ -62,12 +65,14 @@ create() { # topic partitions
   fi
 }
 
-create "$CHECKPOINT_TOPIC" 1
+# The checkpoint topic gets a record per chain per block, all read at every start-up until
+# compacted: its segments roll hourly.
+create "$CHECKPOINT_TOPIC" 1 -c segment.ms=3600000
 for id in "$@"; do
   case "$id" in *[!0-9]*) echo "chain id must be a number: $id" >&2; exit 2 ;; esac
   # One partition keeps a chain's records in block order for every consumer.
-  create "$TOPIC_PREFIX$id" 1
+  create "$TOPIC_PREFIX$id" 1 "${DAILY[@]}"
   for event in ${EVENTS:-}; do
-    create "evm.events.$id.$event" 1
+    create "evm.events.$id.$event" 1 "${DAILY[@]}"
   done
 done

@@ -20,33 +20,6 @@ use devstack::traffic::{LogSpec, Sender, reorg_with_logs};
 use serde_json::Value;
 
 /// `cleanup.policy` of `topic`, as the broker describes it.
-fn cleanup_policy(brokers: &str, topic: &str) -> String {
-    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-    use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("admin");
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let described = runtime
-        .block_on(admin.describe_configs(
-            [&ResourceSpecifier::Topic(topic)],
-            &AdminOptions::new().request_timeout(Some(Duration::from_secs(30))),
-        ))
-        .expect("describe");
-    let resource = described
-        .into_iter()
-        .next()
-        .expect("one")
-        .expect("described");
-    resource
-        .entries
-        .iter()
-        .find(|e| e.name == "cleanup.policy")
-        .and_then(|e| e.value.clone())
-        .unwrap_or_default()
-}
-
 fn decode_failures(service: &devstack::service::Service) -> f64 {
     let addr = service.health_addr().expect("health address");
     let (code, text) = http_get(&addr, "/metrics");
@@ -100,7 +73,11 @@ fn scenario(transactional: bool) {
     assert_eq!(before[&topics.approval].len(), 1);
     assert_eq!(decode_failures(&service), 0.0, "no failure counted");
     for topic in [&topics.erc20, &topics.approval, &topics.erc721] {
-        assert_eq!(cleanup_policy(&brokers, topic), "compact", "{topic}");
+        assert_eq!(
+            common::kafka::topic_config(&brokers, topic, "cleanup.policy"),
+            "compact",
+            "{topic}"
+        );
     }
     // `ingestor tail --event Transfer` is ambiguous here (ERC-20's and ERC-721's share the
     // name and signature): one line naming both topics, not one of them silently.

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::kafka::create_topic;
+use common::kafka::{create_topic, topic_config};
 use common::*;
 use devstack::service::Service;
 
@@ -86,6 +86,22 @@ fn existing_topics_that_differ_are_reported() {
     );
 }
 
+/// The settings the service gives the topics it creates, and `redpanda/topics.sh` gives
+/// them too: compacted, tombstones kept a week, the chain topic's segments rolled daily and
+/// the checkpoint topic's hourly.
+fn assert_created_settings(brokers: &str, chain_topic: &str, checkpoints: &str) {
+    for (topic, segment_ms) in [(chain_topic, "86400000"), (checkpoints, "3600000")] {
+        for (name, want) in [
+            ("cleanup.policy", "compact"),
+            ("delete.retention.ms", "604800000"),
+            ("max.message.bytes", "16777216"),
+            ("segment.ms", segment_ms),
+        ] {
+            assert_eq!(topic_config(brokers, topic, name), want, "{topic}: {name}");
+        }
+    }
+}
+
 /// Java's `Utils.murmur2` (the Kafka Java client's default partitioner hash).
 fn java_murmur2(data: &[u8]) -> i32 {
     const M: u32 = 0x5bd1_e995;
@@ -153,6 +169,7 @@ fn keys_are_partitioned_as_java_clients_do() {
     }
     assert_eq!(used.len(), 3, "keys spread over every partition");
     stop_cleanly(&mut service);
+    assert_created_settings(&stack.brokers(), &stack.topic(), &stack.names.checkpoints());
 }
 
 /// `redpanda/topics.sh`, run as an operator would against the real broker (with Kafka's own
@@ -193,4 +210,5 @@ fn topics_made_by_the_operators_script_are_what_the_service_expects() {
     stop_cleanly(&mut service);
     let log = service.process.log_text();
     assert!(!log.contains("setting="), "no topic setting differs: {log}");
+    assert_created_settings(&stack.brokers(), &stack.topic(), &stack.names.checkpoints());
 }

@@ -89,6 +89,33 @@ pub fn create_topic(brokers: &str, topic: &str, partitions: i32, configs: &[(&st
     }
 }
 
+/// `topic`'s setting `name` as the broker describes it (empty when it has none).
+pub fn topic_config(brokers: &str, topic: &str, name: &str) -> String {
+    use rdkafka::admin::ResourceSpecifier;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let described = runtime
+        .block_on(admin.describe_configs(
+            [&ResourceSpecifier::Topic(topic)],
+            &AdminOptions::new().request_timeout(Some(std::time::Duration::from_secs(30))),
+        ))
+        .expect("describe");
+    let resource = described
+        .into_iter()
+        .next()
+        .expect("one")
+        .expect("described");
+    resource
+        .entries
+        .iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.clone())
+        .unwrap_or_default()
+}
+
 /// One test's names on a broker: `<test>-<n>.evm.logs.<chain>`, `<test>-<n>.checkpoints`
 /// and transactional ids prefixed `<test>-<n>`, unique within the test binary.
 #[derive(Debug, Clone)]

@@ -22,6 +22,10 @@
 //! - `min.compaction.lag.ms` = 0 and `min.cleanable.dirty.ratio` = 0.5 (Kafka's defaults): a
 //!   key's value never changes except to a tombstone, so nothing is gained by holding
 //!   records back from the cleaner.
+//!
+//! The checkpoint topic rolls its segments hourly instead ([`CHECKPOINT_SEGMENT_MS`]): it
+//! gets a record per chain per delivered block, all read at every start-up until the
+//! cleaner keeps only the last.
 
 use std::time::Duration;
 
@@ -65,6 +69,9 @@ pub(crate) const COMPACTION: [(&str, &str); 4] = [
     ("min.cleanable.dirty.ratio", "0.5"),
 ];
 
+/// The checkpoint topic's `segment.ms`: one hour.
+const CHECKPOINT_SEGMENT_MS: &str = "3600000";
+
 /// Creates `topic` with `cleanup.policy=compact` (`partitions` of them, default
 /// `kafka.topic_partitions`) if it does not exist, then checks that the broker lists it.
 async fn ensure_topic(
@@ -89,9 +96,10 @@ async fn ensure_topic(
     )
     .set("cleanup.policy", "compact")
     .set("max.message.bytes", &max_bytes);
-    let new = COMPACTION
-        .iter()
-        .fold(new, |new, (key, value)| new.set(key, value));
+    let new = COMPACTION.iter().fold(new, |new, &(key, value)| match key {
+        "segment.ms" if checkpoints => new.set(key, CHECKPOINT_SEGMENT_MS),
+        _ => new.set(key, value),
+    });
     let opts = AdminOptions::new()
         .request_timeout(Some(timeout))
         .operation_timeout(Some(timeout));
