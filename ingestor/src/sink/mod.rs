@@ -22,5 +22,5 @@ pub use kafka::{
     ensure_topics, flush, producer, transactional_id, transactional_producer,
 };
 pub use placed::Placed;
-pub use pump::{Acked, Commit, Landed, Offsets, Outcome, Progress, Pump, TopicState};
+pub use pump::{Commit, Offsets, Outcome, Progress, Pump, TopicState};
 pub use records::{Effect, Framings, OutRecord, parse_key, record_key};

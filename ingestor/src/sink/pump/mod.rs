@@ -20,7 +20,8 @@ mod transactional;
 use std::sync::Arc;
 
 pub use offsets::Offsets;
-pub use progress::{Landed, Progress, TopicState};
+pub use progress::{Progress, TopicState};
+use progress::Landed;
 
 use crate::config::{ChainConfig, KafkaConfig};
 use crate::events;
@@ -48,20 +49,20 @@ pub enum Commit {
 
 /// An update whose records were all acknowledged.
 #[derive(Debug)]
-pub struct Acked {
+struct Acked {
     /// What it does to the delivered window.
-    pub effect: Effect,
+    effect: Effect,
     /// Logs published (see the builder: chain-topic records, or with `raw = false` logs
     /// with a decoded record).
-    pub records: usize,
+    records: usize,
     /// Records skipped by the dedup LRU.
-    pub dedup_hits: usize,
+    dedup_hits: usize,
     /// The block's timestamp (s); `None` for a retraction.
-    pub timestamp_s: Option<u64>,
+    timestamp_s: Option<u64>,
     /// Enqueue to last acknowledgement (s), when measured.
-    pub produce_s: Option<f64>,
+    produce_s: Option<f64>,
     /// Where its records landed.
-    pub landed: Landed,
+    landed: Landed,
 }
 
 /// How a pump ended: the delivered window (what the checkpoint holds) and why.
