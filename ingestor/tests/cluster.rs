@@ -243,6 +243,11 @@ fn a_replicated_cluster_loses_brokers_and_nothing_is_lost_or_doubled() {
         },
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", service.process.log_tail(30)));
+    // A stalled chain is not ready, whatever its lag.
+    let addr = service.health_addr().expect("health address");
+    let (code, body) = http_get(&addr, "/readyz");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("chain-31337: publishing stalled"), "{body}");
     let rss = rss_kib(&service);
     eprintln!(
         "two down at {:?}: delivered {delivered}, head {head}, rss {rss} KiB; {stalled}",
@@ -275,6 +280,10 @@ fn a_replicated_cluster_loses_brokers_and_nothing_is_lost_or_doubled() {
         (status["stalled_since_ms"].is_null() && stalled_gauge(&service)? == 0.0).then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", service.process.log_tail(30)));
+    wait_for("ready again", Duration::from_secs(60), || {
+        (http_get(&addr, "/readyz").0 == 200).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", http_get(&addr, "/readyz")));
     assert_alive(&mut service);
     eprintln!(
         "resumed with two of three at {:?} (stalled since {since} ms); {resumed}",

@@ -121,9 +121,9 @@ pub fn snapshot() -> BTreeMap<String, ChainStatus> {
     CHAINS.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-/// Ready: every chain is following, and within `max_lag_blocks` of its head (in group
-/// mode: every chain this member owns; one that owns none is ready once it joined).
-/// Returns the chains that are not, with why.
+/// Ready: every chain is following, not stalled on the brokers, and within
+/// `max_lag_blocks` of its head (in group mode: every chain this member owns; one that owns
+/// none is ready once it joined). Returns the chains that are not, with why.
 pub fn not_ready(max_lag_blocks: u64) -> Vec<String> {
     let chains = snapshot();
     if chains.is_empty() {
@@ -136,6 +136,11 @@ pub fn not_ready(max_lag_blocks: u64) -> Vec<String> {
     chains
         .iter()
         .filter_map(|(name, s)| match (s.state, s.lag_blocks) {
+            // A stall shows before the lag does: the head moves on, the delivered block
+            // stays, and `max_lag_blocks` of a slow chain can take many minutes.
+            (ChainState::Following, _) if s.stalled_since_ms.is_some() => Some(format!(
+                "{name}: publishing stalled (the brokers do not acknowledge)"
+            )),
             (ChainState::Following, Some(lag)) if lag <= max_lag_blocks => None,
             (ChainState::Following, Some(lag)) => Some(format!("{name}: {lag} blocks behind")),
             (ChainState::Following, None) => Some(format!("{name}: nothing delivered yet")),
