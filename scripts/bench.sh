@@ -4,8 +4,9 @@
 # start until a consumer has read every record). --latency N: live latency over N blocks
 # next to the broker's floor. --completeness [LOGS]: the log completeness check, off and
 # on, on a chain of saturated blooms. --decoded: also with every log decoded onto its own
-# topic, against raw only. Options: --blocks, --logs-per-block, --logs-per-tx,
-# --range-blocks, --dead-collector, --decoded, --rounds, --latency, --completeness (see `--help`).
+# topic, beside the chain topic and instead of it (raw = false), against raw only.
+# Options: --blocks, --logs-per-block, --logs-per-tx, --range-blocks, --dead-collector,
+# --decoded, --rounds, --latency, --completeness (see `--help`).
 set -euo pipefail
 if [ -z "${CRYO_PYTHON:-}" ]; then
   # cryo is the benchmark's only: installed here, not by the test command. Without it (no

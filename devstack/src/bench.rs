@@ -28,10 +28,10 @@ pub struct Params {
     /// loopback port), after the run without telemetry.
     pub dead_collector: bool,
     /// Also run the ingestor decoding every log as an ERC-20 `Transfer` onto a topic of its
-    /// own, against the plain run: `rounds` pairs (the first pair's plain run is the one
-    /// above), alternating which goes first.
+    /// own, next to the chain topic and instead of it (`raw = false`), against a raw-only
+    /// run: `rounds` rounds of the three, rotating which goes first.
     pub decoded: bool,
-    /// With `decoded`: pairs of runs (raw only, decoded).
+    /// With `decoded`: rounds of runs (raw only, decoded, decoded only).
     pub rounds: usize,
     /// Instead of the above: the cost of the log completeness check on a chain of
     /// saturated blooms (`--completeness`), against the same broker.
@@ -58,6 +58,27 @@ struct Rate {
     logs_per_s: f64,
     /// CPU seconds (user + system) of the measured process, when known.
     cpu_s: Option<f64>,
+}
+
+/// Which topics a run publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Topics {
+    /// The chain topic only.
+    Raw,
+    /// The chain topic, and every log decoded onto the `Transfer` topic.
+    Decoded,
+    /// The `Transfer` topic only (`raw = false`).
+    DecodedOnly,
+}
+
+impl Topics {
+    fn raw(self) -> bool {
+        self != Self::DecodedOnly
+    }
+
+    fn decoded(self) -> bool {
+        self != Self::Raw
+    }
 }
 
 /// CPU seconds per 1,000 logs.
@@ -120,7 +141,7 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
         head,
         total,
     };
-    let plain = chain.ingest("plain", &[], false)?;
+    let plain = chain.ingest("plain", &[], Topics::Raw)?;
     println!(
         "ratio ingestor/node: {:.2} (1 client), {:.2} (4 clients){}",
         plain.logs_per_s / node_1,
@@ -151,7 +172,7 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
                 ("OTEL_METRIC_EXPORT_INTERVAL", "1000"),
             ];
-            rates.push(chain.ingest(label, &env, false)?);
+            rates.push(chain.ingest(label, &env, Topics::Raw)?);
         }
         let (live, down) = (rates[0].logs_per_s, rates[1].logs_per_s);
         println!(
@@ -163,29 +184,33 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `rounds` pairs of runs, raw only and decoded, alternating which goes first; prints each
-/// pair's decoded / raw ratio and the ratio of the medians. They follow the `plain` run,
-/// which warms the broker (its JIT compiler works through the first run), and do not
-/// reuse it.
+/// `rounds` rounds of three runs, raw only, decoded (both topics) and decoded only (`raw =
+/// false`), rotating which goes first; prints each round's ratios to the raw-only run and
+/// the ratios of the medians. They follow the `plain` run, which warms the broker (its JIT
+/// compiler works through the first run), and do not reuse it.
 fn decoded_runs(chain: &BenchChain<'_>, rounds: usize) -> anyhow::Result<()> {
-    let mut pairs: Vec<(Rate, Rate)> = Vec::new();
+    const KINDS: [(Topics, &str); 3] = [
+        (Topics::Raw, "raw"),
+        (Topics::Decoded, "decoded"),
+        (Topics::DecodedOnly, "decoded-only"),
+    ];
+    let mut runs: Vec<[Rate; 3]> = Vec::new();
     for round in 1..=rounds.max(1) {
-        let run = |label: String, decoded: bool| chain.ingest(&label, &[], decoded);
-        let pair = match round {
-            r if r % 2 == 0 => {
-                let decoded = run(format!("decoded-{r}"), true)?;
-                (run(format!("raw-{r}"), false)?, decoded)
-            }
-            r => (
-                run(format!("raw-{r}"), false)?,
-                run(format!("decoded-{r}"), true)?,
-            ),
+        let mut got: [Option<Rate>; 3] = [None, None, None];
+        for k in 0..KINDS.len() {
+            let i = (k + round - 1) % KINDS.len();
+            let (topics, name) = KINDS[i];
+            got[i] = Some(chain.ingest(&format!("{name}-{round}"), &[], topics)?);
+        }
+        let [Some(raw), Some(decoded), Some(only)] = got else {
+            anyhow::bail!("round {round}: a run is missing");
         };
         println!(
-            "decoded / raw only, pair {round}: {:.2}",
-            pair.1.logs_per_s / pair.0.logs_per_s
+            "round {round}: decoded / raw only {:.2}; decoded only / raw only {:.2}",
+            decoded.logs_per_s / raw.logs_per_s,
+            only.logs_per_s / raw.logs_per_s
         );
-        pairs.push(pair);
+        runs.push([raw, decoded, only]);
     }
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -196,23 +221,26 @@ fn decoded_runs(chain: &BenchChain<'_>, rounds: usize) -> anyhow::Result<()> {
             (v[n / 2 - 1] + v[n / 2]) / 2.0
         }
     };
-    let raw = median(pairs.iter().map(|p| p.0.logs_per_s).collect());
-    let decoded = median(pairs.iter().map(|p| p.1.logs_per_s).collect());
+    let rate = |i: usize| median(runs.iter().map(|r| r[i].logs_per_s).collect());
+    let (raw, decoded, only) = (rate(0), rate(1), rate(2));
     println!(
-        "decoded / raw only: {:.2} (medians over {} pairs: {decoded:.0} / {raw:.0} logs/s; the target is 0.8 or more)",
+        "decoded / raw only: {:.2} (medians over {} rounds: {decoded:.0} / {raw:.0} logs/s; the target is 0.8 or more)",
         decoded / raw,
-        pairs.len()
+        runs.len()
     );
-    let cpu = |f: fn(&(Rate, Rate)) -> Option<f64>| {
-        pairs
-            .iter()
-            .map(f)
+    println!(
+        "decoded only (raw = false) / raw only: {:.2} ({only:.0} / {raw:.0} logs/s)",
+        only / raw
+    );
+    let cpu = |i: usize| {
+        runs.iter()
+            .map(|r| r[i].cpu_s)
             .collect::<Option<Vec<f64>>>()
             .map(|v| per_thousand(median(v), chain.total))
     };
-    if let (Some(raw_cpu), Some(decoded_cpu)) = (cpu(|p| p.0.cpu_s), cpu(|p| p.1.cpu_s)) {
+    if let (Some(raw_cpu), Some(decoded_cpu), Some(only_cpu)) = (cpu(0), cpu(1), cpu(2)) {
         println!(
-            "CPU s per 1,000 logs, medians: raw only {raw_cpu:.3}, decoded {decoded_cpu:.3}; decoded / raw only {:.2}",
+            "CPU s per 1,000 logs, medians: raw only {raw_cpu:.3}, decoded {decoded_cpu:.3}, decoded only {only_cpu:.3}; decoded / raw only {:.2}",
             decoded_cpu / raw_cpu
         );
     }
@@ -366,7 +394,8 @@ impl BenchChain<'_> {
     /// process start until an independent consumer has read every record of every topic, and
     /// the CPU time the ingestor took. Also prints when its own log says the head block was
     /// delivered (every record of every block acknowledged by the broker).
-    fn ingest(&self, label: &str, otel: &[(&str, &str)], decoded: bool) -> anyhow::Result<Rate> {
+    fn ingest(&self, label: &str, otel: &[(&str, &str)], kind: Topics) -> anyhow::Result<Rate> {
+        let decoded = kind.decoded();
         let Self {
             ingestor,
             dir,
@@ -381,6 +410,9 @@ impl BenchChain<'_> {
         std::fs::create_dir_all(&run_dir)?;
         let mut entry = ChainEntry::new(31337, anvil.ws_url());
         entry.extra.push(format!("topic = \"{topic}\""));
+        if !kind.raw() {
+            entry.extra.push("raw = false".into());
+        }
         if decoded {
             std::fs::write(run_dir.join("erc20.json"), crate::traffic::ERC20_ABI)?;
             entry.extra.extend([
@@ -418,39 +450,48 @@ impl BenchChain<'_> {
                     Ok((readable_s, records))
                 })
             });
-            let mut reader = TopicReader::with_options(&brokers, &topic, &options)?.undecoded();
             let mut records = Vec::with_capacity(total);
-            reader.read_until(&mut records, Duration::from_secs(1800), |r| {
-                r.len() >= total
-            })?;
-            let mut readable_s = started.elapsed().as_secs_f64();
+            let mut readable_s = 0.0;
+            let reader = if kind.raw() {
+                let mut reader = TopicReader::with_options(&brokers, &topic, &options)?.undecoded();
+                reader.read_until(&mut records, Duration::from_secs(1800), |r| {
+                    r.len() >= total
+                })?;
+                readable_s = started.elapsed().as_secs_f64();
+                Some(reader)
+            } else {
+                None
+            };
             let events = match events {
                 Some(t) => {
                     let (s, events) = t
                         .join()
                         .map_err(|_| anyhow::anyhow!("the decoded topic's reader panicked"))??;
-                    readable_s = readable_s.max(s);
+                    readable_s = f64::max(readable_s, s);
                     Some(events)
                 }
                 None => None,
             };
             // Not timed: nothing more arrives, so every record is there exactly once, and
             // each value decodes.
-            reader.read_to_end(&mut records, Duration::from_secs(60))?;
-            for r in &records {
-                let value = r.raw.as_deref().context("a raw record without a value")?;
-                reader
-                    .decode(value)
-                    .with_context(|| format!("raw record {}", r.key))?;
+            if let Some(mut reader) = reader {
+                reader.read_to_end(&mut records, Duration::from_secs(60))?;
+                for r in &records {
+                    let value = r.raw.as_deref().context("a raw record without a value")?;
+                    reader
+                        .decode(value)
+                        .with_context(|| format!("raw record {}", r.key))?;
+                }
             }
             Ok((readable_s, records, events))
         })?;
         let ingest_rate = total as f64 / readable_s;
         let cpu_s = crate::proc::cpu_seconds(service.process.pid());
         ensure!(
-            records.len() == total,
-            "topic holds {} records, expected {total}",
-            records.len()
+            records.len() == if kind.raw() { total } else { 0 },
+            "{topic} holds {} records, expected {}",
+            records.len(),
+            if kind.raw() { total } else { 0 }
         );
         if let Some(events) = &events {
             ensure!(
@@ -473,10 +514,10 @@ impl BenchChain<'_> {
             .map(|d| d.as_secs_f64());
         println!(
             "ingestor ({label}): {total} logs{} readable by a consumer {readable_s:.2} s after process start = {ingest_rate:.0} logs/s{}{} (broker Apache Kafka, one node)",
-            if decoded {
-                format!(" and {total} decoded Transfer records")
-            } else {
-                String::new()
+            match kind {
+                Topics::Raw => String::new(),
+                Topics::Decoded => format!(" and {total} decoded Transfer records"),
+                Topics::DecodedOnly => " as decoded Transfer records only (raw = false)".into(),
             },
             acked_s
                 .map(|a| format!("; its log says the last ack came at {a:.2} s"))

@@ -81,8 +81,8 @@ enum Command {
         /// against the raw-only run, and print the ratio.
         #[arg(long)]
         decoded: bool,
-        /// With --completeness: pairs of backfills (off, on); with --decoded: pairs of runs
-        /// (raw only, decoded); alternating which goes first.
+        /// With --completeness: pairs of backfills (off, on), alternating which goes first;
+        /// with --decoded: rounds of runs (raw only, decoded, decoded only), rotating.
         #[arg(long, default_value_t = 2)]
         rounds: usize,
         /// Measure group mode instead: failover after `kill -9`, hand-over on SIGTERM, and
