@@ -20,8 +20,8 @@ mod transactional;
 use std::sync::Arc;
 
 pub use offsets::Offsets;
-pub use progress::{Progress, TopicState};
 use progress::Landed;
+pub use progress::{Progress, TopicState};
 
 use crate::config::{ChainConfig, KafkaConfig};
 use crate::events;
