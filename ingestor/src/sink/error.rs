@@ -72,14 +72,6 @@ pub enum SinkError {
         /// librdkafka's error.
         error: Box<KafkaError>,
     },
-    /// The producer went away with records pending (only during a forced shutdown).
-    #[error("producer dropped with record {key} (block {block}) unacknowledged")]
-    Cancelled {
-        /// The record key.
-        key: String,
-        /// Its block.
-        block: u64,
-    },
     /// A checkpoint could not be encoded.
     #[error("checkpoint: {0}")]
     Checkpoint(crate::checkpoint::CheckpointError),
@@ -129,7 +121,6 @@ impl SinkError {
             Self::Topic { .. } => "topic",
             Self::Encode(_) => "encode",
             Self::Delivery { .. } => "delivery",
-            Self::Cancelled { .. } => "cancelled",
             Self::Enqueue { .. } => "enqueue",
             Self::Checkpoint(_) => "checkpoint",
             Self::Resume(_) => "resume",

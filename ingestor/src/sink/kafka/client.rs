@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use rdkafka::producer::{FutureProducer, Producer as _};
+use rdkafka::producer::{Producer as _, ThreadedProducer};
 
 use crate::config::KafkaConfig;
-use crate::telemetry::KafkaContext;
 
+use super::acks::AckContext;
 use crate::sink::SinkError;
 
 /// What every client of the service needs: the brokers, and how to reach them securely
@@ -53,8 +53,9 @@ pub(in crate::sink) fn base_config(k: &KafkaConfig) -> ClientConfig {
     client_config(k, "ethhook-ingestor")
 }
 
-/// The producer type: librdkafka statistics feed the metrics through [`KafkaContext`].
-pub type Producer = FutureProducer<KafkaContext>;
+/// The producer type: delivery reports count into each update's acknowledgements, and
+/// librdkafka statistics feed the metrics ([`AckContext`]).
+pub type Producer = ThreadedProducer<AckContext>;
 
 /// Largest record the producer sends (a log's data can be large; the topic's
 /// `max.message.bytes` is checked against it at start-up).
@@ -63,7 +64,7 @@ pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 /// The idempotent producer all chains share (one librdkafka instance, one I/O thread set).
 pub fn producer(k: &KafkaConfig) -> Result<Producer, SinkError> {
     producer_config(k)
-        .create_with_context(KafkaContext)
+        .create_with_context(AckContext)
         .map_err(|e| SinkError::Client(Box::new(e)))
 }
 

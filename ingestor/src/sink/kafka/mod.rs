@@ -1,6 +1,7 @@
 //! The room for Kafka itself: building clients, creating and checking topics, enqueueing
 //! one record, the transactional producer, and reading a topic to its end.
 
+mod acks;
 mod client;
 mod preflight;
 mod produce;
@@ -14,5 +15,6 @@ pub use read::{ReadError, ToEndError, TopicRead};
 pub use topics::ensure_topics;
 pub use txn::{transactional_id, transactional_producer};
 
-pub(in crate::sink) use produce::{acknowledged, enqueue, enqueue_checkpoint, outgoing};
+pub(in crate::sink) use acks::Acks;
+pub(in crate::sink) use produce::{enqueue, enqueue_checkpoint, outgoing, refused};
 pub(in crate::sink) use txn::{aborted, classify};

@@ -1,14 +1,17 @@
-//! Enqueueing one record, waiting (never dropping) while the producer queue is full.
+//! Enqueueing one record, waiting (never dropping) while the producer queue is full; its
+//! acknowledgement counts into the [`Acks`] it carries.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use rdkafka::producer::BaseRecord;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::events;
 
+use super::acks::{Acks, Refused};
 use super::client::Producer;
 use crate::sink::SinkError;
 
@@ -25,15 +28,18 @@ pub(in crate::sink) struct Outgoing<'a> {
     pub(in crate::sink) traceparent: Option<&'a str>,
 }
 
-/// Enqueues one record; the future resolves on acknowledgement.
+/// Enqueues one record, whose acknowledgement counts into `acks`.
 pub(in crate::sink) async fn enqueue(
     producer: &Producer,
     chain: &str,
     out: Outgoing<'_>,
-) -> Result<DeliveryFuture, SinkError> {
+    acks: &Arc<Acks>,
+) -> Result<(), SinkError> {
     let (topic, key) = (out.topic, out.key);
-    let mut record: FutureRecord<'_, str, [u8]> =
-        FutureRecord::to(topic).key(key).timestamp(out.timestamp_ms);
+    let mut record: BaseRecord<'_, str, [u8], Arc<Acks>> =
+        BaseRecord::with_opaque_to(topic, acks.clone())
+            .key(key)
+            .timestamp(out.timestamp_ms);
     if let Some(p) = out.payload {
         record = record.payload(p);
     }
@@ -44,8 +50,8 @@ pub(in crate::sink) async fn enqueue(
         }));
     }
     loop {
-        match producer.send_result(record) {
-            Ok(delivery) => return Ok(delivery),
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 events::ProducerQueueFull { chain }.emit();
                 record = back;
@@ -61,26 +67,13 @@ pub(in crate::sink) async fn enqueue(
     }
 }
 
-/// Waits for `delivery`; its partition and offset, or a [`SinkError::Delivery`] for a
-/// refusal or timeout (`key` is written out only then).
-pub(in crate::sink) async fn acknowledged(
-    delivery: DeliveryFuture,
-    topic: &str,
-    key: impl std::fmt::Display,
-    block: u64,
-) -> Result<(i32, i64), SinkError> {
-    match delivery.await {
-        Ok(Ok(d)) => Ok((d.partition, d.offset)),
-        Ok(Err((error, _))) => Err(SinkError::Delivery {
-            topic: topic.to_owned(),
-            key: key.to_string(),
-            block,
-            error: Box::new(error),
-        }),
-        Err(_) => Err(SinkError::Cancelled {
-            key: key.to_string(),
-            block,
-        }),
+/// The [`SinkError::Delivery`] of a refused record of `block`.
+pub(in crate::sink) fn refused(r: Refused, block: u64) -> SinkError {
+    SinkError::Delivery {
+        topic: r.topic,
+        key: r.key,
+        block,
+        error: Box::new(r.error),
     }
 }
 
@@ -99,14 +92,14 @@ pub(in crate::sink) fn outgoing<'a>(
     }
 }
 
-/// Enqueues `cp` to the checkpoint `topic` (key = the chain id); returns its key, its
-/// size and its delivery.
+/// Enqueues `cp` to the checkpoint `topic` (key = the chain id); returns its size and its
+/// acknowledgement.
 pub(in crate::sink) async fn enqueue_checkpoint(
     producer: &Producer,
     chain: &str,
     topic: &str,
     cp: &crate::checkpoint::Checkpoint,
-) -> Result<(String, usize, DeliveryFuture), SinkError> {
+) -> Result<(usize, Arc<Acks>), SinkError> {
     use crate::checkpoint::{Checkpoint, encode};
     let bytes = encode(cp).map_err(SinkError::Checkpoint)?;
     let key = Checkpoint::key(cp.chain_id);
@@ -117,6 +110,8 @@ pub(in crate::sink) async fn enqueue_checkpoint(
         timestamp_ms: cp.updated_at_ms,
         traceparent: None,
     };
-    let d = enqueue(producer, chain, out).await?;
-    Ok((key, bytes.len(), d))
+    let acks = Acks::new(None);
+    enqueue(producer, chain, out, &acks).await?;
+    acks.expect(1);
+    Ok((bytes.len(), acks))
 }

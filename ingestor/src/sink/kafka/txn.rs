@@ -11,8 +11,8 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::KafkaConfig;
 use crate::sink::SinkError;
-use crate::telemetry::KafkaContext;
 
+use super::acks::AckContext;
 use super::client::{Producer, producer_config};
 
 /// `<prefix>-<chain_id>`.
@@ -34,7 +34,7 @@ pub async fn transactional_producer(k: &KafkaConfig, chain_id: u64) -> Result<Pr
         )
         .set("message.timeout.ms", message_timeout_ms.to_string());
     let producer: Producer = c
-        .create_with_context(KafkaContext)
+        .create_with_context(AckContext)
         .map_err(|e| SinkError::Client(Box::new(e)))?;
     let timeout = Duration::from_millis(k.transaction_timeout_ms);
     let p = producer.clone();

@@ -3,27 +3,21 @@
 
 use std::sync::Arc;
 
-use rdkafka::producer::DeliveryFuture;
-
 use crate::events;
 use crate::follower::Update;
+use crate::sink::SinkError;
+use crate::sink::kafka::{Acks, enqueue, enqueue_checkpoint, outgoing, refused};
+use crate::sink::records::KeyCache;
 use crate::telemetry::trace::BlockTrace;
-use crate::window::LogId;
 
 use super::progress::{Landed, Progress};
 use super::{Acked, Pump};
-use crate::sink::SinkError;
-use crate::sink::kafka::{acknowledged, enqueue, enqueue_checkpoint, outgoing};
-use crate::sink::records::{KeyCache, RecordKey};
 
 /// An update's records, enqueued.
 pub(super) struct InFlight {
-    chain_id: u64,
-    /// Each lane's topic.
-    topics: Arc<[String]>,
     /// The block the update is about (for errors).
     block: u64,
-    deliveries: Vec<(usize, LogId, DeliveryFuture)>,
+    acks: Arc<Acks>,
     /// Its effect and counts; `landed` and `produce_s` are filled on acknowledgement.
     acked: Acked,
     trace: Option<BlockTrace>,
@@ -36,17 +30,11 @@ impl InFlight {
     /// delivered).
     pub(super) async fn acknowledged(self) -> Result<(Acked, Option<BlockTrace>), SinkError> {
         let mut acked = self.acked;
-        for (lane, id, delivery) in self.deliveries {
-            let key = RecordKey {
-                chain_id: self.chain_id,
-                id: &id,
-            };
-            let (partition, offset) =
-                acknowledged(delivery, &self.topics[lane], key, self.block).await?;
-            // The checkpoint's offsets are the chain topic's.
-            if lane == 0 {
-                acked.landed.note(partition, offset);
-            }
+        let spans = self.acks.wait().await.map_err(|r| refused(r, self.block))?;
+        // The checkpoint's offsets are the chain topic's.
+        for (partition, first, last) in spans {
+            acked.landed.note(partition, first);
+            acked.landed.note(partition, last);
         }
         acked.produce_s = Some(self.started.elapsed().as_secs_f64());
         Ok((acked, self.trace))
@@ -55,18 +43,16 @@ impl InFlight {
 
 /// A checkpoint, enqueued.
 pub(super) struct CheckpointInFlight {
-    topic: String,
     chain: String,
-    key: String,
     block: u64,
     bytes: usize,
-    delivery: DeliveryFuture,
+    acks: Arc<Acks>,
 }
 
 impl CheckpointInFlight {
     /// Waits for its acknowledgement, and reports it.
     pub(super) async fn acknowledged(self) -> Result<(), SinkError> {
-        acknowledged(self.delivery, &self.topic, &self.key, self.block).await?;
+        self.acks.wait().await.map_err(|r| refused(r, self.block))?;
         events::CheckpointWritten {
             chain: &self.chain,
             block: self.block,
@@ -87,19 +73,18 @@ impl Pump {
         }
         let started = std::time::Instant::now();
         let chain_id = self.cfg.chain_id;
-        let mut deliveries = Vec::with_capacity(batch.records.len());
-        // Each record is dropped once librdkafka has copied it; its id stays for errors.
+        let acks = Acks::new(self.cfg.raw.then(|| self.chain_topic.clone()));
         let mut keys = KeyCache::default();
+        // Each record is dropped once librdkafka has copied it.
+        let records = batch.records.len();
         for r in batch.records {
             let out = outgoing(&self.topics[r.lane], keys.key(chain_id, &r.id), &r);
-            let d = enqueue(&self.producer, &self.cfg.name, out).await?;
-            deliveries.push((r.lane, r.id, d));
+            enqueue(&self.producer, &self.cfg.name, out, &acks).await?;
         }
+        acks.expect(records);
         Ok(InFlight {
-            chain_id,
-            topics: self.topics.clone(),
             block: batch.effect.block(),
-            deliveries,
+            acks,
             acked: Acked {
                 effect: batch.effect,
                 records: batch.logs_published,
@@ -121,15 +106,13 @@ impl Pump {
         let Some(cp) = progress.checkpoint(self.cfg.chain_id) else {
             return Ok(None);
         };
-        let (key, bytes, delivery) =
+        let (bytes, acks) =
             enqueue_checkpoint(&self.producer, &self.cfg.name, &self.checkpoint_topic, &cp).await?;
         Ok(Some(CheckpointInFlight {
-            topic: self.checkpoint_topic.clone(),
             chain: self.cfg.name.clone(),
-            key,
             block: cp.block_number,
             bytes,
-            delivery,
+            acks,
         }))
     }
 }
