@@ -149,9 +149,9 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
     let names: Vec<_> = cfg
         .chains
         .iter()
-        .map(|c| match c.raw {
-            true => format!("{} ({} -> {})", c.name, c.chain_id, c.topic()),
-            false => format!("{} ({} -> decoded events only)", c.name, c.chain_id),
+        .map(|c| match c.raw_topic() {
+            Some(topic) => format!("{} ({} -> {topic})", c.name, c.chain_id),
+            None => format!("{} ({} -> decoded events only)", c.name, c.chain_id),
         })
         .collect();
     println!("config OK: {} chain(s): {}", names.len(), names.join(", "));
@@ -217,8 +217,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
                 .chain(
                     cfg.chains
                         .iter()
-                        .filter(|c| c.raw)
-                        .map(|c| (c.topic(), None)),
+                        .filter_map(|c| c.raw_topic().map(|t| (t, None))),
                 )
                 // Each decoded event's topic, compacted like the chain topic.
                 .chain(
@@ -287,11 +286,11 @@ async fn framings(cfg: &config::Config) -> anyhow::Result<HashMap<u64, Framings>
             .emit();
             Ok(Framing::Registry { schema_id })
         };
-        let raw = match chain.raw {
-            true => {
-                Some(register(&chain.topic(), encode::SCHEMA_JSON, "schemas/evm_log.avsc").await?)
+        let raw = match chain.raw_topic() {
+            Some(topic) => {
+                Some(register(&topic, encode::SCHEMA_JSON, "schemas/evm_log.avsc").await?)
             }
-            false => None,
+            None => None,
         };
         let mut framings = Framings {
             raw,
@@ -360,11 +359,12 @@ fn tail(
                 ),
             };
             match event {
-                None if !chain.raw => anyhow::bail!(
-                    "chain `{}` has `raw = false`: it publishes no chain topic; name a decoded event with --event NAME or a topic with --topic TOPIC",
-                    chain.name
-                ),
-                None => chain.topic(),
+                None => chain.raw_topic().with_context(|| {
+                    format!(
+                        "chain `{}` has `raw = false`: it publishes no chain topic; name a decoded event with --event NAME or a topic with --topic TOPIC",
+                        chain.name
+                    )
+                })?,
                 Some(e) => event_topic(chain, &e)?,
             }
         }

@@ -160,8 +160,7 @@ fn load_events(shown: &str, config: &mut Config) -> Result<(), ConfigError> {
     let mut taken: Vec<String> = config
         .chains
         .iter()
-        .filter(|c| c.raw)
-        .map(ChainConfig::topic)
+        .filter_map(ChainConfig::raw_topic)
         .collect();
     taken.push(config.kafka.checkpoint_topic.clone());
     for (i, chain) in config.chains.iter_mut().enumerate() {

@@ -516,11 +516,16 @@ pub struct EventsConfig {
 }
 
 impl ChainConfig {
-    /// The topic this chain publishes to.
+    /// The chain topic's name (`topic`, or `evm.logs.<chain_id>`), published or not.
     pub fn topic(&self) -> String {
         self.topic
             .clone()
             .unwrap_or_else(|| format!("evm.logs.{}", self.chain_id))
+    }
+
+    /// The chain topic, when the chain publishes it (`None` with `raw = false`).
+    pub fn raw_topic(&self) -> Option<String> {
+        self.raw.then(|| self.topic())
     }
 
     /// The endpoints, most preferred first (`urls`, or `[ws_url]`).

@@ -279,8 +279,9 @@ impl CommitRetried<'_> {
 }
 
 /// A log that a configured event's selector and address selected does not decode: it is
-/// published to the raw topic only (with `raw = false`, nowhere). Counted every time; logged when `log` (at most once a
-/// minute per contract and event, the caller decides), with how many went unlogged since.
+/// published to the raw topic only (with `raw = false`, nowhere). Counted every time;
+/// logged when `log` (at most once a minute per contract and event, the caller decides),
+/// with how many went unlogged since.
 pub struct DecodeFailed<'a> {
     /// The chain's name.
     pub chain: &'a str,

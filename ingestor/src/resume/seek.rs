@@ -131,6 +131,11 @@ mod tests {
             Self(v)
         }
 
+        /// One value per offset, of these blocks in order: no tombstone, no gap.
+        fn of_blocks(blocks: &[u64]) -> Self {
+            Self(blocks.iter().map(|b| Some(Some(*b))).collect())
+        }
+
         /// Offsets read back from `start`, where `floor` is the search's floor, and the
         /// number of probes.
         fn search(&self, floor: u64) -> (i64, usize) {
@@ -219,12 +224,7 @@ mod tests {
         blocks.extend(33..=60);
         blocks.extend(55..=70);
         blocks.extend(66..=72);
-        let records: Vec<(i64, Option<u64>)> = blocks
-            .iter()
-            .enumerate()
-            .map(|(o, b)| (o as i64, Some(*b)))
-            .collect();
-        let log = Log::new(&records);
+        let log = Log::of_blocks(&blocks);
         for oldest in 1..=75 {
             covers(&log, oldest, 8);
         }
@@ -237,12 +237,7 @@ mod tests {
         // guarantee stands on.
         let mut blocks: Vec<u64> = (1..=50).collect();
         blocks.extend(20..=89);
-        let records: Vec<(i64, Option<u64>)> = blocks
-            .iter()
-            .enumerate()
-            .map(|(o, b)| (o as i64, Some(*b)))
-            .collect();
-        let log = Log::new(&records);
+        let log = Log::of_blocks(&blocks);
         let (start, _) = log.search(floor(48, 5, 0));
         assert!(start > 49, "stepped past block 48..50 ({start})");
         covers(&log, 48, 30);

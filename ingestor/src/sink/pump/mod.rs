@@ -80,8 +80,8 @@ pub struct Pump {
     cfg: Arc<ChainConfig>,
     /// Each lane's topic (0: the chain topic).
     topics: Arc<[String]>,
-    /// The chain topic, whose offsets the checkpoint names.
-    chain_topic: Arc<str>,
+    /// The chain topic, whose offsets the checkpoint names (`None` with `raw = false`).
+    chain_topic: Option<Arc<str>>,
     checkpoint_topic: String,
     producer: Producer,
     builder: Builder,
@@ -120,7 +120,7 @@ impl Pump {
             policy,
             stall_warning: std::time::Duration::from_millis(k.stall_warning_ms),
             topics: builder.topics(),
-            chain_topic: cfg.topic().into(),
+            chain_topic: cfg.raw_topic().map(Into::into),
             checkpoint_topic: k.checkpoint_topic.clone(),
             builder,
             cfg,

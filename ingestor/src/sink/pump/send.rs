@@ -73,7 +73,7 @@ impl Pump {
         }
         let started = std::time::Instant::now();
         let chain_id = self.cfg.chain_id;
-        let acks = Acks::new(self.cfg.raw.then(|| self.chain_topic.clone()));
+        let acks = Acks::new(self.chain_topic.clone());
         let mut keys = KeyCache::default();
         // Each record is dropped once librdkafka has copied it.
         let records = batch.records.len();
