@@ -38,18 +38,6 @@ fn fast_reader(brokers: &str, topic: &str) -> TopicReader {
     TopicReader::with_options(brokers, topic, &[("fetch.wait.max.ms", "1")]).expect("reader")
 }
 
-fn kill(service: &mut Service) {
-    service.process.signal(libc::SIGKILL);
-    assert_eq!(
-        service
-            .process
-            .wait_exit(Duration::from_secs(30))
-            .expect("exit"),
-        None,
-        "killed"
-    );
-}
-
 fn start(dir: &Path, name: &str, toml: &str) -> Service {
     let d = dir.join(name);
     std::fs::create_dir_all(&d).expect("dir");
@@ -126,7 +114,7 @@ fn killed_as_a_large_block_appears_no_ghost_and_no_duplicate_survives() {
         read_until_last(&mut reader, &mut all, |r| {
             r.log.as_ref().is_some_and(|l| l.block_number == fresh)
         });
-        kill(&mut service);
+        kill_9(&mut service);
         let reorganised = round % 2 == 1;
         if reorganised {
             reorg_with_logs(&node, 1, &[shapes.logs(5)]).expect("reorg");
@@ -191,7 +179,7 @@ fn killed_between_a_retraction_and_its_replacement_no_ghost_and_no_duplicate_sur
         reorg_with_logs(&node, 1, &[shapes.logs(300)]).expect("reorg");
         node.mine(1).expect("mine");
         read_until_last(&mut reader, &mut all, |r| r.log.is_none());
-        kill(&mut service);
+        kill_9(&mut service);
         service = start(dir.path(), &format!("run-{round}"), &toml);
         assert_all_read_matches(&mut reader, &mut all, &node);
     }
@@ -218,7 +206,7 @@ fn killed_in_the_middle_of_a_200k_log_backfill_the_raw_topic_has_no_duplicate() 
     reader
         .read_until(&mut all, READ_DEADLINE, |rs| rs.len() >= 100_000)
         .expect("half the backfill");
-    kill(&mut service);
+    kill_9(&mut service);
     let published = all.len();
     let mut service = start(dir.path(), "run-1", &toml);
     let expected = expected_from_node(&node, 31337, 0, node.head().expect("head")).expect("node");

@@ -55,17 +55,7 @@ fn scenario(transactional: bool) {
     let schemas = schemas(&service.config);
 
     // One block: ERC-20 Transfer and Approval and ERC-721 Transfer, exact extremes included.
-    let max = [0xff; 32];
-    s.sender
-        .block(&[
-            vec![
-                erc20(TRANSFER, 0x11, 0x22, word("0f4240")), // 1000000
-                erc721(0x11, 0x33, word("07")),
-                erc20(APPROVAL, 0x11, 0x44, max),
-            ],
-            vec![erc20(TRANSFER, 0x22, 0x11, max), erc721(0x33, 0x11, max)],
-        ])
-        .expect("block");
+    mine_the_transfers(&mut s);
     assert_view_matches_node(&brokers, &base, &s.node, 31337);
     let before = assert_topics_match_node(&brokers, &s.node, &topics, &schemas);
     assert_eq!(before[&topics.erc20].len(), 2);
@@ -114,49 +104,10 @@ fn scenario(transactional: bool) {
 
     // A reorganisation replaces that block: its keys are tombstoned on their decoded topics
     // before any record of the new branch.
-    let head = s.node.head().expect("head");
-    let orphaned_keys: Vec<(String, String)> = before
-        .iter()
-        .flat_map(|(t, rs)| rs.iter().map(|r| (t.clone(), r.0.clone())))
-        .collect();
-    reorg_with_logs(
-        &s.node,
-        1,
-        &[vec![
-            erc20(TRANSFER, 0x55, 0x66, word("05")),
-            erc721(0x55, 0x66, word("09")),
-        ]],
-    )
-    .expect("reorg");
-    Sender::new(s.node.clone())
-        .expect("sender")
-        .block(&[vec![erc20(APPROVAL, 0x66, 0x77, word("2a"))]])
-        .expect("block on the new branch");
-    assert_eq!(s.node.head().expect("head"), head + 1);
+    let (head, orphaned) = reorg_the_transfers(&s, &before);
     assert_view_matches_node(&brokers, &base, &s.node, 31337);
     let after = assert_topics_match_node(&brokers, &s.node, &topics, &schemas);
-    for (topic, key) in &orphaned_keys {
-        let records = &after[topic];
-        let tombstone = records
-            .iter()
-            .find(|r| &r.0 == key && r.2.is_none())
-            .unwrap_or_else(|| panic!("no tombstone for {key} on {topic}"));
-        let first_new = records
-            .iter()
-            .filter(|r| {
-                r.2.as_ref()
-                    .is_some_and(|v| v["block_number"].as_u64() >= Some(head))
-            })
-            .filter(|r| !orphaned_keys.iter().any(|(_, k)| k == &r.0))
-            .map(|r| r.1)
-            .min();
-        if let Some(first_new) = first_new {
-            assert!(
-                tombstone.1 < first_new,
-                "{topic}: tombstone of {key} after the new branch"
-            );
-        }
-    }
+    assert_tombstoned_before_the_new_branch(&after, &orphaned, head);
     for topic in [&topics.erc20, &topics.erc721] {
         assert!(
             after[topic].iter().any(|r| r.2.is_none()),
@@ -427,14 +378,7 @@ fn kill_9_rounds_leave_no_ghost_and_no_duplicate_on_decoded_topics() {
             .expect("sender")
             .block(&transfers(0x10 + round))
             .expect("block");
-        service.process.signal(libc::SIGKILL);
-        assert_eq!(
-            service
-                .process
-                .wait_exit(Duration::from_secs(30))
-                .expect("exit"),
-            None
-        );
+        kill_9(&mut service);
         let mut sender = Sender::new(s.node.clone()).expect("sender");
         sender
             .block(&[vec![erc20(TRANSFER, 0x20 + round, 1, word("07"))]])

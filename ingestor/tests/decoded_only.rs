@@ -55,17 +55,7 @@ fn decoded_topics_alone_equal_the_node_through_a_reorg_and_the_chain_topic_is_ne
     let mut service = devstack::service::Service::start(BIN.as_ref(), s.dir.path(), &toml, &[])
         .expect("ingestor");
     let schemas = schemas(&service.config);
-    let max = [0xff; 32];
-    s.sender
-        .block(&[
-            vec![
-                erc20(TRANSFER, 0x11, 0x22, word("0f4240")),
-                erc721(0x11, 0x33, word("07")),
-                erc20(APPROVAL, 0x11, 0x44, max),
-            ],
-            vec![erc20(TRANSFER, 0x22, 0x11, max), erc721(0x33, 0x11, max)],
-        ])
-        .expect("block");
+    mine_the_transfers(&mut s);
     let before = assert_topics_match_node(&brokers, &s.node, &topics, &schemas);
     assert_eq!(before[&topics.erc20].len(), 2);
     assert_eq!(before[&topics.erc721].len(), 2);
@@ -73,48 +63,9 @@ fn decoded_topics_alone_equal_the_node_through_a_reorg_and_the_chain_topic_is_ne
 
     // A reorganisation replaces that block: its keys are tombstoned on their decoded topics
     // before any record of the new branch.
-    let head = s.node.head().expect("head");
-    let orphaned: Vec<(String, String)> = before
-        .iter()
-        .flat_map(|(t, rs)| rs.iter().map(|r| (t.clone(), r.0.clone())))
-        .collect();
-    reorg_with_logs(
-        &s.node,
-        1,
-        &[vec![
-            erc20(TRANSFER, 0x55, 0x66, word("05")),
-            erc721(0x55, 0x66, word("09")),
-        ]],
-    )
-    .expect("reorg");
-    Sender::new(s.node.clone())
-        .expect("sender")
-        .block(&[vec![erc20(APPROVAL, 0x66, 0x77, word("2a"))]])
-        .expect("block on the new branch");
-    assert_eq!(s.node.head().expect("head"), head + 1);
+    let (head, orphaned) = reorg_the_transfers(&s, &before);
     let after = assert_topics_match_node(&brokers, &s.node, &topics, &schemas);
-    for (topic, key) in &orphaned {
-        let records = &after[topic];
-        let tombstone = records
-            .iter()
-            .find(|r| &r.0 == key && r.2.is_none())
-            .unwrap_or_else(|| panic!("no tombstone for {key} on {topic}"));
-        let first_new = records
-            .iter()
-            .filter(|r| {
-                r.2.as_ref()
-                    .is_some_and(|v| v["block_number"].as_u64() >= Some(head))
-            })
-            .filter(|r| !orphaned.iter().any(|(_, k)| k == &r.0))
-            .map(|r| r.1)
-            .min();
-        if let Some(first_new) = first_new {
-            assert!(
-                tombstone.1 < first_new,
-                "{topic}: tombstone of {key} after the new branch"
-            );
-        }
-    }
+    assert_tombstoned_before_the_new_branch(&after, &orphaned, head);
     for (topic, records) in &after {
         assert!(
             produced_twice(records).is_empty(),
@@ -208,14 +159,7 @@ fn crash_rounds(transactional: bool) {
             .block(&transfers(0x10 + round))
             .expect("block");
         assert_topics_match_node(&brokers, &s.node, &topics, &schemas);
-        service.process.signal(libc::SIGKILL);
-        assert_eq!(
-            service
-                .process
-                .wait_exit(Duration::from_secs(30))
-                .expect("exit"),
-            None
-        );
+        kill_9(&mut service);
         if round % 2 == 1 {
             let before = s.node.head().expect("head");
             reorg_with_logs(

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use devstack::consumer::{Record, TopicReader};
 use devstack::node::{Node, quantity};
-use devstack::traffic::{ERC20_ABI, LogSpec};
+use devstack::traffic::{ERC20_ABI, LogSpec, Sender, reorg_with_logs};
 use serde_json::Value;
 
 use super::{BIN, READ_DEADLINE, Stack, decimal, tempdir, topics_and_data};
@@ -328,4 +328,80 @@ pub fn produced_twice(records: &[(String, i64, Option<Value>)]) -> Vec<String> {
         .filter(|r| last.insert(&r.0, &r.2) == Some(&r.2))
         .map(|r| r.0.clone())
         .collect()
+}
+
+/// Decoded records read back, by topic: key, offset and value (`None`: a tombstone).
+pub type ByTopic = HashMap<String, Vec<(String, i64, Option<Value>)>>;
+
+/// One block of ERC-20 `Transfer` and `Approval` and ERC-721 `Transfer` logs, exact extremes
+/// (`2**256 - 1`) included: 2 records on each `Transfer` topic, 1 on the `Approval` one.
+pub fn mine_the_transfers(s: &mut Stack) {
+    let max = [0xff; 32];
+    s.sender
+        .block(&[
+            vec![
+                erc20(TRANSFER, 0x11, 0x22, word("0f4240")), // 1000000
+                erc721(0x11, 0x33, word("07")),
+                erc20(APPROVAL, 0x11, 0x44, max),
+            ],
+            vec![erc20(TRANSFER, 0x22, 0x11, max), erc721(0x33, 0x11, max)],
+        ])
+        .expect("block");
+}
+
+/// Replaces the head block (the one [`mine_the_transfers`] made, read back as `before`) with
+/// one of other transfers, and mines an `Approval` block on top; returns the old head and
+/// the keys it orphaned, by topic.
+pub fn reorg_the_transfers(s: &Stack, before: &ByTopic) -> (u64, Vec<(String, String)>) {
+    let head = s.node.head().expect("head");
+    let orphaned = before
+        .iter()
+        .flat_map(|(t, rs)| rs.iter().map(|r| (t.clone(), r.0.clone())))
+        .collect();
+    reorg_with_logs(
+        &s.node,
+        1,
+        &[vec![
+            erc20(TRANSFER, 0x55, 0x66, word("05")),
+            erc721(0x55, 0x66, word("09")),
+        ]],
+    )
+    .expect("reorg");
+    Sender::new(s.node.clone())
+        .expect("sender")
+        .block(&[vec![erc20(APPROVAL, 0x66, 0x77, word("2a"))]])
+        .expect("block on the new branch");
+    assert_eq!(s.node.head().expect("head"), head + 1);
+    (head, orphaned)
+}
+
+/// Each `orphaned` key has a tombstone on its topic in `after`, before any record of a
+/// block from `head` on that is not an orphaned key.
+pub fn assert_tombstoned_before_the_new_branch(
+    after: &ByTopic,
+    orphaned: &[(String, String)],
+    head: u64,
+) {
+    for (topic, key) in orphaned {
+        let records = &after[topic];
+        let tombstone = records
+            .iter()
+            .find(|r| &r.0 == key && r.2.is_none())
+            .unwrap_or_else(|| panic!("no tombstone for {key} on {topic}"));
+        let first_new = records
+            .iter()
+            .filter(|r| {
+                r.2.as_ref()
+                    .is_some_and(|v| v["block_number"].as_u64() >= Some(head))
+            })
+            .filter(|r| !orphaned.iter().any(|(_, k)| k == &r.0))
+            .map(|r| r.1)
+            .min();
+        if let Some(first_new) = first_new {
+            assert!(
+                tombstone.1 < first_new,
+                "{topic}: tombstone of {key} after the new branch"
+            );
+        }
+    }
 }

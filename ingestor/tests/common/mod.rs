@@ -326,6 +326,19 @@ pub fn wait_for_log(service: &Service, needle: &str) {
     .unwrap_or_else(|e| panic!("{e}\n{}", service.process.log_tail(30)));
 }
 
+/// `kill -9`; the service must die of it (no exit code).
+pub fn kill_9(service: &mut Service) {
+    service.process.signal(libc::SIGKILL);
+    assert_eq!(
+        service
+            .process
+            .wait_exit(Duration::from_secs(30))
+            .expect("exit"),
+        None,
+        "killed"
+    );
+}
+
 /// SIGTERM; the service must exit 0 (everything in flight acknowledged).
 pub fn stop_cleanly(service: &mut Service) {
     let code = service.stop(Duration::from_secs(60)).expect("exit");
