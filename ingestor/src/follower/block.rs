@@ -97,6 +97,24 @@ impl BlockLogs {
 }
 
 impl BlockLogs {
+    /// The one proof of a block's logs, whatever path fetched it (live or catch-up, either
+    /// transport, either receipts method).
+    ///
+    /// - `receipts` given: [`BlockLogs::from_receipts`], every check.
+    /// - `receipts` not fetched: only a zero `logsBloom` proves the block has no log (every
+    ///   log sets three bits of it for its address alone), so the block is published with
+    ///   none. Its gas is not checked: that check finds receipts missing from an answer,
+    ///   and there is no answer. A non-zero bloom without receipts is refused.
+    ///
+    /// Which blocks need their receipts is [`needs_receipts`]'s to say.
+    pub fn prove(header: Header, receipts: Option<Vec<Receipt>>) -> Result<Self, Inconsistent> {
+        match receipts {
+            Some(receipts) => Self::from_receipts(header, receipts),
+            None if !needs_receipts(&header) => Self::assemble(header, Vec::new(), true),
+            None => Err(no_receipts(header.number)),
+        }
+    }
+
     /// The block of `header` with the logs of its `receipts`, proven complete: one receipt
     /// per transaction (indexes 0, 1, 2, … without a gap, the last one's
     /// `cumulativeGasUsed` equal to the header's `gasUsed`, so no receipt is missing at the
@@ -152,6 +170,20 @@ impl BlockLogs {
         }
         Self::assemble(header, logs, true)
     }
+}
+
+/// The node answered no receipts (`null`) for block `number`.
+pub(super) fn no_receipts(number: u64) -> Inconsistent {
+    Inconsistent::new(
+        "receipts",
+        format!("block {number}: the node has no receipts for it (not indexed yet?)"),
+    )
+}
+
+/// Whether proving `header`'s block needs its receipts: not when its `logsBloom` is zero,
+/// which on its own proves the block has no log (see [`BlockLogs::prove`]).
+pub(super) fn needs_receipts(header: &Header) -> bool {
+    !header.logs_bloom.is_zero()
 }
 
 /// Checks that `header` extends `parent` (when there is one).
@@ -314,6 +346,31 @@ mod tests {
         assert_eq!(refused(moved).check, "receipts");
         // No receipts at all for a block that used gas.
         assert_eq!(refused(vec![]).check, "receipts");
+    }
+
+    #[test]
+    fn a_zero_bloom_proves_a_block_without_logs_whatever_its_gas() {
+        // Plain transfers: gas used, no log, a zero bloom; no receipts fetched.
+        let mut quiet = header(8, 8, 7);
+        quiet.gas_used = 42_000;
+        let block = BlockLogs::prove(quiet.clone(), None).expect("proven by the bloom");
+        assert!(block.logs.is_empty());
+        // Receipts fetched anyway must still account for the gas.
+        let err = BlockLogs::prove(quiet.clone(), Some(vec![])).expect_err("gas");
+        assert!(err.what.contains("0 gas, the header for 42000"), "{err}");
+        let both = vec![
+            receipt(&quiet, 0, 21_000, vec![]),
+            receipt(&quiet, 1, 42_000, vec![]),
+        ];
+        assert!(BlockLogs::prove(quiet, Some(both)).is_ok());
+        // A bloom with bits set needs its receipts.
+        let mut busy = header(9, 9, 8);
+        let logs = [log(&busy, 0)];
+        busy = with_bloom(busy, &logs);
+        assert_eq!(
+            BlockLogs::prove(busy, None).expect_err("no receipts").check,
+            "receipts"
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::rpc::types::{Header, Log};
 use crate::rpc::{RpcClient, RpcError};
 use crate::telemetry::trace::FetchTiming;
 
-use super::block::{BlockLogs, Inconsistent, check_link};
+use super::block::{BlockLogs, Inconsistent, check_link, needs_receipts, no_receipts};
 use super::error::FollowError;
 
 /// Incomplete or contradictory answers asked again in place before the session fails.
@@ -194,12 +194,13 @@ impl<'a> Fetcher<'a> {
         let mut block = if self.proof == Proof::None {
             let logs = self.rpc.logs_by_block_hash(&header.hash).await?;
             BlockLogs::assemble(header, logs, false)?
-        } else if header.logs_bloom.is_zero() {
-            BlockLogs::assemble(header, Vec::new(), true)?
         } else {
-            let receipts = self.receipts(&header).await?;
-            let weight = receipts.iter().map(|r| r.logs.len()).sum::<usize>() * 512;
-            crate::cpu::offload(weight, move || BlockLogs::from_receipts(header, receipts)).await?
+            let receipts = match needs_receipts(&header) {
+                true => Some(self.receipts(&header).await?),
+                false => None,
+            };
+            let weight = logs_weight(receipts.iter().flatten());
+            crate::cpu::offload(weight, move || BlockLogs::prove(header, receipts)).await?
         };
         block.fetched = FetchTiming::since(started);
         Ok(block)
@@ -268,7 +269,7 @@ impl<'a> Fetcher<'a> {
             let headers = linked(from, self.rpc.headers_by_number(from, to).await?)?;
             let with_logs: Vec<B256> = headers
                 .iter()
-                .filter(|h| !h.logs_bloom.is_zero())
+                .filter(|h| needs_receipts(h))
                 .map(|h| h.hash)
                 .collect();
             let mut receipts = match self.proof {
@@ -282,24 +283,26 @@ impl<'a> Fetcher<'a> {
                 _ => self.rpc.blocks_receipts(&with_logs).await?,
             }
             .into_iter();
+            // Each header with its receipts where it needs them (`None` where its zero bloom
+            // proves it empty, and where the node had none: then the proof refuses it).
             let mut paired = Vec::with_capacity(headers.len());
             for h in headers {
-                let r = if h.logs_bloom.is_zero() {
-                    Vec::new()
-                } else {
-                    receipts
-                        .next()
-                        .flatten()
-                        .ok_or_else(|| no_receipts(h.number))?
+                let r = match needs_receipts(&h) {
+                    true => Some(
+                        receipts
+                            .next()
+                            .flatten()
+                            .ok_or_else(|| no_receipts(h.number))?,
+                    ),
+                    false => None,
                 };
                 paired.push((h, r));
             }
-            // Bloom checks hash every log three times: catch-up work for the CPU pool.
-            let weight = paired.iter().map(|(_, r)| r.len()).sum::<usize>() * 512;
+            let weight = logs_weight(paired.iter().filter_map(|(_, r)| r.as_ref()).flatten());
             crate::cpu::offload(weight, move || {
                 paired
                     .into_iter()
-                    .map(|(h, r)| BlockLogs::from_receipts(h, r))
+                    .map(|(h, r)| BlockLogs::prove(h, r))
                     .collect::<Result<Vec<_>, _>>()
             })
             .await?
@@ -312,11 +315,9 @@ impl<'a> Fetcher<'a> {
     }
 }
 
-fn no_receipts(number: u64) -> Inconsistent {
-    Inconsistent::new(
-        "receipts",
-        format!("block {number}: the node has no receipts for it (not indexed yet?)"),
-    )
+/// The CPU pool's weight of proving `receipts`: bloom checks hash every log three times.
+fn logs_weight<'r>(receipts: impl Iterator<Item = &'r Receipt>) -> usize {
+    receipts.map(|r| r.logs.len()).sum::<usize>() * 512
 }
 
 /// The headers of `from..`, which must all be present and each extend the one before.
