@@ -200,6 +200,10 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
             ),
             false => None,
         };
+        tokio::spawn(telemetry::stall::watch(
+            cfg.health.stall_after_ms,
+            health_stop.clone(),
+        ));
         let _stop_health = health_stop.drop_guard();
         // Credentials and TLS first: a refusal is one line and exit 1, not endless retries.
         let kafka = cfg.kafka.clone();

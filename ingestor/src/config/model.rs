@@ -97,6 +97,12 @@ pub struct HealthConfig {
     /// Deadline for reading a request and writing its answer. Default 5000.
     #[serde(default = "defaults::health_request_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// A chain that has delivered no block for this long while its node's head is past
+    /// its last delivered block is stalled: one ERROR line with the block and the last
+    /// rejection's reason, `ethhook_chain_stalled` 1, `stalled` in `/status`, and not
+    /// ready. Default 60000.
+    #[serde(default = "defaults::stall_after_ms")]
+    pub stall_after_ms: u64,
 }
 
 impl Default for HealthConfig {
@@ -107,6 +113,7 @@ impl Default for HealthConfig {
             ready_max_lag_blocks: defaults::ready_max_lag_blocks(),
             max_connections: defaults::health_max_connections(),
             request_timeout_ms: defaults::health_request_timeout_ms(),
+            stall_after_ms: defaults::stall_after_ms(),
         }
     }
 }
@@ -554,6 +561,9 @@ mod defaults {
     }
     pub(super) fn health_listen_addr() -> String {
         "127.0.0.1:8686".into()
+    }
+    pub(super) fn stall_after_ms() -> u64 {
+        60_000
     }
     pub(super) fn ready_max_lag_blocks() -> u64 {
         64

@@ -60,6 +60,9 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
             );
         }
     }
+    if c.health.stall_after_ms == 0 {
+        return Err("`health.stall_after_ms` must be greater than 0".into());
+    }
     if c.chains.is_empty() {
         return Err("no [[chains]] configured; add at least one".into());
     }

@@ -1,7 +1,8 @@
 //! Events of the followers: connections, endpoints, node answers, the walk and reorganisations.
 
 use super::{
-    ChainState, KeyValue, chain_label, debug, error_count, info, metrics, record_lag, status, warn,
+    ChainState, KeyValue, chain_label, debug, error, error_count, info, metrics, now_ms,
+    record_lag, status, warn,
 };
 
 /// The follower opened a connection and verified the chain id.
@@ -71,7 +72,10 @@ impl NodeCallFailed<'_> {
             self.error
         );
         error_count(Some(self.chain), "follow", self.error_type);
-        status::update(self.chain, |s| s.state = ChainState::Connecting);
+        status::update(self.chain, |s| {
+            s.state = ChainState::Connecting;
+            s.last_rejection = Some(format!("node call failed: {}", self.error));
+        });
     }
 }
 
@@ -145,21 +149,33 @@ pub struct InconsistentAnswer<'a> {
 }
 impl InconsistentAnswer<'_> {
     /// Writes the event.
+    /// Writes the event: the line once a minute at most while the same refusal repeats
+    /// (the metric counts each).
     pub fn emit(self) {
-        warn!(
-            chain = self.chain,
-            error_type = "inconsistent_answer",
-            retry_in_ms = self.retry_in_ms,
-            in_place = self.in_place,
-            check = self.check,
-            "node answer rejected, retrying: {}",
-            self.what
-        );
+        let write = status::update(self.chain, |s| {
+            s.last_rejection = Some(format!(
+                "node answer rejected ({}): {}",
+                self.check, self.what
+            ));
+            if !self.in_place {
+                s.state = ChainState::Connecting;
+            }
+            status::RepeatedLine::admit(&mut s.rejection_line, self.what, now_ms())
+        });
+        if let Some(repeated) = write {
+            warn!(
+                chain = self.chain,
+                error_type = "inconsistent_answer",
+                retry_in_ms = self.retry_in_ms,
+                in_place = self.in_place,
+                check = self.check,
+                repeated,
+                "node answer rejected, retrying: {}",
+                self.what
+            );
+        }
         error_count(Some(self.chain), "follow", "inconsistent_answer");
         super::provider::count_incomplete(self.chain, self.check);
-        if !self.in_place {
-            status::update(self.chain, |s| s.state = ChainState::Connecting);
-        }
     }
 }
 
@@ -214,6 +230,8 @@ pub struct HeadSeen<'a> {
     pub chain: &'a str,
     /// The head (tag, less confirmations).
     pub head: u64,
+    /// The next block the follower hands over.
+    pub next: u64,
 }
 impl HeadSeen<'_> {
     /// Updates the head gauge and the lag (no log line: it happens on every poll).
@@ -221,11 +239,69 @@ impl HeadSeen<'_> {
         metrics()
             .chain_head
             .record(self.head, &chain_label(self.chain));
-        status::update(self.chain, |s| {
+        let ended = status::update(self.chain, |s| {
             s.head = Some(self.head);
+            s.next_block = Some(self.next);
             s.lag_blocks = s.delivered.map(|d| self.head.saturating_sub(d));
             record_lag(self.chain, s);
+            s.progressed(now_ms(), false)
         });
+        if let Some(stall) = ended {
+            ChainStallEnded {
+                chain: self.chain,
+                stall: &stall,
+            }
+            .emit();
+        }
+    }
+}
+
+/// A chain has delivered no block for `health.stall_after_ms` while its node's head is
+/// past its last delivered block: one ERROR line when it begins.
+pub struct ChainStalled<'a> {
+    /// Chain name.
+    pub chain: &'a str,
+    /// The stall.
+    pub stall: &'a status::Stall,
+    /// `health.stall_after_ms`.
+    pub after_ms: u64,
+}
+impl ChainStalled<'_> {
+    /// Writes the event.
+    pub fn emit(self) {
+        error!(
+            chain = self.chain,
+            block = self.stall.block,
+            stalled_ms = now_ms().saturating_sub(self.stall.since_ms),
+            "chain stalled: block {} not delivered for over {} ms while the node's head moved \
+             on; last reason: {}",
+            self.stall.block,
+            self.after_ms,
+            self.stall.reason
+        );
+        metrics().chain_stalled.record(1, &chain_label(self.chain));
+        status::update(self.chain, |s| s.stalled = Some(self.stall.clone()));
+    }
+}
+
+/// A stalled chain delivered a block again, or its head came back to it.
+pub struct ChainStallEnded<'a> {
+    /// Chain name.
+    pub chain: &'a str,
+    /// The stall that ended (already cleared from the status).
+    pub stall: &'a status::Stall,
+}
+impl ChainStallEnded<'_> {
+    /// Writes the event.
+    pub fn emit(self) {
+        info!(
+            chain = self.chain,
+            block = self.stall.block,
+            stalled_ms = now_ms().saturating_sub(self.stall.since_ms),
+            "chain moving again: block {} is past its stall",
+            self.stall.block
+        );
+        metrics().chain_stalled.record(0, &chain_label(self.chain));
     }
 }
 

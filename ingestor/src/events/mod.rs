@@ -30,6 +30,10 @@ pub(crate) fn now_s() -> f64 {
         .unwrap_or_default()
 }
 
+pub(crate) fn now_ms() -> u64 {
+    (now_s() * 1e3) as u64
+}
+
 /// Records the lag gauges from the chain's status.
 pub(crate) fn record_lag(chain: &str, s: &status::ChainStatus) {
     let l = chain_label(chain);

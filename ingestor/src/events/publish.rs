@@ -1,7 +1,8 @@
 //! Events of the publishers: deliveries, the producer, checkpoints, transactions and topics.
 
 use super::{
-    KeyValue, chain_label, debug, error_count, info, metrics, now_s, record_lag, status, warn,
+    KeyValue, chain_label, debug, error_count, info, metrics, now_ms, now_s, record_lag, status,
+    warn,
 };
 
 /// Every record of a block was acknowledged by the broker.
@@ -40,14 +41,22 @@ impl BlockDelivered<'_> {
         if let Some(p) = self.produce_s {
             m.produce_duration.record(p, &l);
         }
-        status::update(self.chain, |s| {
+        let ended = status::update(self.chain, |s| {
             s.delivered = Some(self.number);
             s.lag_blocks = s.head.map(|h| h.saturating_sub(self.number));
             if let Some(ts) = self.timestamp_s {
                 s.lag_seconds = Some((now_s() - ts as f64).max(0.0));
             }
             record_lag(self.chain, s);
+            s.progressed(now_ms(), true)
         });
+        if let Some(stall) = ended {
+            super::ChainStallEnded {
+                chain: self.chain,
+                stall: &stall,
+            }
+            .emit();
+        }
     }
 }
 

@@ -337,12 +337,13 @@ impl Follower {
                 _ => self.target_head(rpc).await?,
             };
             let head = limit.map_or(head, |l| head.min(l.saturating_sub(1)));
+            let next = self.next_block();
             events::HeadSeen {
                 chain: &self.cfg.name,
                 head,
+                next,
             }
             .emit();
-            let next = self.next_block();
             let catching_up = next <= head && head - next + 1 > self.cfg.live_threshold_blocks;
             if !catching_up {
                 self.went_live(next);

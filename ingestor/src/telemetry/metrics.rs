@@ -83,6 +83,10 @@ pub struct Metrics {
     /// have waited longer than `kafka.stall_warning_ms` for the brokers' acknowledgement,
     /// else 0.
     pub sink_stalled: Gauge<u64>,
+    /// `ethhook.chain.stalled` `{state}` → `ethhook_chain_stalled`: 1 while the chain has
+    /// delivered no block for `health.stall_after_ms` with its node's head past its last
+    /// delivered block, else 0.
+    pub chain_stalled: Gauge<u64>,
 }
 
 /// Cumulative librdkafka counters, exported as observable counters:
@@ -122,6 +126,7 @@ pub const NAMES: &[&str] = &[
     "ethhook.kafka.retries",
     "ethhook.kafka.errors",
     "ethhook.sink.stalled",
+    "ethhook.chain.stalled",
 ];
 
 impl Metrics {
@@ -282,6 +287,11 @@ impl Metrics {
                 "{state}",
                 "1 while the chain's records wait for the brokers past kafka.stall_warning_ms",
             ),
+            chain_stalled: gauge(
+                "ethhook.chain.stalled",
+                "{state}",
+                "1 while the chain delivers nothing past health.stall_after_ms behind its head",
+            ),
         }
     }
 
@@ -306,6 +316,7 @@ impl Metrics {
             .add(0, &[l[0].clone(), KeyValue::new("method", "eth_getLogs")]);
         self.breaker_state.record(0, &l);
         self.sink_stalled.record(0, &l);
+        self.chain_stalled.record(0, &l);
     }
 }
 
