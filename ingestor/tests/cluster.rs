@@ -73,17 +73,7 @@ fn rss_kib(service: &Service) -> u64 {
 
 /// `ethhook_sink_stalled` of chain-31337, as `/metrics` serves it.
 fn stalled_gauge(service: &Service) -> Option<f64> {
-    let addr = service.health_addr()?;
-    let (code, body) = http_get(&addr, "/metrics");
-    if code != 200 {
-        return None;
-    }
-    body.lines()
-        .find(|l| l.starts_with("ethhook_sink_stalled{") && l.contains("chain=\"chain-31337\""))?
-        .split_whitespace()
-        .last()?
-        .parse()
-        .ok()
+    metric(service, "ethhook_sink_stalled", "chain-31337")
 }
 
 /// Waits until the log after `from` has a line with `needle`; returns that line.

@@ -371,3 +371,79 @@ fn a_head_replaced_at_its_own_height_is_retracted_without_a_new_block() {
         stop_cleanly(&mut service);
     }
 }
+
+/// A provider that answers one block wrongly for as long as it likes: the chain waits on
+/// that block (nothing skipped, nothing unproven published), and the stall shows within
+/// `health.stall_after_ms` in `/readyz`, `/status`, `ethhook_chain_stalled` and one ERROR
+/// line, while the repeated refusal is written once, not at every retry. Once the provider
+/// answers right, the chain moves on and equals the node.
+#[test]
+fn a_block_refused_again_and_again_stalls_the_chain_visibly_until_it_passes() {
+    let mut stack = Stack::start(174, 3);
+    let stuck = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let proxy = ProviderProxy::start(
+        stack.anvil.port,
+        Habits {
+            stuck_receipts: Some(stuck.clone()),
+            ..Habits::default()
+        },
+    );
+    let toml = stack.names.config(
+        &stack.brokers(),
+        &[entry(31337, proxy.url(), &[])],
+        "[health]\nstall_after_ms = 3000\n",
+    );
+    let mut service = Service::start(BIN.as_ref(), stack.dir.path(), &toml, &[]).expect("ingestor");
+    let chain = "chain-31337";
+    let stalled = wait_for("the stall in /status", WAIT, || {
+        chain_status(&service, chain).filter(|s| !s["stalled"].is_null())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", service.process.log_tail(30)));
+    // Block 1 (the edge shapes' block) is the first with logs: every receipts answer for it
+    // is short by one receipt.
+    assert_eq!(stalled["stalled"]["block"], 1, "{stalled}");
+    let reason = stalled["stalled"]["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("node answer rejected (receipts): block 1:"),
+        "{reason}"
+    );
+    assert_eq!(
+        stalled["delivered"], 0,
+        "nothing delivered past the refused block"
+    );
+    let addr = service.health_addr().expect("health");
+    let (code, body) = http_get(&addr, "/readyz");
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("chain-31337: stalled at block 1: node answer rejected"),
+        "{body}"
+    );
+    assert_eq!(metric(&service, "ethhook_chain_stalled", chain), Some(1.0));
+    // The head moves on meanwhile; the chain still waits on block 1, said once.
+    stack.sender.block(&[stack.shapes.logs(3)]).expect("block");
+    let refusals = wait_for("ten refusals counted", WAIT, || {
+        metric(&service, "ethhook_incomplete_answers_total", chain).filter(|n| *n >= 10.0)
+    })
+    .expect("refusals");
+    let log = service.process.log_text();
+    let count = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("chain stalled: block 1 not delivered"), 1, "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("chain stalled"))
+    );
+    let lines = count("node answer rejected, retrying: block 1:");
+    assert!(
+        lines <= 2 && (lines as f64) < refusals,
+        "{lines} lines for {refusals} refusals: an identical refusal is written once a minute"
+    );
+
+    // The provider answers right again: the chain moves on, says so, and equals the node.
+    stuck.store(false, std::sync::atomic::Ordering::SeqCst);
+    wait_delivered(&service, chain, &stack.node);
+    wait_for_log(&service, "chain moving again: block 1 is past its stall");
+    assert!(status_of(&service, chain, "stalled").is_null());
+    assert_eq!(metric(&service, "ethhook_chain_stalled", chain), Some(0.0));
+    assert_topic_matches_node(&stack.brokers(), &stack.topic(), &stack.node, 31337);
+    stop_cleanly(&mut service);
+}

@@ -317,6 +317,22 @@ pub fn chain_status(service: &Service, chain: &str) -> Option<serde_json::Value>
     Some(status["chains"][chain].clone())
 }
 
+/// `metric{chain="<chain>",…}` as `/metrics` serves it (summed over its other labels).
+pub fn metric(service: &Service, name: &str, chain: &str) -> Option<f64> {
+    let addr = service.health_addr()?;
+    let (code, body) = http_get(&addr, "/metrics");
+    if code != 200 {
+        return None;
+    }
+    let chain = format!("chain=\"{chain}\"");
+    let values: Vec<f64> = body
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(&chain))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
 /// Waits (60 s at most) until the service's log contains `needle`; on failure, shows the
 /// log's tail.
 pub fn wait_for_log(service: &Service, needle: &str) {

@@ -17,6 +17,9 @@
 //!   transaction's logs (a provider still indexing a busy block);
 //! - `short_receipts`: leaves out the last receipt of the first `eth_getBlockReceipts`
 //!   answer of each block;
+//! - `stuck_receipts`: while its flag is set, leaves out the last receipt of every
+//!   `eth_getBlockReceipts` answer (a provider that answers one block wrongly for as long as
+//!   it likes);
 //! - `no_block_receipts`: answers `eth_getBlockReceipts` with -32601, method not found;
 //! - `batches`: refuses JSON-RPC batches as nodes do (see [`Batches`]);
 //! - `refuse_subscribe` (WebSocket only): answers `eth_subscribe` with -32601.
@@ -56,6 +59,7 @@ pub struct Habits {
     pub behind: Option<u64>,
     pub cut_tail: bool,
     pub short_receipts: bool,
+    pub stuck_receipts: Option<Arc<std::sync::atomic::AtomicBool>>,
     pub no_block_receipts: bool,
     pub batches: Option<Batches>,
     pub refuse_subscribe: bool,
@@ -375,6 +379,14 @@ fn rewrite(state: &State, req: &Value, mut answer: Value) -> (u16, Value) {
         {
             receipts.clear();
             state.counts.empty_answers.fetch_add(1, Ordering::SeqCst);
+        } else if state
+            .habits
+            .stuck_receipts
+            .as_ref()
+            .is_some_and(|on| on.load(Ordering::SeqCst))
+        {
+            receipts.pop();
+            state.counts.short_receipts.fetch_add(1, Ordering::SeqCst);
         } else if state.habits.short_receipts
             && state
                 .short_blocks
