@@ -257,6 +257,42 @@ pub fn reorg_with_logs(node: &Node, depth: u64, blocks: &[Vec<LogSpec>]) -> anyh
     Ok(())
 }
 
+/// A transaction of one shape. Only [`Tx::Logs`] emits logs; the others are what real
+/// chains are full of and devnet traffic of logs alone never makes: blocks whose header
+/// `logsBloom` is zero while their `gasUsed` is not.
+#[derive(Debug, Clone)]
+pub enum Tx {
+    /// Contract creations whose constructors emit these logs (more than one creation when
+    /// the init code would pass [`MAX_INITCODE`]).
+    Logs(Vec<LogSpec>),
+    /// A plain transfer of ether to an account without code.
+    Transfer,
+    /// A call that runs code and logs nothing (the identity precompile, with input).
+    QuietCall,
+    /// A contract creation whose constructor logs nothing and deploys one byte of code.
+    QuietCreation,
+    /// A contract creation whose constructor emits a log, then reverts: status 0, and the
+    /// log is not the block's.
+    Reverted,
+}
+
+/// Init code that deploys the one-byte contract `0x00` (STOP): `MSTORE8 0 0; RETURN 0 1`.
+const QUIET_INITCODE: [u8; 10] = [0x60, 0x00, 0x60, 0x00, 0x53, 0x60, 0x01, 0x60, 0x00, 0xf3];
+
+/// Init code that emits one log of 2 topics, then reverts (`REVERT 0 0`).
+fn reverting_initcode() -> Vec<u8> {
+    let mut code = Vec::new();
+    emit_log(
+        &mut code,
+        &LogSpec {
+            topics: vec![[0xee; 32], [0xef; 32]],
+            data: vec![0xab; 40],
+        },
+    );
+    code.extend_from_slice(&[0x60, 0x00, 0x60, 0x00, 0xfd]);
+    code
+}
+
 /// Sends transactions from one of anvil's unlocked accounts.
 pub struct Sender {
     node: Node,
@@ -282,39 +318,93 @@ impl Sender {
         let mut hashes = Vec::new();
         for (code, range) in initcodes(logs) {
             let gas = gas_for(&code, &logs[range]);
-            let tx = json!({
-                "from": self.from,
-                "data": format!("0x{}", hex::encode(&code)),
-                "gas": format!("{gas:#x}"),
-                "nonce": format!("{:#x}", self.nonce),
-            });
-            let hash = self.node.call("eth_sendTransaction", json!([tx]))?;
-            self.nonce += 1;
-            hashes.push(hash.as_str().unwrap_or_default().to_owned());
+            hashes.push(self.send(None, &code, 0, gas)?);
         }
         Ok(hashes)
+    }
+
+    /// Sends one transaction of `data` (`to` none: a creation) with `gas`; returns its hash.
+    fn send(
+        &mut self,
+        to: Option<&str>,
+        data: &[u8],
+        value: u64,
+        gas: u64,
+    ) -> anyhow::Result<String> {
+        let mut tx = json!({
+            "from": self.from,
+            "data": format!("0x{}", hex::encode(data)),
+            "gas": format!("{gas:#x}"),
+            "nonce": format!("{:#x}", self.nonce),
+            "value": format!("{value:#x}"),
+        });
+        if let Some(to) = to {
+            tx["to"] = json!(to);
+        }
+        let hash = self.node.call("eth_sendTransaction", json!([tx]))?;
+        self.nonce += 1;
+        Ok(hash.as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Sends `tx`; returns each transaction's hash with the status it must end with.
+    pub fn send_tx(&mut self, tx: &Tx) -> anyhow::Result<Vec<(String, &'static str)>> {
+        // An account of no code: 0x…0c0ffee, never one of anvil's.
+        const PAYEE: &str = "0x000000000000000000000000000000000c0ffee0";
+        // The identity precompile: runs, returns its input, logs nothing.
+        const IDENTITY: &str = "0x0000000000000000000000000000000000000004";
+        Ok(match tx {
+            Tx::Logs(logs) => self
+                .send_logs(logs)?
+                .into_iter()
+                .map(|h| (h, "0x1"))
+                .collect(),
+            Tx::Transfer => vec![(self.send(Some(PAYEE), &[], 1_000_000_007, 21_000)?, "0x1")],
+            Tx::QuietCall => {
+                vec![(self.send(Some(IDENTITY), &[0x5a; 64], 0, 60_000)?, "0x1")]
+            }
+            Tx::QuietCreation => vec![(self.send(None, &QUIET_INITCODE, 0, 100_000)?, "0x1")],
+            Tx::Reverted => vec![(self.send(None, &reverting_initcode(), 0, 120_000)?, "0x0")],
+        })
     }
 
     /// Sends `txs` transactions carrying `logs` split evenly, mines one block, and checks
     /// every transaction succeeded. Returns the number of logs in the block.
     pub fn block(&mut self, txs: &[Vec<LogSpec>]) -> anyhow::Result<usize> {
+        let txs: Vec<Tx> = txs.iter().cloned().map(Tx::Logs).collect();
+        self.mixed_block(&txs)
+    }
+
+    /// Sends `txs` in order, mines one block, and checks that each one ended as its shape
+    /// says (reverted or not) and in that block. Returns the number of logs in the block.
+    pub fn mixed_block(&mut self, txs: &[Tx]) -> anyhow::Result<usize> {
         let mut hashes = Vec::new();
-        for logs in txs {
-            hashes.extend(self.send_logs(logs)?);
+        for tx in txs {
+            hashes.extend(self.send_tx(tx)?);
         }
         self.node.mine(1)?;
-        for hash in &hashes {
+        let head = self.node.head()?;
+        for (hash, want) in &hashes {
             let receipt = self.node.call("eth_getTransactionReceipt", json!([hash]))?;
             let status = receipt
                 .get("status")
                 .and_then(|s| s.as_str())
                 .unwrap_or("none");
             anyhow::ensure!(
-                status == "0x1",
-                "transaction {hash} failed (status {status}): raise its gas"
+                status == *want,
+                "transaction {hash} ended with status {status}, not {want}: raise its gas"
+            );
+            anyhow::ensure!(
+                quantity(&receipt["blockNumber"])? == head,
+                "transaction {hash} is not in block {head}"
             );
         }
-        Ok(txs.iter().map(Vec::len).sum())
+        Ok(txs
+            .iter()
+            .map(|t| match t {
+                Tx::Logs(logs) => logs.len(),
+                _ => 0,
+            })
+            .sum())
     }
 
     /// The node this sender uses.

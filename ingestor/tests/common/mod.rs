@@ -19,7 +19,7 @@ use devstack::compare::{Expected, Report, compare, compare_compacted, expected_f
 use devstack::consumer::{Record, TopicReader};
 use devstack::node::Node;
 use devstack::service::Service;
-use devstack::traffic::{LogShapes, LogSpec, Sender};
+use devstack::traffic::{LogShapes, LogSpec, Sender, Tx};
 pub use kafka::{Names, shared_brokers};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ingestor");
@@ -45,8 +45,55 @@ pub fn edge_logs() -> Vec<LogSpec> {
     out
 }
 
-/// Mines a varied history: edge shapes, many logs per tx and per block, empty blocks.
-/// Returns the number of logs.
+/// One log of `topics` topics of `byte`, and `data`.
+fn log_of(topics: usize, byte: u8, data: Vec<u8>) -> LogSpec {
+    LogSpec {
+        topics: vec![[byte; 32]; topics],
+        data,
+    }
+}
+
+/// The blocks of every shape a real chain has (see [`Tx`]), in order: a block of
+/// transactions that log nothing has a zero `logsBloom` and a `gasUsed` that is not.
+pub fn every_shape() -> Vec<Vec<Tx>> {
+    vec![
+        // Plain transfers only (mainnet's quiet block).
+        vec![Tx::Transfer, Tx::Transfer],
+        // A reverted creation (its log is not the block's) and a call that logs nothing.
+        vec![Tx::Reverted, Tx::QuietCall],
+        // A creation that logs nothing, one whose constructor logs, and a transfer.
+        vec![
+            Tx::QuietCreation,
+            Tx::Logs(vec![log_of(2, 0x31, vec![0x32; 32])]),
+            Tx::Transfer,
+        ],
+        // A transaction of 0 logs next to one of 500.
+        vec![Tx::Transfer, Tx::Logs(vec![log_of(1, 0x41, vec![]); 500])],
+        // A log of 0 topics, one of 4 topics and no data, among quiet transactions.
+        vec![
+            Tx::Reverted,
+            Tx::Logs(vec![log_of(0, 0, vec![0x51; 7]), log_of(4, 0x52, vec![])]),
+            Tx::QuietCall,
+            Tx::Transfer,
+        ],
+        // A lone call that logs nothing.
+        vec![Tx::QuietCall],
+    ]
+}
+
+/// Mines [`every_shape`]'s blocks, then an empty block. Returns the number of logs.
+pub fn mine_every_shape(sender: &mut Sender) -> anyhow::Result<usize> {
+    let mut logs = 0;
+    for block in every_shape() {
+        logs += sender.mixed_block(&block)?;
+    }
+    sender.node().mine(1)?;
+    Ok(logs)
+}
+
+/// Mines a varied history: edge shapes, many logs per tx and per block, empty blocks,
+/// blocks whose transactions log nothing ([`every_shape`]), and every third block two
+/// calls that log nothing beside the logs. Returns the number of logs.
 pub fn mine_history(
     sender: &mut Sender,
     shapes: &mut LogShapes,
@@ -54,14 +101,18 @@ pub fn mine_history(
 ) -> anyhow::Result<usize> {
     let mut logs = sender.block(&[edge_logs()])?;
     logs += sender.block(&[shapes.logs(150), shapes.logs(120), shapes.logs(60)])?;
+    logs += mine_every_shape(sender)?;
     for i in 0..blocks {
         if i % 4 == 3 {
             sender.node().mine(2)?; // empty blocks
         } else {
-            let txs: Vec<_> = (0..1 + i % 3)
-                .map(|_| shapes.logs(1 + (i * 7) % 12))
+            let mut txs: Vec<_> = (0..1 + i % 3)
+                .map(|_| Tx::Logs(shapes.logs(1 + (i * 7) % 12)))
                 .collect();
-            logs += sender.block(&txs)?;
+            if i % 3 == 0 {
+                txs.extend([Tx::QuietCall, Tx::Transfer]);
+            }
+            logs += sender.mixed_block(&txs)?;
         }
     }
     Ok(logs)

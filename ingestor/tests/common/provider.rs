@@ -22,6 +22,10 @@
 //!   it likes);
 //! - `no_block_receipts`: answers `eth_getBlockReceipts` with -32601, method not found;
 //! - `batches`: refuses JSON-RPC batches as nodes do (see [`Batches`]);
+//! - `checksum_addresses`: writes every log's `address` in EIP-55 mixed case (as some
+//!   clients do);
+//! - `repeat_log`: repeats a log in the first ranged `eth_getLogs` answer that holds each
+//!   block's logs (a provider's index returning one log twice);
 //! - `refuse_subscribe` (WebSocket only): answers `eth_subscribe` with -32601.
 //! - `slow` (HTTP only): every answer waits this long first (a distant or busy provider),
 //!   so a catch-up lasts long enough to watch.
@@ -62,6 +66,8 @@ pub struct Habits {
     pub stuck_receipts: Option<Arc<std::sync::atomic::AtomicBool>>,
     pub no_block_receipts: bool,
     pub batches: Option<Batches>,
+    pub checksum_addresses: bool,
+    pub repeat_log: bool,
     pub refuse_subscribe: bool,
     pub slow: Option<std::time::Duration>,
 }
@@ -82,6 +88,10 @@ pub struct Counts {
     pub refused_batches: AtomicUsize,
     /// `eth_subscribe` or `eth_getBlockReceipts` refused as unknown.
     pub refused_methods: AtomicUsize,
+    /// Log addresses written in mixed case.
+    pub checksummed: AtomicUsize,
+    /// Logs repeated in a ranged answer.
+    pub repeated_logs: AtomicUsize,
 }
 
 impl State {
@@ -174,6 +184,10 @@ impl ProviderProxy {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn habits(&self) -> &Habits {
+        &self.state.habits
     }
 
     pub fn counts(&self) -> &Counts {
@@ -398,6 +412,23 @@ fn rewrite(state: &State, req: &Value, mut answer: Value) -> (u16, Value) {
             state.counts.short_receipts.fetch_add(1, Ordering::SeqCst);
         }
     }
+    if state.habits.checksum_addresses {
+        checksum_logs(state, method, &mut answer["result"]);
+    }
+    if method == "eth_getLogs"
+        && state.habits.repeat_log
+        && param.get("fromBlock").is_some()
+        && let Some(logs) = answer["result"].as_array_mut()
+        && let Some(first) = logs.first().cloned()
+        && state
+            .cut_blocks
+            .lock()
+            .expect("lock")
+            .insert(format!("repeat:{}", first["blockHash"]))
+    {
+        logs.insert(1, first);
+        state.counts.repeated_logs.fetch_add(1, Ordering::SeqCst);
+    }
     if method == "eth_getLogs"
         && state.habits.cut_tail
         && let Some(logs) = answer["result"].as_array_mut()
@@ -551,4 +582,55 @@ fn quantity(v: &Value) -> u64 {
     v.as_str()
         .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
         .unwrap_or(0)
+}
+
+/// Writes the `address` of every log in `result` (an `eth_getLogs` answer, a receipt or a
+/// list of receipts) in EIP-55 mixed case.
+fn checksum_logs(state: &State, method: &str, result: &mut Value) {
+    let logs: Vec<&mut Value> = match (method, result) {
+        ("eth_getLogs", Value::Array(logs)) => logs.iter_mut().collect(),
+        ("eth_getBlockReceipts", Value::Array(receipts)) => receipts
+            .iter_mut()
+            .filter_map(|r| r["logs"].as_array_mut())
+            .flatten()
+            .collect(),
+        ("eth_getTransactionReceipt", r @ Value::Object(_)) => r["logs"]
+            .as_array_mut()
+            .map(|l| l.iter_mut().collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    for log in logs {
+        if let Some(address) = log["address"].as_str() {
+            let mixed = eip55(address);
+            if mixed != address {
+                state.counts.checksummed.fetch_add(1, Ordering::SeqCst);
+            }
+            log["address"] = json!(mixed);
+        }
+    }
+}
+
+/// `address` (`0x` + 40 hex digits) in EIP-55 mixed case: a letter is upper case where the
+/// Keccak-256 of the lower-case hex has a nibble of 8 or more.
+pub fn eip55(address: &str) -> String {
+    use tiny_keccak::{Hasher, Keccak};
+    let lower = address.trim_start_matches("0x").to_ascii_lowercase();
+    let mut hash = [0u8; 32];
+    let mut k = Keccak::v256();
+    k.update(lower.as_bytes());
+    k.finalize(&mut hash);
+    let mixed: String = lower
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            let nibble = (hash[i / 2] >> (if i % 2 == 0 { 4 } else { 0 })) & 0xf;
+            if c.is_ascii_alphabetic() && nibble >= 8 {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!("0x{mixed}")
 }
