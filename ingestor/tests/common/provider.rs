@@ -398,15 +398,12 @@ fn rewrite(state: &State, req: &Value, mut answer: Value) -> (u16, Value) {
             .stuck_receipts
             .as_ref()
             .is_some_and(|on| on.load(Ordering::SeqCst))
-        {
-            receipts.pop();
-            state.counts.short_receipts.fetch_add(1, Ordering::SeqCst);
-        } else if state.habits.short_receipts
-            && state
-                .short_blocks
-                .lock()
-                .expect("lock")
-                .insert(hash.to_owned())
+            || (state.habits.short_receipts
+                && state
+                    .short_blocks
+                    .lock()
+                    .expect("lock")
+                    .insert(hash.to_owned()))
         {
             receipts.pop();
             state.counts.short_receipts.fetch_add(1, Ordering::SeqCst);
