@@ -28,10 +28,13 @@ use serde_json::Value;
 /// the repository (where CI puts a read-only copy of `shared/`). An error names both when
 /// the folder is missing.
 pub fn realdata_dir() -> anyhow::Result<PathBuf> {
-    let dir = match std::env::var_os("ETHHOOK_REALDATA_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/realdata"),
-    };
+    realdata_dir_in(std::env::var_os("ETHHOOK_REALDATA_DIR").map(PathBuf::from))
+}
+
+/// [`realdata_dir`] with the override given.
+fn realdata_dir_in(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let dir = given
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/realdata"));
     if !dir.is_dir() {
         bail!(
             "the recorded real blocks are not at {}: put shared/realdata beside the repository, or set ETHHOOK_REALDATA_DIR",
@@ -204,8 +207,12 @@ struct State {
     visible: AtomicBool,
     /// Tells WebSocket connections the block became visible.
     released: tokio::sync::watch::Sender<bool>,
-    /// Calls answered, by method (each call of a batch counts).
+    /// Calls answered, by method (each call of a batch counts); `eth_subscription` counts
+    /// the notifications sent.
     calls: Mutex<HashMap<String, usize>>,
+    /// The methods whose answers held the block's data (the block, a receipt, a log), in
+    /// the order they were answered.
+    served: Mutex<Vec<String>>,
 }
 
 impl State {
@@ -219,6 +226,13 @@ impl State {
     fn count(&self, method: &str) {
         if let Ok(mut calls) = self.calls.lock() {
             *calls.entry(method.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Notes that `method`'s answer held the block's data.
+    fn served(&self, method: &str) {
+        if let Ok(mut served) = self.served.lock() {
+            served.push(method.to_owned());
         }
     }
 }
@@ -242,6 +256,7 @@ impl RealNode {
             visible: AtomicBool::new(!options.hidden),
             released,
             calls: Mutex::default(),
+            served: Mutex::default(),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -286,6 +301,16 @@ impl RealNode {
             .calls
             .lock()
             .map_or(0, |c| c.get(method).copied().unwrap_or(0))
+    }
+
+    /// The methods whose answers held the block's data (its header or body, a receipt, a
+    /// log), in the order they were answered: which call first learned of the block.
+    pub fn served(&self) -> Vec<String> {
+        self.state
+            .served
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 
     /// Every method called, with its count, by name.

@@ -126,6 +126,14 @@ fn one(state: &State, call: &Value, subs: Option<&mut Subscriptions>) -> Option<
         }
         _ => answer::answer(&state.recorded, state.view(), method, params),
     };
+    let holds_data = match &outcome {
+        Ok(Value::Array(items)) => !items.is_empty(),
+        Ok(Value::Object(_)) => true,
+        _ => false,
+    };
+    if holds_data {
+        state.served(method);
+    }
     Some(answer::response(call, outcome))
 }
 
@@ -165,6 +173,7 @@ async fn serve_ws(tcp: TcpStream, state: Arc<State>) {
                     continue;
                 }
                 for id in &subs.ids {
+                    state.count("eth_subscription");
                     let note = json!({
                         "jsonrpc": "2.0",
                         "method": "eth_subscription",

@@ -193,4 +193,29 @@ fn serves_http_batches_and_announces_the_released_block_over_websocket() {
     let after = post(json!({"jsonrpc": "2.0", "id": 4, "method": "eth_blockNumber", "params": []}));
     assert_eq!(after["result"], "0x10");
     assert_eq!(node.calls("eth_blockNumber"), 2);
+    assert_eq!(node.calls("eth_subscription"), 1);
+    let receipts = post(
+        json!({"jsonrpc": "2.0", "id": 5, "method": "eth_getBlockReceipts", "params": [HASH]}),
+    );
+    assert_eq!(receipts["result"][0]["transactionIndex"], "0x0");
+    assert_eq!(
+        node.served(),
+        ["eth_getBlockReceipts"],
+        "null answers hold no data"
+    );
+}
+
+#[test]
+fn a_missing_folder_is_an_error_naming_it() {
+    let err = realdata_dir_in(Some("/nonexistent/realdata".into())).expect_err("missing");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("/nonexistent/realdata") && text.contains("ETHHOOK_REALDATA_DIR"),
+        "{text}"
+    );
+    let here = tempfile::tempdir().expect("dir");
+    assert_eq!(
+        realdata_dir_in(Some(here.path().into())).expect("present"),
+        here.path()
+    );
 }
