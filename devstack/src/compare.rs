@@ -45,6 +45,31 @@ pub fn expected_from_node(
     Ok(out)
 }
 
+/// What a topic must hold for one recorded block: the logs of each of its `receipts`
+/// (`eth_getBlockReceipts`' objects, in transaction order), stamped with the header's
+/// timestamp × 1000; addresses and hashes lowercased as [`expected_from_node`] does.
+pub fn expected_from_receipts(
+    chain_id: u64,
+    block: &Value,
+    receipts: &[Value],
+) -> anyhow::Result<Expected> {
+    let timestamp_ms = quantity(&block["timestamp"]).context("block.timestamp")? as i64 * 1000;
+    let mut out = Expected::new();
+    for receipt in receipts {
+        for log in receipt["logs"].as_array().context("receipt.logs")? {
+            let decoded = from_node_json(chain_id, log, timestamp_ms)?;
+            let key = format!(
+                "{chain_id}:{}:{}",
+                decoded.transaction_hash, decoded.log_index
+            );
+            if out.insert(key.clone(), decoded).is_some() {
+                anyhow::bail!("the receipts list {key} twice");
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn from_node_json(chain_id: u64, log: &Value, timestamp_ms: i64) -> anyhow::Result<DecodedLog> {
     let s = |n: &str| -> anyhow::Result<String> {
         Ok(log[n]
@@ -271,4 +296,36 @@ pub fn produced_twice(records: &[Record]) -> Vec<String> {
         }
     }
     twice
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn expectations_from_receipts_are_lowercased_and_timed_by_the_header() {
+        let block = json!({"number": "0x5", "timestamp": "0x64"});
+        let log = |index: &str| {
+            json!({"address": "0x00000000000000000000000000000000000000AB",
+                   "topics": ["0x00000000000000000000000000000000000000000000000000000000000000CD"],
+                   "data": "0x0102", "blockHash": format!("0x{}", "EF".repeat(32)),
+                   "blockNumber": "0x5", "transactionHash": format!("0x{}", "12".repeat(32)),
+                   "transactionIndex": "0x0", "logIndex": index})
+        };
+        let receipts = [
+            json!({"logs": [log("0x0"), log("0x1")]}),
+            json!({"logs": []}),
+        ];
+        let expected = expected_from_receipts(9, &block, &receipts).expect("expected");
+        assert_eq!(expected.len(), 2);
+        let first = &expected[&format!("9:0x{}:0", "12".repeat(32))];
+        assert_eq!(first.block_timestamp_ms, 100_000);
+        assert_eq!(first.address, "0x00000000000000000000000000000000000000ab");
+        assert_eq!(first.block_hash, format!("0x{}", "ef".repeat(32)));
+        assert_eq!(first.data, vec![1, 2]);
+        let twice = [json!({"logs": [log("0x0")]}), json!({"logs": [log("0x0")]})];
+        assert!(expected_from_receipts(9, &block, &twice).is_err());
+    }
 }

@@ -10,7 +10,10 @@
 //! - [`events`]: the demo's reader of decoded-event topics, with `ingestor schemas`' schemas.
 //! - [`avro_ref`]: fastavro as the reference implementation (fingerprint, decoding).
 //! - [`completeness`]: the benchmark of the log completeness check on saturated blooms.
-//! - [`compare`]: the node's `eth_getLogs` versus what the topic holds, field by field.
+//! - [`compare`]: the node's `eth_getLogs` (or a recorded block's receipts) versus what the
+//!   topic holds, field by field.
+//! - [`realnode`]: a JSON-RPC node (HTTP and WebSocket) serving one block recorded from a
+//!   real chain, `shared/realdata/*.json`, shown at start or released later.
 //! - [`service`]: the ingestor binary as a child process with a generated config.
 //! - [`apicurio`], [`postgres`] and [`connect`]: the sink stack (Apicurio Registry, a
 //!   throwaway PostgreSQL, Kafka Connect running the shipped JDBC sink), from
@@ -33,6 +36,7 @@ pub mod memory;
 pub mod node;
 pub mod postgres;
 pub mod proc;
+pub mod realnode;
 pub mod service;
 pub mod traffic;
 
