@@ -16,8 +16,9 @@
 //! reason: for it the test requires the refusal (and nothing published) instead.
 //!
 //! In process, the ingestor's own parsing and proof run on every recording too, whole and
-//! short of its last receipt: where a chain's last transaction uses no gas
-//! ([`ZERO_GAS_LAST`]), the gas rule cannot tell such an answer is short.
+//! short of its last receipt: the block's count of transactions refuses the short answer;
+//! where a header lists none (`newHeads`) and the chain's last transaction uses no gas
+//! ([`ZERO_GAS_LAST`]), the gas rule alone cannot tell.
 
 mod common;
 
@@ -121,8 +122,8 @@ impl Route {
 const DEPARTURES: &[(&str, Option<Route>, &str, &str)] = &[];
 
 /// Files whose last transaction used no gas: a receipts answer short of its last receipt
-/// still adds up to the header's `gasUsed`, so the gas rule cannot tell it is short (the
-/// proof assumes every transaction uses gas). With the reason.
+/// still adds up to the header's `gasUsed`, so where the header lists no transactions (a
+/// `newHeads` header), the gas rule cannot tell it is short. With the reason.
 const ZERO_GAS_LAST: &[(&str, &str)] = &[(
     "tempo-mainnet-17708868.json",
     "Tempo's last transaction (index 2, type 0x0, from and to the zero address, gas 0, no logs) is a system transaction that uses no gas",
@@ -446,12 +447,20 @@ fn catch_up_over_http_with_get_logs_unverified() {
 
 /// The ingestor's own parsing and proof, in process, on every recording: the recorded
 /// answer proves the block with exactly its logs, and an answer short of its last receipt
-/// is refused by the gas rule, except where the chain's last transaction uses no gas.
+/// is refused, by the count of the block's transactions. A `newHeads` header lists no
+/// transactions: then only the gas rule is left, which cannot tell where the chain's last
+/// transaction uses no gas ([`ZERO_GAS_LAST`]).
 #[test]
 fn the_proof_holds_on_every_recorded_block_and_refuses_it_short_of_its_last_receipt() {
     for rec in recordings() {
         let header = Header::parse(&rec.block.to_string())
             .unwrap_or_else(|e| panic!("{}: header: {e}", rec.file));
+        assert_eq!(
+            header.transactions,
+            Some(rec.tx_count() as u64),
+            "{}",
+            rec.file
+        );
         let receipts = Receipt::parse_list(&rec.receipts.to_string())
             .unwrap_or_else(|e| panic!("{}: receipts: {e}", rec.file));
         let block = BlockLogs::from_receipts(header.clone(), receipts.clone())
@@ -459,8 +468,18 @@ fn the_proof_holds_on_every_recorded_block_and_refuses_it_short_of_its_last_rece
         assert_eq!(block.logs.len(), rec.log_count(), "{}", rec.file);
         let mut short = receipts;
         short.pop();
-        let refused = BlockLogs::from_receipts(header, short);
-        match (ZERO_GAS_LAST.iter().find(|(f, _)| *f == rec.file), refused) {
+        let e = BlockLogs::from_receipts(header.clone(), short.clone())
+            .expect_err("an answer short of its last receipt");
+        assert_eq!(e.check, "receipts", "{}: {e}", rec.file);
+        // The same header as `newHeads` announces it: no transaction list.
+        let announced = Header {
+            transactions: None,
+            ..header
+        };
+        match (
+            ZERO_GAS_LAST.iter().find(|(f, _)| *f == rec.file),
+            BlockLogs::from_receipts(announced, short),
+        ) {
             (None, Err(e)) => assert_eq!(e.check, "receipts", "{}: {e}", rec.file),
             (Some((_, why)), Ok(_)) => println!("{}: short answer accepted: {why}", rec.file),
             (None, Ok(_)) => panic!(

@@ -116,15 +116,30 @@ impl BlockLogs {
     }
 
     /// The block of `header` with the logs of its `receipts`, proven complete: one receipt
-    /// per transaction (indexes 0, 1, 2, … without a gap, the last one's
-    /// `cumulativeGasUsed` equal to the header's `gasUsed`, so no receipt is missing at the
-    /// end either, since every transaction uses gas), every receipt and log naming this
+    /// per transaction (indexes 0, 1, 2, … without a gap, at least as many as the block's
+    /// transactions where the header listed them, and the last one's `cumulativeGasUsed`
+    /// equal to the header's `gasUsed`, so no receipt is missing at the end either, unless
+    /// its transaction used no gas and the count was not listed), every receipt and log naming this
     /// block and its transaction, and the logs together passing [`BlockLogs::assemble`]'s
     /// checks (log indexes without a gap, exactly the header's `logsBloom`).
     pub fn from_receipts(header: Header, receipts: Vec<Receipt>) -> Result<Self, Inconsistent> {
         let n = header.number;
         let mut gas = 0;
         let mut logs = Vec::with_capacity(receipts.iter().map(|r| r.logs.len()).sum());
+        let count = receipts.len() as u64;
+        // The gas rule below misses a last receipt whose transaction used no gas (Tempo's
+        // and Arbitrum's system transactions use none); the block's count of transactions,
+        // where the node listed them, does not.
+        if let Some(txs) = header.transactions
+            && count < txs
+        {
+            return Err(Inconsistent::new(
+                "receipts",
+                format!(
+                    "block {n}: {count} receipts for its {txs} transactions (receipts missing)"
+                ),
+            ));
+        }
         for (i, r) in receipts.into_iter().enumerate() {
             if r.block_hash != header.hash || r.block_number != n {
                 return Err(Inconsistent::new(
@@ -217,6 +232,7 @@ mod tests {
             timestamp_s: n,
             logs_bloom: Bloom::default(),
             gas_used: 0,
+            transactions: None,
         }
     }
 
@@ -346,6 +362,18 @@ mod tests {
         assert_eq!(refused(moved).check, "receipts");
         // No receipts at all for a block that used gas.
         assert_eq!(refused(vec![]).check, "receipts");
+        // A last transaction of no gas (a system transaction): its receipt missing shows
+        // only in the count of transactions the header lists.
+        let mut free = h.clone();
+        free.transactions = Some(3);
+        let mut with_free = full();
+        with_free.push(receipt(&h, 2, 90_000, vec![]));
+        assert!(BlockLogs::from_receipts(free.clone(), with_free).is_ok());
+        let err = BlockLogs::from_receipts(free, full()).expect_err("count");
+        assert!(
+            err.what.contains("2 receipts for its 3 transactions"),
+            "{err}"
+        );
     }
 
     #[test]

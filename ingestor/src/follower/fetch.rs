@@ -381,6 +381,7 @@ mod tests {
             timestamp_s: n,
             logs_bloom: crate::rpc::bloom::Bloom::default(),
             gas_used: 0,
+            transactions: None,
         }
     }
 

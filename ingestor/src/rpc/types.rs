@@ -73,6 +73,8 @@ struct RawHeader<'a> {
     logs_bloom: Option<Field<'a>>,
     #[serde(borrow, default)]
     gas_used: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    transactions: Option<Field<'a>>,
 }
 
 /// The parts of a block header the follower needs.
@@ -90,6 +92,9 @@ pub struct Header {
     pub logs_bloom: Bloom,
     /// Gas used by all of the block's transactions: the last receipt's `cumulativeGasUsed`.
     pub gas_used: u64,
+    /// How many transactions the block has, when the answer listed them
+    /// (`eth_getBlockBy*`; a `newHeads` header does not).
+    pub transactions: Option<u64>,
 }
 
 impl Header {
@@ -114,6 +119,10 @@ impl Header {
             timestamp_s: quantity_field(&raw.timestamp, "timestamp")?,
             logs_bloom: Bloom::parse("logsBloom", str_field(&raw.logs_bloom, "logsBloom")?)?,
             gas_used: quantity_field(&raw.gas_used, "gasUsed")?,
+            transactions: match raw.transactions {
+                Some(Field::List(txs)) => Some(txs.len() as u64),
+                _ => None,
+            },
         })
     }
 }
