@@ -274,6 +274,17 @@ pub enum Tx {
     /// A contract creation whose constructor emits a log, then reverts: status 0, and the
     /// log is not the block's.
     Reverted,
+    /// An EIP-7702 set-code transaction (type 0x4) to the identity precompile. Its one
+    /// authorization's signature is not valid, so it is skipped, as EIP-7702 says: the
+    /// transaction stands, of type 0x4, and logs nothing. Send it last of its block:
+    /// anvil 1.7.1 drops the sender's later transactions of that block.
+    SetCode,
+    /// An EIP-2930 transaction (type 0x1, with an access list): a plain transfer, at a gas
+    /// price of 2 gwei. Send such transactions before the block's EIP-1559 ones: anvil
+    /// orders a block by priority fee and drops one whose turn comes before its nonce's.
+    AccessList,
+    /// A legacy transaction (type 0x0): a plain transfer, like [`Tx::AccessList`].
+    Legacy,
 }
 
 /// Init code that deploys the one-byte contract `0x00` (STOP): `MSTORE8 0 0; RETURN 0 1`.
@@ -331,6 +342,18 @@ impl Sender {
         value: u64,
         gas: u64,
     ) -> anyhow::Result<String> {
+        self.send_with(to, data, value, gas, json!({}))
+    }
+
+    /// [`Self::send`] with `fields` added to the request (they choose its type).
+    fn send_with(
+        &mut self,
+        to: Option<&str>,
+        data: &[u8],
+        value: u64,
+        gas: u64,
+        fields: serde_json::Value,
+    ) -> anyhow::Result<String> {
         let mut tx = json!({
             "from": self.from,
             "data": format!("0x{}", hex::encode(data)),
@@ -340,6 +363,9 @@ impl Sender {
         });
         if let Some(to) = to {
             tx["to"] = json!(to);
+        }
+        if let (Some(tx), Some(fields)) = (tx.as_object_mut(), fields.as_object()) {
+            tx.extend(fields.clone());
         }
         let hash = self.node.call("eth_sendTransaction", json!([tx]))?;
         self.nonce += 1;
@@ -364,6 +390,29 @@ impl Sender {
             }
             Tx::QuietCreation => vec![(self.send(None, &QUIET_INITCODE, 0, 100_000)?, "0x1")],
             Tx::Reverted => vec![(self.send(None, &reverting_initcode(), 0, 120_000)?, "0x0")],
+            Tx::SetCode => {
+                let chain_id = self.node.call("eth_chainId", json!([]))?;
+                let authorization = json!({
+                    "chainId": chain_id, "address": IDENTITY, "nonce": "0x0",
+                    "yParity": "0x0", "r": "0x1", "s": "0x1",
+                });
+                let fields = json!({ "authorizationList": [authorization] });
+                vec![(
+                    self.send_with(Some(IDENTITY), &[0x77; 8], 0, 100_000, fields)?,
+                    "0x1",
+                )]
+            }
+            Tx::AccessList => {
+                let fields = json!({
+                    "gasPrice": "0x77359400",
+                    "accessList": [{ "address": PAYEE, "storageKeys": [format!("0x{}", "00".repeat(32))] }],
+                });
+                vec![(self.send_with(Some(PAYEE), &[], 3, 30_000, fields)?, "0x1")]
+            }
+            Tx::Legacy => {
+                let fields = json!({ "gasPrice": "0x77359400" });
+                vec![(self.send_with(Some(PAYEE), &[], 5, 21_000, fields)?, "0x1")]
+            }
         })
     }
 

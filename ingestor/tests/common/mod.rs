@@ -78,6 +78,17 @@ pub fn every_shape() -> Vec<Vec<Tx>> {
         ],
         // A lone call that logs nothing.
         vec![Tx::QuietCall],
+        // Every transaction type anvil makes, none logging: 0x0, 0x1, 0x2 and EIP-7702's 0x4.
+        vec![Tx::Legacy, Tx::AccessList, Tx::Transfer, Tx::SetCode],
+        // The same types beside logs. Anvil orders a block by priority fee and drops a
+        // transaction whose turn comes before its nonce's: those paying a gas price (0x0,
+        // 0x1) go first, a set-code transaction last.
+        vec![
+            Tx::Legacy,
+            Tx::AccessList,
+            Tx::Logs(vec![log_of(3, 0x61, vec![0x62; 64])]),
+            Tx::SetCode,
+        ],
     ]
 }
 
