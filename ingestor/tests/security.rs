@@ -20,7 +20,6 @@ use std::time::Duration;
 use common::tls::TestCa;
 use common::*;
 use devstack::anvil::Anvil;
-use devstack::consumer::TopicReader;
 use devstack::kafka::{Kafka, KafkaOptions, Listener};
 use devstack::service::{ChainEntry, Service, config_toml};
 use devstack::traffic::{LogShapes, Sender};
@@ -124,8 +123,9 @@ fn sasl_ssl_with_scram_sha_512_publishes_everything_and_refuses_bad_credentials(
         ("sasl.password", PASSWORD),
         ("ssl.ca.location", ca_file.as_str()),
     ];
-    let mut reader =
-        TopicReader::with_options(&brokers, TOPIC, &reader_options).expect("secured reader");
+    let mut reader = service
+        .reader(&brokers, TOPIC, &reader_options)
+        .unwrap_or_else(|e| panic!("secured reader: {e:#}"));
     assert_reader_matches_node(&mut reader, &anvil.node(), 31337, dir.path());
     stop_cleanly(&mut service);
     assert!(
@@ -190,8 +190,9 @@ fn mutual_tls_publishes_everything_and_refuses_an_expired_client_certificate() {
         ("ssl.certificate.location", cert_file.as_str()),
         ("ssl.key.location", key_file.as_str()),
     ];
-    let mut reader =
-        TopicReader::with_options(&brokers, TOPIC, &reader_options).expect("mutual TLS reader");
+    let mut reader = service
+        .reader(&brokers, TOPIC, &reader_options)
+        .unwrap_or_else(|e| panic!("mutual TLS reader: {e:#}"));
     assert_reader_matches_node(&mut reader, &anvil.node(), 31337, dir.path());
     stop_cleanly(&mut service);
     let key_pem = std::fs::read_to_string(&key).expect("key");
