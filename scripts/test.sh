@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: installs the pinned anvil and Apache Kafka (cached per user), then unit and
 # end-to-end tests. Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test e2e`).
+# Every test binary runs even when one fails (`--no-fail-fast`); the exit status is still
+# non-zero then. A failing test prints the tail of each of its processes' logs;
+# ETHHOOK_KEEP_TEST_DIRS=1 keeps the test folders (the logs, configs and data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,4 +20,4 @@ fi
 
 eval "$(scripts/deps.sh env)"
 export ANVIL_BIN KAFKA_LIBS JAVA_BIN FASTAVRO_PYTHON ETHABI_PYTHON APICURIO_HOME APICURIO_JAVA CONNECT_LIBS CONNECT_PLUGINS POSTGRES_BIN
-exec cargo test --workspace --locked "$@"
+exec cargo test --workspace --locked --no-fail-fast "$@"

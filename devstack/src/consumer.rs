@@ -16,6 +16,10 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 /// The schema file, read at run time (not the copy embedded in the ingestor).
 pub const SCHEMA_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/evm_log.avsc");
 
+/// How long a reader waits for its topic to exist: a cold broker on a busy host, behind
+/// TLS and SASL, may take a while to create it for a service that has just started.
+const TOPIC_DEADLINE: Duration = Duration::from_secs(120);
+
 /// One decoded `EvmLog`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodedLog {
@@ -147,6 +151,17 @@ impl TopicReader {
         topic: &str,
         options: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
+        Self::open(brokers, topic, options, || Ok(()))
+    }
+
+    /// [`TopicReader::with_options`], waiting for the topic only while `alive` succeeds:
+    /// its error (the service that creates the topic exited) ends the wait at once.
+    pub fn open(
+        brokers: &str,
+        topic: &str,
+        options: &[(&str, &str)],
+        mut alive: impl FnMut() -> anyhow::Result<()>,
+    ) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(SCHEMA_PATH).context("reading the schema file")?;
         let schema = Schema::parse_str(&text)?;
         let fingerprint = crate::avro_ref::fingerprint()?;
@@ -163,20 +178,22 @@ impl TopicReader {
             .set("enable.auto.commit", "false")
             .create()?;
         // The ingestor creates its topics at start-up: wait until the broker lists this one.
-        let partitions = crate::proc::wait_for(
+        let partitions = crate::proc::wait_for_or_fail(
             &format!("topic {topic} to exist"),
-            Duration::from_secs(60),
+            TOPIC_DEADLINE,
             || {
-                let metadata = consumer
-                    .fetch_metadata(Some(topic), Duration::from_secs(5))
-                    .ok()?;
+                alive()?;
+                let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))
+                else {
+                    return Ok(None);
+                };
                 let ids: Vec<i32> = metadata
                     .topics()
                     .iter()
                     .filter(|t| t.name() == topic && t.error().is_none())
                     .flat_map(|t| t.partitions().iter().map(|p| p.id()))
                     .collect();
-                (!ids.is_empty()).then_some(ids)
+                Ok((!ids.is_empty()).then_some(ids))
             },
         )?;
         let mut tpl = TopicPartitionList::new();

@@ -3,7 +3,9 @@
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -32,6 +34,25 @@ pub fn wait_for<T>(
     }
 }
 
+/// [`wait_for`] with a check that can also fail: its error ends the wait at once (what is
+/// waited for can no longer happen, e.g. the process that would do it exited).
+pub fn wait_for_or_fail<T>(
+    what: &str,
+    deadline: Duration,
+    mut check: impl FnMut() -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().with_context(|| format!("while waiting for {what}"))? {
+            return Ok(v);
+        }
+        if start.elapsed() > deadline {
+            bail!("timed out after {deadline:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits until something accepts TCP connections on `port`.
 pub fn wait_for_port(port: u16, deadline: Duration) -> anyhow::Result<()> {
     wait_for(
@@ -41,18 +62,53 @@ pub fn wait_for_port(port: u16, deadline: Duration) -> anyhow::Result<()> {
     )
 }
 
+/// How many lines of a process's log a failure shows.
+pub const TAIL_LINES: usize = 40;
+
+/// Set by the panic hook [`Managed::spawn`] installs: some thread of this process panicked
+/// (in a test binary, a test failed).
+static PANICKED: AtomicBool = AtomicBool::new(false);
+
+/// Whether any thread of this process panicked since its first [`Managed::spawn`]: what
+/// something dropped outside the failing test (a broker shared by a test binary, dropped
+/// at exit) asks before printing its log.
+pub fn any_panicked() -> bool {
+    PANICKED.load(Ordering::Relaxed)
+}
+
+/// Records panics in [`any_panicked`], then runs the hook that was installed before.
+fn record_panics() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICKED.store(true, Ordering::Relaxed);
+            previous(info);
+        }));
+    });
+}
+
+/// Whether test folders are kept (`ETHHOOK_KEEP_TEST_DIRS` is set).
+pub fn keep_test_dirs() -> bool {
+    std::env::var_os("ETHHOOK_KEEP_TEST_DIRS").is_some()
+}
+
 /// A running child process; killed (SIGKILL) and reaped on drop. Its output goes to a log
-/// file, printed by [`Managed::log_tail`] when a test needs it.
+/// file. When it is dropped by a panicking thread (a failing test), the last
+/// [`TAIL_LINES`] lines of that log go to stderr first ([`Managed::print_tail`]).
 pub struct Managed {
     name: String,
     child: Option<Child>,
     log: PathBuf,
+    /// An error carries the log's tail already ([`Managed::ensure_running`]).
+    tail_shown: bool,
 }
 
 impl Managed {
     /// Spawns `cmd` with stdout and stderr appended to `log`. On Linux the child also gets
     /// SIGKILL if the spawning thread dies, so a crashed test leaves no process behind.
     pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> anyhow::Result<Self> {
+        record_panics();
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -76,6 +132,7 @@ impl Managed {
             name: name.to_owned(),
             child: Some(child),
             log,
+            tail_shown: false,
         })
     }
 
@@ -111,6 +168,44 @@ impl Managed {
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
+    /// Fails when the process has exited, naming its exit status and its log's tail (then
+    /// not printed again on drop): what a wait on something only this process would do
+    /// checks, so that it fails at once.
+    pub fn ensure_running(&mut self) -> anyhow::Result<()> {
+        let status: Option<ExitStatus> = match self.child.as_mut() {
+            Some(child) => child.try_wait().ok().flatten(),
+            None => bail!("{} was already stopped", self.name),
+        };
+        match status {
+            None => Ok(()),
+            Some(status) => {
+                self.tail_shown = true;
+                bail!(
+                    "{} exited ({status}); last {TAIL_LINES} lines of {}:\n{}",
+                    self.name,
+                    self.log.display(),
+                    self.log_tail(TAIL_LINES)
+                )
+            }
+        }
+    }
+
+    /// Prints the last [`TAIL_LINES`] lines of the log to stderr, under a header naming the
+    /// process and the log's path (and whether its folder is kept).
+    pub fn print_tail(&self) {
+        let kept = if keep_test_dirs() {
+            "kept"
+        } else {
+            "removed with its folder; set ETHHOOK_KEEP_TEST_DIRS=1 to keep it"
+        };
+        eprintln!(
+            "--- {} (last {TAIL_LINES} lines of {}, {kept})\n{}",
+            self.name,
+            self.log.display(),
+            self.log_tail(TAIL_LINES)
+        );
+    }
+
     /// The last `lines` lines of the process's output.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -126,6 +221,9 @@ impl Managed {
 
 impl Drop for Managed {
     fn drop(&mut self) {
+        if std::thread::panicking() && !self.tail_shown {
+            self.print_tail();
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::consumer::TopicReader;
 use crate::proc::Managed;
 
 /// One `[[chains]]` entry of a generated config.
@@ -105,6 +106,17 @@ impl Service {
             .find(|l| l.contains("health endpoint listening"))?;
         let start = line.find("addr=")? + 5;
         Some(line[start..].split_whitespace().next()?.to_owned())
+    }
+
+    /// A reader of `topic` (librdkafka `options` added), once the topic exists; if the
+    /// service exits before it does, fails at once with its exit status and log tail.
+    pub fn reader(
+        &mut self,
+        brokers: &str,
+        topic: &str,
+        options: &[(&str, &str)],
+    ) -> anyhow::Result<TopicReader> {
+        TopicReader::open(brokers, topic, options, || self.process.ensure_running())
     }
 
     /// SIGTERM, then waits for the exit code.

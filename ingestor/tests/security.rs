@@ -10,17 +10,22 @@
 //!   `ssl_cert_file`/`ssl_key_file` everything is published and read back; an expired client
 //!   certificate is one line and exit 1.
 //!
+//! - `SASL_PLAINTEXT` behind a proxy that breaks the first connection as it asks for the
+//!   SASL handshake: a connection lost mid-handshake is not a refused password, and the
+//!   service connects again and publishes everything.
+//!
 //! No secret (the password, a private key) appears in any log.
 
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::tls::TestCa;
 use common::*;
 use devstack::anvil::Anvil;
-use devstack::consumer::TopicReader;
 use devstack::kafka::{Kafka, KafkaOptions, Listener};
 use devstack::service::{ChainEntry, Service, config_toml};
 use devstack::traffic::{LogShapes, Sender};
@@ -124,8 +129,9 @@ fn sasl_ssl_with_scram_sha_512_publishes_everything_and_refuses_bad_credentials(
         ("sasl.password", PASSWORD),
         ("ssl.ca.location", ca_file.as_str()),
     ];
-    let mut reader =
-        TopicReader::with_options(&brokers, TOPIC, &reader_options).expect("secured reader");
+    let mut reader = service
+        .reader(&brokers, TOPIC, &reader_options)
+        .unwrap_or_else(|e| panic!("secured reader: {e:#}"));
     assert_reader_matches_node(&mut reader, &anvil.node(), 31337, dir.path());
     stop_cleanly(&mut service);
     assert!(
@@ -190,8 +196,9 @@ fn mutual_tls_publishes_everything_and_refuses_an_expired_client_certificate() {
         ("ssl.certificate.location", cert_file.as_str()),
         ("ssl.key.location", key_file.as_str()),
     ];
-    let mut reader =
-        TopicReader::with_options(&brokers, TOPIC, &reader_options).expect("mutual TLS reader");
+    let mut reader = service
+        .reader(&brokers, TOPIC, &reader_options)
+        .unwrap_or_else(|e| panic!("mutual TLS reader: {e:#}"));
     assert_reader_matches_node(&mut reader, &anvil.node(), 31337, dir.path());
     stop_cleanly(&mut service);
     let key_pem = std::fs::read_to_string(&key).expect("key");
@@ -219,4 +226,91 @@ fn mutual_tls_publishes_everything_and_refuses_an_expired_client_certificate() {
         "error: kafka TLS client certificate refused at brokers",
         &[key_body],
     );
+}
+
+/// A TCP proxy in front of a `SASL_PLAINTEXT` listener that breaks the first `cuts`
+/// connections when their client asks for the SASL handshake (Kafka's `SaslHandshake`
+/// request, API key 17), as a network, or a broker too busy to keep a connection, may.
+/// Returns the proxy and how many connections it broke.
+fn sasl_handshake_cutter(
+    upstream: u16,
+    cuts: usize,
+) -> (common::server::Background, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let broken = Arc::new(AtomicUsize::new(0));
+    let counter = broken.clone();
+    let server = common::server::accept_loop(move |client| {
+        let counter = counter.clone();
+        async move {
+            let Ok(broker) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else {
+                return;
+            };
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut broker_read, mut broker_write) = broker.into_split();
+            let answers = tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut broker_read, &mut client_write).await;
+            });
+            // Requests, one frame at a time: a 4-byte size, then the API key.
+            loop {
+                let mut size = [0u8; 4];
+                if client_read.read_exact(&mut size).await.is_err() {
+                    break;
+                }
+                let mut frame = vec![0u8; u32::from_be_bytes(size) as usize];
+                if client_read.read_exact(&mut frame).await.is_err() {
+                    break;
+                }
+                if frame.starts_with(&[0, 17])
+                    && counter
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                            (n < cuts).then_some(n + 1)
+                        })
+                        .is_ok()
+                {
+                    break;
+                }
+                if broker_write.write_all(&size).await.is_err()
+                    || broker_write.write_all(&frame).await.is_err()
+                {
+                    break;
+                }
+            }
+            // Both halves of both connections dropped: the client sees it closed.
+            answers.abort();
+            let _ = answers.await;
+        }
+    });
+    (server, broken)
+}
+
+#[test]
+fn a_connection_lost_during_the_sasl_handshake_is_retried_not_refused() {
+    let dir = tempdir();
+    let options = KafkaOptions {
+        listener: Listener::SaslScram {
+            users: vec![(USER.into(), PASSWORD.into())],
+        },
+        ..KafkaOptions::default()
+    };
+    let kafka = Kafka::start_with(dir.path(), options).expect("kafka");
+    let (proxy, broken) = sasl_handshake_cutter(kafka.node().client_port, 1);
+    let anvil = chain(dir.path(), 63);
+
+    let sasl = "security_protocol = \"sasl_plaintext\"\nsasl_mechanism = \"SCRAM-SHA-512\"\nsasl_username = \"ingestor\"\n";
+    let toml = secured_config(&format!("127.0.0.1:{}", proxy.port), anvil.ws_url(), sasl);
+    let password_env = [("INGESTOR_KAFKA__SASL_PASSWORD", PASSWORD)];
+    let mut service =
+        Service::start(BIN.as_ref(), dir.path(), &toml, &password_env).expect("ingestor");
+    let reader_options = [
+        ("security.protocol", "sasl_plaintext"),
+        ("sasl.mechanism", "SCRAM-SHA-512"),
+        ("sasl.username", USER),
+        ("sasl.password", PASSWORD),
+    ];
+    let mut reader = service
+        .reader(&kafka.brokers(), TOPIC, &reader_options)
+        .unwrap_or_else(|e| panic!("reader: {e:#}"));
+    assert_eq!(broken.load(Ordering::SeqCst), 1, "one handshake was broken");
+    assert_reader_matches_node(&mut reader, &anvil.node(), 31337, dir.path());
+    stop_cleanly(&mut service);
 }

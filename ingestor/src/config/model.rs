@@ -161,7 +161,9 @@ pub struct KafkaConfig {
     /// Default 100000.
     #[serde(default = "defaults::resume_lookback_records")]
     pub resume_lookback_records: u64,
-    /// Deadline for topic creation and metadata requests at start-up. Default 30000.
+    /// Deadline for topic creation and metadata requests at start-up: the first contact
+    /// with the cluster, and a creation that timed out, are retried until then. Default
+    /// 30000.
     #[serde(default = "defaults::admin_timeout_ms")]
     pub admin_timeout_ms: u64,
     /// `plaintext` (default), `ssl`, `sasl_plaintext` or `sasl_ssl`: how every client of the

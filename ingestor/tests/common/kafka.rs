@@ -6,8 +6,9 @@
 //! The shared broker is started by a thread that lives as long as the process: the JVM is
 //! spawned with `PR_SET_PDEATHSIG`, which fires when the *spawning thread* exits, and a
 //! test's thread exits when its test ends. Statics are never dropped, so an `atexit`
-//! handler kills the JVM and removes its directory when the test binary exits; if the
-//! binary is killed instead, the death signal still takes the JVM with it.
+//! handler kills the JVM and removes its directory when the test binary exits (printing the
+//! tail of its log first if a test failed); if the binary is killed instead, the death
+//! signal still takes the JVM with it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -64,6 +65,13 @@ fn start_shared() -> Result<String, String> {
 
 extern "C" fn stop_shared() {
     if let Ok(mut held) = HELD.lock() {
+        // A test of this binary failed: the broker's log may say why (it is not dropped by
+        // the failing test, so it does not print by itself).
+        if devstack::proc::any_panicked()
+            && let Some((kafka, _)) = held.as_ref()
+        {
+            kafka.process.print_tail();
+        }
         // SIGKILL and reap the JVM, then remove its directory.
         drop(held.take());
     }

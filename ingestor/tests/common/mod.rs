@@ -157,14 +157,17 @@ pub fn start_and_wait_for(
     topic: &str,
     count: usize,
 ) -> (Service, TopicReader, Vec<Record>) {
-    let service = Service::start(BIN.as_ref(), dir, toml, &[]).expect("ingestor");
-    let mut reader = TopicReader::new(brokers, topic).expect("reader");
+    let mut service = Service::start(BIN.as_ref(), dir, toml, &[]).expect("ingestor");
+    let mut reader = service
+        .reader(brokers, topic, &[])
+        .unwrap_or_else(|e| panic!("reader: {e:#}"));
     let mut records = Vec::new();
-    let read = reader.read_until(&mut records, READ_DEADLINE, |r| r.len() >= count);
-    if read.is_err() {
-        show_logs_on_failure(dir);
+    if let Err(e) = reader.read_until(&mut records, READ_DEADLINE, |r| r.len() >= count) {
+        panic!(
+            "first records published: {e:#} (logs under {})",
+            dir.display()
+        );
     }
-    read.expect("first records published");
     (service, reader, records)
 }
 
@@ -180,8 +183,7 @@ pub fn assert_reader_matches_node(
     let expected = expected_from_node(node, chain_id, 0, node.head().expect("head")).expect("node");
     let mut records = Vec::new();
     if let Err(e) = reader.read_until(&mut records, READ_DEADLINE, |r| r.len() >= expected.len()) {
-        show_logs_on_failure(dir);
-        panic!("{e:#}");
+        panic!("{e:#} (logs under {})", dir.display());
     }
     reader
         .read_to_end(&mut records, READ_DEADLINE)
@@ -424,25 +426,14 @@ pub fn stop_cleanly(service: &mut Service) {
 }
 
 /// A directory for one test's processes and logs, removed when dropped (kept when
-/// `ETHHOOK_KEEP_TEST_DIRS` is set, to read the logs after a failure).
+/// `ETHHOOK_KEEP_TEST_DIRS` is set, to read the logs after a failure). A failing test prints
+/// the tail of each of its processes' logs anyway ([`devstack::proc::Managed`]).
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("ethhook-test-")
-        .disable_cleanup(std::env::var_os("ETHHOOK_KEEP_TEST_DIRS").is_some())
+        .disable_cleanup(devstack::proc::keep_test_dirs())
         .tempdir()
         .expect("tempdir")
-}
-
-pub fn show_logs_on_failure(dir: &Path) {
-    for name in ["ingestor.log", "kafka/kafka.log"] {
-        if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
-            let lines: Vec<_> = text.lines().collect();
-            eprintln!(
-                "--- {name} (last 40 lines)\n{}",
-                lines[lines.len().saturating_sub(40)..].join("\n")
-            );
-        }
-    }
 }
 
 /// The topics and data of a node's JSON log, as bytes: what a hand decoding reads.

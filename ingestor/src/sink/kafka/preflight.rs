@@ -59,6 +59,24 @@ impl Refusal {
         }
     }
 
+    /// Whether `reason` is the broker's verdict on us, not a connection that broke during
+    /// the exchange. librdkafka reports any failure of a SASL handshake as an
+    /// authentication error, a lost connection or a timeout too (`mechanism handshake
+    /// failed: Local: Broker transport failure`), and a TLS handshake whose peer went
+    /// away as a failed handshake (`SSL handshake failed: Disconnected`). On a busy host,
+    /// or a broker still starting, those happen and the next connection succeeds; a
+    /// wrong password or an untrusted certificate never does.
+    fn definite(self, reason: &str) -> bool {
+        match self {
+            Self::Authentication => !reason.contains("Local: "),
+            Self::Handshake => {
+                let reason = reason.to_ascii_lowercase();
+                !(reason.contains("disconnected") || reason.contains("local: "))
+            }
+            Self::ClientCertificate => true,
+        }
+    }
+
     fn what(self) -> &'static str {
         match self {
             Self::Authentication => "authentication failed",
@@ -170,6 +188,16 @@ impl FirstContact {
     }
 }
 
+/// The error of a refusal.
+fn refused(k: &KafkaConfig, refusal: Refusal, reason: &str) -> SinkError {
+    SinkError::Security {
+        what: refusal.what(),
+        brokers: k.brokers.clone(),
+        reason: one_line(reason),
+        fix: refusal.fix(),
+    }
+}
+
 /// librdkafka's reason on one line.
 fn one_line(reason: &str) -> String {
     reason.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -177,6 +205,10 @@ fn one_line(reason: &str) -> String {
 
 /// Asks the cluster for its metadata until it answers, a security error is reported, or
 /// `admin_timeout_ms` passes. Blocks: call from `spawn_blocking`.
+///
+/// An answer wins over any refusal reported meanwhile (it came over a connection that
+/// authenticated). A refusal that may be a broken connection ([`Refusal::definite`]) is
+/// retried until the deadline, and reported then.
 ///
 /// An address that answers but serves no metadata is a KRaft controller's listener: an
 /// error at once. At the deadline, a peer that accepted connections and closed them is a
@@ -191,6 +223,7 @@ pub fn check_cluster(k: &KafkaConfig) -> Result<(), SinkError> {
         .create_with_context(context.clone())
         .map_err(|e| SinkError::Client(Box::new(e)))?;
     let deadline = Instant::now() + Duration::from_millis(k.admin_timeout_ms);
+    let mut maybe_refused = None;
     loop {
         let answer = client
             .client()
@@ -205,23 +238,24 @@ pub fn check_cluster(k: &KafkaConfig) -> Result<(), SinkError> {
                 likely: "this looks like a KRaft controller listener, not a broker's: point kafka.brokers at the brokers' client listeners".into(),
             });
         }
-        let answered = answer.is_ok();
+        if answer.is_ok() {
+            return Ok(());
+        }
         // rdkafka's `poll` serves one event and then stops if its time is up: with a zero
         // timeout, one event per metadata request, so a backlog of earlier errors could
         // keep a TLS failure waiting past the deadline. 50 ms serves everything queued.
         client.poll(Duration::from_millis(50));
         if let Some((refusal, reason)) = context.take_refusal() {
-            return Err(SinkError::Security {
-                what: refusal.what(),
-                brokers: k.brokers.clone(),
-                reason: one_line(&reason),
-                fix: refusal.fix(),
-            });
-        }
-        if answered {
-            return Ok(());
+            if refusal.definite(&reason) {
+                return Err(refused(k, refusal, &reason));
+            }
+            tracing::debug!(target: "librdkafka", "first contact: retrying after {reason}");
+            maybe_refused = Some((refusal, reason));
         }
         if Instant::now() >= deadline {
+            if let Some((refusal, reason)) = maybe_refused {
+                return Err(refused(k, refusal, &reason));
+            }
             if let Some(reason) = context.last_closed() {
                 return Err(SinkError::WrongListener {
                     brokers: k.brokers.clone(),
@@ -291,6 +325,54 @@ mod tests {
         ];
         for (code, reason, want) in cases {
             assert_eq!(Refusal::of(code, reason), want, "{reason}");
+        }
+    }
+
+    #[test]
+    fn a_connection_lost_during_a_handshake_is_not_a_verdict() {
+        use RDKafkaErrorCode::{Authentication, BrokerTransportFailure, SSL};
+        let cases = [
+            // The broker's answers: at once.
+            (
+                Authentication,
+                "SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512 (after 243ms in state AUTH_REQ)",
+                true,
+            ),
+            (
+                Authentication,
+                "SASL SCRAM-SHA-512 mechanism handshake failed: Broker: Unsupported SASL mechanism: broker's supported mechanisms: PLAIN",
+                true,
+            ),
+            (
+                SSL,
+                "SSL handshake failed: error:0A000086:SSL routines::certificate verify failed: broker certificate could not be verified",
+                true,
+            ),
+            (
+                BrokerTransportFailure,
+                "Receive failed: error:0A000416:SSL routines::ssl/tls alert certificate unknown: SSL alert number 46",
+                true,
+            ),
+            // A connection that broke or timed out mid-handshake: retried until the deadline.
+            (
+                Authentication,
+                "SASL SCRAM-SHA-512 mechanism handshake failed: Local: Broker transport failure: broker's supported mechanisms: (n/a)",
+                false,
+            ),
+            (
+                Authentication,
+                "SASL SCRAM-SHA-512 mechanism handshake failed: Local: Timed out: broker's supported mechanisms: (n/a)",
+                false,
+            ),
+            (
+                BrokerTransportFailure,
+                "SSL handshake failed: Disconnected",
+                false,
+            ),
+        ];
+        for (code, reason, want) in cases {
+            let refusal = Refusal::of(code, reason).expect(reason);
+            assert_eq!(refusal.definite(reason), want, "{reason}");
         }
     }
 

@@ -29,8 +29,11 @@
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication, TopicResult,
+};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaResult;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::KafkaConfig;
@@ -105,7 +108,7 @@ async fn ensure_topic(
         .operation_timeout(Some(timeout));
     // A refused creation is not fatal by itself: the topic may exist already or be managed
     // by operators (or the broker may not implement CreateTopics); the metadata decides.
-    let results = admin.create_topics([&new], &opts).await;
+    let results = create(admin, &new, timeout).await;
     // Just created as wanted: nothing to check.
     let fresh = matches!(&results, Ok(r) if r.iter().all(Result::is_ok));
     let created = match results {
@@ -145,6 +148,56 @@ async fn ensure_topic(
         Listed::Unusable(e) => Err(err(reason(format!("broker reports it unusable: {e}")))),
         Listed::Missing => Err(err(reason("broker does not list it".into()))),
     }
+}
+
+/// Asks the broker to create `new` until it answers with something else than a timeout or
+/// a lost connection, or `timeout` passes: a busy host, or a controller still starting,
+/// may not answer the first request in time, and the next one is cheap (an existing topic
+/// is `TopicAlreadyExists`).
+async fn create(
+    admin: &AdminClient<DefaultClientContext>,
+    new: &NewTopic<'_>,
+    timeout: Duration,
+) -> KafkaResult<Vec<TopicResult>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let opts = AdminOptions::new()
+            .request_timeout(Some(left.max(CREATE_RETRY)))
+            .operation_timeout(Some(left.max(CREATE_RETRY)));
+        let results = admin.create_topics([new], &opts).await;
+        let again = match &results {
+            Ok(results) => results
+                .iter()
+                .any(|r| matches!(r, Err((_, code)) if transient(*code))),
+            Err(e) => e.rdkafka_error_code().is_some_and(transient),
+        };
+        if !again || tokio::time::Instant::now() + CREATE_RETRY >= deadline {
+            return results;
+        }
+        tracing::debug!(
+            topic = new.name,
+            "creating the topic again after {results:?}"
+        );
+        tokio::time::sleep(CREATE_RETRY).await;
+    }
+}
+
+/// How long [`create`] waits before asking again.
+const CREATE_RETRY: Duration = Duration::from_millis(500);
+
+/// An answer that says nothing about the topic: the request timed out, or its connection
+/// or the controller went away.
+fn transient(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::RequestTimedOut
+            | RDKafkaErrorCode::OperationTimedOut
+            | RDKafkaErrorCode::BrokerTransportFailure
+            | RDKafkaErrorCode::AllBrokersDown
+            | RDKafkaErrorCode::NetworkException
+            | RDKafkaErrorCode::NotController
+    )
 }
 
 /// What the broker's metadata says of a topic.
