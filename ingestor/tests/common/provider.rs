@@ -25,6 +25,8 @@
 //! - `refuse_subscribe` (WebSocket only): answers `eth_subscribe` with -32601.
 //! - `slow` (HTTP only): every answer waits this long first (a distant or busy provider),
 //!   so a catch-up lasts long enough to watch.
+//! - `tamper`: answers whose content is changed where only the proofs by the block hash
+//!   can tell (see [`super::tamper`]).
 //!
 //! [`ProviderProxy::start`] serves HTTP; [`ProviderProxy::start_ws`] relays a WebSocket.
 
@@ -64,6 +66,7 @@ pub struct Habits {
     pub batches: Option<Batches>,
     pub refuse_subscribe: bool,
     pub slow: Option<std::time::Duration>,
+    pub tamper: super::tamper::Tamper,
 }
 
 /// What the proxy did, for the test to check that it did something.
@@ -82,6 +85,8 @@ pub struct Counts {
     pub refused_batches: AtomicUsize,
     /// `eth_subscribe` or `eth_getBlockReceipts` refused as unknown.
     pub refused_methods: AtomicUsize,
+    /// What `tamper` changed.
+    pub tampered: super::tamper::Tampered,
 }
 
 impl State {
@@ -102,6 +107,7 @@ impl State {
             seen_numbers: Mutex::default(),
             cut_blocks: Mutex::default(),
             short_blocks: Mutex::default(),
+            tampered: Default::default(),
             real_head: AtomicU64::new(0),
             counts: Counts::default(),
         })
@@ -132,6 +138,8 @@ struct State {
     /// Blocks whose logs (`cut_tail`) or receipts (`short_receipts`) were answered once.
     cut_blocks: Mutex<HashSet<String>>,
     short_blocks: Mutex<HashSet<String>>,
+    /// Blocks whose receipts or header `tamper` answered once.
+    tampered: super::tamper::Seen,
     /// The real head, from the last `eth_blockNumber` (for `behind`).
     real_head: AtomicU64,
     counts: Counts,
@@ -397,6 +405,28 @@ fn rewrite(state: &State, req: &Value, mut answer: Value) -> (u16, Value) {
             receipts.pop();
             state.counts.short_receipts.fetch_add(1, Ordering::SeqCst);
         }
+    }
+    if method == "eth_getBlockReceipts"
+        && let Some(hash) = param.as_str()
+        && let Some(receipts) = answer["result"].as_array_mut()
+    {
+        super::tamper::receipts(
+            state.habits.tamper,
+            &state.tampered,
+            &state.counts.tampered,
+            hash,
+            receipts,
+        );
+    }
+    if matches!(method, "eth_getBlockByNumber" | "eth_getBlockByHash")
+        && answer["result"].is_object()
+    {
+        super::tamper::header(
+            state.habits.tamper,
+            &state.tampered,
+            &state.counts.tampered,
+            &mut answer["result"],
+        );
     }
     if method == "eth_getLogs"
         && state.habits.cut_tail
