@@ -169,8 +169,17 @@ impl<'a> Fetcher<'a> {
     /// refuses the hash (an index behind the notification on a load-balanced provider, or
     /// a block orphaned meanwhile), that hash is not asked again: the block is fetched by
     /// number, which retries in place as usual.
+    ///
+    /// A notification's header that lacks a field the header hash covers (providers trim
+    /// `newHeads`) is not proven: the block is fetched by number, whose header is whole.
     pub(super) async fn announced(&self, header: Header) -> Result<Option<BlockLogs>, FollowError> {
         let number = header.number;
+        if self.proof != Proof::None
+            && self.policy.checks_header_hash()
+            && header.sealed.consensus.is_err()
+        {
+            return self.block(number).await;
+        }
         match self.with_logs(header, SystemTime::now()).await {
             Ok(block) => Ok(Some(block)),
             Err(

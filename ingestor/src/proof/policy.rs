@@ -123,6 +123,12 @@ impl Policy {
         *self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether blocks are checked by their header hash (on, or `auto` not settled yet):
+    /// then a header must carry every field the hash covers.
+    pub fn checks_header_hash(&self) -> bool {
+        self.states()[HEADER_HASH] != State::Off
+    }
+
     /// The proof in force, for `/status` and the logs: `receipts_root` (both checks),
     /// `receipts+header_hash`, `receipts+receipts_root`, `receipts`, `none`, or
     /// `auto (deciding)` until `auto` settled both checks.

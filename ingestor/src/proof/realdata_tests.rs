@@ -269,3 +269,22 @@ fn a_polygon_state_sync_receipt_is_outside_the_receipts_root() {
         Verdict::Mismatch(_)
     ));
 }
+
+#[test]
+fn auto_never_lowers_a_proof_once_a_block_held() {
+    let name = "ethereum-mainnet-19433903";
+    let policy = Policy::new(name, Level::Auto);
+    assert!(prove_until_ok(name, &policy).is_empty());
+    assert_eq!(policy.label(), "receipts_root");
+    // Mismatches after that are lying answers, however many: refused, never a downgrade.
+    let moved = with_timestamp_moved(file(name));
+    for _ in 0..2 * AUTO_MISMATCHES {
+        assert_eq!(refused_by(&moved, &policy), Some("header_hash"));
+    }
+    // A block it cannot encode is refused too (retried, the chain stalls visibly), not
+    // followed with less proof; under `auto` it does not stop the chain.
+    let mut unknown = file(name);
+    unknown["receipts"][0]["type"] = Value::String("0x55".into());
+    assert_eq!(refused_by(&unknown, &policy), Some("receipts_root"));
+    assert_eq!(policy.label(), "receipts_root");
+}
