@@ -492,6 +492,7 @@ fn answers_changed_where_only_the_block_hash_can_tell_are_refused() {
             drop_receipt_log: true,
             flip_log_data: true,
             move_timestamp: true,
+            ..Tamper::default()
         },
         ..Habits::default()
     };
@@ -503,7 +504,7 @@ fn answers_changed_where_only_the_block_hash_can_tell_are_refused() {
             tamper: Tamper {
                 drop_receipt_log: true,
                 flip_log_data: true,
-                move_timestamp: false,
+                ..Tamper::default()
             },
             ..Habits::default()
         },
@@ -593,4 +594,50 @@ fn answers_changed_where_only_the_block_hash_can_tell_are_refused() {
             .contains("blocks proven by receipts_root")
     );
     stop_cleanly(&mut service);
+}
+
+#[test]
+fn an_explicit_receipts_root_stops_on_a_receipt_type_it_cannot_encode() {
+    use common::tamper::Tamper;
+    let stack = Stack::start(179, 2);
+    let retyped = ProviderProxy::start(
+        stack.anvil.port,
+        Habits {
+            tamper: Tamper {
+                retype_receipts: Some(0x55),
+                ..Tamper::default()
+            },
+            ..Habits::default()
+        },
+    );
+    let toml = stack.names.config(
+        &stack.brokers(),
+        &[entry(31337, retyped.url(), &["proof = \"receipts_root\""])],
+        "",
+    );
+    let mut service = Service::start(BIN.as_ref(), stack.dir.path(), &toml, &[]).expect("ingestor");
+    let code = service
+        .process
+        .wait_exit(WAIT)
+        .expect("the ingestor exits by itself");
+    let log = service.process.log_text();
+    assert_ne!(code, Some(0), "{log}");
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: chain chain-31337: block ")
+            && last.contains("cannot be proven by its receipts_root")
+            && last.contains("has type 0x55, whose receipt encoding is not known")
+            && last.contains("set proof = \"receipts\""),
+        "last line: {last}"
+    );
+    let mut reader = TopicReader::new(&stack.brokers(), &stack.names.topic(31337)).expect("reader");
+    let mut records = Vec::new();
+    reader
+        .read_to_end(&mut records, READ_DEADLINE)
+        .expect("read");
+    assert!(
+        records.is_empty(),
+        "nothing may be published: {} records",
+        records.len()
+    );
 }

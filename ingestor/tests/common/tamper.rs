@@ -6,7 +6,9 @@
 //!   its bloom;
 //! - `flip_log_data`: one byte of the first log with data changed (no bloom covers data);
 //! - `move_timestamp`: a header's `timestamp` one second later, in the first
-//!   `eth_getBlockBy*` answer for each block.
+//!   `eth_getBlockBy*` answer for each block;
+//! - `retype_receipts`: every receipt of every answer given this transaction type (a chain
+//!   whose receipts have a type of unknown encoding).
 //!
 //! The receipts habits change blocks of even number, the header habit blocks of odd number:
 //! a block refused for one change is asked again whole, so a second change in the same
@@ -24,6 +26,7 @@ pub struct Tamper {
     pub drop_receipt_log: bool,
     pub flip_log_data: bool,
     pub move_timestamp: bool,
+    pub retype_receipts: Option<u8>,
 }
 
 /// What the proxy changed.
@@ -52,6 +55,11 @@ pub(super) fn receipts(
     hash: &str,
     receipts: &mut [Value],
 ) {
+    if let Some(ty) = tamper.retype_receipts {
+        for r in receipts.iter_mut() {
+            r["type"] = Value::String(format!("{ty:#x}"));
+        }
+    }
     let number = receipts.first().map_or(1, |r| quantity(&r["blockNumber"]));
     if !(tamper.drop_receipt_log || tamper.flip_log_data)
         || !number.is_multiple_of(2)
