@@ -256,6 +256,45 @@ mod tests {
     }
 
     #[test]
+    fn reads_what_the_receipts_root_covers_without_failing_the_receipt() {
+        let parsed = |r: serde_json::Value| Receipt::parse(&r.to_string()).expect("receipt");
+        let c = parsed(receipt(0, 1)).consensus.expect("consensus");
+        assert_eq!((c.tx_type, c.outcome), (2, Outcome::Status(true)));
+        assert_eq!((c.deposit_nonce, c.deposit_receipt_version), (None, None));
+        // Before Byzantium: the state root (some nodes send a status beside it); before
+        // typed transactions: no type, legacy.
+        let mut old = receipt(0, 0);
+        let root = format!("0x{}", "cd".repeat(32));
+        old["root"] = json!(root);
+        old.as_object_mut().expect("object").remove("type");
+        let c = parsed(old).consensus.expect("consensus");
+        assert_eq!(c.tx_type, 0);
+        assert_eq!(
+            c.outcome,
+            Outcome::PostState(B256::parse("root", &root).expect("hash"))
+        );
+        // An OP-stack deposit's nonce and version.
+        let mut deposit = receipt(0, 0);
+        deposit["type"] = json!("0x7e");
+        deposit["depositNonce"] = json!("0x10");
+        deposit["depositReceiptVersion"] = json!("0x1");
+        let c = parsed(deposit).consensus.expect("consensus");
+        assert_eq!(
+            (c.tx_type, c.deposit_nonce, c.deposit_receipt_version),
+            (0x7e, Some(16), Some(1))
+        );
+        // A receipt without them still serves the receipts' checks.
+        let mut bare = receipt(0, 1);
+        bare.as_object_mut().expect("object").remove("status");
+        let r = parsed(bare);
+        assert_eq!(r.logs.len(), 1);
+        assert_eq!(r.consensus, Err(TypeError::Missing("status")));
+        let mut odd = receipt(0, 0);
+        odd["type"] = json!("0x100");
+        assert!(parsed(odd).consensus.is_err());
+    }
+
+    #[test]
     fn refuses_malformed_receipts() {
         let mut no_logs = receipt(0, 1);
         no_logs.as_object_mut().expect("object").remove("logs");

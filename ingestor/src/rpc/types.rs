@@ -431,6 +431,13 @@ mod tests {
         )
         .expect("valid header");
         assert_eq!((h.number, h.timestamp_s, h.gas_used), (2, 100, 21_000));
+        // Without the fields the block hash covers, the header serves; only the proofs by
+        // the block hash cannot use it, and say which field is missing.
+        assert_eq!(h.sealed.consensus, Err(TypeError::Missing("sha3Uncles")));
+        assert_eq!(
+            h.sealed.receipts_root,
+            Err(TypeError::Missing("receiptsRoot"))
+        );
         assert_eq!(
             Header::parse("null"),
             Err(TypeError::Shape {
