@@ -40,6 +40,9 @@
 //! - [`telemetry`]: OTLP export (traces, metrics), the Prometheus text exposition, block
 //!   spans, status, librdkafka stats.
 //! - [`health`]: `/healthz`, `/readyz`, `/status`, `/metrics` over HTTP.
+//! - [`proof`]: the proofs of a block by its hash (the header hash, the receipts root,
+//!   recomputed with alloy's consensus, RLP and trie crates), and per chain which of them
+//!   are in force (`proof`, `auto` settling them on the chain's first blocks).
 //!
 //! # Invariants
 //! - A chain's blocks are handed to the sink strictly in order, each linked to the previous
@@ -57,7 +60,9 @@
 //! - The node answers `eth_getLogs {blockHash}` and ranged `eth_getLogs` with logs whose
 //!   `blockHash` matches the header it served; answers that do not are retried, never published.
 //! - A block's header carries the standard `logsBloom` of all its logs (unless the chain sets
-//!   `verify_log_completeness = false`); answers whose logs do not make it are retried.
+//!   `proof = "none"`); answers whose logs do not make it are retried. Where the chain's
+//!   header hash and receipts root hold ([`proof`]), the header the node answers hashes to
+//!   the block hash and its receipts make its `receiptsRoot`.
 
 pub mod backoff;
 pub mod checkpoint;
@@ -69,6 +74,7 @@ pub mod events;
 pub mod follower;
 pub mod group;
 pub mod health;
+pub mod proof;
 pub mod registry;
 pub mod resume;
 pub mod rpc;

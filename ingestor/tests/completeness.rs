@@ -447,3 +447,197 @@ fn a_block_refused_again_and_again_stalls_the_chain_visibly_until_it_passes() {
     assert_topic_matches_node(&stack.brokers(), &stack.topic(), &stack.node, 31337);
     stop_cleanly(&mut service);
 }
+
+/// `ethhook_incomplete_answers_total{chain, check}` as `/metrics` serves it.
+fn refused_by(service: &Service, chain: &str, check: &str) -> f64 {
+    let Some(addr) = service.health_addr() else {
+        return 0.0;
+    };
+    let (_, body) = http_get(&addr, "/metrics");
+    let (chain, check) = (format!("chain=\"{chain}\""), format!("check=\"{check}\""));
+    body.lines()
+        .filter(|l| l.starts_with("ethhook_incomplete_answers_total{"))
+        .filter(|l| l.contains(&chain) && l.contains(&check))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A block whose last receipt's logs are alike (leaving its last log out keeps the bloom).
+fn tamperable_block(sender: &mut Sender, shapes: &mut LogShapes) -> usize {
+    sender
+        .block(&[shapes.logs(12), same_logs(4)])
+        .expect("block")
+}
+
+#[test]
+fn answers_changed_where_only_the_block_hash_can_tell_are_refused() {
+    use common::tamper::Tamper;
+    let stack = Stack::start(177, 2);
+    let over_ws = Anvil::start(4246, stack.dir.path()).expect("anvil");
+    let control = Anvil::start(4247, stack.dir.path()).expect("anvil");
+    let mut shapes = LogShapes::new(178);
+    let mut senders = [
+        Sender::new(stack.node.clone()).expect("sender"),
+        Sender::new(over_ws.node()).expect("sender"),
+        Sender::new(control.node()).expect("sender"),
+    ];
+    // Catch-up: blocks before the service starts.
+    for _ in 0..4 {
+        for s in &mut senders {
+            tamperable_block(s, &mut shapes);
+        }
+    }
+    let all = Habits {
+        tamper: Tamper {
+            drop_receipt_log: true,
+            flip_log_data: true,
+            move_timestamp: true,
+            ..Tamper::default()
+        },
+        ..Habits::default()
+    };
+    let http = ProviderProxy::start(stack.anvil.port, all.clone());
+    let ws = ProviderProxy::start_ws(over_ws.port, all);
+    let logs_only = ProviderProxy::start(
+        control.port,
+        Habits {
+            tamper: Tamper {
+                drop_receipt_log: true,
+                flip_log_data: true,
+                ..Tamper::default()
+            },
+            ..Habits::default()
+        },
+    );
+    let toml = stack.names.config(
+        &stack.brokers(),
+        &[
+            entry(31337, http.url(), &[]),
+            entry(4246, ws.ws_url(), &[]),
+            entry(4247, logs_only.url(), &["proof = \"receipts\""]),
+        ],
+        "",
+    );
+    let mut service = Service::start(BIN.as_ref(), stack.dir.path(), &toml, &[]).expect("ingestor");
+    wait_delivered(&service, "chain-31337", &stack.node);
+    // Live: one block at a time.
+    for _ in 0..4 {
+        for s in &mut senders {
+            tamperable_block(s, &mut shapes);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for (chain_id, node, proxy) in [
+        (31337, stack.node.clone(), &http),
+        (4246, over_ws.node(), &ws),
+    ] {
+        let chain = format!("chain-{chain_id}");
+        wait_delivered(&service, &chain, &node);
+        assert_topic_matches_node(
+            &stack.brokers(),
+            &stack.names.topic(chain_id),
+            &node,
+            chain_id,
+        );
+        let t = &proxy.counts().tampered;
+        let (dropped, flipped, moved) = (
+            t.dropped_logs.load(Ordering::SeqCst),
+            t.flipped_logs.load(Ordering::SeqCst),
+            t.moved_headers.load(Ordering::SeqCst),
+        );
+        assert!(
+            dropped >= 3 && flipped >= 3 && moved >= 3,
+            "{chain}: {dropped} {flipped} {moved}"
+        );
+        let (root, hash) = (
+            refused_by(&service, &chain, "receipts_root"),
+            refused_by(&service, &chain, "header_hash"),
+        );
+        // Over WebSocket, live blocks come with their `newHeads` header (not rewritten): only
+        // the catch-up's headers, and a live block asked again by number, are changed.
+        assert!(
+            root >= 3.0 && hash >= 2.0,
+            "{chain}: refused by the receipts root {root} times, by the header hash {hash}"
+        );
+        assert_eq!(
+            status_of(&service, &chain, "proof"),
+            "receipts_root",
+            "{chain}"
+        );
+    }
+
+    // The control, proven by its receipts only: the old hole shows, exactly.
+    let control_node = control.node();
+    wait_delivered(&service, "chain-4247", &control_node);
+    assert_eq!(status_of(&service, "chain-4247", "proof"), "receipts");
+    let expected = expected_from_node(&control_node, 4247, 0, control_node.head().expect("head"))
+        .expect("node");
+    let mut reader = TopicReader::new(&stack.brokers(), &stack.names.topic(4247)).expect("reader");
+    let mut records = Vec::new();
+    reader
+        .read_to_end(&mut records, READ_DEADLINE)
+        .expect("read");
+    let report = compare(&expected, &records);
+    let t = &logs_only.counts().tampered;
+    let (dropped, flipped) = (
+        t.dropped_logs.load(Ordering::SeqCst),
+        t.flipped_logs.load(Ordering::SeqCst),
+    );
+    assert!(dropped >= 3 && flipped >= 3, "{dropped} {flipped}");
+    assert_eq!(report.missing.len(), dropped, "{report}");
+    assert_eq!(report.mismatched.len(), flipped, "{report}");
+    assert_eq!(refused_by(&service, "chain-4247", "receipts_root"), 0.0);
+    assert!(
+        service
+            .process
+            .log_text()
+            .contains("blocks proven by receipts_root")
+    );
+    stop_cleanly(&mut service);
+}
+
+#[test]
+fn an_explicit_receipts_root_stops_on_a_receipt_type_it_cannot_encode() {
+    use common::tamper::Tamper;
+    let stack = Stack::start(179, 2);
+    let retyped = ProviderProxy::start(
+        stack.anvil.port,
+        Habits {
+            tamper: Tamper {
+                retype_receipts: Some(0x55),
+                ..Tamper::default()
+            },
+            ..Habits::default()
+        },
+    );
+    let toml = stack.names.config(
+        &stack.brokers(),
+        &[entry(31337, retyped.url(), &["proof = \"receipts_root\""])],
+        "",
+    );
+    let mut service = Service::start(BIN.as_ref(), stack.dir.path(), &toml, &[]).expect("ingestor");
+    let code = service
+        .process
+        .wait_exit(WAIT)
+        .expect("the ingestor exits by itself");
+    let log = service.process.log_text();
+    assert_ne!(code, Some(0), "{log}");
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: chain chain-31337: block ")
+            && last.contains("cannot be proven by its receipts_root")
+            && last.contains("has type 0x55, whose receipt encoding is not known")
+            && last.contains("set proof = \"receipts\""),
+        "last line: {last}"
+    );
+    let mut reader = TopicReader::new(&stack.brokers(), &stack.names.topic(31337)).expect("reader");
+    let mut records = Vec::new();
+    reader
+        .read_to_end(&mut records, READ_DEADLINE)
+        .expect("read");
+    assert!(
+        records.is_empty(),
+        "nothing may be published: {} records",
+        records.len()
+    );
+}

@@ -142,7 +142,15 @@ fn traces_metrics_and_traceparent_reach_an_otlp_receiver_and_dashboards_match() 
     // Labels are bounded: only chain, stage, error_type, the method of a rate-limited
     // call (one of the follower's few `eth_*` calls), and the check an incomplete answer
     // failed; never a hash.
-    const CHECKS: [&str; 5] = ["receipts", "log_index", "bloom", "block", "link"];
+    const CHECKS: [&str; 7] = [
+        "receipts",
+        "log_index",
+        "bloom",
+        "block",
+        "link",
+        "header_hash",
+        "receipts_root",
+    ];
     for (k, v) in otlp.metric_attributes() {
         assert!(
             ["chain", "stage", "error_type"].contains(&k.as_str())

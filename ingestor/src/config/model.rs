@@ -407,6 +407,14 @@ pub struct ChainConfig {
     /// `eth_getLogs`, unchecked. Default true.
     #[serde(default = "defaults::yes")]
     pub verify_log_completeness: bool,
+    /// How much of each block is proven: `"receipts_root"` (the receipts' checks, and the
+    /// header hashes to the block hash, and the receipts make the header's `receiptsRoot`),
+    /// `"receipts"` (the receipts' checks only), `"none"` (ranged `eth_getLogs`, unchecked:
+    /// what `verify_log_completeness = false` says), or `"auto"`: the strongest that holds
+    /// on the chain's first blocks, never lowered afterwards. Default `"auto"`, which
+    /// `verify_log_completeness = false` makes `"none"`.
+    #[serde(default)]
+    pub proof: crate::proof::Level,
     /// Most requests in one JSON-RPC batch over HTTP (headers of a catch-up range).
     /// Default 100.
     #[serde(default = "defaults::rpc_batch_max")]
@@ -535,6 +543,15 @@ impl ChainConfig {
     /// The chain topic, when the chain publishes it (`None` with `raw = false`).
     pub fn raw_topic(&self) -> Option<String> {
         self.raw.then(|| self.topic())
+    }
+
+    /// The proof level configured: `proof`, except that `verify_log_completeness = false`
+    /// (its older spelling) makes `auto` `none`.
+    pub fn proof_level(&self) -> crate::proof::Level {
+        match (self.proof, self.verify_log_completeness) {
+            (crate::proof::Level::Auto, false) => crate::proof::Level::None,
+            (level, _) => level,
+        }
     }
 
     /// The endpoints, most preferred first (`urls`, or `[ws_url]`).

@@ -141,6 +141,35 @@ fn status_interval_defaults_to_ten_seconds_and_refuses_zero() {
 }
 
 #[test]
+fn proof_levels_and_their_older_spelling() {
+    use crate::proof::Level;
+    let level = |extra: &str| {
+        let text = GOOD.replace("start_block = 0", &format!("start_block = 0\n{extra}"));
+        parse("c.toml", &text, env(&[])).map(|c| c.chains[0].proof_level())
+    };
+    assert_eq!(level("").expect("default"), Level::Auto);
+    assert_eq!(
+        level("proof = \"receipts_root\"").expect("explicit"),
+        Level::ReceiptsRoot
+    );
+    assert_eq!(
+        level("verify_log_completeness = false").expect("older spelling"),
+        Level::None
+    );
+    assert_eq!(
+        level("verify_log_completeness = false\nproof = \"none\"").expect("both"),
+        Level::None
+    );
+    let text = GOOD.replace(
+        "start_block = 0",
+        "start_block = 0\nverify_log_completeness = false\nproof = \"receipts\"",
+    );
+    let e = err(&text, &[]);
+    assert!(e.contains("contradicts `proof = \"receipts\"`"), "{e}");
+    assert!(level("proof = \"header\"").is_err());
+}
+
+#[test]
 fn checkpoint_interval_is_for_the_idempotent_mode() {
     let c = parse("c.toml", GOOD, env(&[])).expect("defaults");
     assert_eq!(c.chains[0].checkpoint_interval_ms, 0);

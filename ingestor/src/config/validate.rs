@@ -135,6 +135,17 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
                 "{at}: `checkpoint_interval_ms` applies to the idempotent mode only (a transaction always carries its checkpoint); remove it or set kafka.transactional = false"
             ));
         }
+        if !ch.verify_log_completeness
+            && matches!(
+                ch.proof,
+                crate::proof::Level::Receipts | crate::proof::Level::ReceiptsRoot
+            )
+        {
+            return Err(format!(
+                "{at}: `verify_log_completeness = false` contradicts `proof = \"{}\"`; set only `proof`",
+                ch.proof.as_str()
+            ));
+        }
         if ch.rpc_batch_max == 0 {
             return Err(format!("{at}: `rpc_batch_max` must be greater than 0"));
         }

@@ -113,6 +113,64 @@ impl CompletenessSource<'_> {
     }
 }
 
+/// The proof in force on a chain: said at start-up, and when `auto` settled.
+pub struct ProofInForce<'a> {
+    /// Chain name.
+    pub chain: &'a str,
+    /// `chains[].proof`.
+    pub configured: &'static str,
+    /// The proof in force (see [`crate::proof::Policy::label`]).
+    pub proof: &'static str,
+}
+impl ProofInForce<'_> {
+    /// Writes the event.
+    pub fn emit(self) {
+        info!(
+            chain = self.chain,
+            configured = self.configured,
+            proof = self.proof,
+            "blocks proven by {} (proof = {})",
+            self.proof,
+            self.configured
+        );
+        status::update(self.chain, |s| s.proof = Some(self.proof));
+    }
+}
+
+/// `proof = "auto"` settled one check on a chain's block.
+pub struct ProofDecided<'a> {
+    /// Chain name.
+    pub chain: &'a str,
+    /// `header_hash` or `receipts_root`.
+    pub check: &'static str,
+    /// The block that settled it.
+    pub block: u64,
+    /// Why it does not hold (log text); `None`: it holds, and every later block must pass it.
+    pub why: Option<&'a str>,
+}
+impl ProofDecided<'_> {
+    /// Writes the event: a warning when the check does not hold.
+    pub fn emit(self) {
+        match self.why {
+            None => info!(
+                chain = self.chain,
+                check = self.check,
+                block = self.block,
+                "proof = auto: block {} proven by its {}; every later block must be",
+                self.block,
+                self.check
+            ),
+            Some(why) => warn!(
+                chain = self.chain,
+                check = self.check,
+                block = self.block,
+                "proof = auto: the {} does not hold on this chain ({why}); its blocks are proven without it",
+                self.check
+            ),
+        }
+    }
+}
+
 /// One answer refused by a completeness or consistency check.
 pub(crate) fn count_incomplete(chain: &str, check: &'static str) {
     metrics().incomplete_answers.add(

@@ -1,5 +1,6 @@
 //! A block and its logs, assembled from node answers and checked against each other.
 
+use crate::proof::{Policy, Refusal};
 use crate::rpc::bloom::Bloom;
 use crate::rpc::hex::B256;
 use crate::rpc::receipt::Receipt;
@@ -23,7 +24,7 @@ pub struct BlockLogs {
 #[error("{what}")]
 pub struct Inconsistent {
     /// The check that refused the answer (a bounded metric label): `log_index`, `bloom`,
-    /// `receipts`, `block` or `link`.
+    /// `receipts`, `block`, `link`, `header_hash` or `receipts_root`.
     pub check: &'static str,
     /// What did not match (log text).
     pub what: String,
@@ -45,49 +46,7 @@ impl BlockLogs {
     /// indexes 0, 1, 2, … without a gap, and together exactly the header's `logsBloom`
     /// (a lagging provider answers `[]` or a part for a block it has not indexed yet).
     pub fn assemble(header: Header, logs: Vec<Log>, complete: bool) -> Result<Self, Inconsistent> {
-        let mut last: Option<u64> = None;
-        for (i, log) in logs.iter().enumerate() {
-            if log.block_hash != header.hash || log.block_number != header.number {
-                return Err(Inconsistent::new(
-                    "block",
-                    format!(
-                        "log {} says block {} {}, but block {} is {}",
-                        log.log_index, log.block_number, log.block_hash, header.number, header.hash
-                    ),
-                ));
-            }
-            if last.is_some_and(|l| log.log_index <= l) {
-                return Err(Inconsistent::new(
-                    "log_index",
-                    format!("block {}: log indexes out of order", header.number),
-                ));
-            }
-            if complete && log.log_index != i as u64 {
-                return Err(Inconsistent::new(
-                    "log_index",
-                    format!(
-                        "block {}: log index {} where {i} was expected (logs missing)",
-                        header.number, log.log_index
-                    ),
-                ));
-            }
-            last = Some(log.log_index);
-        }
-        if complete && Bloom::of_logs(&logs) != header.logs_bloom {
-            return Err(Inconsistent::new(
-                "bloom",
-                match logs.len() {
-                    0 => format!(
-                        "block {}: logsBloom is not empty but the node returned no logs (not indexed yet?)",
-                        header.number
-                    ),
-                    n => format!(
-                        "block {}: its {n} logs do not make its logsBloom (logs missing or wrong)",
-                        header.number
-                    ),
-                },
-            ));
-        }
+        check_logs(&header, logs.iter(), complete)?;
         Ok(Self {
             header,
             logs,
@@ -107,11 +66,27 @@ impl BlockLogs {
     ///   and there is no answer. A non-zero bloom without receipts is refused.
     ///
     /// Which blocks need their receipts is [`needs_receipts`]'s to say.
-    pub fn prove(header: Header, receipts: Option<Vec<Receipt>>) -> Result<Self, Inconsistent> {
+    ///
+    /// Then `policy`'s proofs by the block hash (header hash; receipts root when the
+    /// receipts were fetched), see [`Policy`].
+    pub fn prove(
+        header: Header,
+        receipts: Option<Vec<Receipt>>,
+        policy: &Policy,
+    ) -> Result<Self, Refusal> {
         match receipts {
-            Some(receipts) => Self::from_receipts(header, receipts),
-            None if !needs_receipts(&header) => Self::assemble(header, Vec::new(), true),
-            None => Err(no_receipts(header.number)),
+            Some(receipts) => {
+                check_receipts(&header, &receipts)?;
+                check_logs(&header, receipts.iter().flat_map(|r| &r.logs), true)?;
+                policy.judge(&header, Some(&receipts))?;
+                Ok(Self::of_receipts(header, receipts))
+            }
+            None if !needs_receipts(&header) => {
+                let block = Self::assemble(header, Vec::new(), true)?;
+                policy.judge(&block.header, None)?;
+                Ok(block)
+            }
+            None => Err(no_receipts(header.number).into()),
         }
     }
 
@@ -119,72 +94,142 @@ impl BlockLogs {
     /// per transaction (indexes 0, 1, 2, … without a gap, at least as many as the block's
     /// transactions where the header listed them, and the last one's `cumulativeGasUsed`
     /// equal to the header's `gasUsed`, so no receipt is missing at the end either, unless
-    /// its transaction used no gas and the count was not listed), every receipt and log naming this
-    /// block and its transaction, and the logs together passing [`BlockLogs::assemble`]'s
+    /// its transaction used no gas and the count was not listed), every receipt and log
+    /// naming this block and its transaction, and the logs together passing [`BlockLogs::assemble`]'s
     /// checks (log indexes without a gap, exactly the header's `logsBloom`).
     pub fn from_receipts(header: Header, receipts: Vec<Receipt>) -> Result<Self, Inconsistent> {
-        let n = header.number;
-        let mut gas = 0;
+        check_receipts(&header, &receipts)?;
+        check_logs(&header, receipts.iter().flat_map(|r| &r.logs), true)?;
+        Ok(Self::of_receipts(header, receipts))
+    }
+
+    /// The block of `header` with the logs of `receipts`, which passed [`check_receipts`]
+    /// and [`check_logs`].
+    fn of_receipts(header: Header, receipts: Vec<Receipt>) -> Self {
         let mut logs = Vec::with_capacity(receipts.iter().map(|r| r.logs.len()).sum());
-        let count = receipts.len() as u64;
-        // The gas rule below misses a last receipt whose transaction used no gas (Tempo's
-        // and Arbitrum's system transactions use none); the block's count of transactions,
-        // where the node listed them, does not.
-        if let Some(txs) = header.transactions
-            && count < txs
-        {
-            return Err(Inconsistent::new(
-                "receipts",
-                format!(
-                    "block {n}: {count} receipts for its {txs} transactions (receipts missing)"
-                ),
-            ));
-        }
-        for (i, r) in receipts.into_iter().enumerate() {
-            if r.block_hash != header.hash || r.block_number != n {
-                return Err(Inconsistent::new(
-                    "block",
-                    format!(
-                        "receipt of transaction {} says block {} {}, but block {n} is {}",
-                        r.transaction_index, r.block_number, r.block_hash, header.hash
-                    ),
-                ));
-            }
-            if r.transaction_index != i as u64 || r.cumulative_gas_used < gas {
-                return Err(Inconsistent::new(
-                    "receipts",
-                    format!(
-                        "block {n}: receipt of transaction {} where {i} was expected (receipts missing or out of order)",
-                        r.transaction_index
-                    ),
-                ));
-            }
-            if let Some(stray) = r.logs.iter().find(|l| {
-                l.transaction_index != r.transaction_index
-                    || l.transaction_hash != r.transaction_hash
-            }) {
-                return Err(Inconsistent::new(
-                    "receipts",
-                    format!(
-                        "block {n}: log {} is listed in the receipt of transaction {i} but names transaction {}",
-                        stray.log_index, stray.transaction_index
-                    ),
-                ));
-            }
-            gas = r.cumulative_gas_used;
+        for r in receipts {
             logs.extend(r.logs);
         }
-        if gas != header.gas_used {
+        Self {
+            header,
+            logs,
+            fetched: FetchTiming::since(std::time::SystemTime::now()),
+        }
+    }
+}
+
+/// [`BlockLogs::from_receipts`]'s checks of the receipts themselves: one per transaction
+/// in order (at least as many as the transactions the header lists), each naming this
+/// block, each log naming its transaction, the gas adding up.
+fn check_receipts(header: &Header, receipts: &[Receipt]) -> Result<(), Inconsistent> {
+    let n = header.number;
+    let count = receipts.len() as u64;
+    // The gas rule below misses a last receipt whose transaction used no gas (Tempo's and
+    // Arbitrum's system transactions use none); the block's count of transactions, where
+    // the node listed them, does not.
+    if let Some(txs) = header.transactions
+        && count < txs
+    {
+        return Err(Inconsistent::new(
+            "receipts",
+            format!("block {n}: {count} receipts for its {txs} transactions (receipts missing)"),
+        ));
+    }
+    let mut gas = 0;
+    for (i, r) in receipts.iter().enumerate() {
+        if r.block_hash != header.hash || r.block_number != n {
             return Err(Inconsistent::new(
-                "receipts",
+                "block",
                 format!(
-                    "block {n}: its receipts account for {gas} gas, the header for {} (receipts missing)",
-                    header.gas_used
+                    "receipt of transaction {} says block {} {}, but block {n} is {}",
+                    r.transaction_index, r.block_number, r.block_hash, header.hash
                 ),
             ));
         }
-        Self::assemble(header, logs, true)
+        if r.transaction_index != i as u64 || r.cumulative_gas_used < gas {
+            return Err(Inconsistent::new(
+                "receipts",
+                format!(
+                    "block {n}: receipt of transaction {} where {i} was expected (receipts missing or out of order)",
+                    r.transaction_index
+                ),
+            ));
+        }
+        if let Some(stray) = r.logs.iter().find(|l| {
+            l.transaction_index != r.transaction_index || l.transaction_hash != r.transaction_hash
+        }) {
+            return Err(Inconsistent::new(
+                "receipts",
+                format!(
+                    "block {n}: log {} is listed in the receipt of transaction {i} but names transaction {}",
+                    stray.log_index, stray.transaction_index
+                ),
+            ));
+        }
+        gas = r.cumulative_gas_used;
     }
+    if gas != header.gas_used {
+        return Err(Inconsistent::new(
+            "receipts",
+            format!(
+                "block {n}: its receipts account for {gas} gas, the header for {} (receipts missing)",
+                header.gas_used
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// [`BlockLogs::assemble`]'s checks of `logs` against `header`.
+fn check_logs<'l>(
+    header: &Header,
+    logs: impl Iterator<Item = &'l Log> + Clone,
+    complete: bool,
+) -> Result<(), Inconsistent> {
+    let mut last: Option<u64> = None;
+    for (i, log) in logs.clone().enumerate() {
+        if log.block_hash != header.hash || log.block_number != header.number {
+            return Err(Inconsistent::new(
+                "block",
+                format!(
+                    "log {} says block {} {}, but block {} is {}",
+                    log.log_index, log.block_number, log.block_hash, header.number, header.hash
+                ),
+            ));
+        }
+        if last.is_some_and(|l| log.log_index <= l) {
+            return Err(Inconsistent::new(
+                "log_index",
+                format!("block {}: log indexes out of order", header.number),
+            ));
+        }
+        if complete && log.log_index != i as u64 {
+            return Err(Inconsistent::new(
+                "log_index",
+                format!(
+                    "block {}: log index {} where {i} was expected (logs missing)",
+                    header.number, log.log_index
+                ),
+            ));
+        }
+        last = Some(log.log_index);
+    }
+    if complete && Bloom::of_logs(logs.clone()) != header.logs_bloom {
+        return Err(Inconsistent::new(
+            "bloom",
+            match logs.count() {
+                0 => format!(
+                    "block {}: logsBloom is not empty but the node returned no logs (not indexed yet?)",
+                    header.number
+                ),
+                n => format!(
+                    "block {}: its {n} logs do not make its logsBloom (logs missing or wrong)",
+                    header.number
+                ),
+            },
+        ));
+    }
+    Ok(())
 }
 
 /// The node answered no receipts (`null`) for block `number`.
@@ -222,7 +267,20 @@ pub(super) fn check_link(parent: Option<(u64, B256)>, header: &Header) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proof::Level;
     use crate::rpc::hex::Address;
+
+    /// Today's proof: the receipts, no proof by the block hash.
+    fn receipts_only() -> Policy {
+        Policy::new("test", Level::Receipts)
+    }
+
+    fn refusal(r: Refusal) -> Inconsistent {
+        match r {
+            Refusal::Inconsistent(i) => i,
+            other => panic!("not an inconsistent answer: {other}"),
+        }
+    }
 
     fn header(n: u64, h: u8, p: u8) -> Header {
         Header {
@@ -233,6 +291,7 @@ mod tests {
             logs_bloom: Bloom::default(),
             gas_used: 0,
             transactions: None,
+            sealed: Default::default(),
         }
     }
 
@@ -299,6 +358,7 @@ mod tests {
             block_number: block.number,
             cumulative_gas_used: gas,
             logs,
+            consensus: Err(crate::rpc::types::TypeError::Missing("type")),
         }
     }
 
@@ -381,24 +441,25 @@ mod tests {
         // Plain transfers: gas used, no log, a zero bloom; no receipts fetched.
         let mut quiet = header(8, 8, 7);
         quiet.gas_used = 42_000;
-        let block = BlockLogs::prove(quiet.clone(), None).expect("proven by the bloom");
+        let block =
+            BlockLogs::prove(quiet.clone(), None, &receipts_only()).expect("proven by the bloom");
         assert!(block.logs.is_empty());
         // Receipts fetched anyway must still account for the gas.
-        let err = BlockLogs::prove(quiet.clone(), Some(vec![])).expect_err("gas");
+        let err = refusal(
+            BlockLogs::prove(quiet.clone(), Some(vec![]), &receipts_only()).expect_err("gas"),
+        );
         assert!(err.what.contains("0 gas, the header for 42000"), "{err}");
         let both = vec![
             receipt(&quiet, 0, 21_000, vec![]),
             receipt(&quiet, 1, 42_000, vec![]),
         ];
-        assert!(BlockLogs::prove(quiet, Some(both)).is_ok());
+        assert!(BlockLogs::prove(quiet, Some(both), &receipts_only()).is_ok());
         // A bloom with bits set needs its receipts.
         let mut busy = header(9, 9, 8);
         let logs = [log(&busy, 0)];
         busy = with_bloom(busy, &logs);
-        assert_eq!(
-            BlockLogs::prove(busy, None).expect_err("no receipts").check,
-            "receipts"
-        );
+        let err = BlockLogs::prove(busy, None, &receipts_only()).expect_err("no receipts");
+        assert_eq!(refusal(err).check, "receipts");
     }
 
     #[test]

@@ -40,6 +40,11 @@ pub enum FollowError {
     /// The TLS trust settings cannot be used (a CA file that went away since start-up).
     #[error(transparent)]
     Tls(crate::rpc::tls::TlsConfigError),
+    /// A block cannot be encoded for a proof the configuration requires
+    /// (`proof = "receipts_root"`): a header field missing, a transaction type of unknown
+    /// receipt encoding. Always [`crate::proof::Refusal::Uncovered`].
+    #[error(transparent)]
+    Unprovable(crate::proof::Refusal),
     /// The sink stopped (its own error is reported by it).
     #[error("the publisher stopped")]
     SinkClosed,
@@ -53,6 +58,7 @@ impl FollowError {
             Self::ChainIdMismatch { .. }
                 | Self::ReorgTooDeep { .. }
                 | Self::Tls(_)
+                | Self::Unprovable(_)
                 | Self::SinkClosed
         )
     }
@@ -65,7 +71,17 @@ impl FollowError {
             Self::ChainIdMismatch { .. } => "chain_id_mismatch",
             Self::ReorgTooDeep { .. } => "reorg_too_deep",
             Self::Tls(_) => "tls_config",
+            Self::Unprovable(_) => "unprovable",
             Self::SinkClosed => "sink_closed",
+        }
+    }
+}
+
+impl From<crate::proof::Refusal> for FollowError {
+    fn from(r: crate::proof::Refusal) -> Self {
+        match r {
+            crate::proof::Refusal::Inconsistent(i) => Self::Inconsistent(i),
+            r @ crate::proof::Refusal::Uncovered { .. } => Self::Unprovable(r),
         }
     }
 }

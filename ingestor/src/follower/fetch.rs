@@ -3,8 +3,9 @@
 //! ranges, sparse chains long ones, up to `backfill_range_blocks`), and halves when the
 //! node refuses a range (a provider's cap, a timeout, an answer over `max_message_bytes`).
 //!
-//! With `verify_log_completeness` (the default), a block's logs are taken from its receipts
-//! and proven complete against its header (see [`BlockLogs::from_receipts`]): live blocks
+//! Unless `proof = "none"`, a block's logs are taken from its receipts and proven complete
+//! against its header (see [`BlockLogs::prove`], and the chain's [`Policy`] for the proofs
+//! by the block hash, computed from the same answers): live blocks
 //! cost one `eth_getBlockReceipts`, a catch-up range one batch of headers and one of
 //! receipts. A block whose bloom is zero has no logs, which the bloom proves: nothing more
 //! is asked. A node without `eth_getBlockReceipts` is asked per transaction instead
@@ -15,10 +16,12 @@
 //! the session gives up (and the breaker, or another endpoint, takes over).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use crate::events;
+use crate::proof::Policy;
 use crate::rpc::hex::B256;
 use crate::rpc::receipt::Receipt;
 use crate::rpc::types::{Header, Log};
@@ -55,7 +58,7 @@ impl RangeSize {
 /// Where a block's logs come from, and what proves them complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Proof {
-    /// `eth_getLogs`, unchecked (`verify_log_completeness = false`).
+    /// `eth_getLogs`, unchecked (`proof = "none"`).
     None,
     /// `eth_getBlockReceipts`: the logs of every receipt, checked against the header.
     BlockReceipts,
@@ -84,6 +87,8 @@ pub(super) struct Fetcher<'a> {
     target_logs: u64,
     /// Where logs come from and how they are proven complete.
     proof: Proof,
+    /// The chain's proofs by the block hash.
+    policy: Arc<Policy>,
 }
 
 impl<'a> Fetcher<'a> {
@@ -94,6 +99,7 @@ impl<'a> Fetcher<'a> {
         max_range_blocks: u64,
         target_logs: u64,
         proof: Proof,
+        policy: Arc<Policy>,
     ) -> Self {
         Self {
             rpc,
@@ -102,6 +108,7 @@ impl<'a> Fetcher<'a> {
             max_range_blocks,
             target_logs,
             proof,
+            policy,
         }
     }
 
@@ -162,13 +169,29 @@ impl<'a> Fetcher<'a> {
     /// refuses the hash (an index behind the notification on a load-balanced provider, or
     /// a block orphaned meanwhile), that hash is not asked again: the block is fetched by
     /// number, which retries in place as usual.
+    ///
+    /// A notification's header that lacks a field the header hash covers (providers trim
+    /// `newHeads`) is not proven: the block is fetched by number, whose header is whole.
     pub(super) async fn announced(&self, header: Header) -> Result<Option<BlockLogs>, FollowError> {
         let number = header.number;
+        if self.proof != Proof::None
+            && self.policy.checks_header_hash()
+            && header.sealed.consensus.is_err()
+        {
+            return self.block(number).await;
+        }
         match self.with_logs(header, SystemTime::now()).await {
             Ok(block) => Ok(Some(block)),
-            Err(e @ (FollowError::Inconsistent(_) | FollowError::Rpc(RpcError::Node { .. }))) => {
+            Err(
+                e @ (FollowError::Inconsistent(_)
+                | FollowError::Unprovable(_)
+                | FollowError::Rpc(RpcError::Node { .. })),
+            ) => {
                 let check = match &e {
                     FollowError::Inconsistent(i) => i.check,
+                    FollowError::Unprovable(crate::proof::Refusal::Uncovered { check, .. }) => {
+                        check
+                    }
                     _ => "block",
                 };
                 events::InconsistentAnswer {
@@ -200,7 +223,8 @@ impl<'a> Fetcher<'a> {
                 false => None,
             };
             let weight = logs_weight(receipts.iter().flatten());
-            crate::cpu::offload(weight, move || BlockLogs::prove(header, receipts)).await?
+            let policy = self.policy.clone();
+            crate::cpu::offload(weight, move || BlockLogs::prove(header, receipts, &policy)).await?
         };
         block.fetched = FetchTiming::since(started);
         Ok(block)
@@ -299,10 +323,11 @@ impl<'a> Fetcher<'a> {
                 paired.push((h, r));
             }
             let weight = logs_weight(paired.iter().filter_map(|(_, r)| r.as_ref()).flatten());
+            let policy = self.policy.clone();
             crate::cpu::offload(weight, move || {
                 paired
                     .into_iter()
-                    .map(|(h, r)| BlockLogs::prove(h, r))
+                    .map(|(h, r)| BlockLogs::prove(h, r, &policy))
                     .collect::<Result<Vec<_>, _>>()
             })
             .await?
@@ -382,6 +407,7 @@ mod tests {
             logs_bloom: crate::rpc::bloom::Bloom::default(),
             gas_used: 0,
             transactions: None,
+            sealed: Default::default(),
         }
     }
 

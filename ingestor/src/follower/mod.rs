@@ -42,6 +42,7 @@ pub use update::{Retraction, Update};
 
 use crate::config::{ChainConfig, Finality, StartBlock};
 use crate::events;
+use crate::proof::{Level, Policy};
 use crate::rpc::frame::Frame;
 use crate::rpc::redact::redact_url;
 use crate::rpc::tls::Trust;
@@ -85,6 +86,9 @@ pub struct Follower {
     batch_limits: Vec<Arc<BatchLimit>>,
     /// Per endpoint: how its blocks are proven complete, decided on its first connection.
     proofs: Vec<Option<Proof>>,
+    /// The chain's proofs by the block hash (`proof`), shared by every endpoint: what
+    /// `auto` settled on one holds for all.
+    policy: Arc<Policy>,
     /// Catch-up progress, read by the status timer.
     progress: Arc<Mutex<Progress>>,
 }
@@ -116,6 +120,7 @@ impl Follower {
                 .map(|_| Arc::new(BatchLimit::new(cfg.rpc_batch_max)))
                 .collect(),
             proofs: vec![None; urls.len()],
+            policy: Arc::new(Policy::new(&cfg.name, cfg.proof_level())),
             progress: Arc::new(Mutex::new(Progress::new(tokio::time::Instant::now()))),
             cfg,
             sink,
@@ -142,6 +147,7 @@ impl Follower {
     /// Sessions on the chain's endpoints, one after the other, until shutdown or a fatal error.
     async fn walk(mut self) -> Result<(), FollowError> {
         let opts = self.rpc_options()?;
+        self.policy.announce();
         loop {
             let shutdown = self.shutdown.clone();
             let (current, wait) = self.endpoints.next();
@@ -298,6 +304,7 @@ impl Follower {
             cfg.backfill_range_blocks,
             cfg.backfill_target_logs,
             proof,
+            self.policy.clone(),
         );
         self.follow(&rpc, &fetcher, &mut notes, current, opts).await
     }
@@ -446,7 +453,7 @@ impl Follower {
         if let Some(p) = self.proofs[i] {
             return Ok(p);
         }
-        let proof = if !self.cfg.verify_log_completeness {
+        let proof = if self.cfg.proof_level() == Level::None {
             Proof::None
         } else if rpc.serves_block_receipts().await? {
             Proof::BlockReceipts

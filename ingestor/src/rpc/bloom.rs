@@ -80,9 +80,10 @@ impl Bloom {
     /// The bloom of `logs`. Each distinct address and topic is hashed once: a block's logs
     /// repeat them (one token contract, one event signature, the same senders), and adding
     /// an item twice sets no new bit.
-    pub fn of_logs(logs: &[Log]) -> Self {
+    pub fn of_logs<'l>(logs: impl IntoIterator<Item = &'l Log>) -> Self {
+        let logs = logs.into_iter();
         let mut seen: HashSet<&[u8], FixedState> =
-            HashSet::with_capacity_and_hasher(logs.len() * 2, FixedState::default());
+            HashSet::with_capacity_and_hasher(logs.size_hint().0 * 2, FixedState::default());
         let mut bloom = Self::default();
         for log in logs {
             let items =

@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// A hex string from the node that is not what the field requires.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("field `{field}`: {reason}")]
 pub struct HexError {
     /// The JSON field that held the bad value.

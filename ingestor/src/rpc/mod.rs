@@ -13,6 +13,7 @@ mod json;
 pub mod provider;
 pub mod receipt;
 pub mod redact;
+pub mod sealed;
 pub mod tls;
 pub mod types;
 mod ws;

@@ -1,13 +1,15 @@
 //! Transaction receipts (`eth_getBlockReceipts`, `eth_getTransactionReceipt`), validated:
-//! the members the completeness proof needs and the logs each receipt lists. Everything
-//! else a receipt carries (its own bloom, gas price, status) is skipped unread.
+//! the members the completeness proof needs and the logs each receipt lists, and what the
+//! receipts root covers besides ([`Consensus`]: type, outcome, bloom, an OP-stack deposit's
+//! nonce and version). Everything else a receipt carries (gas price, fees) is skipped unread.
 
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 
-use super::hex::B256;
+use super::bloom::Bloom;
+use super::hex::{B256, decode_quantity};
 use super::json::{Field, Obj, kind_of};
-use super::types::{Log, LogList, TypeError, hash_field, quantity_field};
+use super::types::{Log, LogList, TypeError, hash_field, quantity_field, str_field};
 
 /// One transaction's receipt, as far as the completeness proof reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +26,34 @@ pub struct Receipt {
     pub cumulative_gas_used: u64,
     /// Every log the transaction emitted, in order.
     pub logs: Vec<Log>,
+    /// What the receipts root covers besides the gas and the logs, or the first field that
+    /// kept it from being read (a failure of the receipts-root proof only).
+    pub consensus: Result<Consensus, TypeError>,
+}
+
+/// The members of a receipt its consensus encoding holds besides the gas and the logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consensus {
+    /// The EIP-2718 transaction type (`type`; absent on nodes older than typed
+    /// transactions: legacy, 0).
+    pub tx_type: u8,
+    /// Whether the transaction succeeded, or the state root after it.
+    pub outcome: Outcome,
+    /// The bloom of the receipt's logs (`logsBloom`).
+    pub logs_bloom: Bloom,
+    /// An OP-stack deposit's `depositNonce` (Regolith and later).
+    pub deposit_nonce: Option<u64>,
+    /// An OP-stack deposit's `depositReceiptVersion` (Canyon and later).
+    pub deposit_receipt_version: Option<u64>,
+}
+
+/// A receipt's outcome as its encoding holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// `status` (EIP-658, Byzantium and later): success.
+    Status(bool),
+    /// `root` (before Byzantium): the state root after the transaction.
+    PostState(B256),
 }
 
 #[derive(Deserialize)]
@@ -41,6 +71,59 @@ struct RawReceipt<'a> {
     cumulative_gas_used: Option<Field<'a>>,
     #[serde(default)]
     logs: Option<LogList>,
+    #[serde(borrow, default, rename = "type")]
+    tx_type: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    status: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    root: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    logs_bloom: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    deposit_nonce: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    deposit_receipt_version: Option<Field<'a>>,
+}
+
+impl RawReceipt<'_> {
+    /// The consensus members: a 32-byte `root` (before Byzantium; some nodes send a
+    /// `status` beside it) is the outcome, else `status`.
+    fn consensus(&self) -> Result<Consensus, TypeError> {
+        let tx_type = match &self.tx_type {
+            None => 0,
+            v => u8::try_from(quantity_field(v, "type")?).map_err(|_| {
+                TypeError::Hex(super::hex::HexError::new("type", "not a transaction type"))
+            })?,
+        };
+        let root = self.root.as_ref().and_then(Field::as_str);
+        let outcome = match root {
+            Some(r) if r.len() == 66 => Outcome::PostState(B256::parse("root", r)?),
+            _ => match decode_quantity("status", str_field(&self.status, "status")?)? {
+                0 => Outcome::Status(false),
+                1 => Outcome::Status(true),
+                _ => {
+                    return Err(TypeError::Hex(super::hex::HexError::new(
+                        "status",
+                        "neither 0x0 nor 0x1",
+                    )));
+                }
+            },
+        };
+        let optional = |v: &Option<Field<'_>>, field| match v {
+            None => Ok(None),
+            v => quantity_field(v, field).map(Some),
+        };
+        Ok(Consensus {
+            tx_type,
+            outcome,
+            logs_bloom: Bloom::parse("logsBloom", str_field(&self.logs_bloom, "logsBloom")?)?,
+            deposit_nonce: optional(&self.deposit_nonce, "depositNonce")?,
+            deposit_receipt_version: optional(
+                &self.deposit_receipt_version,
+                "depositReceiptVersion",
+            )?,
+        })
+    }
 }
 
 const RECEIPT_OBJECT: &str = "a receipt object";
@@ -56,6 +139,7 @@ impl Receipt {
                 });
             }
         };
+        let consensus = raw.consensus();
         let logs = match raw.logs {
             Some(LogList(logs)) => logs?,
             None => return Err(TypeError::Missing("logs")),
@@ -67,6 +151,7 @@ impl Receipt {
             block_number: quantity_field(&raw.block_number, "blockNumber")?,
             cumulative_gas_used: quantity_field(&raw.cumulative_gas_used, "cumulativeGasUsed")?,
             logs,
+            consensus,
         })
     }
 
@@ -168,6 +253,45 @@ mod tests {
             Receipt::parse(&receipt(3, 1).to_string()).map(|r| r.logs.len()),
             Ok(1)
         );
+    }
+
+    #[test]
+    fn reads_what_the_receipts_root_covers_without_failing_the_receipt() {
+        let parsed = |r: serde_json::Value| Receipt::parse(&r.to_string()).expect("receipt");
+        let c = parsed(receipt(0, 1)).consensus.expect("consensus");
+        assert_eq!((c.tx_type, c.outcome), (2, Outcome::Status(true)));
+        assert_eq!((c.deposit_nonce, c.deposit_receipt_version), (None, None));
+        // Before Byzantium: the state root (some nodes send a status beside it); before
+        // typed transactions: no type, legacy.
+        let mut old = receipt(0, 0);
+        let root = format!("0x{}", "cd".repeat(32));
+        old["root"] = json!(root);
+        old.as_object_mut().expect("object").remove("type");
+        let c = parsed(old).consensus.expect("consensus");
+        assert_eq!(c.tx_type, 0);
+        assert_eq!(
+            c.outcome,
+            Outcome::PostState(B256::parse("root", &root).expect("hash"))
+        );
+        // An OP-stack deposit's nonce and version.
+        let mut deposit = receipt(0, 0);
+        deposit["type"] = json!("0x7e");
+        deposit["depositNonce"] = json!("0x10");
+        deposit["depositReceiptVersion"] = json!("0x1");
+        let c = parsed(deposit).consensus.expect("consensus");
+        assert_eq!(
+            (c.tx_type, c.deposit_nonce, c.deposit_receipt_version),
+            (0x7e, Some(16), Some(1))
+        );
+        // A receipt without them still serves the receipts' checks.
+        let mut bare = receipt(0, 1);
+        bare.as_object_mut().expect("object").remove("status");
+        let r = parsed(bare);
+        assert_eq!(r.logs.len(), 1);
+        assert_eq!(r.consensus, Err(TypeError::Missing("status")));
+        let mut odd = receipt(0, 0);
+        odd["type"] = json!("0x100");
+        assert!(parsed(odd).consensus.is_err());
     }
 
     #[test]

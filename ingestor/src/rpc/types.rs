@@ -9,9 +9,10 @@ use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use super::bloom::Bloom;
 use super::hex::{Address, B256, HexError, decode_bytes, decode_quantity};
 use super::json::{Field, Obj, kind_of};
+use super::sealed::Sealed;
 
 /// A result that is not the shape the method promises.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum TypeError {
     /// A required field is absent or not a string.
     #[error("field `{0}` is missing or not a string")]
@@ -60,7 +61,7 @@ fn shape(expected: &'static str, text: &str) -> TypeError {
 /// The members of a header we read, borrowed from the answer.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawHeader<'a> {
+pub(super) struct RawHeader<'a> {
     #[serde(borrow, default)]
     number: Option<Field<'a>>,
     #[serde(borrow, default)]
@@ -75,6 +76,46 @@ struct RawHeader<'a> {
     gas_used: Option<Field<'a>>,
     #[serde(borrow, default)]
     transactions: Option<Field<'a>>,
+    /// The rest of the fields the block hash covers (see [`Sealed`]).
+    #[serde(borrow, default)]
+    pub(super) sha3_uncles: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub(super) miner: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub(super) state_root: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub(super) transactions_root: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub(super) receipts_root: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub(super) difficulty: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub(super) gas_limit: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub(super) extra_data: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub(super) mix_hash: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub(super) nonce: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub(super) base_fee_per_gas: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub(super) withdrawals_root: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub(super) blob_gas_used: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub(super) excess_blob_gas: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub(super) parent_beacon_block_root: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub(super) requests_hash: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub(super) block_access_list_hash: Option<Field<'a>>,
+    #[serde(borrow, default)]
+    pub(super) slot_number: Option<Field<'a>>,
+    /// Members of a chain's own header whose hash covers more than Ethereum's fields.
+    #[serde(borrow, default)]
+    pub(super) timestamp_millis_part: Option<Field<'a>>,
 }
 
 /// The parts of a block header the follower needs.
@@ -95,6 +136,9 @@ pub struct Header {
     /// How many transactions the block has, when the answer listed them
     /// (`eth_getBlockBy*`; a `newHeads` header does not).
     pub transactions: Option<u64>,
+    /// The header as its hash covers it, and its `receiptsRoot`: what the proofs by the
+    /// block hash read. A field missing here fails those proofs only, never the header.
+    pub sealed: Sealed,
 }
 
 impl Header {
@@ -112,18 +156,21 @@ impl Header {
             }
             Err(_) => return Err(shape(EXPECTED, json)),
         };
-        Ok(Self {
+        let mut header = Self {
             number: quantity_field(&raw.number, "number")?,
             hash: hash_field(&raw.hash, "hash")?,
             parent_hash: hash_field(&raw.parent_hash, "parentHash")?,
             timestamp_s: quantity_field(&raw.timestamp, "timestamp")?,
             logs_bloom: Bloom::parse("logsBloom", str_field(&raw.logs_bloom, "logsBloom")?)?,
             gas_used: quantity_field(&raw.gas_used, "gasUsed")?,
-            transactions: match raw.transactions {
+            transactions: match &raw.transactions {
                 Some(Field::List(txs)) => Some(txs.len() as u64),
                 _ => None,
             },
-        })
+            sealed: Sealed::default(),
+        };
+        header.sealed = Sealed::read(&raw, &header);
+        Ok(header)
     }
 }
 
@@ -393,6 +440,13 @@ mod tests {
         )
         .expect("valid header");
         assert_eq!((h.number, h.timestamp_s, h.gas_used), (2, 100, 21_000));
+        // Without the fields the block hash covers, the header serves; only the proofs by
+        // the block hash cannot use it, and say which field is missing.
+        assert_eq!(h.sealed.consensus, Err(TypeError::Missing("sha3Uncles")));
+        assert_eq!(
+            h.sealed.receipts_root,
+            Err(TypeError::Missing("receiptsRoot"))
+        );
         assert_eq!(
             Header::parse("null"),
             Err(TypeError::Shape {

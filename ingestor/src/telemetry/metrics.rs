@@ -62,7 +62,8 @@ pub struct Metrics {
     pub rate_limited: Counter<u64>,
     /// `ethhook.incomplete_answers` `{answer}` → `ethhook_incomplete_answers_total`, by
     /// `check`: node answers refused as incomplete or inconsistent (asked again, never
-    /// published). `check` is `log_index`, `bloom`, `receipts`, `block` or `link`.
+    /// published). `check` is `log_index`, `bloom`, `receipts`, `block`, `link`,
+    /// `header_hash` or `receipts_root`.
     pub incomplete_answers: Counter<u64>,
     /// `ethhook.rpc.batch_cuts` `{cut}` → `ethhook_rpc_batch_cuts_total`: JSON-RPC batches
     /// an endpoint refused for their size (the size then halves).
@@ -310,8 +311,10 @@ impl Metrics {
         ] {
             c.add(0, &l);
         }
-        self.incomplete_answers
-            .add(0, &[l[0].clone(), KeyValue::new("check", "bloom")]);
+        for check in ["bloom", "header_hash", "receipts_root"] {
+            self.incomplete_answers
+                .add(0, &[l[0].clone(), KeyValue::new("check", check)]);
+        }
         self.rate_limited
             .add(0, &[l[0].clone(), KeyValue::new("method", "eth_getLogs")]);
         self.breaker_state.record(0, &l);

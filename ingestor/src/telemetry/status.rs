@@ -69,8 +69,12 @@ pub struct ChainStatus {
     /// Requests per JSON-RPC batch in use over HTTP (1: no batching).
     pub rpc_batch_size: Option<usize>,
     /// Where each block's logs are proven complete from: `block_receipts`,
-    /// `transaction_receipts`, or `none` (`verify_log_completeness = false`).
+    /// `transaction_receipts`, or `none` (`proof = "none"`).
     pub completeness: Option<&'static str>,
+    /// The proof in force (`chains[].proof`): `receipts_root` (receipts, header hash and
+    /// receipts root), `receipts+header_hash`, `receipts+receipts_root`, `receipts`, `none`,
+    /// or `auto (deciding)` until `auto` settled on the chain's first blocks.
+    pub proof: Option<&'static str>,
     /// While the chain has delivered no block for `health.stall_after_ms` with its node's
     /// head past its last delivered block: since when, the block it waits on, and why.
     pub stalled: Option<Stall>,

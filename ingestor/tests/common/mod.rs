@@ -10,6 +10,7 @@ pub mod provider;
 pub mod proxy;
 pub mod registry;
 pub mod server;
+pub mod tamper;
 pub mod tls;
 
 use std::path::Path;

@@ -29,6 +29,8 @@
 //! - `refuse_subscribe` (WebSocket only): answers `eth_subscribe` with -32601.
 //! - `slow` (HTTP only): every answer waits this long first (a distant or busy provider),
 //!   so a catch-up lasts long enough to watch.
+//! - `tamper`: answers whose content is changed where only the proofs by the block hash
+//!   can tell (see [`super::tamper`]).
 //!
 //! [`ProviderProxy::start`] serves HTTP; [`ProviderProxy::start_ws`] relays a WebSocket.
 
@@ -70,6 +72,7 @@ pub struct Habits {
     pub repeat_log: bool,
     pub refuse_subscribe: bool,
     pub slow: Option<std::time::Duration>,
+    pub tamper: super::tamper::Tamper,
 }
 
 /// What the proxy did, for the test to check that it did something.
@@ -92,6 +95,8 @@ pub struct Counts {
     pub checksummed: AtomicUsize,
     /// Logs repeated in a ranged answer.
     pub repeated_logs: AtomicUsize,
+    /// What `tamper` changed.
+    pub tampered: super::tamper::Tampered,
 }
 
 impl State {
@@ -112,6 +117,7 @@ impl State {
             seen_numbers: Mutex::default(),
             cut_blocks: Mutex::default(),
             short_blocks: Mutex::default(),
+            tampered: Default::default(),
             real_head: AtomicU64::new(0),
             counts: Counts::default(),
         })
@@ -142,6 +148,8 @@ struct State {
     /// Blocks whose logs (`cut_tail`) or receipts (`short_receipts`) were answered once.
     cut_blocks: Mutex<HashSet<String>>,
     short_blocks: Mutex<HashSet<String>>,
+    /// Blocks whose receipts or header `tamper` answered once.
+    tampered: super::tamper::Seen,
     /// The real head, from the last `eth_blockNumber` (for `behind`).
     real_head: AtomicU64,
     counts: Counts,
@@ -425,6 +433,28 @@ fn rewrite(state: &State, req: &Value, mut answer: Value) -> (u16, Value) {
     {
         logs.insert(1, first);
         state.counts.repeated_logs.fetch_add(1, Ordering::SeqCst);
+    }
+    if method == "eth_getBlockReceipts"
+        && let Some(hash) = param.as_str()
+        && let Some(receipts) = answer["result"].as_array_mut()
+    {
+        super::tamper::receipts(
+            state.habits.tamper,
+            &state.tampered,
+            &state.counts.tampered,
+            hash,
+            receipts,
+        );
+    }
+    if matches!(method, "eth_getBlockByNumber" | "eth_getBlockByHash")
+        && answer["result"].is_object()
+    {
+        super::tamper::header(
+            state.habits.tamper,
+            &state.tampered,
+            &state.counts.tampered,
+            &mut answer["result"],
+        );
     }
     if method == "eth_getLogs"
         && state.habits.cut_tail
