@@ -12,8 +12,10 @@
 //!
 //! In one run it prints the bloom's fill, the node's own per-block answers (time and size
 //! of `eth_getLogs` against `eth_getBlockReceipts`), the ingestor's backfill from block 0
-//! with the check off and on (each into a fresh topic), their ratio, and live latency of
-//! such blocks with the check on and off. Prints numbers, asserts nothing.
+//! under two `chains[].proof` levels (each into a fresh topic; by default `none` and
+//! `auto`, the check off and on; `--proofs receipts,receipts_root` for what the proof by
+//! the block hash costs), their ratio and CPU per 1,000 logs, and live latency of such
+//! blocks under each. Prints numbers, asserts nothing.
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
@@ -51,8 +53,12 @@ pub struct Params {
     pub logs: usize,
     /// Live blocks timed with the check on, then as many with it off.
     pub live_blocks: usize,
-    /// Pairs of backfills (check off, check on), alternating which goes first.
+    /// Pairs of backfills (the two `proofs`), alternating which goes first.
     pub rounds: usize,
+    /// The two `chains[].proof` levels compared, the baseline first (`none` and `auto`
+    /// compare the check off and on; `receipts` and `receipts_root` what the proof by the
+    /// block hash costs).
+    pub proofs: [String; 2],
 }
 
 /// ERC-20-shaped logs over a fixed pool of holders, reproducible from a seed.
@@ -158,19 +164,20 @@ pub fn run(ingestor: &Path, dir: &Path, brokers: &str, p: &Params) -> anyhow::Re
 
     node_figures(&node, head, total)?;
 
-    // Backfills from block 0, check off and on, alternating which goes first per round.
+    // Backfills from block 0 under each proof, alternating which goes first per round.
+    let [base, other] = [p.proofs[0].as_str(), p.proofs[1].as_str()];
     let mut off = Vec::new();
     let mut on = Vec::new();
     for round in 0..p.rounds.max(1) {
         let order = if round % 2 == 0 {
-            [false, true]
+            [base, other]
         } else {
-            [true, false]
+            [other, base]
         };
-        for check in order {
-            let label = format!("{}-{}", if check { "on" } else { "off" }, round + 1);
-            let b = backfill(ingestor, dir, brokers, &anvil, head, total, &label, check)?;
-            if check { &mut on } else { &mut off }.push(b);
+        for proof in order {
+            let label = format!("{}-{}", proof.replace('_', "-"), round + 1);
+            let b = backfill(ingestor, dir, brokers, &anvil, head, total, &label, proof)?;
+            if proof == other { &mut on } else { &mut off }.push(b);
         }
     }
     let median = |runs: &[Backfill], f: fn(&Backfill) -> f64| {
@@ -198,15 +205,17 @@ pub fn run(ingestor: &Path, dir: &Path, brokers: &str, p: &Params) -> anyhow::Re
         String::new()
     };
     println!(
-        "ratio check on / off{runs}: {:.2} start -> all readable; {:.2} following -> last ack (target >= 0.8); logs per CPU second, on / off: ingestor {:.2}, node {:.2}",
+        "ratio proof {other} / {base}{runs}: {:.2} start -> all readable; {:.2} following -> last ack; logs per CPU second, {other} / {base}: ingestor {:.2}, node {:.2}; ingestor CPU per 1,000 logs: {other} {:.1} ms, {base} {:.1} ms",
         median(&on, whole) / median(&off, whole),
         median(&on, following) / median(&off, following),
         median(&on, ingestor_cpu) / median(&off, ingestor_cpu),
         median(&on, node_cpu) / median(&off, node_cpu),
+        1e6 / median(&on, ingestor_cpu) / total as f64,
+        1e6 / median(&off, ingestor_cpu) / total as f64,
     );
 
-    // Live blocks of the same shape, check on, then off.
-    for check in [true, false] {
+    // Live blocks of the same shape, under each proof.
+    for proof in [other, base] {
         live(
             ingestor,
             dir,
@@ -215,7 +224,7 @@ pub fn run(ingestor: &Path, dir: &Path, brokers: &str, p: &Params) -> anyhow::Re
             &mut sender,
             &mut traffic,
             p.live_blocks,
-            check,
+            proof,
         )?;
     }
     Ok(())
@@ -298,13 +307,11 @@ struct Backfill {
 }
 
 /// A config for one run: chain 31337 at `anvil`, its own topic and checkpoint topic.
-fn run_config(brokers: &str, anvil: &Anvil, label: &str, start: &str, check: bool) -> String {
+fn run_config(brokers: &str, anvil: &Anvil, label: &str, start: &str, proof: &str) -> String {
     let mut entry = ChainEntry::new(CHAIN_ID, anvil.ws_url());
     entry.start_block = start.to_owned();
     entry.extra.push(format!("topic = \"{}\"", topic(label)));
-    entry
-        .extra
-        .push(format!("verify_log_completeness = {check}"));
+    entry.extra.push(format!("proof = \"{proof}\""));
     config_toml(brokers, &[entry], "").replace(
         "[kafka]\n",
         &format!("[kafka]\ncheckpoint_topic = \"completeness.{label}.checkpoints\"\n"),
@@ -332,7 +339,7 @@ fn refused(log: &str) -> usize {
         .count()
 }
 
-/// The ingestor from block 0 into a fresh topic, with the check on or off.
+/// The ingestor from block 0 into a fresh topic, under `proof`.
 #[allow(clippy::too_many_arguments)]
 fn backfill(
     ingestor: &Path,
@@ -342,11 +349,11 @@ fn backfill(
     head: u64,
     total: usize,
     label: &str,
-    check: bool,
+    proof: &str,
 ) -> anyhow::Result<Backfill> {
     let run_dir = dir.join(format!("completeness-{label}"));
     std::fs::create_dir_all(&run_dir)?;
-    let toml = run_config(brokers, anvil, label, "0", check);
+    let toml = run_config(brokers, anvil, label, "0", proof);
     let node_cpu0 = crate::proc::cpu_seconds(anvil.process.pid());
     let started = Instant::now();
     let mut service = Service::start(
@@ -374,9 +381,9 @@ fn backfill(
     );
     service.stop(Duration::from_secs(60))?;
     let log = service.process.log_text();
-    let proof = proof_line(&log);
+    let source = proof_line(&log);
     let last_ack = delivered(&log, &format!("chain-{CHAIN_ID}"), head).and_then(logged_at);
-    let following_s = proof
+    let following_s = source
         .zip(last_ack)
         .and_then(|((_, from), to)| to.duration_since(from).ok())
         .map(|d| d.as_secs_f64());
@@ -388,14 +395,13 @@ fn backfill(
     };
     let cpu = |s: Option<f64>| s.map_or("?".into(), |s| format!("{s:.2} s"));
     println!(
-        "backfill, check {} ({}, proof: {}): {total} logs readable {readable_s:.2} s after process start = {:.0} logs/s; following -> last ack {} = {}; CPU: ingestor {}, node {}{}",
-        if check { "on" } else { "off" },
-        if check {
-            "headers, then eth_getBlockReceipts"
-        } else {
+        "backfill, proof {proof} ({}, completeness from: {}): {total} logs readable {readable_s:.2} s after process start = {:.0} logs/s; following -> last ack {} = {}; CPU: ingestor {}, node {}{}",
+        if proof == "none" {
             "ranged eth_getLogs + headers"
+        } else {
+            "headers, then eth_getBlockReceipts"
         },
-        proof.map_or("?", |(s, _)| s),
+        source.map_or("?", |(s, _)| s),
         b.readable_rate,
         following_s.map_or("?".into(), |s| format!("{s:.2} s")),
         b.following_rate
@@ -410,7 +416,7 @@ fn backfill(
     Ok(b)
 }
 
-/// Live latency of `blocks` blocks of the saturated shape, with the check on or off: from
+/// Live latency of `blocks` blocks of the saturated shape, under `proof`: from
 /// the `anvil_mine` call to a `read_committed` consumer reading the block's first record,
 /// and to the ingestor's log saying the broker acknowledged all of them.
 #[allow(clippy::too_many_arguments)]
@@ -422,15 +428,15 @@ fn live(
     sender: &mut Sender,
     traffic: &mut TokenLogs,
     blocks: usize,
-    check: bool,
+    proof: &str,
 ) -> anyhow::Result<()> {
     if blocks == 0 {
         return Ok(());
     }
-    let label = format!("live-{}", if check { "on" } else { "off" });
+    let label = format!("live-{}", proof.replace('_', "-"));
     let run_dir = dir.join(format!("completeness-{label}"));
     std::fs::create_dir_all(&run_dir)?;
-    let toml = run_config(brokers, anvil, &label, "\"latest\"", check);
+    let toml = run_config(brokers, anvil, &label, "\"latest\"", proof);
     let mut service = Service::start(
         ingestor,
         &run_dir,
@@ -489,9 +495,8 @@ fn live(
                 .ok()
         })
         .collect();
-    let on_off = if check { "on" } else { "off" };
     println!(
-        "live latency, check {on_off} (proof: {}), blocks of {LOGS_PER_BLOCK} logs, anvil_mine -> first record readable: {}",
+        "live latency, proof {proof} (completeness from: {}), blocks of {LOGS_PER_BLOCK} logs, anvil_mine -> first record readable: {}",
         proof_line(&log).map_or("?", |(s, _)| s),
         summary(first)
     );

@@ -81,10 +81,14 @@ enum Command {
         /// against the raw-only run, and print the ratio.
         #[arg(long)]
         decoded: bool,
-        /// With --completeness: pairs of backfills (off, on), alternating which goes first;
-        /// with --decoded: rounds of runs (raw only, decoded, decoded only), rotating.
+        /// With --completeness: pairs of backfills (one per proof), alternating which goes
+        /// first; with --decoded: rounds of runs (raw only, decoded, decoded only), rotating.
         #[arg(long, default_value_t = 2)]
         rounds: usize,
+        /// With --completeness: the two `chains[].proof` levels compared, the baseline
+        /// first (`receipts,receipts_root`: the cost of the proof by the block hash).
+        #[arg(long, value_delimiter = ',', default_values_t = ["none".to_owned(), "auto".to_owned()])]
+        proofs: Vec<String>,
         /// Measure group mode instead: failover after `kill -9`, hand-over on SIGTERM, and
         /// what membership costs one instance following six chains.
         #[arg(long)]
@@ -142,6 +146,7 @@ fn main() -> anyhow::Result<()> {
             rounds,
             failover,
             session_timeout_ms,
+            proofs,
         } => {
             if failover {
                 println!(
@@ -167,8 +172,13 @@ fn main() -> anyhow::Result<()> {
                 return devstack::latency::run(&ingestor, blocks, backfill_logs);
             }
             if let Some(logs) = completeness {
+                anyhow::ensure!(
+                    proofs.len() == 2,
+                    "--proofs takes two levels, e.g. receipts,receipts_root"
+                );
                 println!(
-                    "command: scripts/bench.sh --completeness {logs} --live-blocks {live_blocks} --rounds {rounds}"
+                    "command: scripts/bench.sh --completeness {logs} --live-blocks {live_blocks} --rounds {rounds} --proofs {}",
+                    proofs.join(",")
                 );
                 let params = bench::Params {
                     blocks,
@@ -182,6 +192,7 @@ fn main() -> anyhow::Result<()> {
                         logs,
                         live_blocks,
                         rounds,
+                        proofs: [proofs[0].clone(), proofs[1].clone()],
                     }),
                 };
                 return bench::run(&ingestor, &params);
