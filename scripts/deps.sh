@@ -6,7 +6,9 @@
 # `scripts/deps.sh env` prints `export` lines for ANVIL_BIN, KAFKA_LIBS (the broker's jars),
 # JAVA_BIN, FASTAVRO_PYTHON (fastavro, the tests' independent Avro implementation, in a venv),
 # ETHABI_PYTHON (eth-abi and fastavro, the decoded-event tests' reference, in a venv),
-# APICURIO_HOME, APICURIO_JAVA, CONNECT_LIBS, CONNECT_PLUGINS and POSTGRES_BIN. `scripts/deps.sh cryo` installs only cryo (the benchmark's comparison, in a venv)
+# APICURIO_HOME, APICURIO_JAVA, CONNECT_LIBS, CONNECT_PLUGINS, POSTGRES_BIN, and
+# PROMETHEUS_BIN and PROMTOOL_BIN (Prometheus and promtool from Debian, for the alert rules'
+# tests). `scripts/deps.sh cryo` installs only cryo (the benchmark's comparison, in a venv)
 # and prints CRYO_PYTHON. `scripts/deps.sh openssl-dev` installs OpenSSL's headers and
 # pkg-config from Debian when missing (a build without vendored OpenSSL needs them).
 # `scripts/deps.sh demo` installs only what scripts/demo.sh runs
@@ -156,6 +158,13 @@ EOF
   touch "$KAFKA_DIR/.archive-tried"
 }
 
+# Prometheus and promtool from Debian when missing (the alert rules' tests run both).
+install_prometheus() {
+  if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then return; fi
+  log "installing Prometheus (and promtool) from Debian"
+  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >&2
+}
+
 # A venv at $1 with the pip requirements $2. A venv cannot be moved, so it is built in
 # place; `.complete` marks a finished install.
 install_venv() {
@@ -222,6 +231,7 @@ install_eth_abi
 install_apicurio
 install_connect
 install_postgres
+install_prometheus
 "$ANVIL_BIN" --version >&2
 if [ "${1:-}" = "env" ]; then
   echo "export ANVIL_BIN='$ANVIL_BIN'"
@@ -229,5 +239,7 @@ if [ "${1:-}" = "env" ]; then
   echo "export JAVA_BIN='$(command -v java)'"
   echo "export FASTAVRO_PYTHON='$FASTAVRO_PYTHON'"
   echo "export ETHABI_PYTHON='$ETHABI_PYTHON'"
+  echo "export PROMETHEUS_BIN='$(command -v prometheus)'"
+  echo "export PROMTOOL_BIN='$(command -v promtool)'"
   jvm_env
 fi

@@ -3,8 +3,9 @@
 //! service, and the files that must agree do: the ingestor's config (valid under
 //! `check-config`), the registry Console and the Connect sinks decode with, the sinks' topics
 //! and database, the transfers table's columns against the decoded `Transfer` schema, the
-//! chain id anvil runs, the topics script (decoded topics included), and the traffic source
-//! in the image. The sink configs themselves run on real processes in `sink_postgres.rs`.
+//! chain id anvil runs, the topics script (decoded topics included), the shipped alert rules
+//! loaded by Prometheus, and the traffic source in the image. The sink configs themselves run
+//! on real processes in `sink_postgres.rs`.
 
 mod common;
 
@@ -335,6 +336,25 @@ fn the_compose_stack_is_pinned_local_and_consistent() {
         ingestor["depends_on"]["topics"]["condition"].as_str(),
         Some("service_completed_successfully")
     );
+
+    // Prometheus loads the shipped alert rules: each of its rule files is a mount of one.
+    let prometheus = &services[&Value::from("prometheus")];
+    let mounts = strings(&prometheus["volumes"]);
+    let rule_files = strings(&yaml("compose/prometheus.yml")["rule_files"]);
+    assert!(
+        !rule_files.is_empty(),
+        "compose/prometheus.yml loads no rules"
+    );
+    for file in &rule_files {
+        assert!(
+            mounts.iter().any(|v| {
+                let mut parts = v.split(':');
+                parts.next() == Some("./grafana/alerts/ethhook.rules.yml")
+                    && parts.next() == Some(file.as_str())
+            }),
+            "prometheus loads {file}, which is no mount of grafana/alerts/ethhook.rules.yml: {mounts:?}"
+        );
+    }
 
     // The traffic source is in the image the stack builds.
     let traffic = strings(&services[&Value::from("traffic")]["entrypoint"]);

@@ -63,6 +63,17 @@ impl FollowError {
         )
     }
 
+    /// Every [`Self::error_type`] but the node's own ([`crate::rpc::error::RpcError::TYPES`]):
+    /// with those, the labels of stage `follow` that exist at 0 from start-up.
+    pub const TYPES: &'static [&'static str] = &[
+        "inconsistent_answer",
+        "chain_id_mismatch",
+        "reorg_too_deep",
+        "tls_config",
+        "unprovable",
+        "sink_closed",
+    ];
+
     /// A short, bounded label for logs and metrics.
     pub fn error_type(&self) -> &'static str {
         match self {

@@ -119,6 +119,20 @@ impl RpcError {
         }
     }
 
+    /// Every [`Self::error_type`]: the labels that exist at 0 from start-up.
+    pub const TYPES: &'static [&'static str] = &[
+        "connect",
+        "tls",
+        "rate_limited",
+        "too_large",
+        "http_status",
+        "disconnected",
+        "timeout",
+        "malformed_frame",
+        "node_error",
+        "invalid_result",
+    ];
+
     /// A short, bounded label for metrics and logs (never the raw message).
     pub fn error_type(&self) -> &'static str {
         match self {

@@ -111,6 +111,24 @@ impl SinkError {
         matches!(self, Self::Aborted { .. })
     }
 
+    /// Every [`Self::error_type`], and `commit_retried` (a retriable commit error): the
+    /// labels of stage `publish` that exist at 0 from start-up.
+    pub const TYPES: &'static [&'static str] = &[
+        "client_config",
+        "security",
+        "unreachable",
+        "wrong_listener",
+        "topic",
+        "encode",
+        "delivery",
+        "enqueue",
+        "checkpoint",
+        "resume",
+        "fenced",
+        "transaction_aborted",
+        "commit_retried",
+    ];
+
     /// A short, bounded label for logs and metrics.
     pub fn error_type(&self) -> &'static str {
         match self {

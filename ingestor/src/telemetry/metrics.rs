@@ -5,8 +5,9 @@
 //! Labels are bounded: `chain` (the configured chain name), `stage`, `error_type`. Never a
 //! hash, an address or raw error text.
 
-use std::sync::LazyLock;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter};
@@ -88,7 +89,48 @@ pub struct Metrics {
     /// delivered no block for `health.stall_after_ms` with its node's head past its last
     /// delivered block, else 0.
     pub chain_stalled: Gauge<u64>,
+    /// The chains [`Self::register_chain`] was called for.
+    chains: Mutex<BTreeSet<String>>,
 }
+
+/// Bucket boundaries of `ethhook.reorg.depth`.
+pub const REORG_DEPTH_BOUNDS: &[f64] =
+    &[1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0, 64.0, 128.0];
+
+/// Bucket boundaries of `ethhook.produce.duration`.
+pub const PRODUCE_DURATION_BOUNDS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A histogram by `chain` that `/metrics` writes with zero counts for every registered chain
+/// without an observation yet, so that its series exist from the first scrape (an
+/// OpenTelemetry histogram has no data point before its first observation).
+pub struct ChainHistogram {
+    /// The OpenTelemetry name.
+    pub name: &'static str,
+    /// Its unit.
+    pub unit: &'static str,
+    /// Its description.
+    pub description: &'static str,
+    /// Its bucket boundaries.
+    pub bounds: &'static [f64],
+}
+
+/// The histograms by `chain` (see [`ChainHistogram`]).
+pub const CHAIN_HISTOGRAMS: &[ChainHistogram] = &[
+    ChainHistogram {
+        name: "ethhook.reorg.depth",
+        unit: "{block}",
+        description: "Depth of each reorganisation (orphaned blocks)",
+        bounds: REORG_DEPTH_BOUNDS,
+    },
+    ChainHistogram {
+        name: "ethhook.produce.duration",
+        unit: "s",
+        description: "From enqueueing a block's first record to its last acknowledgement",
+        bounds: PRODUCE_DURATION_BOUNDS,
+    },
+];
 
 /// Cumulative librdkafka counters, exported as observable counters:
 /// `ethhook.kafka.retries` → `ethhook_kafka_retries_total` (request retries), and
@@ -204,12 +246,10 @@ impl Metrics {
                 .build(),
             reorgs: counter("ethhook.reorgs", "{reorg}", "Reorganisations retracted"),
             reorg_depth: meter
-                .u64_histogram("ethhook.reorg.depth")
-                .with_unit("{block}")
-                .with_description("Depth of each reorganisation (orphaned blocks)")
-                .with_boundaries(vec![
-                    1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0, 64.0, 128.0,
-                ])
+                .u64_histogram(CHAIN_HISTOGRAMS[0].name)
+                .with_unit(CHAIN_HISTOGRAMS[0].unit)
+                .with_description(CHAIN_HISTOGRAMS[0].description)
+                .with_boundaries(CHAIN_HISTOGRAMS[0].bounds.to_vec())
                 .build(),
             retracted: counter(
                 "ethhook.records.retracted",
@@ -237,15 +277,10 @@ impl Metrics {
                 "Circuit breaker: 0 closed, 1 half-open, 2 open",
             ),
             produce_duration: meter
-                .f64_histogram("ethhook.produce.duration")
-                .with_unit("s")
-                .with_description(
-                    "From enqueueing a block's first record to its last acknowledgement",
-                )
-                .with_boundaries(vec![
-                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                    30.0,
-                ])
+                .f64_histogram(CHAIN_HISTOGRAMS[1].name)
+                .with_unit(CHAIN_HISTOGRAMS[1].unit)
+                .with_description(CHAIN_HISTOGRAMS[1].description)
+                .with_boundaries(CHAIN_HISTOGRAMS[1].bounds.to_vec())
                 .build(),
             errors: counter("ethhook.errors", "{error}", "Errors by stage and type"),
             rate_limited: counter(
@@ -293,12 +328,35 @@ impl Metrics {
                 "{state}",
                 "1 while the chain delivers nothing past health.stall_after_ms behind its head",
             ),
+            chains: Mutex::default(),
         }
     }
 
-    /// Sets every counter of `chain` to exist at 0, so dashboards show 0 rather than no data.
+    /// Sets every counter of `chain` to exist at 0 (`ethhook.errors` for every stage and
+    /// error type of a chain), so dashboards and alerts see 0 rather than no data; `/metrics`
+    /// writes its [`CHAIN_HISTOGRAMS`] with zero counts until their first observation.
     pub fn register_chain(&self, chain: &str) {
         let l = chain_label(chain);
+        if let Ok(mut chains) = self.chains.lock() {
+            chains.insert(chain.to_owned());
+        }
+        let follow = crate::rpc::error::RpcError::TYPES
+            .iter()
+            .chain(crate::follower::FollowError::TYPES)
+            .map(|t| ("follow", *t));
+        let publish = crate::sink::SinkError::TYPES
+            .iter()
+            .map(|t| ("publish", *t));
+        for (stage, error_type) in follow.chain(publish) {
+            self.errors.add(
+                0,
+                &[
+                    KeyValue::new("stage", stage),
+                    KeyValue::new("error_type", error_type),
+                    l[0].clone(),
+                ],
+            );
+        }
         for c in [
             &self.logs_published,
             &self.blocks_processed,
@@ -320,6 +378,16 @@ impl Metrics {
         self.breaker_state.record(0, &l);
         self.sink_stalled.record(0, &l);
         self.chain_stalled.record(0, &l);
+    }
+}
+
+impl Metrics {
+    /// The chains registered so far ([`Self::register_chain`]).
+    pub fn chains(&self) -> Vec<String> {
+        self.chains
+            .lock()
+            .map(|c| c.iter().cloned().collect())
+            .unwrap_or_default()
     }
 }
 

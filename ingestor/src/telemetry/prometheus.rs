@@ -20,6 +20,8 @@ use opentelemetry_sdk::metrics::data::{
 use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Temporality};
 
+use super::metrics::CHAIN_HISTOGRAMS;
+
 /// The content type of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -52,7 +54,7 @@ impl Scrape {
         self.reader
             .collect(&mut rm)
             .map_err(|e| ScrapeError(e.to_string()))?;
-        Ok(render(&rm))
+        Ok(render(&rm, &super::metrics::metrics().chains()))
     }
 }
 
@@ -82,19 +84,58 @@ impl MetricReader for SharedReader {
     }
 }
 
-/// The text exposition of one collection.
-fn render(rm: &ResourceMetrics) -> String {
+/// The text exposition of one collection; `chains` (the registered chains) each get the
+/// [`CHAIN_HISTOGRAMS`] they have no observation in yet, with zero counts.
+fn render(rm: &ResourceMetrics, chains: &[String]) -> String {
     let mut out = String::new();
+    let mut seen = Vec::new();
     for scope in rm.scope_metrics() {
         for metric in scope.metrics() {
-            match metric.data() {
+            let zero = CHAIN_HISTOGRAMS.iter().find(|h| h.name == metric.name());
+            let observed = match metric.data() {
                 AggregatedMetrics::U64(data) => family(&mut out, metric, data),
                 AggregatedMetrics::I64(data) => family(&mut out, metric, data),
                 AggregatedMetrics::F64(data) => family(&mut out, metric, data),
+            };
+            if let Some(h) = zero {
+                seen.push(h.name);
+                let base = base_name(h.name, h.unit);
+                for chain in chains.iter().filter(|c| !observed.contains(c)) {
+                    zero_histogram(&mut out, &base, h.bounds, chain);
+                }
             }
         }
     }
+    for h in CHAIN_HISTOGRAMS.iter().filter(|h| !seen.contains(&h.name)) {
+        if chains.is_empty() {
+            continue;
+        }
+        let base = base_name(h.name, h.unit);
+        header(&mut out, &base, h.description, "histogram");
+        for chain in chains {
+            zero_histogram(&mut out, &base, h.bounds, chain);
+        }
+    }
     out
+}
+
+/// A histogram of `chain` without an observation: every bucket, the sum and the count at 0.
+fn zero_histogram(out: &mut String, base: &str, bounds: &[f64], chain: &str) {
+    let labels = [KeyValue::new("chain", chain.to_owned())];
+    let bucket = format!("{base}_bucket");
+    for le in bounds.iter().copied().map(float).chain(["+Inf".into()]) {
+        line(out, &bucket, labels.iter(), Some(&le), "0");
+    }
+    line(out, &format!("{base}_sum"), labels.iter(), None, "0");
+    line(out, &format!("{base}_count"), labels.iter(), None, "0");
+}
+
+/// The `chain` label values of a histogram's data points.
+fn chains_of<T>(h: &Histogram<T>) -> Vec<String> {
+    h.data_points()
+        .flat_map(|p| p.attributes().filter(|kv| kv.key.as_str() == "chain"))
+        .map(|kv| kv.value.as_str().into_owned())
+        .collect()
 }
 
 /// A value as the text format writes it.
@@ -132,7 +173,8 @@ fn float(v: f64) -> String {
     }
 }
 
-fn family<T: Sample>(out: &mut String, metric: &Metric, data: &MetricData<T>) {
+/// Writes one metric; returns the chains of its data points if it is a histogram.
+fn family<T: Sample>(out: &mut String, metric: &Metric, data: &MetricData<T>) -> Vec<String> {
     let base = base_name(metric.name(), metric.unit());
     match data {
         MetricData::Gauge(g) => {
@@ -154,10 +196,14 @@ fn family<T: Sample>(out: &mut String, metric: &Metric, data: &MetricData<T>) {
                 line(out, &base, p.attributes(), None, &p.value().text());
             }
         }
-        MetricData::Histogram(h) => histogram(out, &base, metric.description(), h),
+        MetricData::Histogram(h) => {
+            histogram(out, &base, metric.description(), h);
+            return chains_of(h);
+        }
         // Not used by the service; Prometheus' classic format has no equivalent.
         MetricData::ExponentialHistogram(_) => {}
     }
+    Vec::new()
 }
 
 fn histogram<T: Sample>(out: &mut String, base: &str, help: &str, h: &Histogram<T>) {

@@ -188,3 +188,55 @@ fn names_follow_the_otlp_translation() {
     assert_eq!(sanitize("9lives-x"), "_9lives_x");
     assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
 }
+
+#[test]
+fn chain_histograms_exist_at_zero_before_their_first_observation() {
+    let (scrape, reader) = Scrape::new();
+    let provider = SdkMeterProvider::builder().with_reader(reader).build();
+    let m = Metrics::new(&provider.meter(SCOPE));
+    m.register_chain("quiet");
+    m.register_chain("busy");
+    m.produce_duration.record(0.2, &chain_label("busy"));
+    let mut rm = ResourceMetrics::default();
+    scrape.reader.collect(&mut rm).expect("collect");
+    let text = render(&rm, &m.chains());
+    let scrape = parse(&text);
+    for chain in ["quiet", "busy"] {
+        let depth = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == "ethhook_reorg_depth" && s.labels.get("chain") == Some(chain));
+        match depth.map(|s| &s.value) {
+            Some(Value::Histogram(buckets)) => {
+                assert!(buckets.iter().all(|b| b.count == 0.0), "{text}");
+                assert!(buckets.iter().any(|b| b.less_than == 2.0), "{text}");
+            }
+            other => panic!("{chain}: {other:?}\n{text}"),
+        }
+    }
+    assert_eq!(
+        text.matches("# TYPE ethhook_produce_duration_seconds histogram")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("ethhook_produce_duration_seconds_count{chain=\"quiet\"} 0"));
+    assert!(text.contains("ethhook_produce_duration_seconds_count{chain=\"busy\"} 1"));
+    // Every stage and error type a chain can count exists at 0.
+    for (chain, stage, error_type) in [
+        ("quiet", "publish", "transaction_aborted"),
+        ("busy", "follow", "timeout"),
+        ("busy", "follow", "inconsistent_answer"),
+    ] {
+        let found = scrape.samples.iter().find(|s| {
+            s.metric == "ethhook_errors_total"
+                && s.labels.get("chain") == Some(chain)
+                && s.labels.get("stage") == Some(stage)
+                && s.labels.get("error_type") == Some(error_type)
+        });
+        assert!(
+            matches!(found.map(|s| &s.value), Some(Value::Counter(v)) if *v == 0.0),
+            "{chain} {stage} {error_type}: {found:?}\n{text}"
+        );
+    }
+}
