@@ -15,6 +15,7 @@
 //! `safe`/`finalized` finality, the head it walks to is held back accordingly.
 
 mod block;
+mod body;
 mod breaker;
 mod endpoints;
 mod error;
@@ -35,6 +36,7 @@ use tokio::time::{MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 
 pub use block::{BlockLogs, Inconsistent};
+pub use body::{BlockData, Wants};
 pub use breaker::{BreakerState, Reconnect};
 pub use error::FollowError;
 pub use handover::{Closed, HandoverRx, HandoverTx, handover};
@@ -305,7 +307,8 @@ impl Follower {
             cfg.backfill_target_logs,
             proof,
             self.policy.clone(),
-        );
+        )
+        .wanting(Wants::of(&cfg));
         self.follow(&rpc, &fetcher, &mut notes, current, opts).await
     }
 
