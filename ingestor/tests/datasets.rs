@@ -1,14 +1,16 @@
 //! The `blocks` and `transactions` datasets end to end on anvil: a varied history caught
 //! up, live blocks of every transaction shape, a reorganisation replacing the head's blocks
-//! at the same height and one onto a shorter branch (which then grows). Each time the
-//! compacted view of each dataset topic, read by an independent consumer with the schema
-//! files, equals the node's `eth_getBlockByNumber(n, true)` and `eth_getTransactionReceipt`
-//! field by field, and the logs topic still equals the node's logs.
+//! at the same height and one onto a shorter branch (which then grows), and a restart after
+//! a reorganisation made while the service was down. Each time the compacted view of each dataset topic,
+//! read by an independent consumer with the schema files, equals the node's
+//! `eth_getBlockByNumber(n, true)` and `eth_getTransactionReceipt` field by field, and the
+//! logs topic still equals the node's logs.
 
 mod common;
 
 use common::datasets::assert_datasets_match_node;
 use common::*;
+use devstack::service::Service;
 use devstack::traffic::{Sender, reorg_with_logs};
 use serde_json::json;
 
@@ -94,4 +96,30 @@ fn blocks_and_transactions_equal_the_node_through_catch_up_live_blocks_and_reorg
 #[test]
 fn the_same_in_exactly_once_mode() {
     catch_up_live_and_reorgs(43, true);
+}
+
+/// `kill -9` after the history and live blocks are published; while the service is down the
+/// last three blocks are replaced by a shorter branch of one, which then grows; the restart
+/// must tombstone the orphaned transactions, which it knows only from reading its topics
+/// back (of the three orphaned blocks, one has transactions but no logs, one is empty).
+#[test]
+fn a_reorganisation_while_down_is_retracted_after_a_restart() {
+    let mut s = Stack::start(47, 3);
+    // Checkpoints an hour apart: what the restart retracts is after its checkpoint.
+    let toml = datasets_config(&s, false, &["checkpoint_interval_ms = 3600000"]);
+    let (mut service, _, _) =
+        start_and_wait_for(s.dir.path(), &s.brokers(), &toml, &s.topic(), s.history);
+    mine_every_shape(&mut s.sender).expect("live blocks");
+    assert_all_match_node(&s);
+    kill_9(&mut service);
+
+    rollback(&mut s, 3);
+    s.sender
+        .block(&[s.shapes.logs(2)])
+        .expect("a block on the shorter branch");
+    let mut service = Service::start(BIN.as_ref(), s.dir.path(), &toml, &[]).expect("restart");
+    // The heights above the shorter branch are settled once the node reaches them again.
+    mine_every_shape(&mut s.sender).expect("live blocks");
+    assert_all_match_node(&s);
+    stop_cleanly(&mut service);
 }

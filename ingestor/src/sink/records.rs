@@ -209,12 +209,13 @@ struct State {
 
 impl Builder {
     /// For `cfg`'s topics, framed as `framings` says, skipping what `dedup` knows is on a
-    /// topic, retracting decoded keys where `placed` says they are.
+    /// topic, retracting decoded keys where `placed` says they are and transactions where
+    /// `tx_placed` says they are.
     pub(super) fn new(
         cfg: &ChainConfig,
         framings: &Framings,
         dedup: Dedup,
-        placed: Placed,
+        (placed, tx_placed): (Placed, TxPlaced),
     ) -> Result<Self, EncodeError> {
         let events = cfg.catalog.events();
         let headers = events
@@ -262,9 +263,7 @@ impl Builder {
                 failures: FailureLog::default(),
                 datasets,
                 lanes,
-                tx_placed: TxPlaced::new(
-                    cfg.reorg_window_blocks as u64 + cfg.max_blocks_in_flight as u64,
-                ),
+                tx_placed,
             })),
         })
     }
