@@ -31,13 +31,15 @@ fn run(args: &[&str]) -> anyhow::Result<String> {
 /// fastavro's CRC-64-AVRO fingerprint of `schemas/evm_log.avsc`, in header byte order.
 pub fn fingerprint() -> anyhow::Result<Vec<u8>> {
     static FP: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
-    FP.get_or_init(|| {
-        run(&["fingerprint", SCHEMA_PATH])
-            .and_then(|hex_fp| Ok(hex::decode(hex_fp.trim())?))
-            .map_err(|e| format!("{e:#}"))
-    })
-    .clone()
-    .map_err(anyhow::Error::msg)
+    FP.get_or_init(|| fingerprint_of(SCHEMA_PATH).map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// fastavro's CRC-64-AVRO fingerprint of the schema file at `path`, in header byte order.
+pub fn fingerprint_of(path: &str) -> anyhow::Result<Vec<u8>> {
+    let hex_fp = run(&["fingerprint", path])?;
+    Ok(hex::decode(hex_fp.trim())?)
 }
 
 /// Decodes single-object values with fastavro (header and fingerprint checked there too).

@@ -7,6 +7,8 @@
 //! - [`traffic`]: transactions that emit realistic logs (0-4 topics, empty to >1 KB data,
 //!   many per transaction and per block, empty blocks).
 //! - [`consumer`]: an independent consumer decoding records with `schemas/evm_log.avsc`.
+//! - [`datasets`]: the same for the `blocks` and `transactions` datasets, with their schema
+//!   files, as JSON that reads like the node's.
 //! - [`events`]: the demo's reader of decoded-event topics, with `ingestor schemas`' schemas.
 //! - [`avro_ref`]: fastavro as the reference implementation (fingerprint, decoding).
 //! - [`completeness`]: the benchmark of the log completeness check on saturated blooms.
@@ -27,6 +29,7 @@ pub mod compare;
 pub mod completeness;
 pub mod connect;
 pub mod consumer;
+pub mod datasets;
 pub mod demo;
 pub mod events;
 pub mod failover;

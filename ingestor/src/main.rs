@@ -150,7 +150,15 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
         .chains
         .iter()
         .map(|c| match c.raw_topic() {
-            Some(topic) => format!("{} ({} -> {topic})", c.name, c.chain_id),
+            Some(topic) => format!(
+                "{} ({} -> {})",
+                c.name,
+                c.chain_id,
+                std::iter::once(topic)
+                    .chain(c.dataset_topics())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             None => format!("{} ({} -> decoded events only)", c.name, c.chain_id),
         })
         .collect();
@@ -222,6 +230,12 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
                     cfg.chains
                         .iter()
                         .filter_map(|c| c.raw_topic().map(|t| (t, None))),
+                )
+                // Each dataset's topic (blocks, transactions), compacted like the chain topic.
+                .chain(
+                    cfg.chains
+                        .iter()
+                        .flat_map(|c| c.dataset_topics().into_iter().map(|t| (t, None))),
                 )
                 // Each decoded event's topic, compacted like the chain topic.
                 .chain(
@@ -299,7 +313,29 @@ async fn framings(cfg: &config::Config) -> anyhow::Result<HashMap<u64, Framings>
         let mut framings = Framings {
             raw,
             events: Vec::new(),
+            blocks: None,
+            transactions: None,
         };
+        if let Some(topic) = chain.blocks_topic() {
+            framings.blocks = Some(
+                register(
+                    &topic,
+                    encode::block::BLOCK_SCHEMA_JSON,
+                    "schemas/evm_block.avsc",
+                )
+                .await?,
+            );
+        }
+        if let Some(topic) = chain.transactions_topic() {
+            framings.transactions = Some(
+                register(
+                    &topic,
+                    encode::transaction::TRANSACTION_SCHEMA_JSON,
+                    "schemas/evm_transaction.avsc",
+                )
+                .await?,
+            );
+        }
         for e in chain.catalog.events() {
             let what = format!("the schema of event {} ({})", e.signature, e.source);
             framings

@@ -10,7 +10,7 @@ mod validate;
 use std::path::Path;
 
 pub use model::{
-    ChainConfig, Config, EventsConfig, Finality, GroupConfig, HealthConfig, KafkaConfig,
+    ChainConfig, Config, Dataset, EventsConfig, Finality, GroupConfig, HealthConfig, KafkaConfig,
     RegistryConfig, SaslMechanism, Secret, SecurityProtocol, StartBlock,
 };
 

@@ -352,6 +352,29 @@ impl<'de> Deserialize<'de> for StartBlock {
     }
 }
 
+/// One kind of record a chain publishes (`chains[].datasets`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dataset {
+    /// Every log, to the chain topic (`EvmLog`).
+    Logs,
+    /// One record per block (`EvmBlock`).
+    Blocks,
+    /// One record per transaction, with its receipt (`EvmTransaction`).
+    Transactions,
+}
+
+impl Dataset {
+    /// The name in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Logs => "logs",
+            Self::Blocks => "blocks",
+            Self::Transactions => "transactions",
+        }
+    }
+}
+
 /// Which block the follower treats as the head it may publish up to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -426,6 +449,17 @@ pub struct ChainConfig {
     /// Topic to publish to. Default `evm.logs.<chain_id>`.
     #[serde(default)]
     pub topic: Option<String>,
+    /// What to publish: `"logs"` (every log, to `topic`), `"blocks"` (one record per
+    /// block, to `blocks_topic`), `"transactions"` (one record per transaction with its
+    /// receipt, to `transactions_topic`). `"logs"` is required. Default `["logs"]`.
+    #[serde(default = "defaults::datasets")]
+    pub datasets: Vec<Dataset>,
+    /// Topic of the `blocks` dataset. Default `evm.blocks.<chain_id>`.
+    #[serde(default)]
+    pub blocks_topic: Option<String>,
+    /// Topic of the `transactions` dataset. Default `evm.transactions.<chain_id>`.
+    #[serde(default)]
+    pub transactions_topic: Option<String>,
     /// Deadline for opening a connection (WebSocket, TCP + TLS). Default 10000.
     #[serde(default = "defaults::connect_timeout_ms")]
     pub connect_timeout_ms: u64,
@@ -540,6 +574,38 @@ impl ChainConfig {
             .unwrap_or_else(|| format!("evm.logs.{}", self.chain_id))
     }
 
+    /// Whether the chain publishes `dataset`.
+    pub fn publishes(&self, dataset: Dataset) -> bool {
+        self.datasets.contains(&dataset)
+    }
+
+    /// The `blocks` dataset's topic, when the chain publishes it.
+    pub fn blocks_topic(&self) -> Option<String> {
+        self.publishes(Dataset::Blocks).then(|| {
+            self.blocks_topic
+                .clone()
+                .unwrap_or_else(|| format!("evm.blocks.{}", self.chain_id))
+        })
+    }
+
+    /// The `transactions` dataset's topic, when the chain publishes it.
+    pub fn transactions_topic(&self) -> Option<String> {
+        self.publishes(Dataset::Transactions).then(|| {
+            self.transactions_topic
+                .clone()
+                .unwrap_or_else(|| format!("evm.transactions.{}", self.chain_id))
+        })
+    }
+
+    /// The topics of the blocks and transactions datasets the chain publishes, in that
+    /// order.
+    pub fn dataset_topics(&self) -> Vec<String> {
+        self.blocks_topic()
+            .into_iter()
+            .chain(self.transactions_topic())
+            .collect()
+    }
+
     /// The chain topic, when the chain publishes it (`None` with `raw = false`).
     pub fn raw_topic(&self) -> Option<String> {
         self.raw.then(|| self.topic())
@@ -574,6 +640,9 @@ mod defaults {
 
     pub(super) fn shutdown_timeout_ms() -> u64 {
         30_000
+    }
+    pub(super) fn datasets() -> Vec<super::Dataset> {
+        vec![super::Dataset::Logs]
     }
     pub(super) fn yes() -> bool {
         true

@@ -55,7 +55,12 @@ fn minimal(key: &str) -> &'static str {
 }
 
 /// Defaults that are described rather than written as a value.
-const DESCRIBED: &[&str] = &["chains[].topic", "chains[].events[].topic"];
+const DESCRIBED: &[&str] = &[
+    "chains[].topic",
+    "chains[].events[].topic",
+    "chains[].blocks_topic",
+    "chains[].transactions_topic",
+];
 
 /// One row of a `| key | default | unit | meaning and cost |` table.
 #[derive(Debug)]

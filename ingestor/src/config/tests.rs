@@ -385,3 +385,35 @@ fn group_mode_requires_the_transactional_mode() {
     );
     assert!(e.contains("`group.id`"), "{e}");
 }
+
+#[test]
+fn datasets_default_to_logs_and_name_their_topics() {
+    let c = parse("c.toml", GOOD, env(&[])).expect("valid");
+    assert_eq!(c.chains[0].datasets, [Dataset::Logs]);
+    assert!(c.chains[0].dataset_topics().is_empty());
+    let all = GOOD.replace(
+        "start_block = 0\n",
+        "start_block = 0\ndatasets = [\"logs\", \"blocks\", \"transactions\"]\nblocks_topic = \"eth.blocks\"\n",
+    );
+    let c = parse("c.toml", &all, env(&[])).expect("valid");
+    assert_eq!(
+        c.chains[0].dataset_topics(),
+        ["eth.blocks", "evm.transactions.1"]
+    );
+    let unknown = GOOD.replace(
+        "start_block = 0\n",
+        "start_block = 0\ndatasets = [\"traces\"]\n",
+    );
+    let e = err(&unknown, &[]);
+    assert!(
+        e.contains("`traces`") && e.contains("`logs`, `blocks`, `transactions`"),
+        "{e}"
+    );
+    let no_logs = GOOD.replace(
+        "start_block = 0\n",
+        "start_block = 0\ndatasets = [\"blocks\"]\n",
+    );
+    assert!(err(&no_logs, &[]).contains("must include \"logs\""));
+    let clash = all.replace("\"eth.blocks\"", "\"evm.logs.1\"");
+    assert!(err(&clash, &[]).contains("used by another chain or dataset"));
+}

@@ -101,6 +101,14 @@ pub(super) fn check(c: &Config) -> Result<(), String> {
             ));
         }
         endpoints(&at, ch)?;
+        if !ch.publishes(super::Dataset::Logs) {
+            return Err(format!(
+                "{at}: `datasets` must include \"logs\" (the chain topic carries the resume point); add it"
+            ));
+        }
+        for topic in ch.dataset_topics() {
+            topic_name(&at, &topic, &c.kafka.checkpoint_topic, &mut topics)?;
+        }
         // Without the chain topic, its name is not used: only decoded topics are checked
         // (when their ABIs are loaded).
         if ch.raw {
@@ -173,7 +181,16 @@ fn chain_topic(
     checkpoint_topic: &str,
     taken: &mut HashSet<String>,
 ) -> Result<(), String> {
-    let topic = ch.topic();
+    topic_name(at, &ch.topic(), checkpoint_topic, taken)
+}
+
+/// A topic's name: valid, not the checkpoint topic, not used by another chain or dataset.
+fn topic_name(
+    at: &str,
+    topic: &str,
+    checkpoint_topic: &str,
+    taken: &mut HashSet<String>,
+) -> Result<(), String> {
     if topic.is_empty()
         || topic.len() > 249
         || !topic
@@ -187,8 +204,10 @@ fn chain_topic(
     if topic == checkpoint_topic {
         return Err(format!("{at}: topic `{topic}` is the checkpoint topic"));
     }
-    if !taken.insert(topic.clone()) {
-        return Err(format!("{at}: topic `{topic}` is used by another chain"));
+    if !taken.insert(topic.to_owned()) {
+        return Err(format!(
+            "{at}: topic `{topic}` is used by another chain or dataset"
+        ));
     }
     Ok(())
 }

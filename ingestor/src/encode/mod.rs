@@ -4,9 +4,15 @@
 //! The fingerprint is the specification's (see [`fingerprint`]), not apache-avro's. With a
 //! Schema Registry, values use its wire format instead ([`Framing::Registry`]).
 
+pub mod block;
 pub(crate) mod body;
+pub mod datasets;
+mod fields;
 pub mod fingerprint;
 pub mod peek;
+pub mod transaction;
+
+pub use datasets::DatasetEncoder;
 
 use apache_avro::Schema;
 

@@ -17,6 +17,8 @@ pub struct BlockLogs {
     pub logs: Vec<Log>,
     /// When it was fetched (for its trace).
     pub fetched: FetchTiming,
+    /// Its records beyond the logs, when the chain's datasets publish them.
+    pub data: Option<Box<super::body::BlockData>>,
 }
 
 /// The node's answers do not fit together; retry, never publish.
@@ -51,6 +53,7 @@ impl BlockLogs {
             header,
             logs,
             fetched: FetchTiming::since(std::time::SystemTime::now()),
+            data: None,
         })
     }
 }
@@ -81,7 +84,7 @@ impl BlockLogs {
                 policy.judge(&header, Some(&receipts))?;
                 Ok(Self::of_receipts(header, receipts))
             }
-            None if !needs_receipts(&header) => {
+            None if !needs_receipts(&header, false) => {
                 let block = Self::assemble(header, Vec::new(), true)?;
                 policy.judge(&block.header, None)?;
                 Ok(block)
@@ -114,6 +117,7 @@ impl BlockLogs {
             header,
             logs,
             fetched: FetchTiming::since(std::time::SystemTime::now()),
+            data: None,
         }
     }
 }
@@ -240,10 +244,11 @@ pub(super) fn no_receipts(number: u64) -> Inconsistent {
     )
 }
 
-/// Whether proving `header`'s block needs its receipts: not when its `logsBloom` is zero,
-/// which on its own proves the block has no log (see [`BlockLogs::prove`]).
-pub(super) fn needs_receipts(header: &Header) -> bool {
-    !header.logs_bloom.is_zero()
+/// Whether `header`'s block needs its receipts: always when the transactions are
+/// published (`all`); else not when its `logsBloom` is zero, which on its own proves the
+/// block has no log (see [`BlockLogs::prove`]).
+pub(super) fn needs_receipts(header: &Header, all: bool) -> bool {
+    all || !header.logs_bloom.is_zero()
 }
 
 /// Checks that `header` extends `parent` (when there is one).
@@ -359,6 +364,7 @@ mod tests {
             cumulative_gas_used: gas,
             logs,
             consensus: Err(crate::rpc::types::TypeError::Missing("type")),
+            fields: None,
         }
     }
 

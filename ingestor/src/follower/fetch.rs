@@ -29,6 +29,7 @@ use crate::rpc::{RpcClient, RpcError};
 use crate::telemetry::trace::FetchTiming;
 
 use super::block::{BlockLogs, Inconsistent, check_link, needs_receipts, no_receipts};
+use super::body::{Wants, attach, outcomes};
 use super::error::FollowError;
 
 /// Incomplete or contradictory answers asked again in place before the session fails.
@@ -89,6 +90,8 @@ pub(super) struct Fetcher<'a> {
     proof: Proof,
     /// The chain's proofs by the block hash.
     policy: Arc<Policy>,
+    /// What the chain's datasets need beyond the logs.
+    wants: Wants,
 }
 
 impl<'a> Fetcher<'a> {
@@ -109,7 +112,13 @@ impl<'a> Fetcher<'a> {
             target_logs,
             proof,
             policy,
+            wants: Wants::default(),
         }
+    }
+
+    /// The same, fetching what `wants` says besides the logs.
+    pub(super) fn wanting(self, wants: Wants) -> Self {
+        Self { wants, ..self }
     }
 
     /// Runs `fetch` again while it fails on an inconsistent answer, at most
@@ -208,34 +217,60 @@ impl<'a> Fetcher<'a> {
         }
     }
 
-    /// `header`'s block with its logs, proven complete as [`Proof`] says.
+    /// `header`'s block with its logs, proven complete as [`Proof`] says, and what its
+    /// datasets publish besides (its body; every transaction's receipt).
     async fn with_logs(
         &self,
         header: Header,
         started: SystemTime,
     ) -> Result<BlockLogs, FollowError> {
-        let mut block = if self.proof == Proof::None {
+        let all = self.wants.transactions;
+        let body = match self.wants.body() {
+            Some(full) => Some(
+                self.rpc
+                    .block_body(&header.hash, full)
+                    .await?
+                    .ok_or_else(|| no_body(header.number))?,
+            ),
+            None => None,
+        };
+        let (mut block, outcomes) = if self.proof == Proof::None {
             let logs = self.rpc.logs_by_block_hash(&header.hash).await?;
-            BlockLogs::assemble(header, logs, false)?
+            let outcomes = match all {
+                true => Some(outcomes(&mut self.receipts(&header).await?)),
+                false => None,
+            };
+            (BlockLogs::assemble(header, logs, false)?, outcomes)
         } else {
-            let receipts = match needs_receipts(&header) {
+            let mut receipts = match needs_receipts(&header, all) {
                 true => Some(self.receipts(&header).await?),
                 false => None,
             };
+            let outcomes = receipts.as_mut().filter(|_| all).map(|r| outcomes(r));
             let weight = logs_weight(receipts.iter().flatten());
             let policy = self.policy.clone();
-            crate::cpu::offload(weight, move || BlockLogs::prove(header, receipts, &policy)).await?
+            let block =
+                crate::cpu::offload(weight, move || BlockLogs::prove(header, receipts, &policy))
+                    .await?;
+            (block, outcomes)
         };
+        attach(&mut block, body, outcomes)?;
         block.fetched = FetchTiming::since(started);
         Ok(block)
     }
 
-    /// The receipts of `header`'s block; an answer of `null` (a node that has not indexed
-    /// the block yet) is an incomplete answer.
+    /// The receipts of `header`'s block (with their outcomes when the transactions are
+    /// published); an answer of `null` (a node that has not indexed the block yet) is an
+    /// incomplete answer.
     async fn receipts(&self, header: &Header) -> Result<Vec<Receipt>, FollowError> {
+        let fields = self.wants.transactions;
         let receipts = match self.proof {
-            Proof::TransactionReceipts => self.rpc.receipts_by_transaction(&header.hash).await?,
-            _ => self.rpc.block_receipts(&header.hash).await?,
+            Proof::TransactionReceipts => {
+                self.rpc
+                    .receipts_by_transaction(&header.hash, fields)
+                    .await?
+            }
+            _ => self.rpc.block_receipts(&header.hash, fields).await?,
         };
         receipts.ok_or_else(|| no_receipts(header.number).into())
     }
@@ -276,42 +311,43 @@ impl<'a> Fetcher<'a> {
 
     /// Blocks `from..=to`: every header (one batch), checked to link, and their logs: one
     /// ranged `eth_getLogs` without the proof, else the receipts of every block whose bloom
-    /// is not zero (one batch).
+    /// is not zero (one batch). With the blocks or transactions datasets, every block's
+    /// body too (one batch), and with the transactions every block's receipts.
     async fn chunk(&self, from: u64, to: u64) -> Result<Vec<BlockLogs>, FollowError> {
         let started = SystemTime::now();
-        let mut blocks = if self.proof == Proof::None {
+        let all = self.wants.transactions;
+        let (mut blocks, mut outcomes) = if self.proof == Proof::None {
             let (logs, headers) = tokio::try_join!(
                 self.rpc.logs_in_range(from, to),
                 self.rpc.headers_by_number(from, to)
             )?;
+            let headers = linked(from, headers)?;
+            let mut outcomes = Vec::with_capacity(headers.len());
+            if all {
+                let hashes: Vec<B256> = headers.iter().map(|h| h.hash).collect();
+                for (h, r) in headers.iter().zip(self.receipts_of(&hashes, true).await?) {
+                    let mut r = r.ok_or_else(|| no_receipts(h.number))?;
+                    outcomes.push(Some(super::body::outcomes(&mut r)));
+                }
+            }
             let weight = logs.len().saturating_mul(16);
-            crate::cpu::offload(weight, move || {
-                assemble_range(from, linked(from, headers)?, logs)
-            })
-            .await?
+            let blocks =
+                crate::cpu::offload(weight, move || assemble_range(from, headers, logs)).await?;
+            (blocks, outcomes)
         } else {
             let headers = linked(from, self.rpc.headers_by_number(from, to).await?)?;
             let with_logs: Vec<B256> = headers
                 .iter()
-                .filter(|h| needs_receipts(h))
+                .filter(|h| needs_receipts(h, all))
                 .map(|h| h.hash)
                 .collect();
-            let mut receipts = match self.proof {
-                Proof::TransactionReceipts => {
-                    let mut all = Vec::with_capacity(with_logs.len());
-                    for hash in &with_logs {
-                        all.push(self.rpc.receipts_by_transaction(hash).await?);
-                    }
-                    all
-                }
-                _ => self.rpc.blocks_receipts(&with_logs).await?,
-            }
-            .into_iter();
+            let mut receipts = self.receipts_of(&with_logs, all).await?.into_iter();
             // Each header with its receipts where it needs them (`None` where its zero bloom
             // proves it empty, and where the node had none: then the proof refuses it).
             let mut paired = Vec::with_capacity(headers.len());
+            let mut outcomes = Vec::with_capacity(headers.len());
             for h in headers {
-                let r = match needs_receipts(&h) {
+                let mut r = match needs_receipts(&h, all) {
                     true => Some(
                         receipts
                             .next()
@@ -320,24 +356,62 @@ impl<'a> Fetcher<'a> {
                     ),
                     false => None,
                 };
+                outcomes.push(r.as_mut().filter(|_| all).map(|r| super::body::outcomes(r)));
                 paired.push((h, r));
             }
             let weight = logs_weight(paired.iter().filter_map(|(_, r)| r.as_ref()).flatten());
             let policy = self.policy.clone();
-            crate::cpu::offload(weight, move || {
+            let blocks = crate::cpu::offload(weight, move || {
                 paired
                     .into_iter()
                     .map(|(h, r)| BlockLogs::prove(h, r, &policy))
                     .collect::<Result<Vec<_>, _>>()
             })
-            .await?
+            .await?;
+            (blocks, outcomes)
         };
+        if let Some(full) = self.wants.body() {
+            let hashes: Vec<B256> = blocks.iter().map(|b| b.header.hash).collect();
+            let bodies = self.rpc.block_bodies(&hashes, full).await?;
+            outcomes.resize_with(blocks.len(), || None);
+            for ((b, body), o) in blocks.iter_mut().zip(bodies).zip(outcomes.drain(..)) {
+                let body = body.ok_or_else(|| no_body(b.header.number))?;
+                attach(b, Some(body), o)?;
+            }
+        }
         let fetched = FetchTiming::since(started);
         for b in &mut blocks {
             b.fetched = fetched;
         }
         Ok(blocks)
     }
+
+    /// The receipts of the blocks `hashes` (with their outcomes when `fields`): one batch,
+    /// or per transaction for a node without `eth_getBlockReceipts`.
+    async fn receipts_of(
+        &self,
+        hashes: &[B256],
+        fields: bool,
+    ) -> Result<Vec<Option<Vec<Receipt>>>, FollowError> {
+        Ok(match self.proof {
+            Proof::TransactionReceipts => {
+                let mut all = Vec::with_capacity(hashes.len());
+                for hash in hashes {
+                    all.push(self.rpc.receipts_by_transaction(hash, fields).await?);
+                }
+                all
+            }
+            _ => self.rpc.blocks_receipts(hashes, fields).await?,
+        })
+    }
+}
+
+/// The node answered no body (`null`) for block `number`, whose header it gave.
+fn no_body(number: u64) -> Inconsistent {
+    Inconsistent::new(
+        "block",
+        format!("block {number}: the node has no body for it (not indexed yet, or orphaned?)"),
+    )
 }
 
 /// The CPU pool's weight of proving `receipts`: bloom checks hash every log three times.

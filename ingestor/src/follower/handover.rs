@@ -86,6 +86,8 @@ mod tests {
                     log_index: i,
                 })
                 .collect(),
+            reached: 1,
+            kept_transactions: Vec::new(),
         })
     }
 

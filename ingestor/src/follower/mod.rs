@@ -15,6 +15,7 @@
 //! `safe`/`finalized` finality, the head it walks to is held back accordingly.
 
 mod block;
+mod body;
 mod breaker;
 mod endpoints;
 mod error;
@@ -35,6 +36,7 @@ use tokio::time::{MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 
 pub use block::{BlockLogs, Inconsistent};
+pub use body::{BlockData, Wants};
 pub use breaker::{BreakerState, Reconnect};
 pub use error::FollowError;
 pub use handover::{Closed, HandoverRx, HandoverTx, handover};
@@ -60,6 +62,9 @@ enum Walk {
     Extended,
     /// A block did not extend the last one handed over: a reorganisation to retract.
     Forked,
+    /// The node did not serve a block its head named (not indexed yet, or gone with a
+    /// reorganisation onto a shorter branch): the walk waits for the next wake-up.
+    Unserved,
 }
 
 /// A background check that a preferred endpoint is back: its index and its outcome.
@@ -305,7 +310,8 @@ impl Follower {
             cfg.backfill_target_logs,
             proof,
             self.policy.clone(),
-        );
+        )
+        .wanting(Wants::of(&cfg));
         self.follow(&rpc, &fetcher, &mut notes, current, opts).await
     }
 
@@ -362,11 +368,21 @@ impl Follower {
                 } else {
                     self.step_to(fetcher, next, head, announced.as_ref()).await
                 };
-                if walked? == Walk::Forked {
-                    announced = None;
-                    self.retract(fetcher).await?;
+                match walked? {
+                    Walk::Extended => continue,
+                    Walk::Forked => {
+                        announced = None;
+                        self.retract(fetcher).await?;
+                        continue;
+                    }
+                    // Asking again at once would spin on a header that may never be
+                    // served: the head is asked again after the next wake-up, and the tip
+                    // checked, which a shorter branch replaced.
+                    Walk::Unserved => {
+                        announced = None;
+                        recheck_tip = true;
+                    }
                 }
-                continue;
             }
             let failback = self.endpoints.failback_at(current);
             tokio::select! {
@@ -535,7 +551,7 @@ impl Follower {
                 _ => fetcher.block(number).await?,
             };
             let Some(block) = block else {
-                return Ok(Walk::Extended); // not served yet: wait for the next wake-up
+                return Ok(Walk::Unserved);
             };
             if self.hand_over(block).await? == Walk::Forked {
                 return Ok(Walk::Forked);

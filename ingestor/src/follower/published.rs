@@ -56,11 +56,15 @@ impl Follower {
         }
         if !orphaned.is_empty() {
             let ancestor = self.window.tip().map_or(u64::MAX, |t| t.0);
+            // The node has a block at each orphaned height, which the walk publishes.
+            let reached = orphaned.iter().map(|b| b.number).max().unwrap_or(ancestor);
             let sent = self
                 .send(Update::Retract(Retraction {
                     ancestor,
                     orphaned,
                     tombstones,
+                    reached,
+                    kept_transactions: Vec::new(),
                 }))
                 .await;
             if let Err(e) = sent {

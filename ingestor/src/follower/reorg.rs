@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use crate::events;
+use crate::rpc::hex::B256;
 use crate::window::LogId;
 
 use super::block::Inconsistent;
@@ -68,6 +69,12 @@ impl Follower {
             .iter()
             .flat_map(|b| b.window_block().logs)
             .collect();
+        let kept_transactions: Vec<B256> = replacements
+            .iter()
+            .filter_map(|b| b.data.as_ref())
+            .flat_map(|d| d.transactions.iter().map(|(t, _)| t.hash))
+            .collect();
+        let reached = parent.0;
         let orphaned = self.window.truncate_above(ancestor.0);
         let tombstones: Vec<LogId> = orphaned
             .iter()
@@ -85,6 +92,8 @@ impl Follower {
             ancestor: ancestor.0,
             orphaned,
             tombstones,
+            reached,
+            kept_transactions,
         }))
         .await?;
         for block in replacements {

@@ -1,5 +1,6 @@
 //! What the follower hands to the publisher, in order.
 
+use crate::rpc::hex::B256;
 use crate::window::{LogId, WindowBlock};
 
 use super::block::BlockLogs;
@@ -24,6 +25,12 @@ pub struct Retraction {
     pub orphaned: Vec<WindowBlock>,
     /// Logs published from orphaned blocks that no replacement block publishes again.
     pub tombstones: Vec<LogId>,
+    /// The highest height the new branch publishes again (the ancestor when none): on the
+    /// blocks topic, orphaned heights above it are tombstoned, the others replaced.
+    pub reached: u64,
+    /// Transactions the replacement blocks include: on the transactions topic they are
+    /// published again with their new block, not tombstoned.
+    pub kept_transactions: Vec<B256>,
 }
 
 impl Update {
@@ -34,11 +41,17 @@ impl Update {
         const ID: usize = 48;
         match self {
             Self::Block(b) => {
-                256 + b
-                    .logs
-                    .iter()
-                    .map(|l| LOG_FIXED + 32 * l.topics.len() + l.data.len())
-                    .sum::<usize>()
+                let data = b.data.as_ref().map_or(0, |d| {
+                    d.transactions
+                        .iter()
+                        .map(|(t, _)| 512 + t.input.len())
+                        .sum::<usize>()
+                });
+                256 + data
+                    + b.logs
+                        .iter()
+                        .map(|l| LOG_FIXED + 32 * l.topics.len() + l.data.len())
+                        .sum::<usize>()
             }
             Self::Retract(r) => 1 + ID * (r.orphaned.len() + r.tombstones.len()),
         }

@@ -16,12 +16,19 @@
 //! tombstone there, and which values the replay must skip. A key found there alone (a crash
 //! between the two acknowledgements) counts as published in its block.
 //!
+//! The `blocks` and `transactions` topics, when published, are read from the same start as
+//! the decoded topics ([`datasets`]): each block a record names counts as published (one
+//! without logs left no record elsewhere), and the transactions topic says which
+//! transactions each recent block published, for a retraction to tombstone. Their records
+//! are not seeded in the dedup cache: a replay after a crash publishes them again.
+//!
 //! A chain with `raw = false` has no chain topic (and a chain-topic read may find no
 //! value): each decoded topic is then read from the first record of the checkpoint window's
 //! blocks, found by a binary search on block numbers ([`seek`]), and at least its
 //! look-back. Nothing is read in its place for blocks without decoded logs: they left no
 //! record to retract or to skip.
 
+mod datasets;
 mod read;
 mod seek;
 mod view;
@@ -29,7 +36,7 @@ mod view;
 pub use read::{ResumeError, read_tail};
 pub use view::{TailRecord, View, build_view};
 
-use crate::sink::{Dedup, Placed, TopicState};
+use crate::sink::{Dedup, Placed, TopicState, TxPlaced};
 use crate::window::{Window, WindowBlock};
 
 /// Where a chain resumes: what the checkpoint and the topic's tail say together.
@@ -43,6 +50,8 @@ pub struct Resumed {
     pub dedup: Dedup,
     /// The decoded-event topics holding each recent key.
     pub placed: Placed,
+    /// The transactions each recent block has on the transactions topic.
+    pub tx_placed: TxPlaced,
     /// Offsets for the publisher's progress.
     pub topic: TopicState,
     /// Records read.

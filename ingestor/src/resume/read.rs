@@ -12,6 +12,7 @@ use crate::sink::{ReadError, ToEndError, TopicRead, digest, parse_key};
 use crate::telemetry::KafkaContext;
 
 use super::Resumed;
+use super::datasets::{Dataset, DatasetTail};
 use super::seek::{floor, probe, start_offset};
 use super::view::{TailRecord, View, build_view};
 
@@ -53,13 +54,31 @@ pub fn read_tail(
     for event in cfg.catalog.events() {
         decoded.push(read_decoded(k, cfg.chain_id, &event.topic, since)?);
     }
-    Ok(build_view(
+    let mut tail = DatasetTail::default();
+    let datasets = [
+        (cfg.blocks_topic(), Dataset::Blocks),
+        (cfg.transactions_topic(), Dataset::Transactions),
+    ];
+    for (topic, dataset) in datasets {
+        if let Some(topic) = topic {
+            read_since(k, cfg.chain_id, &topic, since, |m| {
+                tail.push(dataset, cfg.chain_id, m)
+            })?;
+        }
+    }
+    let mut resumed = build_view(
         checkpoint,
         cfg.reorg_window_blocks,
         k.dedup_cache_capacity,
         view,
         decoded,
-    ))
+        &tail.blocks(),
+    );
+    let oldest = resumed.window.blocks().next().map(|b| b.number);
+    let keep = cfg.reorg_window_blocks as u64 + cfg.max_blocks_in_flight as u64;
+    resumed.tx_placed = tail.placed(oldest, keep);
+    resumed.records_read += tail.records;
+    Ok(resumed)
 }
 
 /// Reads the chain topic from the checkpoint's window start (or the look-back) to its end:
@@ -151,6 +170,24 @@ fn read_decoded(
     topic: &str,
     since: Since,
 ) -> Result<View, ResumeError> {
+    let mut view = View::default();
+    read_since(k, chain_id, topic, since, |m| {
+        push(&mut view, chain_id, m);
+    })?;
+    Ok(view)
+}
+
+/// Reads `topic` from where `since` says, and at least its last
+/// `kafka.resume_lookback_records` per partition, giving each record to `each`. A search by
+/// block number ([`Since::Block`]) finds values by their log keys: on a dataset topic it
+/// finds none and reads from the start of the partition.
+fn read_since(
+    k: &KafkaConfig,
+    chain_id: u64,
+    topic: &str,
+    since: Since,
+    mut each: impl FnMut(&BorrowedMessage<'_>),
+) -> Result<(), ResumeError> {
     let err = |source: ReadError| ResumeError {
         topic: topic.to_owned(),
         source,
@@ -176,16 +213,14 @@ fn read_decoded(
         }))
     })
     .map_err(err)?;
-    let mut view = View::default();
     read.to_end(|m| {
-        push(&mut view, chain_id, m);
+        each(m);
         Ok::<_, std::convert::Infallible>(())
     })
     .map_err(|e| match e {
         ToEndError::Read(source) => err(source),
         ToEndError::Each(never) => match never {},
-    })?;
-    Ok(view)
+    })
 }
 
 /// The first offset of `topic`'s partition `p` whose timestamp is at least `ts_ms`; `None`

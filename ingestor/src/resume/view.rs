@@ -1,11 +1,11 @@
 //! Building a chain's resume state from its topic's tail records: the latest value per key
 //! wins and a tombstone deletes the key, as compaction will.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::checkpoint::Checkpoint;
 use crate::rpc::hex::B256;
-use crate::sink::{Dedup, Offsets, Placed, TopicState};
+use crate::sink::{Dedup, Offsets, Placed, TopicState, TxPlaced};
 use crate::window::{LogId, Window, WindowBlock};
 
 use super::Resumed;
@@ -69,15 +69,21 @@ impl View {
 ///
 /// A key found only on a decoded topic (its chain-topic record was not acknowledged before
 /// a crash) belongs to its block all the same: that block is retracted if orphaned, and
-/// its decoded records are skipped if replayed.
+/// its decoded records are skipped if replayed. So does a block the dataset topics name
+/// (`dataset_blocks`), without logs.
 pub fn build_view(
     checkpoint: Option<&Checkpoint>,
     window_capacity: usize,
     dedup_capacity: usize,
     view: View,
     decoded: Vec<View>,
+    dataset_blocks: &BTreeSet<(u64, B256)>,
 ) -> Resumed {
     let mut groups: BTreeMap<(u64, B256), (Vec<LogId>, Offsets)> = BTreeMap::new();
+    // A block the dataset topics name was published, with or without logs.
+    for block in dataset_blocks {
+        groups.entry(*block).or_default();
+    }
     for id in &view.order {
         let Some(Some(e)) = view.latest.get(id) else {
             continue; // deleted
@@ -178,6 +184,7 @@ pub fn build_view(
         unconfirmed,
         dedup,
         placed,
+        tx_placed: TxPlaced::new(window_capacity as u64 + PLACED_MARGIN_BLOCKS),
         topic,
         records_read,
     }
@@ -241,7 +248,7 @@ mod tests {
         ] {
             view.push(r);
         }
-        let r = build_view(Some(&cp), 128, 100, view, Vec::new());
+        let r = build_view(Some(&cp), 128, 100, view, Vec::new(), &BTreeSet::new());
         let logs: Vec<Vec<u64>> = r
             .window
             .blocks()
@@ -289,7 +296,14 @@ mod tests {
         ] {
             decoded.push(r);
         }
-        let r = build_view(Some(&cp), 128, 100, raw, vec![View::default(), decoded]);
+        let r = build_view(
+            Some(&cp),
+            128,
+            100,
+            raw,
+            vec![View::default(), decoded],
+            &BTreeSet::new(),
+        );
         let un: Vec<(u64, Vec<u64>)> = r
             .unconfirmed
             .iter()

@@ -3,6 +3,7 @@
 use serde_json::json;
 use serde_json::value::RawValue;
 
+use super::body::Body;
 use super::client::RpcClient;
 use super::error::RpcError;
 use super::hex::{B256, decode_quantity, quantity};
@@ -42,11 +43,27 @@ async fn logs(method: &'static str, v: Box<RawValue>) -> Result<Vec<Log>, RpcErr
 async fn receipts(
     method: &'static str,
     v: Box<RawValue>,
+    fields: bool,
 ) -> Result<Option<Vec<Receipt>>, RpcError> {
     if is_null(v.get()) {
         return Ok(None);
     }
-    crate::cpu::offload(v.get().len(), move || Receipt::parse_list(v.get()))
+    crate::cpu::offload(v.get().len(), move || {
+        Receipt::parse_list_with(v.get(), fields)
+    })
+    .await
+    .map(Some)
+    .map_err(invalid(method))
+}
+
+/// A block object read as a [`Body`] (`null` for a block the node does not have): a large
+/// one on the CPU pool.
+async fn body(method: &'static str, v: &RawValue, full: bool) -> Result<Option<Body>, RpcError> {
+    if is_null(v.get()) {
+        return Ok(None);
+    }
+    let text = v.get().to_owned();
+    crate::cpu::offload(text.len(), move || Body::parse(&text, full))
         .await
         .map(Some)
         .map_err(invalid(method))
@@ -142,24 +159,56 @@ impl RpcClient {
         logs(M, v).await
     }
 
-    /// `eth_getBlockReceipts(hash)`: every receipt of one block, with its logs; `None` when
-    /// the node does not have that block.
-    pub async fn block_receipts(&self, hash: &B256) -> Result<Option<Vec<Receipt>>, RpcError> {
+    /// `eth_getBlockReceipts(hash)`: every receipt of one block, with its logs (and with
+    /// `fields`, what the transactions dataset reads of it); `None` when the node does not
+    /// have that block.
+    pub async fn block_receipts(
+        &self,
+        hash: &B256,
+        fields: bool,
+    ) -> Result<Option<Vec<Receipt>>, RpcError> {
         let v = self
             .request(GET_RECEIPTS, json!([hash.to_string()]))
             .await?;
-        receipts(GET_RECEIPTS, v).await
+        receipts(GET_RECEIPTS, v, fields).await
     }
 
     /// [`RpcClient::block_receipts`] for several blocks, as one batch (over HTTP).
     pub async fn blocks_receipts(
         &self,
         hashes: &[B256],
+        fields: bool,
     ) -> Result<Vec<Option<Vec<Receipt>>>, RpcError> {
         let params = hashes.iter().map(|h| json!([h.to_string()])).collect();
         let mut out = Vec::with_capacity(hashes.len());
         for v in self.batch(GET_RECEIPTS, params).await? {
-            out.push(receipts(GET_RECEIPTS, v).await?);
+            out.push(receipts(GET_RECEIPTS, v, fields).await?);
+        }
+        Ok(out)
+    }
+
+    /// `eth_getBlockByHash(hash, full)` read as a [`Body`] (with its transaction objects
+    /// when `full`); `None` when the node does not have that block.
+    pub async fn block_body(&self, hash: &B256, full: bool) -> Result<Option<Body>, RpcError> {
+        const M: &str = "eth_getBlockByHash";
+        let v = self.request(M, json!([hash.to_string(), full])).await?;
+        body(M, &v, full).await
+    }
+
+    /// [`RpcClient::block_body`] for several blocks, as one batch (over HTTP).
+    pub async fn block_bodies(
+        &self,
+        hashes: &[B256],
+        full: bool,
+    ) -> Result<Vec<Option<Body>>, RpcError> {
+        const M: &str = "eth_getBlockByHash";
+        let params = hashes
+            .iter()
+            .map(|h| json!([h.to_string(), full]))
+            .collect();
+        let mut out = Vec::with_capacity(hashes.len());
+        for v in self.batch(M, params).await? {
+            out.push(body(M, &v, full).await?);
         }
         Ok(out)
     }
@@ -183,6 +232,7 @@ impl RpcClient {
     pub async fn receipts_by_transaction(
         &self,
         hash: &B256,
+        fields: bool,
     ) -> Result<Option<Vec<Receipt>>, RpcError> {
         const M: &str = "eth_getBlockByHash";
         let v = self.request(M, json!([hash.to_string(), false])).await?;
@@ -196,7 +246,7 @@ impl RpcClient {
             if is_null(v.get()) {
                 return Ok(None);
             }
-            out.push(Receipt::parse(v.get()).map_err(invalid(GET_TX_RECEIPT))?);
+            out.push(Receipt::parse_with(v.get(), fields).map_err(invalid(GET_TX_RECEIPT))?);
         }
         Ok(Some(out))
     }

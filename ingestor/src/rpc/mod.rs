@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod bloom;
+pub mod body;
 pub mod client;
 pub mod error;
 pub mod eth;
@@ -10,6 +11,7 @@ pub mod frame;
 pub mod hex;
 mod http;
 mod json;
+pub mod outcome;
 pub mod provider;
 pub mod receipt;
 pub mod redact;

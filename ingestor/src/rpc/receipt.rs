@@ -29,6 +29,8 @@ pub struct Receipt {
     /// What the receipts root covers besides the gas and the logs, or the first field that
     /// kept it from being read (a failure of the receipts-root proof only).
     pub consensus: Result<Consensus, TypeError>,
+    /// Its outcome as the `transactions` dataset publishes it, read only when asked for.
+    pub fields: Option<Box<super::outcome::ReceiptFields>>,
 }
 
 /// The members of a receipt its consensus encoding holds besides the gas and the logs.
@@ -152,7 +154,31 @@ impl Receipt {
             cumulative_gas_used: quantity_field(&raw.cumulative_gas_used, "cumulativeGasUsed")?,
             logs,
             consensus,
+            fields: None,
         })
+    }
+
+    /// [`Receipt::parse_list`], and with `fields` each receipt's [`Receipt::fields`] too.
+    pub fn parse_list_with(json: &str, fields: bool) -> Result<Vec<Self>, TypeError> {
+        let mut receipts = Self::parse_list(json)?;
+        if fields {
+            let outcomes = super::outcome::ReceiptFields::parse_list(json)?;
+            for (r, f) in receipts.iter_mut().zip(outcomes) {
+                r.fields = Some(Box::new(f));
+            }
+        }
+        Ok(receipts)
+    }
+
+    /// [`Receipt::parse`], and with `fields` its [`Receipt::fields`] too.
+    pub fn parse_with(json: &str, fields: bool) -> Result<Self, TypeError> {
+        let mut receipt = Self::parse(json)?;
+        if fields {
+            let v: serde_json::Value =
+                serde_json::from_str(json).map_err(|_| TypeError::Missing("receipt"))?;
+            receipt.fields = Some(Box::new(super::outcome::ReceiptFields::read(&v)?));
+        }
+        Ok(receipt)
     }
 
     /// Parses one receipt object (`eth_getTransactionReceipt`), given as JSON text.

@@ -8,6 +8,7 @@
 //!   transactional).
 //! - [`kafka`]: clients, topic administration, preflight and reading a topic to its end.
 
+mod datasets;
 mod dedup;
 mod error;
 mod kafka;
@@ -15,6 +16,7 @@ mod placed;
 mod pump;
 mod records;
 
+pub use datasets::{RecordId, TxPlaced};
 pub use dedup::{Dedup, digest};
 pub use error::SinkError;
 pub use kafka::{

@@ -13,13 +13,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::ChainConfig;
 use crate::decode::{Catalog, Routed};
-use crate::encode::{EncodeError, Encoder, Framing, header};
+use crate::encode::{DatasetEncoder, EncodeError, Encoder, Framing, header};
 use crate::events;
 use crate::follower::Update;
 use crate::rpc::hex::Address;
 use crate::telemetry::trace::BlockTrace;
 use crate::window::{LogId, WindowBlock};
 
+use super::datasets::{DatasetLanes, RecordId, TxPlaced, block_records, retract_records};
 use super::dedup::{Dedup, IdKey};
 use super::placed::Placed;
 
@@ -31,6 +32,10 @@ pub struct Framings {
     pub raw: Option<Framing>,
     /// Each event's values.
     pub events: Vec<Framing>,
+    /// The blocks topic's `EvmBlock` values.
+    pub blocks: Option<Framing>,
+    /// The transactions topic's `EvmTransaction` values.
+    pub transactions: Option<Framing>,
 }
 
 /// The record key: `<chain_id>:<transaction_hash>:<log_index>`.
@@ -38,16 +43,21 @@ pub fn record_key(chain_id: u64, tx: &crate::rpc::hex::B256, log_index: u64) -> 
     format!("{chain_id}:{tx}:{log_index}")
 }
 
-/// A record key as [`record_key`] writes it, for display without a `String`.
+/// A record key as [`record_key`] writes it (or a block's `<chain_id>:<number>`, a
+/// transaction's `<chain_id>:<hash>`), for display without a `String`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct RecordKey<'a> {
     pub(super) chain_id: u64,
-    pub(super) id: &'a LogId,
+    pub(super) id: &'a RecordId,
 }
 
 impl std::fmt::Display for RecordKey<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}", self.chain_id, self.id.tx, self.id.log_index)
+        match self.id {
+            RecordId::Log(id) => write!(f, "{}:{}:{}", self.chain_id, id.tx, id.log_index),
+            RecordId::Block(n) => write!(f, "{}:{n}", self.chain_id),
+            RecordId::Transaction(tx) => write!(f, "{}:{tx}", self.chain_id),
+        }
     }
 }
 
@@ -102,11 +112,11 @@ impl KeyBuf {
 /// The written-out key of the last record, reused by the records after it about the same
 /// log (its decoded events' records follow its raw one).
 #[derive(Default)]
-pub(super) struct KeyCache(Option<(LogId, KeyBuf)>);
+pub(super) struct KeyCache(Option<(RecordId, KeyBuf)>);
 
 impl KeyCache {
     /// The key of `id` on `chain_id`.
-    pub(super) fn key(&mut self, chain_id: u64, id: &LogId) -> &str {
+    pub(super) fn key(&mut self, chain_id: u64, id: &RecordId) -> &str {
         if !matches!(&self.0, Some((last, _)) if last == id) {
             self.0 = Some((*id, KeyBuf::new(RecordKey { chain_id, id })));
         }
@@ -119,8 +129,8 @@ impl KeyCache {
 pub struct OutRecord {
     /// Its topic among the chain's: 0 the chain topic, `1 + i` decoded event `i`'s.
     pub lane: usize,
-    /// The log it is about: its key is [`record_key`] of the chain and this id.
-    pub id: LogId,
+    /// What it is about: a log's key is [`record_key`] of the chain and its id.
+    pub id: RecordId,
     /// Avro single-object value, or `None` to delete the key.
     pub payload: Option<Vec<u8>>,
     /// Kafka timestamp (ms).
@@ -191,16 +201,21 @@ struct State {
     dedup: Dedup,
     placed: Placed,
     failures: FailureLog,
+    /// The blocks and transactions datasets' encoder, when the chain publishes either.
+    datasets: Option<DatasetEncoder>,
+    lanes: DatasetLanes,
+    tx_placed: TxPlaced,
 }
 
 impl Builder {
     /// For `cfg`'s topics, framed as `framings` says, skipping what `dedup` knows is on a
-    /// topic, retracting decoded keys where `placed` says they are.
+    /// topic, retracting decoded keys where `placed` says they are and transactions where
+    /// `tx_placed` says they are.
     pub(super) fn new(
         cfg: &ChainConfig,
         framings: &Framings,
         dedup: Dedup,
-        placed: Placed,
+        (placed, tx_placed): (Placed, TxPlaced),
     ) -> Result<Self, EncodeError> {
         let events = cfg.catalog.events();
         let headers = events
@@ -215,9 +230,25 @@ impl Builder {
                 header(&e.schema_json, framing)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let topics: Vec<String> = std::iter::once(cfg.topic())
+        let mut topics: Vec<String> = std::iter::once(cfg.topic())
             .chain(events.iter().map(|e| e.topic.clone()))
             .collect();
+        let mut lanes = DatasetLanes::default();
+        if let Some(t) = cfg.blocks_topic() {
+            lanes.blocks = Some(topics.len());
+            topics.push(t);
+        }
+        if let Some(t) = cfg.transactions_topic() {
+            lanes.transactions = Some(topics.len());
+            topics.push(t);
+        }
+        let datasets = match lanes.blocks.is_some() || lanes.transactions.is_some() {
+            true => Some(DatasetEncoder::new(
+                framings.blocks.unwrap_or(Framing::SingleObject),
+                framings.transactions.unwrap_or(Framing::SingleObject),
+            )?),
+            false => None,
+        };
         Ok(Self {
             chain_id: cfg.chain_id,
             topics: topics.into(),
@@ -230,12 +261,16 @@ impl Builder {
                 dedup,
                 placed,
                 failures: FailureLog::default(),
+                datasets,
+                lanes,
+                tx_placed,
             })),
         })
     }
 
     /// Each lane's topic: 0 the chain topic (named even when it is not published),
-    /// `1 + i` decoded event `i`'s.
+    /// `1 + i` decoded event `i`'s, then the blocks and the transactions topics (when
+    /// published).
     pub(super) fn topics(&self) -> Arc<[String]> {
         self.topics.clone()
     }
@@ -302,6 +337,9 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
         dedup,
         placed,
         failures,
+        datasets,
+        lanes,
+        tx_placed,
     } = state;
     match update {
         Update::Block(block) => {
@@ -334,7 +372,7 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                     }
                     records.push(OutRecord {
                         lane,
-                        id,
+                        id: RecordId::Log(id),
                         payload: Some(value),
                         timestamp_ms,
                         traceparent: traceparent.clone(),
@@ -383,6 +421,18 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                     logs_published += 1;
                 }
             }
+            if let (Some(data), Some(encoder)) = (&block.data, datasets.as_ref()) {
+                for (lane, id, payload) in block_records(chain_id, data, *lanes, encoder, tx_placed)
+                {
+                    records.push(OutRecord {
+                        lane,
+                        id,
+                        payload,
+                        timestamp_ms,
+                        traceparent: traceparent.clone(),
+                    });
+                }
+            }
             trace.encoded(encode_started);
             Batch {
                 records,
@@ -406,7 +456,7 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                     dedup.forget_on(lane, id);
                     records.push(OutRecord {
                         lane,
-                        id: *id,
+                        id: RecordId::Log(*id),
                         payload: None,
                         timestamp_ms: now_ms,
                         traceparent: None,
@@ -418,6 +468,15 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
             } else {
                 records.len()
             };
+            for (lane, id, payload) in retract_records(&r, *lanes, tx_placed) {
+                records.push(OutRecord {
+                    lane,
+                    id,
+                    payload,
+                    timestamp_ms: now_ms,
+                    traceparent: None,
+                });
+            }
             // Keys the replacement blocks publish again must not be skipped as duplicates.
             for b in &r.orphaned {
                 for id in &b.logs {
@@ -471,7 +530,7 @@ mod tests {
         };
         let stack = KeyBuf::new(RecordKey {
             chain_id: u64::MAX,
-            id: &long,
+            id: &RecordId::Log(long),
         });
         assert!(matches!(stack, KeyBuf::Stack(..)), "the longest key fits");
         assert_eq!(

@@ -360,7 +360,7 @@ impl Chain {
             self.cfg.clone(),
             (&self.kafka, commit),
             producer,
-            (resumed.dedup, resumed.placed),
+            (resumed.dedup, resumed.placed, resumed.tx_placed),
             progress,
             &self.framings,
         )

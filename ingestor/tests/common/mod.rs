@@ -3,6 +3,7 @@
 //! binary's tests when the binary exits: [`kafka`]).
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
+pub mod datasets;
 pub mod decoded;
 pub mod kafka;
 pub mod otlp;

@@ -30,6 +30,7 @@ use crate::group::Fence;
 use crate::window::Window;
 
 use super::SinkError;
+use super::datasets::TxPlaced;
 use super::dedup::Dedup;
 use super::kafka::Producer;
 use super::placed::Placed;
@@ -99,17 +100,18 @@ enum Policy {
 impl Pump {
     /// A pump for `cfg`'s topics on `producer` (the shared idempotent one, or the chain's
     /// transactional one), continuing after `progress`, skipping what `dedup` knows is on a
-    /// topic already; `placed` says which decoded topics hold the recent keys; `k` names
+    /// topic already; `placed` says which decoded topics hold the recent keys, `tx_placed`
+    /// which transactions the recent blocks published; `k` names
     /// the checkpoint topic, the stall threshold and the transactions' limits.
     pub fn new(
         cfg: Arc<ChainConfig>,
         (k, commit): (&KafkaConfig, Commit),
         producer: Producer,
-        (dedup, placed): (Dedup, Placed),
+        (dedup, placed, tx_placed): (Dedup, Placed, TxPlaced),
         progress: Progress,
         framings: &Framings,
     ) -> Result<Self, SinkError> {
-        let builder = Builder::new(&cfg, framings, dedup, placed)?;
+        let builder = Builder::new(&cfg, framings, dedup, (placed, tx_placed))?;
         let policy = match commit {
             Commit::Idempotent => Policy::Idempotent,
             Commit::Transactional { fence } => {
