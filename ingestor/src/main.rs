@@ -88,6 +88,10 @@ enum Command {
         /// A decoded event's topic instead (by event name or signature, of the chain).
         #[arg(long, conflicts_with = "topic")]
         event: Option<String>,
+        /// The chain's topic of a dataset instead: `blocks` or `transactions` (one line per
+        /// block or transaction), or `logs` (the chain topic, the default).
+        #[arg(long, conflicts_with_all = ["topic", "event"], value_parser = ["logs", "blocks", "transactions"])]
+        dataset: Option<String>,
         /// Start at the oldest record (default: only records from now on).
         #[arg(long)]
         from_beginning: bool,
@@ -122,6 +126,7 @@ fn main() -> ExitCode {
             chain,
             topic,
             event,
+            dataset,
             from_beginning,
             follow,
             format,
@@ -129,7 +134,7 @@ fn main() -> ExitCode {
             &config,
             chain,
             topic,
-            event,
+            event.map(Pick::Event).or(dataset.map(Pick::Dataset)),
             from_beginning,
             follow,
             format == "json",
@@ -374,11 +379,34 @@ fn event_topic(chain: &config::ChainConfig, e: &str) -> anyhow::Result<String> {
     }
 }
 
+/// Which of a chain's topics `tail` reads, besides its chain topic.
+enum Pick {
+    /// A decoded event's, by name or signature.
+    Event(String),
+    /// A dataset's: `logs`, `blocks` or `transactions`.
+    Dataset(String),
+}
+
+/// The topic of `dataset` on `chain`, or why it has none.
+fn dataset_topic(chain: &config::ChainConfig, dataset: &str) -> anyhow::Result<String> {
+    let topic = match dataset {
+        "blocks" => chain.blocks_topic(),
+        "transactions" => chain.transactions_topic(),
+        _ => chain.raw_topic(),
+    };
+    topic.with_context(|| {
+        format!(
+            "chain `{}` does not publish the `{dataset}` dataset: add it to `datasets` in its [[chains]] table",
+            chain.name
+        )
+    })
+}
+
 fn tail(
     path: &std::path::Path,
     chain: Option<String>,
     topic: Option<String>,
-    event: Option<String>,
+    pick: Option<Pick>,
     from_beginning: bool,
     follow: bool,
     json: bool,
@@ -398,14 +426,15 @@ fn tail(
                     "the config has several chains; name one with --chain NAME or --topic TOPIC"
                 ),
             };
-            match event {
+            match pick {
+                Some(Pick::Dataset(d)) => dataset_topic(chain, &d)?,
                 None => chain.raw_topic().with_context(|| {
                     format!(
                         "chain `{}` has `raw = false`: it publishes no chain topic; name a decoded event with --event NAME or a topic with --topic TOPIC",
                         chain.name
                     )
                 })?,
-                Some(e) => event_topic(chain, &e)?,
+                Some(Pick::Event(e)) => event_topic(chain, &e)?,
             }
         }
     };

@@ -20,6 +20,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
 use crate::config::{Config, RegistryConfig};
+use crate::encode::block::BLOCK_SCHEMA_JSON;
+use crate::encode::transaction::TRANSACTION_SCHEMA_JSON;
 use crate::encode::{self, LEGACY_FINGERPRINT};
 use crate::rpc::tls::Trust;
 
@@ -226,6 +228,66 @@ fn short(s: &str) -> String {
     }
 }
 
+/// `wei` (a decimal string) in ether, exactly, without trailing zeros.
+fn ether(wei: &str) -> String {
+    let digits = wei.trim_start_matches('0');
+    let padded = format!("{digits:0>19}");
+    let (whole, frac) = padded.split_at(padded.len() - 18);
+    match frac.trim_end_matches('0') {
+        "" => format!("{whole} ETH"),
+        frac => format!("{whole}.{frac} ETH"),
+    }
+}
+
+/// The block's time (a `timestamp` in ms) as RFC 3339, in UTC.
+fn time_of(ms: &Value) -> String {
+    ms.as_i64()
+        .and_then(|ms| {
+            let t = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).ok()?);
+            Some(humantime::format_rfc3339_seconds(t).to_string())
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// One line for an `EvmBlock` record: number, hash, time, transaction count, gas.
+pub fn render_block(offset: i64, b: &Value) -> String {
+    format!(
+        "block {:>8} {}  {}  txs {:<4} gas {} of {}  (offset {offset})",
+        b["number"].to_string(),
+        short(b["hash"].as_str().unwrap_or_default()),
+        time_of(&b["timestamp"]),
+        b["transaction_count"].to_string(),
+        b["gas_used"],
+        b["gas_limit"],
+    )
+}
+
+/// One line for an `EvmTransaction` record: hash, from → to (or the contract created),
+/// value in ether, status, gas used, and where it is.
+pub fn render_transaction(offset: i64, t: &Value) -> String {
+    let to = match (t["to"].as_str(), t["contract_address"].as_str()) {
+        (Some(to), _) => short(to),
+        (None, Some(created)) => format!("new {}", short(created)),
+        (None, None) => "(none)".to_owned(),
+    };
+    let status = match t["status"].as_bool() {
+        Some(true) => "ok",
+        Some(false) => "reverted",
+        None => "pre-Byzantium",
+    };
+    format!(
+        "tx {}  {} -> {}  {}  {status}  gas {}  block {} #{}  type {}  (offset {offset})",
+        short(t["hash"].as_str().unwrap_or_default()),
+        short(t["from"].as_str().unwrap_or_default()),
+        to,
+        ether(t["value"].as_str().unwrap_or("0")),
+        t["gas_used"],
+        t["block_number"],
+        t["transaction_index"],
+        t["type"],
+    )
+}
+
 /// One record as a line a person can read.
 /// The fields every record about a log starts with.
 const LOG_FIELDS: [&str; 8] = crate::decode::shape::LOG_FIELDS;
@@ -303,6 +365,14 @@ pub fn run(
         ),
         (LEGACY_FINGERPRINT, evm_log.clone()),
     ];
+    // The blocks and transactions datasets' records.
+    for schema_json in [BLOCK_SCHEMA_JSON, TRANSACTION_SCHEMA_JSON] {
+        let fp = encode::fingerprint::fingerprint(schema_json)
+            .map_err(|err| std::io::Error::other(err.to_string()))?;
+        let schema =
+            Schema::parse_str(schema_json).map_err(|err| std::io::Error::other(err.to_string()))?;
+        schemas.push((fp, schema));
+    }
     for e in cfg.chains.iter().flat_map(|c| c.catalog.events()) {
         let fp = encode::fingerprint::fingerprint(&e.schema_json)
             .map_err(|err| std::io::Error::other(err.to_string()))?;
@@ -384,6 +454,12 @@ pub fn run(
                 }
                 line.to_string()
             }
+            (Ok(Some((name, record))), false) if name == "EvmBlock" => {
+                render_block(msg.offset(), &object(record))
+            }
+            (Ok(Some((name, record))), false) if name == "EvmTransaction" => {
+                render_transaction(msg.offset(), &object(record))
+            }
             (Ok(Some((name, record))), false) if name != "EvmLog" => {
                 render_event(name, msg.offset(), record)
             }
@@ -403,6 +479,35 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocks_and_transactions_render() {
+        assert_eq!(ether("0"), "0 ETH");
+        assert_eq!(ether("1000000000000000000"), "1 ETH");
+        assert_eq!(ether("1000000007"), "0.000000001000000007 ETH");
+        assert_eq!(ether("123450000000000000000"), "123.45 ETH");
+        let block = json!({
+            "number": 7, "hash": format!("0x{}", "ab".repeat(32)), "timestamp": 1_700_000_000_000i64,
+            "transaction_count": 3, "gas_used": 63000, "gas_limit": 30000000,
+        });
+        let line = render_block(4, &block);
+        assert!(
+            line.contains("block        7 0xababab…abab  2023-11-14T22:13:20Z  txs 3"),
+            "{line}"
+        );
+        assert!(line.contains("gas 63000 of 30000000  (offset 4)"), "{line}");
+        let tx = json!({
+            "hash": format!("0x{}", "cd".repeat(32)), "from": format!("0x{}", "11".repeat(20)),
+            "to": null, "contract_address": format!("0x{}", "22".repeat(20)),
+            "value": "2500000000000000000", "status": false, "gas_used": 53000,
+            "block_number": 7, "transaction_index": 1, "type": 2,
+        });
+        let line = render_transaction(5, &tx);
+        assert!(
+            line.contains("0x111111…1111 -> new 0x222222…2222  2.5 ETH  reverted  gas 53000  block 7 #1  type 2"),
+            "{line}"
+        );
+    }
 
     #[test]
     fn tombstones_and_logs_render() {

@@ -85,7 +85,67 @@ fn catch_up_live_and_reorgs(seed: u64, transactional: bool) {
     mine_every_shape(&mut s.sender).expect("live blocks on the new branch");
     assert_all_match_node(&s);
 
+    // `ingestor tail --dataset`, compacted, prints what the node has, field by field.
+    let expected =
+        common::datasets::expected_from_node(&s.node, 31337, s.node.head().expect("head"));
+    for (dataset, want) in [
+        ("blocks", &expected.blocks),
+        ("transactions", &expected.transactions),
+    ] {
+        let lines = tail(
+            &service,
+            &["--dataset", dataset, "--from-beginning", "--format", "json"],
+        );
+        let mut view = devstack::datasets::View::new();
+        for line in &lines {
+            let v: serde_json::Value = serde_json::from_str(line).expect("json line");
+            let key = v["key"].as_str().expect("key").to_owned();
+            match v["log"].is_object() {
+                true => view.insert(key, v["log"].clone()),
+                false => view.remove(&key),
+            };
+        }
+        let diff = common::datasets::differences(want, &view);
+        assert!(
+            diff.is_empty(),
+            "tail --dataset {dataset}: {:#?}",
+            &diff[..diff.len().min(10)]
+        );
+        let text = tail(&service, &["--dataset", dataset, "--from-beginning"]);
+        let word = match dataset {
+            "blocks" => "block ",
+            _ => "tx ",
+        };
+        assert!(
+            text.iter()
+                .all(|l| l.starts_with(word) || l.starts_with("tombstone")),
+            "{text:#?}"
+        );
+        assert_eq!(text.len(), lines.len());
+    }
+
     stop_cleanly(&mut service);
+}
+
+/// Runs `ingestor tail` on the service's config; returns its stdout lines.
+fn tail(service: &Service, args: &[&str]) -> Vec<String> {
+    let out = std::process::Command::new(BIN)
+        .arg("tail")
+        .arg("--config")
+        .arg(&service.config)
+        .args(args)
+        .output()
+        .expect("run tail");
+    assert!(
+        out.status.success(),
+        "tail: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]
