@@ -8,7 +8,8 @@
 # ETHABI_PYTHON (eth-abi and fastavro, the decoded-event tests' reference, in a venv),
 # APICURIO_HOME, APICURIO_JAVA, CONNECT_LIBS, CONNECT_PLUGINS, POSTGRES_BIN, and
 # PROMETHEUS_BIN and PROMTOOL_BIN (Prometheus and promtool from Debian, for the alert rules'
-# tests). `scripts/deps.sh cryo` installs only cryo (the benchmark's comparison, in a venv)
+# tests), and JAEGER_BIN (Jaeger, built with Go, the tracing test's backend).
+# `scripts/deps.sh cryo` installs only cryo (the benchmark's comparison, in a venv)
 # and prints CRYO_PYTHON. `scripts/deps.sh openssl-dev` installs OpenSSL's headers and
 # pkg-config from Debian when missing (a build without vendored OpenSSL needs them).
 # `scripts/deps.sh demo` installs only what scripts/demo.sh runs
@@ -46,6 +47,11 @@ CRYO_VERSION=0.3.2
 CRYO_PINS="cryo==$CRYO_VERSION polars==2.1.0 polars-runtime-32==2.1.0 pyarrow==26.0.1"
 CRYO_DIR="$CACHE/cryo-$CRYO_VERSION"
 CRYO_PYTHON="$CRYO_DIR/bin/python"
+# Jaeger (the v2 binary, an OpenTelemetry Collector build): the tests' real trace backend,
+# built from source with Go (its own module cache under $CACHE/go).
+JAEGER_VERSION=1.75.0
+JAEGER_DIR="$CACHE/jaeger-$JAEGER_VERSION"
+JAEGER_BIN="$JAEGER_DIR/bin/jaeger"
 
 log() { echo "deps: $*" >&2; }
 
@@ -192,6 +198,33 @@ install_eth_abi() {
   install_venv "$ETHABI_DIR" "eth-abi==$ETH_ABI_VERSION fastavro==$FASTAVRO_VERSION"
 }
 
+# Jaeger from source: `go install` of the pinned module into $JAEGER_DIR/bin;
+# `.complete` marks a finished install. Needs Go (on PATH or in /usr/local/go/bin).
+install_jaeger() {
+  if [ -f "$JAEGER_DIR/.complete" ]; then return; fi
+  local go_bin
+  go_bin="$(command -v go || true)"
+  if [ -z "$go_bin" ] && [ -x /usr/local/go/bin/go ]; then go_bin=/usr/local/go/bin/go; fi
+  if [ -z "$go_bin" ]; then
+    log "jaeger: Go is missing (neither on PATH nor in /usr/local/go/bin); install Go to build Jaeger $JAEGER_VERSION"
+    exit 1
+  fi
+  log "installing Jaeger $JAEGER_VERSION into $JAEGER_DIR (go build, $("$go_bin" version))"
+  local tmp="$JAEGER_DIR.tmp.$$"
+  rm -rf "$tmp" && mkdir -p "$tmp/bin"
+  # Not `go install module@version`: Jaeger's go.mod has a `replace` directive, which `go
+  # install` refuses. So: the module's source from the Go module proxy into the module cache,
+  # then `go build` inside it (its own go.mod and go.sum pin every dependency). The UI's assets
+# are not in the module: this Jaeger serves a placeholder page, its query API is complete.
+  local gocache=(env GOPATH="$CACHE/go" GOMODCACHE="$CACHE/go/pkg/mod" GOTOOLCHAIN=local)
+  local src
+  src=$("${gocache[@]}" "$go_bin" mod download -json "github.com/jaegertracing/jaeger@v$JAEGER_VERSION" \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  (cd "$src" && "${gocache[@]}" GOFLAGS=-mod=readonly "$go_bin" build -trimpath -o "$tmp/bin/jaeger" ./cmd/jaeger) >&2
+  rm -rf "$JAEGER_DIR" && mv "$tmp" "$JAEGER_DIR"
+  touch "$JAEGER_DIR/.complete"
+}
+
 mkdir -p "$CACHE"
 # One installer at a time per cache (CI and a developer may share a machine).
 exec 9>"$CACHE/.lock"
@@ -232,6 +265,7 @@ install_apicurio
 install_connect
 install_postgres
 install_prometheus
+install_jaeger
 "$ANVIL_BIN" --version >&2
 if [ "${1:-}" = "env" ]; then
   echo "export ANVIL_BIN='$ANVIL_BIN'"
@@ -241,5 +275,6 @@ if [ "${1:-}" = "env" ]; then
   echo "export ETHABI_PYTHON='$ETHABI_PYTHON'"
   echo "export PROMETHEUS_BIN='$(command -v prometheus)'"
   echo "export PROMTOOL_BIN='$(command -v promtool)'"
+  echo "export JAEGER_BIN='$JAEGER_BIN'"
   jvm_env
 fi

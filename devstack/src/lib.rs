@@ -33,6 +33,7 @@ pub mod datasets;
 pub mod demo;
 pub mod events;
 pub mod failover;
+pub mod jaeger;
 pub mod kafka;
 pub mod latency;
 pub mod memory;
