@@ -455,20 +455,5 @@ pub fn topics_and_data(log: &serde_json::Value) -> (Vec<Vec<u8>>, Vec<u8>) {
 /// A big-endian unsigned integer (a `uint256` word, or any length) in decimal, by long
 /// division: what a decoded `uint` must read as.
 pub fn decimal(be: &[u8]) -> String {
-    let mut n = be.to_vec();
-    let mut digits = Vec::new();
-    while n.iter().any(|b| *b != 0) {
-        let mut rem = 0u32;
-        for b in n.iter_mut() {
-            let cur = (rem << 8) | u32::from(*b);
-            *b = (cur / 10) as u8;
-            rem = cur % 10;
-        }
-        digits.push(b'0' + rem as u8);
-    }
-    if digits.is_empty() {
-        digits.push(b'0');
-    }
-    digits.reverse();
-    String::from_utf8(digits).expect("digits")
+    devstack::datasets::decimal(be)
 }
