@@ -12,6 +12,9 @@
 #   TOPIC_PREFIX        default evm.logs. (chain topics are <prefix><chain_id>)
 #   EVENTS              decoded events ([[chains.events]]) of every chain, e.g. "Transfer
 #                       Approval": creates evm.events.<chain_id>.<Event> too (default none)
+#   DATASETS            datasets beside the logs (chains[].datasets) of every chain, e.g.
+#                       "blocks transactions": creates evm.<dataset>.<chain_id> too
+#                       (default none)
 #   RPK_FLAGS           extra rpk flags, e.g. "-X brokers=seed:9092 -X tls.enabled=true
 #                       -X sasl.mechanism=SCRAM-SHA-256 -X user=ethhook -X pass=…"
 #   KAFKA_LIBS          without rpk: Kafka's jars (scripts/deps.sh env), run with JAVA_BIN
@@ -74,5 +77,12 @@ for id in "$@"; do
   create "$TOPIC_PREFIX$id" 1 "${DAILY[@]}"
   for event in ${EVENTS:-}; do
     create "evm.events.$id.$event" 1 "${DAILY[@]}"
+  done
+  for dataset in ${DATASETS:-}; do
+    case "$dataset" in
+      blocks | transactions) create "evm.$dataset.$id" 1 "${DAILY[@]}" ;;
+      logs) ;; # the chain topic, above
+      *) echo "unknown dataset: $dataset (known: logs, blocks, transactions)" >&2; exit 2 ;;
+    esac
   done
 done

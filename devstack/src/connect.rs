@@ -1,7 +1,7 @@
 //! Kafka Connect in standalone mode as a child process, running one or more connectors: in
-//! this project the shipped PostgreSQL sinks, `redpanda/connect/jdbc-sink.json` and
-//! `redpanda/connect/jdbc-sink-erc20-transfer.json`, with only the settings that name hosts
-//! replaced ([`ConnectorConfig::local_sink`]). The brokers go into the worker's properties;
+//! this project the shipped PostgreSQL sinks (`redpanda/connect/jdbc-sink*.json`: the logs,
+//! the decoded ERC-20 `Transfer`, the blocks and the transactions), with only the settings
+//! that name hosts replaced ([`ConnectorConfig::local_sink`]). The brokers go into the worker's properties;
 //! the connectors' states are read from the worker's REST API
 //! (`listeners=http://127.0.0.1:<port>`).
 
@@ -32,6 +32,30 @@ pub const SHIPPED_TRANSFER_SINK: &str = concat!(
 pub const SHIPPED_TRANSFER_TABLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../redpanda/connect/erc20_transfers.sql"
+);
+
+/// The sink connector of the `blocks` dataset's topic as shipped.
+pub const SHIPPED_BLOCKS_SINK: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../redpanda/connect/jdbc-sink-blocks.json"
+);
+
+/// The table of [`SHIPPED_BLOCKS_SINK`], made before the sink runs.
+pub const SHIPPED_BLOCKS_TABLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../redpanda/connect/evm_blocks.sql"
+);
+
+/// The sink connector of the `transactions` dataset's topic as shipped.
+pub const SHIPPED_TRANSACTIONS_SINK: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../redpanda/connect/jdbc-sink-transactions.json"
+);
+
+/// The table of [`SHIPPED_TRANSACTIONS_SINK`], made before the sink runs.
+pub const SHIPPED_TRANSACTIONS_TABLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../redpanda/connect/evm_transactions.sql"
 );
 
 /// A connector as Connect's REST API and `ConnectStandalone` take it:

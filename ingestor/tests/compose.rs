@@ -24,6 +24,53 @@ fn yaml(path: &str) -> Value {
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// The shipped `redpanda/connect/<table>.sql` makes `table` with a column per field of the
+/// record `schema` (but `left_out`) after `key`, in order, every `decimal(78, 0)` field
+/// `numeric(78, 0)`; `docker-compose.yml` runs it when the database is first initialised.
+fn assert_table_of_schema(table: &str, schema: &serde_json::Value, left_out: &[&str]) {
+    let file = format!("{table}.sql");
+    let ddl = std::fs::read_to_string(root().join("redpanda/connect").join(&file)).expect("ddl");
+    assert!(
+        ddl.contains(&format!("CREATE TABLE IF NOT EXISTS {table} (")),
+        "{ddl}"
+    );
+    let columns: Vec<(String, String)> = ddl
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim().strip_prefix('"')?;
+            let (name, rest) = l.split_once('"')?;
+            Some((name.to_owned(), rest.trim().to_owned()))
+        })
+        .collect();
+    let fields: Vec<&serde_json::Value> = schema["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .filter(|f| !left_out.contains(&f["name"].as_str().expect("name")))
+        .collect();
+    let mut want = vec!["key"];
+    want.extend(fields.iter().map(|f| f["name"].as_str().expect("name")));
+    let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, want, "{ddl}");
+    let is_decimal = |t: &serde_json::Value| t["logicalType"] == "decimal";
+    for f in fields {
+        let decimal = match &f["type"] {
+            serde_json::Value::Array(union) => union.iter().any(is_decimal),
+            t => is_decimal(t),
+        };
+        let name = f["name"].as_str().expect("name");
+        let ty = &columns.iter().find(|(n, _)| n == name).expect("column").1;
+        assert_eq!(decimal, ty.starts_with("numeric(78, 0)"), "{table}.{name}: {ty}");
+    }
+    let postgres = &yaml("docker-compose.yml")["services"]["postgres"];
+    let mount = format!("./redpanda/connect/{file}:/docker-entrypoint-initdb.d/{file}:ro");
+    assert!(
+        strings(&postgres["volumes"]).contains(&mount),
+        "{:?}",
+        postgres["volumes"]
+    );
+}
+
 fn strings(v: &Value) -> Vec<String> {
     v.as_sequence()
         .map(|s| {
@@ -239,41 +286,55 @@ fn the_compose_stack_is_pinned_local_and_consistent() {
     );
     assert_eq!(transfer_sink["schema.evolution"].as_str(), Some("none"));
     assert_eq!(transfer_sink["quote.identifiers"].as_str(), Some("true"));
-    let postgres = &services[&Value::from("postgres")];
-    assert!(
-        strings(&postgres["volumes"]).iter().any(|v| v
-            == "./redpanda/connect/erc20_transfers.sql:/docker-entrypoint-initdb.d/erc20_transfers.sql:ro"),
-        "{:?}",
-        postgres["volumes"]
-    );
-    let ddl = std::fs::read_to_string(root().join("redpanda/connect/erc20_transfers.sql"))
-        .expect("erc20_transfers.sql");
-    let columns: Vec<(String, String)> = ddl
-        .lines()
-        .filter_map(|l| {
-            let l = l.trim().strip_prefix('"')?;
-            let (name, rest) = l.split_once('"')?;
-            Some((name.to_owned(), rest.trim().to_owned()))
-        })
-        .collect();
     let schema: serde_json::Value = serde_json::from_str(&transfer.schema_json).expect("schema");
-    let mut fields = vec!["key".to_owned()];
-    fields.extend(
-        schema["fields"]
-            .as_array()
-            .expect("fields")
-            .iter()
-            .map(|f| f["name"].as_str().expect("name").to_owned()),
+    assert_table_of_schema("erc20_transfers", &schema, &[]);
+
+    // The datasets' topics into tables made beforehand the same way, every field of the
+    // schema a column but `extra`, which the sinks leave out (their `dropExtra` transform).
+    let datasets = [
+        ("blocks", chain.blocks_topic(), "schemas/evm_block.avsc"),
+        ("transactions", chain.transactions_topic(), "schemas/evm_transaction.avsc"),
+    ];
+    for (dataset, topic, schema) in datasets {
+        let file = format!("jdbc-sink-{dataset}.json");
+        let table = format!("evm_{dataset}");
+        let c = sink(&file);
+        assert_eq!(
+            c["topics"].as_str(),
+            Some(topic.expect("the compose chain publishes the dataset").as_str()),
+            "{file}"
+        );
+        for (k, v) in [
+            ("collection.name.format", table.as_str()),
+            ("schema.evolution", "none"),
+            ("quote.identifiers", "true"),
+            ("transforms", "keyToStruct,dropExtra"),
+            (
+                "transforms.dropExtra.type",
+                "org.apache.kafka.connect.transforms.ReplaceField$Value",
+            ),
+            ("transforms.dropExtra.exclude", "extra"),
+        ] {
+            assert_eq!(c[k].as_str(), Some(v), "{file}: {k}");
+        }
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(root().join(schema)).expect("schema"))
+                .expect("schema json");
+        assert_table_of_schema(&table, &schema, &["extra"]);
+    }
+    let made: Vec<String> = services[&Value::from("topics")]["environment"]["DATASETS"]
+        .as_str()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|d| format!("evm.{d}.{}", chain.chain_id))
+        .collect();
+    assert_eq!(
+        made,
+        [chain.blocks_topic(), chain.transactions_topic()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
     );
-    let names: Vec<&String> = columns.iter().map(|(n, _)| n).collect();
-    assert_eq!(names, fields.iter().collect::<Vec<_>>(), "{ddl}");
-    assert!(
-        columns
-            .iter()
-            .any(|(n, t)| n == "value" && t.starts_with("numeric(78, 0)")),
-        "{ddl}"
-    );
-    assert!(ddl.contains("CREATE TABLE IF NOT EXISTS erc20_transfers"));
     // The ABI is mounted where the config, read from /etc/ethhook, finds it.
     for entry in &chain.events {
         let abi = entry.abi.display();
@@ -296,7 +357,12 @@ fn the_compose_stack_is_pinned_local_and_consistent() {
     );
     let poster = &services[&Value::from("connect-sink")];
     let script = strings(&poster["command"]).join("\n");
-    for file in ["jdbc-sink.json", "jdbc-sink-erc20-transfer.json"] {
+    for file in [
+        "jdbc-sink.json",
+        "jdbc-sink-erc20-transfer.json",
+        "jdbc-sink-blocks.json",
+        "jdbc-sink-transactions.json",
+    ] {
         assert!(
             strings(&poster["volumes"])
                 .iter()

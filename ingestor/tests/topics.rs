@@ -186,6 +186,7 @@ fn topics_made_by_the_operators_script_are_what_the_service_expects() {
         .env("REPLICAS", "1")
         .env("CHECKPOINT_TOPIC", stack.names.checkpoints())
         .env("TOPIC_PREFIX", prefix)
+        .env("DATASETS", "blocks transactions")
         .env("BOOTSTRAP_SERVERS", stack.brokers())
         .env("PATH", "/usr/bin:/bin") // no rpk: Kafka's own tool
         .output()
@@ -201,9 +202,15 @@ fn topics_made_by_the_operators_script_are_what_the_service_expects() {
         said.contains(&format!("created {}", stack.names.checkpoints())),
         "{said}"
     );
+    // The datasets' topics under the names the service publishes them to by default.
+    let datasets = ["evm.blocks.31337", "evm.transactions.31337"];
+    for t in datasets {
+        assert!(said.contains(&format!("created {t}")), "{said}");
+    }
 
+    let config = stack.config(&[r#"datasets = ["logs", "blocks", "transactions"]"#]);
     let mut service =
-        Service::start(BIN.as_ref(), stack.dir.path(), &stack.config(&[]), &[]).expect("ingestor");
+        Service::start(BIN.as_ref(), stack.dir.path(), &config, &[]).expect("ingestor");
     let records = read_node_count(&stack);
     let report = devstack::compare::compare(&expected(&stack), &records);
     assert!(report.is_clean(), "{report}");
@@ -211,4 +218,7 @@ fn topics_made_by_the_operators_script_are_what_the_service_expects() {
     let log = service.process.log_text();
     assert!(!log.contains("setting="), "no topic setting differs: {log}");
     assert_created_settings(&stack.brokers(), &stack.topic(), &stack.names.checkpoints());
+    for t in datasets {
+        assert_created_settings(&stack.brokers(), t, &stack.names.checkpoints());
+    }
 }
