@@ -14,10 +14,14 @@ Starts on this machine, until Ctrl-C:
   - the ingestor (cargo profile `demo`, in target/demo/), publishing them to
     evm.logs.31337 and evm.logs.31338, and decoding token events from two ABIs
     onto evm.events.<chain id>.Transfer, .Approval (ERC-20) and .NftTransfer (ERC-721);
+    devnet-a also publishes its blocks and transactions to evm.blocks.31337 and
+    evm.transactions.31337;
   - traffic: a block of varied logs on each chain every N ms (default 1500), one block
-    in two with a token event, now and then a reorganisation of the last 2 blocks;
+    in two with a token event, one in ten of transactions that log nothing (transfers,
+    a reverted creation, a call), now and then a reorganisation of the last 2 blocks;
 and prints every published record, decoded, on stdout (tombstones included); token
-events with their parameters by name.
+events with their parameters by name; a BLOCK line per block and a tx line per
+transaction of devnet-a.
 
 Ports: each process takes a free port on 127.0.0.1. The broker's address and each
 chain's ws:// URL are printed at start; the ingestor's health endpoint (/status,

@@ -12,13 +12,17 @@ use rand::Rng;
 
 use crate::anvil::Anvil;
 use crate::consumer::{Record, TopicReader};
+use crate::dataset_lines::Dataset;
 use crate::kafka::Kafka;
 use crate::node::Node;
 use crate::service::{ChainEntry, Service, config_toml};
-use crate::traffic::{LogShapes, Sender};
+use crate::traffic::{LogShapes, Sender, Tx};
 
 /// The demo chains: (name, chain id).
 const CHAINS: [(&str, u64); 2] = [("devnet-a", 31337), ("devnet-b", 31338)];
+
+/// The chain that publishes the blocks and transactions datasets too.
+const ALL_DATASETS: u64 = 31337;
 
 /// Runs the demo until Ctrl-C (or SIGTERM).
 pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
@@ -46,14 +50,19 @@ pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
         eprintln!("devstack: chain {name} (id {id}) on {}", anvil.ws_url());
         let mut entry = ChainEntry::new(id, anvil.ws_url());
         entry.name = name.into();
-        entry.extra = vec![
+        if id == ALL_DATASETS {
+            entry
+                .extra
+                .push(r#"datasets = ["logs", "blocks", "transactions"]"#.into());
+        }
+        entry.extra.extend([
             "[[chains.events]]".into(),
             "abi = \"erc20.json\"".into(),
             "names = [\"Transfer\", \"Approval\"]".into(),
             "[[chains.events]]".into(),
             "abi = \"erc721.json\"".into(),
             format!("topic = \"evm.events.{id}.NftTransfer\""),
-        ];
+        ]);
         entries.push(entry);
         anvils.push(anvil);
     }
@@ -75,6 +84,12 @@ pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
             let (stop, brokers) = (&stop, kafka.brokers());
             s.spawn(move || tail(&brokers, name, id, stop));
         }
+        let name = CHAINS.iter().find(|(_, id)| *id == ALL_DATASETS).map(|c| c.0);
+        for dataset in [Dataset::Blocks, Dataset::Transactions] {
+            let (stop, brokers) = (&stop, kafka.brokers());
+            let name = name.unwrap_or("devnet");
+            s.spawn(move || crate::dataset_lines::tail(&brokers, name, ALL_DATASETS, dataset, stop));
+        }
         for t in &event_topics {
             let (stop, brokers) = (&stop, kafka.brokers());
             s.spawn(move || crate::events::tail(&brokers, t, stop));
@@ -95,9 +110,11 @@ pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
 }
 
 /// Mines a block every `interval`: mostly a few transactions of varied logs (one block in
-/// two with a token event too: an ERC-20 `Transfer` or `Approval`, or an ERC-721 `Transfer`), sometimes an empty block, sometimes a block of many
-/// logs, and now and then a reorganisation of the last 2 blocks (the output then shows the
-/// tombstones that retract them).
+/// two with a token event too: an ERC-20 `Transfer` or `Approval`, or an ERC-721
+/// `Transfer`), sometimes an empty block, a block of many logs, or a block of transactions
+/// that log nothing (transfers, a reverted creation, a call), and now and then a
+/// reorganisation of the last 2 blocks (the output then shows the tombstones that retract
+/// them).
 fn traffic(anvil: &Anvil, seed: u64, interval: Duration, stop: &AtomicBool) {
     traffic_loop(&anvil.node(), anvil.chain_id, seed, interval, stop);
 }
@@ -124,6 +141,18 @@ pub fn traffic_loop(node: &Node, chain_id: u64, seed: u64, interval: Duration, s
                 }
                 Err(e) => eprintln!("devstack: reorg on chain {chain_id}: {e:#}"),
             }
+        }
+        // One block in ten of transactions that log nothing: transfers, a call, a revert.
+        if rng.random_range(0..10) == 0 {
+            let quiet = [Tx::Transfer, Tx::Reverted, Tx::QuietCall];
+            if let Err(e) = sender.mixed_block(&quiet) {
+                if !stop.load(Ordering::SeqCst) {
+                    eprintln!("devstack: traffic on chain {chain_id}: {e:#}");
+                }
+                return;
+            }
+            std::thread::sleep(interval);
+            continue;
         }
         let mut txs: Vec<_> = match rng.random_range(0..10) {
             0 => vec![],

@@ -29,6 +29,7 @@ pub mod compare;
 pub mod completeness;
 pub mod connect;
 pub mod consumer;
+pub mod dataset_lines;
 pub mod datasets;
 pub mod demo;
 pub mod events;
