@@ -5,8 +5,10 @@
 # next to the broker's floor. --completeness [LOGS]: the log completeness check, off and
 # on, on a chain of saturated blooms. --decoded: also with every log decoded onto its own
 # topic, beside the chain topic and instead of it (raw = false), against raw only.
+# --datasets: also with the blocks and transactions datasets beside the logs, against logs
+# only (with --logs-per-tx 4, about mainnet's logs per transaction).
 # Options: --blocks, --logs-per-block, --logs-per-tx, --range-blocks, --dead-collector,
-# --decoded, --rounds, --latency, --completeness (see `--help`).
+# --decoded, --datasets, --rounds, --latency, --completeness (see `--help`).
 set -euo pipefail
 if [ -z "${CRYO_PYTHON:-}" ]; then
   # cryo is the benchmark's only: installed here, not by the test command. Without it (no

@@ -31,7 +31,11 @@ pub struct Params {
     /// own, next to the chain topic and instead of it (`raw = false`), against a raw-only
     /// run: `rounds` rounds of the three, rotating which goes first.
     pub decoded: bool,
-    /// With `decoded`: rounds of runs (raw only, decoded, decoded only).
+    /// Also run the ingestor publishing the `blocks` and `transactions` datasets beside the
+    /// logs, against a logs-only run: `rounds` rounds of the two, alternating which goes
+    /// first.
+    pub datasets: bool,
+    /// With `decoded` or `datasets`: rounds of runs.
     pub rounds: usize,
     /// Instead of the above: the cost of the log completeness check on a chain of
     /// saturated blooms (`--completeness`), against the same broker.
@@ -69,6 +73,8 @@ enum Topics {
     Decoded,
     /// The `Transfer` topic only (`raw = false`).
     DecodedOnly,
+    /// The chain topic, and the `blocks` and `transactions` datasets' topics.
+    Datasets,
 }
 
 impl Topics {
@@ -77,7 +83,7 @@ impl Topics {
     }
 
     fn decoded(self) -> bool {
-        self != Self::Raw
+        matches!(self, Self::Decoded | Self::DecodedOnly)
     }
 }
 
@@ -114,8 +120,11 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
     }
     let head = node.head()?;
     let total = p.blocks as usize * p.logs_per_block;
+    let transactions = (0..=head)
+        .map(|n| Ok(node.block(n)?["transactions"].as_array().map_or(0, Vec::len)))
+        .sum::<anyhow::Result<usize>>()?;
     println!(
-        "chain: {} blocks x {} logs = {total} logs, built in {:.1} s",
+        "chain: {} blocks x {} logs = {total} logs in {transactions} transactions, built in {:.1} s",
         p.blocks,
         p.logs_per_block,
         started.elapsed().as_secs_f64()
@@ -140,6 +149,7 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
         anvil: &anvil,
         head,
         total,
+        transactions,
     };
     let plain = chain.ingest("plain", &[], Topics::Raw)?;
     println!(
@@ -159,6 +169,9 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
     }
     if p.decoded {
         decoded_runs(&chain, p.rounds)?;
+    }
+    if p.datasets {
+        dataset_runs(&chain, p.rounds)?;
     }
     if p.dead_collector {
         // The same export settings against a collector that accepts everything, then
@@ -242,6 +255,64 @@ fn decoded_runs(chain: &BenchChain<'_>, rounds: usize) -> anyhow::Result<()> {
         println!(
             "CPU s per 1,000 logs, medians: raw only {raw_cpu:.3}, decoded {decoded_cpu:.3}, decoded only {only_cpu:.3}; decoded / raw only {:.2}",
             decoded_cpu / raw_cpu
+        );
+    }
+    Ok(())
+}
+
+/// `rounds` rounds of two runs, logs only and all three datasets (`logs`, `blocks`,
+/// `transactions`), alternating which goes first; prints each round's ratio and the ratio
+/// of the medians, in logs per second, and CPU per 1,000 logs. Like [`decoded_runs`], they
+/// follow the `plain` run and do not reuse it.
+fn dataset_runs(chain: &BenchChain<'_>, rounds: usize) -> anyhow::Result<()> {
+    let mut runs: Vec<[Rate; 2]> = Vec::new();
+    for round in 1..=rounds.max(1) {
+        let order = match round % 2 {
+            1 => [Topics::Raw, Topics::Datasets],
+            _ => [Topics::Datasets, Topics::Raw],
+        };
+        let mut got = [None, None];
+        for kind in order {
+            let (i, name) = match kind {
+                Topics::Datasets => (1, "datasets"),
+                _ => (0, "logs-only"),
+            };
+            got[i] = Some(chain.ingest(&format!("{name}-{round}"), &[], kind)?);
+        }
+        let [Some(logs), Some(all)] = got else {
+            anyhow::bail!("round {round}: a run is missing");
+        };
+        println!(
+            "round {round}: all three datasets / logs only {:.2}",
+            all.logs_per_s / logs.logs_per_s
+        );
+        runs.push([logs, all]);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        (v[(n - 1) / 2] + v[n / 2]) / 2.0
+    };
+    let rate = |i: usize| median(runs.iter().map(|r| r[i].logs_per_s).collect());
+    let (logs, all) = (rate(0), rate(1));
+    println!(
+        "all three datasets / logs only: {:.2} (medians over {} rounds: {all:.0} / {logs:.0} logs/s, {} transactions and {} blocks beside {} logs; the target is 0.6 or more)",
+        all / logs,
+        runs.len(),
+        chain.transactions,
+        chain.head + 1,
+        chain.total
+    );
+    let cpu = |i: usize| {
+        runs.iter()
+            .map(|r| r[i].cpu_s)
+            .collect::<Option<Vec<f64>>>()
+            .map(|v| per_thousand(median(v), chain.total))
+    };
+    if let (Some(logs_cpu), Some(all_cpu)) = (cpu(0), cpu(1)) {
+        println!(
+            "CPU s per 1,000 logs, medians: logs only {logs_cpu:.3}, all three datasets {all_cpu:.3}; all / logs only {:.2}",
+            all_cpu / logs_cpu
         );
     }
     Ok(())
@@ -386,6 +457,8 @@ struct BenchChain<'a> {
     anvil: &'a Anvil,
     head: u64,
     total: usize,
+    /// Transactions in blocks `0..=head`.
+    transactions: usize,
 }
 
 impl BenchChain<'_> {
@@ -403,6 +476,7 @@ impl BenchChain<'_> {
             anvil,
             head,
             total,
+            transactions,
         } = *self;
         let topic = format!("bench.{label}.31337");
         let events_topic = format!("bench.{label}.31337.Transfer");
@@ -412,6 +486,22 @@ impl BenchChain<'_> {
         entry.extra.push(format!("topic = \"{topic}\""));
         if !kind.raw() {
             entry.extra.push("raw = false".into());
+        }
+        // The datasets' topics and the records each must reach: a block per height from 0,
+        // a transaction per transaction.
+        let dataset_topics = match kind {
+            Topics::Datasets => vec![
+                (format!("{topic}.blocks"), head as usize + 1),
+                (format!("{topic}.transactions"), transactions),
+            ],
+            _ => Vec::new(),
+        };
+        if kind == Topics::Datasets {
+            entry.extra.extend([
+                r#"datasets = ["logs", "blocks", "transactions"]"#.to_owned(),
+                format!("blocks_topic = \"{}\"", dataset_topics[0].0),
+                format!("transactions_topic = \"{}\"", dataset_topics[1].0),
+            ]);
         }
         if decoded {
             std::fs::write(run_dir.join("erc20.json"), crate::traffic::ERC20_ABI)?;
@@ -437,6 +527,30 @@ impl BenchChain<'_> {
         let brokers = kafka.brokers();
         let options = [("fetch.wait.max.ms", "10")];
         let (readable_s, records, events) = std::thread::scope(|s| -> anyhow::Result<_> {
+            // Each dataset topic on a thread of its own, counted to its number of records
+            // (a replaced record would only be counted once more: none is, on this chain).
+            let datasets: Vec<_> = dataset_topics
+                .iter()
+                .map(|(t, want)| {
+                    let (brokers, want) = (&brokers, *want);
+                    s.spawn(move || -> anyhow::Result<f64> {
+                        let mut reader =
+                            TopicReader::with_options(brokers, t, &options)?.undecoded();
+                        let mut records = Vec::with_capacity(want);
+                        reader.read_until(&mut records, Duration::from_secs(1800), |r| {
+                            r.len() >= want
+                        })?;
+                        let readable_s = started.elapsed().as_secs_f64();
+                        reader.read_to_end(&mut records, Duration::from_secs(60))?;
+                        ensure!(
+                            records.len() == want && records.iter().all(|r| r.raw.is_some()),
+                            "{t} holds {} records, expected {want}",
+                            records.len()
+                        );
+                        Ok(readable_s)
+                    })
+                })
+                .collect();
             let events = decoded.then(|| {
                 s.spawn(|| -> anyhow::Result<(f64, Vec<crate::consumer::Record>)> {
                     let mut reader =
@@ -462,6 +576,12 @@ impl BenchChain<'_> {
             } else {
                 None
             };
+            for t in datasets {
+                let s = t
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a dataset topic's reader panicked"))??;
+                readable_s = f64::max(readable_s, s);
+            }
             let events = match events {
                 Some(t) => {
                     let (s, events) = t
@@ -518,6 +638,10 @@ impl BenchChain<'_> {
                 Topics::Raw => String::new(),
                 Topics::Decoded => format!(" and {total} decoded Transfer records"),
                 Topics::DecodedOnly => " as decoded Transfer records only (raw = false)".into(),
+                Topics::Datasets => format!(
+                    " with {} block and {transactions} transaction records",
+                    head + 1
+                ),
             },
             acked_s
                 .map(|a| format!("; its log says the last ack came at {a:.2} s"))

@@ -81,8 +81,13 @@ enum Command {
         /// against the raw-only run, and print the ratio.
         #[arg(long)]
         decoded: bool,
+        /// Also run the ingestor publishing the blocks and transactions datasets beside the
+        /// logs, against logs only, and print the ratio.
+        #[arg(long)]
+        datasets: bool,
         /// With --completeness: pairs of backfills (one per proof), alternating which goes
-        /// first; with --decoded: rounds of runs (raw only, decoded, decoded only), rotating.
+        /// first; with --decoded: rounds of runs (raw only, decoded, decoded only), rotating;
+        /// with --datasets: rounds of runs (logs only, all three datasets), alternating.
         #[arg(long, default_value_t = 2)]
         rounds: usize,
         /// With --completeness: the two `chains[].proof` levels compared, the baseline
@@ -143,6 +148,7 @@ fn main() -> anyhow::Result<()> {
             completeness,
             live_blocks,
             decoded,
+            datasets,
             rounds,
             failover,
             session_timeout_ms,
@@ -187,6 +193,7 @@ fn main() -> anyhow::Result<()> {
                     range_blocks,
                     dead_collector,
                     decoded: false,
+                    datasets: false,
                     rounds,
                     completeness: Some(devstack::completeness::Params {
                         logs,
@@ -204,18 +211,21 @@ fn main() -> anyhow::Result<()> {
                 range_blocks,
                 dead_collector,
                 decoded,
+                datasets,
                 rounds,
                 completeness: None,
             };
             println!(
-                "command: scripts/bench.sh --blocks {blocks} --logs-per-block {logs_per_block} --logs-per-tx {logs_per_tx} --range-blocks {range_blocks}{}{}",
+                "command: scripts/bench.sh --blocks {blocks} --logs-per-block {logs_per_block} --logs-per-tx {logs_per_tx} --range-blocks {range_blocks}{}{}{}{}",
                 if dead_collector {
                     " --dead-collector"
                 } else {
                     ""
                 },
-                if decoded {
-                    format!(" --decoded --rounds {rounds}")
+                if decoded { " --decoded" } else { "" },
+                if datasets { " --datasets" } else { "" },
+                if decoded || datasets {
+                    format!(" --rounds {rounds}")
                 } else {
                     String::new()
                 }
