@@ -121,7 +121,11 @@ pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
     let head = node.head()?;
     let total = p.blocks as usize * p.logs_per_block;
     let transactions = (0..=head)
-        .map(|n| Ok(node.block(n)?["transactions"].as_array().map_or(0, Vec::len)))
+        .map(|n| {
+            Ok(node.block(n)?["transactions"]
+                .as_array()
+                .map_or(0, Vec::len))
+        })
         .sum::<anyhow::Result<usize>>()?;
     println!(
         "chain: {} blocks x {} logs = {total} logs in {transactions} transactions, built in {:.1} s",

@@ -84,8 +84,12 @@ fn number(v: &Value) -> i64 {
 pub fn ether(wei: &str) -> String {
     let digits = format!("{wei:0>19}");
     let (whole, fraction) = digits.split_at(digits.len() - 18);
-    format!("{}.{}", whole.trim_start_matches('0').max("0"), &fraction[..9])
-        .replace(".000000000", ".0")
+    format!(
+        "{}.{}",
+        whole.trim_start_matches('0').max("0"),
+        &fraction[..9]
+    )
+    .replace(".000000000", ".0")
 }
 
 /// A block record as one line.
@@ -152,6 +156,9 @@ mod tests {
             "from": "0x02", "to": null, "contract_address": "0x03", "value": "0",
             "status": false, "gas_used": 53000, "logs_count": 0});
         let line = render_transaction("devnet-a", 4, &t);
-        assert!(line.contains("0x02 -> new 0x03  0.0 ETH  REVERTED  gas 53000  logs 0"), "{line}");
+        assert!(
+            line.contains("0x02 -> new 0x03  0.0 ETH  REVERTED  gas 53000  logs 0"),
+            "{line}"
+        );
     }
 }

@@ -84,11 +84,16 @@ pub fn up(ingestor: &Path, block_interval: Duration) -> anyhow::Result<()> {
             let (stop, brokers) = (&stop, kafka.brokers());
             s.spawn(move || tail(&brokers, name, id, stop));
         }
-        let name = CHAINS.iter().find(|(_, id)| *id == ALL_DATASETS).map(|c| c.0);
+        let name = CHAINS
+            .iter()
+            .find(|(_, id)| *id == ALL_DATASETS)
+            .map(|c| c.0);
         for dataset in [Dataset::Blocks, Dataset::Transactions] {
             let (stop, brokers) = (&stop, kafka.brokers());
             let name = name.unwrap_or("devnet");
-            s.spawn(move || crate::dataset_lines::tail(&brokers, name, ALL_DATASETS, dataset, stop));
+            s.spawn(move || {
+                crate::dataset_lines::tail(&brokers, name, ALL_DATASETS, dataset, stop)
+            });
         }
         for t in &event_topics {
             let (stop, brokers) = (&stop, kafka.brokers());

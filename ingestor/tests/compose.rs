@@ -60,7 +60,11 @@ fn assert_table_of_schema(table: &str, schema: &serde_json::Value, left_out: &[&
         };
         let name = f["name"].as_str().expect("name");
         let ty = &columns.iter().find(|(n, _)| n == name).expect("column").1;
-        assert_eq!(decimal, ty.starts_with("numeric(78, 0)"), "{table}.{name}: {ty}");
+        assert_eq!(
+            decimal,
+            ty.starts_with("numeric(78, 0)"),
+            "{table}.{name}: {ty}"
+        );
     }
     let postgres = &yaml("docker-compose.yml")["services"]["postgres"];
     let mount = format!("./redpanda/connect/{file}:/docker-entrypoint-initdb.d/{file}:ro");
@@ -293,7 +297,11 @@ fn the_compose_stack_is_pinned_local_and_consistent() {
     // schema a column but `extra`, which the sinks leave out (their `dropExtra` transform).
     let datasets = [
         ("blocks", chain.blocks_topic(), "schemas/evm_block.avsc"),
-        ("transactions", chain.transactions_topic(), "schemas/evm_transaction.avsc"),
+        (
+            "transactions",
+            chain.transactions_topic(),
+            "schemas/evm_transaction.avsc",
+        ),
     ];
     for (dataset, topic, schema) in datasets {
         let file = format!("jdbc-sink-{dataset}.json");
@@ -301,7 +309,11 @@ fn the_compose_stack_is_pinned_local_and_consistent() {
         let c = sink(&file);
         assert_eq!(
             c["topics"].as_str(),
-            Some(topic.expect("the compose chain publishes the dataset").as_str()),
+            Some(
+                topic
+                    .expect("the compose chain publishes the dataset")
+                    .as_str()
+            ),
             "{file}"
         );
         for (k, v) in [

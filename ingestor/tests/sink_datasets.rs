@@ -22,8 +22,8 @@ use common::datasets::{differences, expected_from_node};
 use common::*;
 use devstack::apicurio::Apicurio;
 use devstack::connect::{
-    Connect, ConnectorConfig, SHIPPED_BLOCKS_SINK, SHIPPED_BLOCKS_TABLE,
-    SHIPPED_TRANSACTIONS_SINK, SHIPPED_TRANSACTIONS_TABLE,
+    Connect, ConnectorConfig, SHIPPED_BLOCKS_SINK, SHIPPED_BLOCKS_TABLE, SHIPPED_TRANSACTIONS_SINK,
+    SHIPPED_TRANSACTIONS_TABLE,
 };
 use devstack::datasets::View;
 use devstack::postgres::Postgres;
@@ -88,7 +88,10 @@ fn without_extra(view: &View) -> View {
 
 /// Waits until both tables hold exactly the node's canonical chain.
 fn assert_tables_equal_chain(pg: &Postgres, connect: &Connect, s: &Stack, service: &Service) {
-    let sql = [(BLOCKS, rows_sql(pg, BLOCKS)), (TRANSACTIONS, rows_sql(pg, TRANSACTIONS))];
+    let sql = [
+        (BLOCKS, rows_sql(pg, BLOCKS)),
+        (TRANSACTIONS, rows_sql(pg, TRANSACTIONS)),
+    ];
     let mut diff = Vec::new();
     let result = wait_for(
         "evm_blocks and evm_transactions to equal the chain",
@@ -182,7 +185,9 @@ fn the_shipped_dataset_sinks_make_blocks_and_transactions_tables_equal_to_the_ch
         other => panic!("the head's transaction: {other:?}"),
     };
     let still = pg
-        .query(&format!("SELECT count(*) FROM evm_transactions WHERE key = '{key}'"))
+        .query(&format!(
+            "SELECT count(*) FROM evm_transactions WHERE key = '{key}'"
+        ))
         .expect("count");
     assert_eq!(still, [["0"]], "the orphaned transaction {key} is deleted");
 
@@ -219,7 +224,10 @@ fn the_shipped_dataset_sinks_make_blocks_and_transactions_tables_equal_to_the_ch
             .collect()
     };
     assert_eq!(
-        typed(TRANSACTIONS, &["value", "input", "block_timestamp", "status", "extra"]),
+        typed(
+            TRANSACTIONS,
+            &["value", "input", "block_timestamp", "status", "extra"]
+        ),
         pairs(&[
             ("block_timestamp", "timestamp(3) without time zone"),
             ("value", "numeric(78,0)"),
@@ -228,7 +236,10 @@ fn the_shipped_dataset_sinks_make_blocks_and_transactions_tables_equal_to_the_ch
         ])
     );
     assert_eq!(
-        typed(BLOCKS, &["timestamp", "base_fee_per_gas", "logs_bloom", "extra"]),
+        typed(
+            BLOCKS,
+            &["timestamp", "base_fee_per_gas", "logs_bloom", "extra"]
+        ),
         pairs(&[
             ("timestamp", "timestamp(3) without time zone"),
             ("base_fee_per_gas", "numeric(78,0)"),
