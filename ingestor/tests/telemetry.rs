@@ -140,8 +140,8 @@ fn traces_metrics_and_traceparent_reach_an_otlp_receiver_and_dashboards_match() 
     );
 
     // Labels are bounded: only chain, stage, error_type, the method of a rate-limited
-    // call (one of the follower's few `eth_*` calls), and the check an incomplete answer
-    // failed; never a hash.
+    // call (one of the follower's few `eth_*` calls), the check an incomplete answer
+    // failed, and an endpoint's index in `urls` (never its URL); never a hash.
     const CHECKS: [&str; 7] = [
         "receipts",
         "log_index",
@@ -155,7 +155,8 @@ fn traces_metrics_and_traceparent_reach_an_otlp_receiver_and_dashboards_match() 
         assert!(
             ["chain", "stage", "error_type"].contains(&k.as_str())
                 || (k == "method" && v.starts_with("eth_"))
-                || (k == "check" && CHECKS.contains(&v.as_str())),
+                || (k == "check" && CHECKS.contains(&v.as_str()))
+                || (k == "endpoint" && v.parse::<usize>().is_ok()),
             "label {k}={v}"
         );
         assert!(!v.starts_with("0x"), "label {k}={v}");

@@ -152,6 +152,7 @@ impl Follower {
     /// Sessions on the chain's endpoints, one after the other, until shutdown or a fatal error.
     async fn walk(mut self) -> Result<(), FollowError> {
         let opts = self.rpc_options()?;
+        crate::telemetry::rpc_metrics::rpc_metrics().register(&self.cfg.name, self.urls.len());
         self.policy.announce();
         loop {
             let shutdown = self.shutdown.clone();
@@ -239,6 +240,7 @@ impl Follower {
             .map_err(FollowError::Tls)?;
         Ok(RpcOptions {
             chain: self.cfg.name.as_str().into(),
+            endpoint: 0,
             connect_timeout: ChainConfig::ms(self.cfg.connect_timeout_ms),
             request_timeout: ChainConfig::ms(self.cfg.request_timeout_ms),
             keepalive_interval: ChainConfig::ms(self.cfg.keepalive_interval_ms),
@@ -275,6 +277,7 @@ impl Follower {
     /// `Ok(i)` when a more preferred endpoint `i` is back.
     async fn session(&mut self, current: usize, opts: &RpcOptions) -> Result<usize, FollowError> {
         let url = self.urls[current].clone();
+        let opts = &opts.at_endpoint(current);
         let (rpc, mut notes) = Self::connect(&self.cfg, &url, opts).await?;
         let rpc = rpc.with_batch_limit(self.batch_limits[current].clone());
         self.learn_heads(&rpc).await?;
@@ -406,7 +409,7 @@ impl Follower {
                 _ = tokio::time::sleep_until(failback.map_or_else(tokio::time::Instant::now, |f| f.1)),
                     if probe.is_none() && failback.is_some() => {
                     if let Some((i, _)) = failback {
-                        let (cfg, url, opts) = (self.cfg.clone(), self.urls[i].clone(), opts.clone());
+                        let (cfg, url, opts) = (self.cfg.clone(), self.urls[i].clone(), opts.at_endpoint(i));
                         probe = Some(Box::pin(async move {
                             (i, Self::connect(&cfg, &url, &opts).await.map(|_| ()))
                         }));

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::future::join_all;
@@ -23,6 +23,7 @@ use super::frame::Frame;
 use super::http::HttpTransport;
 use super::ws::WsTransport;
 use crate::events;
+use crate::telemetry::rpc_metrics::rpc_metrics;
 
 /// Longest `Retry-After` honoured as given; a longer one waits this long, then asks again.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
@@ -32,8 +33,10 @@ const UNBATCHED_IN_FLIGHT: usize = 16;
 /// Settings of one client.
 #[derive(Debug, Clone)]
 pub struct RpcOptions {
-    /// Chain name, for the rate-limit events.
+    /// Chain name, for the rate-limit events and the per-endpoint metrics.
     pub chain: Arc<str>,
+    /// The endpoint's index in the chain's `urls`, for the per-endpoint metrics.
+    pub endpoint: usize,
     /// Deadline for opening the connection.
     pub connect_timeout: Duration,
     /// Deadline for each request's answer.
@@ -48,6 +51,16 @@ pub struct RpcOptions {
     pub rate_limit_backoff: (Duration, Duration),
     /// TLS for `wss://` and `https://`.
     pub tls: Arc<rustls::ClientConfig>,
+}
+
+impl RpcOptions {
+    /// The same settings for the chain's endpoint `i`.
+    pub fn at_endpoint(&self, i: usize) -> Self {
+        Self {
+            endpoint: i,
+            ..self.clone()
+        }
+    }
 }
 
 enum Transport {
@@ -73,17 +86,16 @@ impl RpcClient {
         url: &str,
         opts: &RpcOptions,
     ) -> Result<(Self, mpsc::Receiver<Frame>), RpcError> {
-        let (transport, notes, keep) = if url.starts_with("ws") {
-            let (ws, notes) = WsTransport::connect(url, opts).await?;
-            (Transport::Ws(ws), notes, None)
+        let connected = if url.starts_with("ws") {
+            WsTransport::connect(url, opts)
+                .await
+                .map(|(ws, notes)| (Transport::Ws(ws), notes, None))
         } else {
             let (tx, rx) = mpsc::channel(1);
-            (
-                Transport::Http(HttpTransport::new(url, opts)?),
-                rx,
-                Some(tx),
-            )
+            HttpTransport::new(url, opts).map(|http| (Transport::Http(http), rx, Some(tx)))
         };
+        let (transport, notes, keep) =
+            connected.inspect_err(|e| rpc_metrics().failed(&opts.chain, opts.endpoint, e))?;
         let client = Self {
             transport,
             next_id: AtomicU64::new(1),
@@ -99,6 +111,11 @@ impl RpcClient {
     pub fn with_batch_limit(mut self, limit: Arc<BatchLimit>) -> Self {
         self.batch_limit = limit;
         self
+    }
+
+    /// The endpoint's index in the chain's `urls`.
+    pub fn endpoint(&self) -> usize {
+        self.opts.endpoint
     }
 
     /// The batch size in use (1: no batching).
@@ -120,14 +137,31 @@ impl RpcClient {
     ) -> Result<Box<RawValue>, RpcError> {
         let mut attempt = 0;
         loop {
-            match self.send_once(method, params.clone()).await {
+            let sent = Instant::now();
+            let answer = self.send_once(method, params.clone()).await;
+            match answer {
                 Err(e) if e.rate_limit().is_some() => {
+                    self.timed(1, sent, None);
                     self.wait_rate_limit(method, &e, attempt).await;
                     attempt += 1;
                 }
-                other => return other,
+                other => {
+                    self.timed(1, sent, other.as_ref().err());
+                    return other;
+                }
             }
         }
+    }
+
+    /// Records a call of `requests` sent at `sent` in the per-endpoint metrics.
+    fn timed(&self, requests: usize, sent: Instant, error: Option<&RpcError>) {
+        rpc_metrics().call(
+            &self.opts.chain,
+            self.opts.endpoint,
+            requests as u64,
+            sent.elapsed(),
+            error,
+        );
     }
 
     /// Calls `method` once per entry of `params`: one JSON-RPC batch per `batch_max`
@@ -142,7 +176,13 @@ impl RpcClient {
         let mut todo: Vec<usize> = (0..params.len()).collect();
         let mut attempt = 0;
         while !todo.is_empty() {
+            let sent = Instant::now();
             let answers = self.batch_once(method, &params, &todo).await;
+            let failed = match &answers {
+                Err(e) if e.rate_limit().is_none() => Some(e),
+                _ => None,
+            };
+            self.timed(todo.len(), sent, failed);
             let mut limited = None;
             let mut still = Vec::new();
             match answers {
@@ -159,7 +199,10 @@ impl RpcClient {
                                 still.push(i);
                                 limited = Some(e);
                             }
-                            Err(e) => return Err(e),
+                            Err(e) => {
+                                rpc_metrics().failed(&self.opts.chain, self.opts.endpoint, &e);
+                                return Err(e);
+                            }
                         }
                     }
                 }
@@ -179,6 +222,7 @@ impl RpcClient {
             Some(after) => after.min(MAX_RETRY_AFTER),
             None => crate::backoff::jittered(attempt, initial, max),
         };
+        rpc_metrics().failed(&self.opts.chain, self.opts.endpoint, e);
         events::RateLimited {
             chain: &self.opts.chain,
             method,
@@ -360,6 +404,7 @@ mod tests {
 
     fn opts() -> RpcOptions {
         RpcOptions {
+            endpoint: 0,
             chain: "test".into(),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),

@@ -2,8 +2,9 @@
 //! name (after an OTLP → Prometheus translation) is given in each doc comment and in
 //! `docs/telemetry.md`; the Grafana dashboards query those names, and a test checks that they exist.
 //!
-//! Labels are bounded: `chain` (the configured chain name), `stage`, `error_type`. Never a
-//! hash, an address or raw error text.
+//! Labels are bounded: `chain` (the configured chain name), `stage`, `error_type`,
+//! `endpoint` (an index in `urls`). Never a URL, a hash, an address or raw error text. The
+//! per-endpoint node metrics are in [`super::rpc_metrics`].
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -163,6 +164,9 @@ pub const NAMES: &[&str] = &[
     "ethhook.incomplete_answers",
     "ethhook.rpc.batch_cuts",
     "ethhook.rpc.batch_size",
+    "ethhook.rpc.requests",
+    "ethhook.rpc.errors",
+    "ethhook.rpc.duration",
     "ethhook.chain.endpoint",
     "ethhook.kafka.queue.messages",
     "ethhook.kafka.queue.size",

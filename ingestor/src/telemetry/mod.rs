@@ -15,6 +15,7 @@
 mod kafka_stats;
 pub mod metrics;
 pub mod prometheus;
+pub mod rpc_metrics;
 pub mod stall;
 pub mod status;
 pub mod trace;

@@ -20,7 +20,8 @@ use opentelemetry_sdk::metrics::data::{
 use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Temporality};
 
-use super::metrics::CHAIN_HISTOGRAMS;
+use super::metrics::{CHAIN_HISTOGRAMS, ChainHistogram, chain_label};
+use super::rpc_metrics::{RPC_DURATION, rpc_metrics};
 
 /// The content type of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -54,7 +55,11 @@ impl Scrape {
         self.reader
             .collect(&mut rm)
             .map_err(|e| ScrapeError(e.to_string()))?;
-        Ok(render(&rm, &super::metrics::metrics().chains()))
+        let series = rpc_metrics().series();
+        Ok(render(
+            &rm,
+            &zeros(&super::metrics::metrics().chains(), &series),
+        ))
     }
 }
 
@@ -84,57 +89,98 @@ impl MetricReader for SharedReader {
     }
 }
 
-/// The text exposition of one collection; `chains` (the registered chains) each get the
-/// [`CHAIN_HISTOGRAMS`] they have no observation in yet, with zero counts.
-fn render(rm: &ResourceMetrics, chains: &[String]) -> String {
+/// A histogram written with zero counts for each label set of `series` it has no data
+/// point for, so that its series exist from the first scrape (an OpenTelemetry histogram
+/// has no data point before its first observation).
+pub(super) struct Zero<'a> {
+    histogram: &'a ChainHistogram,
+    series: Vec<Vec<KeyValue>>,
+}
+
+/// The histograms to write at zero: [`CHAIN_HISTOGRAMS`] for every registered chain, and
+/// [`RPC_DURATION`] for every registered `[chain, endpoint]`.
+pub(super) fn zeros<'a>(chains: &[String], endpoints: &[[KeyValue; 2]]) -> Vec<Zero<'a>> {
+    let mut out: Vec<Zero<'a>> = CHAIN_HISTOGRAMS
+        .iter()
+        .map(|histogram| Zero {
+            histogram,
+            series: chains.iter().map(|c| chain_label(c).to_vec()).collect(),
+        })
+        .collect();
+    out.push(Zero {
+        histogram: &RPC_DURATION,
+        series: endpoints.iter().map(|l| l.to_vec()).collect(),
+    });
+    out
+}
+
+/// A label set as comparable text, its keys restricted to `keys`.
+fn key_of<'a>(labels: impl Iterator<Item = &'a KeyValue>, keys: &[&str]) -> Vec<(String, String)> {
+    let mut k: Vec<(String, String)> = labels
+        .filter(|kv| keys.contains(&kv.key.as_str()))
+        .map(|kv| (kv.key.as_str().to_owned(), kv.value.as_str().into_owned()))
+        .collect();
+    k.sort();
+    k
+}
+
+/// The text exposition of one collection, with the [`Zero`] histograms' missing series.
+fn render(rm: &ResourceMetrics, zeros: &[Zero<'_>]) -> String {
     let mut out = String::new();
     let mut seen = Vec::new();
     for scope in rm.scope_metrics() {
         for metric in scope.metrics() {
-            let zero = CHAIN_HISTOGRAMS.iter().find(|h| h.name == metric.name());
             let observed = match metric.data() {
                 AggregatedMetrics::U64(data) => family(&mut out, metric, data),
                 AggregatedMetrics::I64(data) => family(&mut out, metric, data),
                 AggregatedMetrics::F64(data) => family(&mut out, metric, data),
             };
-            if let Some(h) = zero {
-                seen.push(h.name);
-                let base = base_name(h.name, h.unit);
-                for chain in chains.iter().filter(|c| !observed.contains(c)) {
-                    zero_histogram(&mut out, &base, h.bounds, chain);
-                }
+            if let Some(z) = zeros.iter().find(|z| z.histogram.name == metric.name()) {
+                seen.push(z.histogram.name);
+                zero_series(&mut out, z, &observed);
             }
         }
     }
-    for h in CHAIN_HISTOGRAMS.iter().filter(|h| !seen.contains(&h.name)) {
-        if chains.is_empty() {
+    for z in zeros.iter().filter(|z| !seen.contains(&z.histogram.name)) {
+        if z.series.is_empty() {
             continue;
         }
-        let base = base_name(h.name, h.unit);
-        header(&mut out, &base, h.description, "histogram");
-        for chain in chains {
-            zero_histogram(&mut out, &base, h.bounds, chain);
-        }
+        let h = z.histogram;
+        header(
+            &mut out,
+            &base_name(h.name, h.unit),
+            h.description,
+            "histogram",
+        );
+        zero_series(&mut out, z, &[]);
     }
     out
 }
 
-/// A histogram of `chain` without an observation: every bucket, the sum and the count at 0.
-fn zero_histogram(out: &mut String, base: &str, bounds: &[f64], chain: &str) {
-    let labels = [KeyValue::new("chain", chain.to_owned())];
-    let bucket = format!("{base}_bucket");
-    for le in bounds.iter().copied().map(float).chain(["+Inf".into()]) {
-        line(out, &bucket, labels.iter(), Some(&le), "0");
+/// Writes `z`'s series that `observed` (the data points' label sets) lacks, each with
+/// every bucket, the sum and the count at 0.
+fn zero_series(out: &mut String, z: &Zero<'_>, observed: &[Vec<KeyValue>]) {
+    let h = z.histogram;
+    let base = base_name(h.name, h.unit);
+    for labels in &z.series {
+        let keys: Vec<&str> = labels.iter().map(|kv| kv.key.as_str()).collect();
+        let key = key_of(labels.iter(), &keys);
+        if observed.iter().any(|o| key_of(o.iter(), &keys) == key) {
+            continue;
+        }
+        let bucket = format!("{base}_bucket");
+        for le in h.bounds.iter().copied().map(float).chain(["+Inf".into()]) {
+            line(out, &bucket, labels.iter(), Some(&le), "0");
+        }
+        line(out, &format!("{base}_sum"), labels.iter(), None, "0");
+        line(out, &format!("{base}_count"), labels.iter(), None, "0");
     }
-    line(out, &format!("{base}_sum"), labels.iter(), None, "0");
-    line(out, &format!("{base}_count"), labels.iter(), None, "0");
 }
 
-/// The `chain` label values of a histogram's data points.
-fn chains_of<T>(h: &Histogram<T>) -> Vec<String> {
+/// The label sets of a histogram's data points.
+fn label_sets<T>(h: &Histogram<T>) -> Vec<Vec<KeyValue>> {
     h.data_points()
-        .flat_map(|p| p.attributes().filter(|kv| kv.key.as_str() == "chain"))
-        .map(|kv| kv.value.as_str().into_owned())
+        .map(|p| p.attributes().cloned().collect())
         .collect()
 }
 
@@ -173,8 +219,12 @@ fn float(v: f64) -> String {
     }
 }
 
-/// Writes one metric; returns the chains of its data points if it is a histogram.
-fn family<T: Sample>(out: &mut String, metric: &Metric, data: &MetricData<T>) -> Vec<String> {
+/// Writes one metric; returns the label sets of its data points if it is a histogram.
+fn family<T: Sample>(
+    out: &mut String,
+    metric: &Metric,
+    data: &MetricData<T>,
+) -> Vec<Vec<KeyValue>> {
     let base = base_name(metric.name(), metric.unit());
     match data {
         MetricData::Gauge(g) => {
@@ -198,7 +248,7 @@ fn family<T: Sample>(out: &mut String, metric: &Metric, data: &MetricData<T>) ->
         }
         MetricData::Histogram(h) => {
             histogram(out, &base, metric.description(), h);
-            return chains_of(h);
+            return label_sets(h);
         }
         // Not used by the service; Prometheus' classic format has no equivalent.
         MetricData::ExponentialHistogram(_) => {}

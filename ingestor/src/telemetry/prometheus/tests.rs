@@ -10,6 +10,7 @@ use prometheus_parse::{LineInfo, Value};
 
 use super::*;
 use crate::telemetry::metrics::{Metrics, SCOPE, chain_label};
+use crate::telemetry::rpc_metrics::RpcMetrics;
 
 const DASHBOARDS: &[&str] = &[include_str!(
     "../../../../grafana/dashboards/pipeline-overview.json"
@@ -55,6 +56,19 @@ fn scraped() -> String {
     m.endpoint.record(1, &l);
     m.kafka_queue_messages.record(10, &[]);
     m.kafka_queue_bytes.record(1024, &[]);
+    let rpc = RpcMetrics::new(&provider.meter(SCOPE));
+    rpc.register("ethereum", 2);
+    let timeout = crate::rpc::error::RpcError::Timeout {
+        method: "eth_getLogs",
+        timeout_ms: 1,
+    };
+    rpc.call(
+        "ethereum",
+        1,
+        3,
+        std::time::Duration::from_millis(40),
+        Some(&timeout),
+    );
     let text = scrape.render().expect("render");
     drop(provider);
     text
@@ -199,7 +213,7 @@ fn chain_histograms_exist_at_zero_before_their_first_observation() {
     m.produce_duration.record(0.2, &chain_label("busy"));
     let mut rm = ResourceMetrics::default();
     scrape.reader.collect(&mut rm).expect("collect");
-    let text = render(&rm, &m.chains());
+    let text = render(&rm, &zeros(&m.chains(), &[]));
     let scrape = parse(&text);
     for chain in ["quiet", "busy"] {
         let depth = scrape
@@ -239,4 +253,69 @@ fn chain_histograms_exist_at_zero_before_their_first_observation() {
             "{chain} {stage} {error_type}: {found:?}\n{text}"
         );
     }
+}
+
+#[test]
+fn every_endpoint_has_its_node_metrics_from_the_first_scrape() {
+    let (scrape, reader) = Scrape::new();
+    let provider = SdkMeterProvider::builder().with_reader(reader).build();
+    let rpc = RpcMetrics::new(&provider.meter(SCOPE));
+    rpc.register("eth", 2);
+    let timeout = crate::rpc::error::RpcError::Timeout {
+        method: "eth_getLogs",
+        timeout_ms: 1,
+    };
+    rpc.call(
+        "eth",
+        1,
+        5,
+        std::time::Duration::from_millis(40),
+        Some(&timeout),
+    );
+    let mut rm = ResourceMetrics::default();
+    scrape.reader.collect(&mut rm).expect("collect");
+    let text = render(&rm, &zeros(&[], &rpc.series()));
+    let scrape = parse(&text);
+    let sample = |name: &str, endpoint: &str, error_type: Option<&str>| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == name
+                    && s.labels.get("chain") == Some("eth")
+                    && s.labels.get("endpoint") == Some(endpoint)
+                    && error_type.is_none_or(|t| s.labels.get("error_type") == Some(t))
+            })
+            .map(|s| s.value.clone())
+            .unwrap_or_else(|| panic!("no {name} of endpoint {endpoint}\n{text}"))
+    };
+    let count = |v: Value| match v {
+        Value::Counter(c) => c,
+        Value::Histogram(buckets) => buckets.last().map_or(-1.0, |b| b.count),
+        other => panic!("{other:?}"),
+    };
+    // The endpoint never used: every series at 0.
+    assert_eq!(count(sample("ethhook_rpc_requests_total", "0", None)), 0.0);
+    for t in crate::rpc::error::RpcError::TYPES {
+        assert_eq!(count(sample("ethhook_rpc_errors_total", "0", Some(t))), 0.0);
+    }
+    assert_eq!(
+        count(sample("ethhook_rpc_duration_seconds", "0", None)),
+        0.0
+    );
+    // The one called: 5 requests, a timeout, one call of 40 ms.
+    assert_eq!(count(sample("ethhook_rpc_requests_total", "1", None)), 5.0);
+    assert_eq!(
+        count(sample("ethhook_rpc_errors_total", "1", Some("timeout"))),
+        1.0
+    );
+    assert_eq!(
+        count(sample("ethhook_rpc_duration_seconds", "1", None)),
+        1.0
+    );
+    assert_eq!(
+        text.matches("ethhook_rpc_duration_seconds_count{").count(),
+        2,
+        "{text}"
+    );
 }
