@@ -2,8 +2,10 @@
 //! pinned Jaeger (all in one, in-memory storage), and a block is found again the way an
 //! operator looks a slow block up: Jaeger's query API (what its UI searches with), by
 //! service name and the tag `block.number`, and by minimum duration. The trace holds the
-//! `block` span with the chain, number, hash and log count, and its `fetch`, `encode` and
-//! `produce` children, whose durations lie within the block's.
+//! `block` span with the chain, number, hash, log count, the endpoint it was fetched from
+//! and the fetch and publish durations, and its `fetch`, `encode` and `produce` children,
+//! whose durations lie within the block's. A reorganisation's retraction is a trace of its
+//! own, found by its depth: the `retract` span, with its `produce` child.
 
 mod common;
 
@@ -14,6 +16,7 @@ use common::*;
 use devstack::jaeger::Jaeger;
 use devstack::proc::wait_for;
 use devstack::service::Service;
+use devstack::traffic::{LogShapes, reorg_with_logs};
 use serde_json::Value;
 
 /// A span's tags as strings (Jaeger's JSON gives numbers as numbers).
@@ -62,7 +65,10 @@ fn a_block_is_found_in_jaeger_by_its_number_with_its_spans() {
     let stack = Stack::start(73, 4);
     let toml = stack.config(&[]);
     let (brokers, topic) = (stack.brokers(), stack.topic());
-    let Stack { dir, node, .. } = stack;
+    let Stack {
+        dir, node, sender, ..
+    } = stack;
+    let mut sender = sender;
     // Declared after `dir`: stopped before the directory with its log goes.
     let jaeger = Jaeger::start(dir.path()).expect("jaeger");
     let service_name = format!("ethhook-jaeger-{}", std::process::id());
@@ -128,6 +134,16 @@ fn a_block_is_found_in_jaeger_by_its_number_with_its_spans() {
     assert_eq!(t.get("block.hash"), Some(&hash), "{t:?}");
     assert_eq!(t.get("block.log_count"), Some(&logs.to_string()), "{t:?}");
     assert_eq!(
+        t.get("chain.name").map(String::as_str),
+        Some("chain-31337"),
+        "{t:?}"
+    );
+    assert_eq!(
+        t.get("rpc.endpoint").map(String::as_str),
+        Some("0"),
+        "{t:?}"
+    );
+    assert_eq!(
         t.get("span.kind").map(String::as_str),
         Some("producer"),
         "{t:?}"
@@ -157,6 +173,26 @@ fn a_block_is_found_in_jaeger_by_its_number_with_its_spans() {
             assert!(d > 0, "{child} took no time: {span}");
         }
     }
+    // The durations as attributes, each that of its child span (Jaeger's microseconds
+    // against the attribute's milliseconds: 1 µs of rounding), the publish one within the
+    // block's.
+    let ms = |name: &str| -> f64 {
+        t.get(name)
+            .unwrap_or_else(|| panic!("no {name}: {t:?}"))
+            .parse()
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let fetch_us = micros(spans(&trace, "fetch")[0], "duration") as f64;
+    assert!(
+        (ms("fetch.duration_ms") * 1e3 - fetch_us).abs() <= 1.0,
+        "fetch.duration_ms {} against the fetch span's {fetch_us} µs",
+        ms("fetch.duration_ms")
+    );
+    let publish = ms("publish.duration_ms");
+    assert!(
+        publish > 0.0 && publish * 1e3 <= duration as f64 + 1.0,
+        "publish.duration_ms {publish} in a block span of {duration} µs"
+    );
     let produce = tags(spans(&trace, "produce")[0]);
     let records: u64 = produce["messaging.batch.message_count"]
         .parse()
@@ -183,6 +219,56 @@ fn a_block_is_found_in_jaeger_by_its_number_with_its_spans() {
         ids.len(),
         trace["traceID"]
     );
+
+    // A reorganisation of the last 2 blocks: its retraction is a `retract` trace, found by
+    // its depth, with the chain, the common ancestor and the tombstones, and a `produce`
+    // child.
+    let mut shapes = LogShapes::new(74);
+    for logs in [3, 2] {
+        sender.block(&[shapes.logs(logs)]).expect("a block of logs");
+    }
+    assert_view_matches_node(&brokers, &topic, &node, 31337);
+    let head = node.head().expect("head");
+    let orphaned_logs = node.logs(head - 1, head).expect("logs").len();
+    reorg_with_logs(&node, 2, &[shapes.logs(2), shapes.logs(1)]).expect("reorg");
+    assert_view_matches_node(&brokers, &topic, &node, 31337);
+    let by_depth = [
+        ("tags", r#"{"reorg.depth":"2"}"#),
+        ("limit", "20"),
+        ("lookback", "1h"),
+    ];
+    let retraction = wait_for(
+        "Jaeger to return the retraction's trace with its produce span",
+        Duration::from_secs(60),
+        || {
+            jaeger
+                .traces(&service_name, &by_depth)
+                .ok()?
+                .into_iter()
+                .find(|t| !spans(t, "retract").is_empty() && !spans(t, "produce").is_empty())
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}; jaeger log:\n{}", jaeger.process.log_tail(20)));
+    let retract = spans(&retraction, "retract");
+    assert_eq!(retract.len(), 1, "{retraction}");
+    let r = tags(retract[0]);
+    assert_eq!(
+        r.get("chain.name").map(String::as_str),
+        Some("chain-31337"),
+        "{r:?}"
+    );
+    assert_eq!(
+        r.get("reorg.ancestor"),
+        Some(&(head - 2).to_string()),
+        "{r:?}"
+    );
+    assert_eq!(
+        r.get("reorg.tombstones"),
+        Some(&orphaned_logs.to_string()),
+        "{r:?}"
+    );
+    assert!(r.contains_key("publish.duration_ms"), "{r:?}");
+    assert!(spans(&retraction, "block").is_empty(), "{retraction}");
 
     stop_cleanly(&mut service);
 }

@@ -255,7 +255,7 @@ impl<'a> Fetcher<'a> {
             (block, outcomes)
         };
         attach(&mut block, body, outcomes)?;
-        block.fetched = FetchTiming::since(started);
+        block.fetched = FetchTiming::since(started).from_endpoint(self.rpc.endpoint());
         Ok(block)
     }
 
@@ -379,7 +379,7 @@ impl<'a> Fetcher<'a> {
                 attach(b, Some(body), o)?;
             }
         }
-        let fetched = FetchTiming::since(started);
+        let fetched = FetchTiming::since(started).from_endpoint(self.rpc.endpoint());
         for b in &mut blocks {
             b.fetched = fetched;
         }

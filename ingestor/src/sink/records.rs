@@ -17,7 +17,7 @@ use crate::encode::{DatasetEncoder, EncodeError, Encoder, Framing, header};
 use crate::events;
 use crate::follower::Update;
 use crate::rpc::hex::Address;
-use crate::telemetry::trace::BlockTrace;
+use crate::telemetry::trace::{BlockTrace, TracedBlock, TracedRetraction};
 use crate::window::{LogId, WindowBlock};
 
 use super::datasets::{DatasetLanes, RecordId, TxPlaced, block_records, retract_records};
@@ -345,10 +345,13 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
         Update::Block(block) => {
             let encode_started = SystemTime::now();
             let trace = BlockTrace::start(
-                chain_id,
-                block.header.number,
-                &block.header.hash.to_string(),
-                block.logs.len(),
+                TracedBlock {
+                    chain_id,
+                    chain,
+                    number: block.header.number,
+                    hash: &block.header.hash.to_string(),
+                    logs: block.logs.len(),
+                },
                 block.fetched,
             );
             let traceparent = trace.traceparent();
@@ -444,6 +447,14 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
             }
         }
         Update::Retract(r) => {
+            let encode_started = SystemTime::now();
+            let trace = BlockTrace::retraction(TracedRetraction {
+                chain_id,
+                chain,
+                ancestor: r.ancestor,
+                orphaned: r.orphaned.len(),
+                tombstones: r.tombstones.len(),
+            });
             let now_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
@@ -485,6 +496,7 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                     }
                 }
             }
+            trace.encoded(encode_started);
             Batch {
                 records,
                 effect: Effect::Retract {
@@ -493,7 +505,7 @@ fn build(chain_id: u64, update: Update, state: &mut State) -> Batch {
                 dedup_hits: 0,
                 logs_published,
                 timestamp_s: None,
-                trace: None,
+                trace: Some(trace),
             }
         }
     }
