@@ -179,6 +179,24 @@ fn untrusted_and_expired_certificates_are_named_redacted_and_retried() {
     stop_cleanly(&mut service);
 }
 
+/// The sum of `name`'s samples of `chain`'s endpoint `endpoint` on `/metrics` (every
+/// `error_type` of an error counter).
+fn endpoint_metric(service: &Service, name: &str, chain: &str, endpoint: &str) -> f64 {
+    let Some(addr) = service.health_addr() else {
+        return 0.0;
+    };
+    let (_, body) = http_get(&addr, "/metrics");
+    let labels = [
+        format!("chain=\"{chain}\""),
+        format!("endpoint=\"{endpoint}\""),
+    ];
+    body.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| labels.iter().all(|x| l.contains(x.as_str())))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 #[test]
 fn a_dead_first_endpoint_fails_over_and_the_chain_comes_back_to_it() {
     let stack = Stack::start(13, 12);
@@ -207,6 +225,20 @@ fn a_dead_first_endpoint_fails_over_and_the_chain_comes_back_to_it() {
     })
     .expect("status names endpoint 1");
     sender.block(&[shapes.logs(3)]).expect("live block");
+    // Per endpoint on /metrics: the dead one's failed connections, the fallback's calls
+    // and their times; the dead one sent nothing that was answered.
+    let per_endpoint = |name: &str, endpoint: &str| {
+        endpoint_metric(&service, name, "chain-31337", endpoint)
+    };
+    wait_for("endpoint 1's calls on /metrics", WAIT, || {
+        (per_endpoint("ethhook_rpc_requests_total", "1") > 0.0).then_some(())
+    })
+    .expect("requests of endpoint 1");
+    assert!(per_endpoint("ethhook_rpc_errors_total", "0") >= 2.0);
+    assert_eq!(per_endpoint("ethhook_rpc_errors_total", "1"), 0.0);
+    assert_eq!(per_endpoint("ethhook_rpc_requests_total", "0"), 0.0);
+    assert!(per_endpoint("ethhook_rpc_duration_seconds_count", "1") > 0.0);
+    assert_eq!(per_endpoint("ethhook_rpc_duration_seconds_count", "0"), 0.0);
 
     primary.restore();
     wait_for("the preferred endpoint in use again", WAIT, || {
