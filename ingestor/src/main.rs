@@ -281,10 +281,12 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
                 tokio::task::spawn_blocking(move || group::Membership::start(&c))
                     .await
                     .context("group membership task failed")??;
-            supervisor::run_group(cfg, membership, commands, framings, stop).await?;
+            let rpc = telemetry.rpc_metrics();
+            supervisor::run_group(cfg, membership, commands, framings, rpc, stop).await?;
             return Ok(());
         }
-        supervisor::run(cfg, producers, checkpoints, framings, stop).await?;
+        let rpc = telemetry.rpc_metrics();
+        supervisor::run(cfg, producers, checkpoints, framings, rpc, stop).await?;
         Ok(())
     })
 }

@@ -227,9 +227,8 @@ fn a_dead_first_endpoint_fails_over_and_the_chain_comes_back_to_it() {
     sender.block(&[shapes.logs(3)]).expect("live block");
     // Per endpoint on /metrics: the dead one's failed connections, the fallback's calls
     // and their times; the dead one sent nothing that was answered.
-    let per_endpoint = |name: &str, endpoint: &str| {
-        endpoint_metric(&service, name, "chain-31337", endpoint)
-    };
+    let per_endpoint =
+        |name: &str, endpoint: &str| endpoint_metric(&service, name, "chain-31337", endpoint);
     wait_for("endpoint 1's calls on /metrics", WAIT, || {
         (per_endpoint("ethhook_rpc_requests_total", "1") > 0.0).then_some(())
     })

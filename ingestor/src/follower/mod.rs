@@ -50,6 +50,7 @@ use crate::rpc::redact::redact_url;
 use crate::rpc::tls::Trust;
 use crate::rpc::types::Header;
 use crate::rpc::{BatchLimit, RpcClient, RpcError, RpcOptions};
+use crate::telemetry::rpc_metrics::RpcMetrics;
 use crate::window::{Window, WindowBlock};
 use endpoints::Endpoints;
 use fetch::{Fetcher, Proof, RangeSize};
@@ -96,6 +97,8 @@ pub struct Follower {
     policy: Arc<Policy>,
     /// Catch-up progress, read by the status timer.
     progress: Arc<Mutex<Progress>>,
+    /// Where every endpoint's calls are counted and timed.
+    rpc_metrics: Arc<RpcMetrics>,
 }
 
 impl Follower {
@@ -108,6 +111,7 @@ impl Follower {
         unconfirmed: Vec<WindowBlock>,
         sink: HandoverTx,
         shutdown: CancellationToken,
+        rpc_metrics: Arc<RpcMetrics>,
     ) -> Self {
         let start = cfg.start_block;
         let urls = cfg.endpoints();
@@ -135,6 +139,7 @@ impl Follower {
             shutdown,
             endpoints,
             urls,
+            rpc_metrics,
         }
     }
 
@@ -152,7 +157,7 @@ impl Follower {
     /// Sessions on the chain's endpoints, one after the other, until shutdown or a fatal error.
     async fn walk(mut self) -> Result<(), FollowError> {
         let opts = self.rpc_options()?;
-        crate::telemetry::rpc_metrics::rpc_metrics().register(&self.cfg.name, self.urls.len());
+        self.rpc_metrics.register(&self.cfg.name, self.urls.len());
         self.policy.announce();
         loop {
             let shutdown = self.shutdown.clone();
@@ -241,6 +246,7 @@ impl Follower {
         Ok(RpcOptions {
             chain: self.cfg.name.as_str().into(),
             endpoint: 0,
+            metrics: self.rpc_metrics.clone(),
             connect_timeout: ChainConfig::ms(self.cfg.connect_timeout_ms),
             request_timeout: ChainConfig::ms(self.cfg.request_timeout_ms),
             keepalive_interval: ChainConfig::ms(self.cfg.keepalive_interval_ms),

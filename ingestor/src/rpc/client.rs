@@ -23,7 +23,7 @@ use super::frame::Frame;
 use super::http::HttpTransport;
 use super::ws::WsTransport;
 use crate::events;
-use crate::telemetry::rpc_metrics::rpc_metrics;
+use crate::telemetry::rpc_metrics::RpcMetrics;
 
 /// Longest `Retry-After` honoured as given; a longer one waits this long, then asks again.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
@@ -37,6 +37,8 @@ pub struct RpcOptions {
     pub chain: Arc<str>,
     /// The endpoint's index in the chain's `urls`, for the per-endpoint metrics.
     pub endpoint: usize,
+    /// Where the calls are counted and timed.
+    pub metrics: Arc<RpcMetrics>,
     /// Deadline for opening the connection.
     pub connect_timeout: Duration,
     /// Deadline for each request's answer.
@@ -95,7 +97,7 @@ impl RpcClient {
             HttpTransport::new(url, opts).map(|http| (Transport::Http(http), rx, Some(tx)))
         };
         let (transport, notes, keep) =
-            connected.inspect_err(|e| rpc_metrics().failed(&opts.chain, opts.endpoint, e))?;
+            connected.inspect_err(|e| opts.metrics.failed(&opts.chain, opts.endpoint, e))?;
         let client = Self {
             transport,
             next_id: AtomicU64::new(1),
@@ -155,7 +157,7 @@ impl RpcClient {
 
     /// Records a call of `requests` sent at `sent` in the per-endpoint metrics.
     fn timed(&self, requests: usize, sent: Instant, error: Option<&RpcError>) {
-        rpc_metrics().call(
+        self.opts.metrics.call(
             &self.opts.chain,
             self.opts.endpoint,
             requests as u64,
@@ -200,7 +202,9 @@ impl RpcClient {
                                 limited = Some(e);
                             }
                             Err(e) => {
-                                rpc_metrics().failed(&self.opts.chain, self.opts.endpoint, &e);
+                                self.opts
+                                    .metrics
+                                    .failed(&self.opts.chain, self.opts.endpoint, &e);
                                 return Err(e);
                             }
                         }
@@ -222,7 +226,9 @@ impl RpcClient {
             Some(after) => after.min(MAX_RETRY_AFTER),
             None => crate::backoff::jittered(attempt, initial, max),
         };
-        rpc_metrics().failed(&self.opts.chain, self.opts.endpoint, e);
+        self.opts
+            .metrics
+            .failed(&self.opts.chain, self.opts.endpoint, e);
         events::RateLimited {
             chain: &self.opts.chain,
             method,
@@ -405,6 +411,7 @@ mod tests {
     fn opts() -> RpcOptions {
         RpcOptions {
             endpoint: 0,
+            metrics: Arc::new(RpcMetrics::new(&opentelemetry::global::meter("test"))),
             chain: "test".into(),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),

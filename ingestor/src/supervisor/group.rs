@@ -24,6 +24,7 @@ use crate::config::{ChainConfig, Config, KafkaConfig};
 use crate::events;
 use crate::group::{Command, GroupState, Membership};
 use crate::sink::{Framings, SinkError};
+use crate::telemetry::rpc_metrics::RpcMetrics;
 
 /// A chain running here.
 struct Running {
@@ -43,6 +44,8 @@ struct Supervisor {
     pending: HashMap<u64, Instant>,
     tasks: JoinSet<(u64, ChainOutcome)>,
     failures: Vec<ChainError>,
+    /// Where the chains' endpoints' calls are counted and timed.
+    rpc_metrics: Arc<RpcMetrics>,
 }
 
 /// Runs the chains the group assigns to this instance until `stop` resolves or a chain
@@ -53,6 +56,7 @@ pub async fn run_group(
     membership: Membership,
     mut commands: mpsc::Receiver<Command>,
     framings: HashMap<u64, Framings>,
+    rpc_metrics: Arc<RpcMetrics>,
     stop: impl Future<Output = &'static str>,
 ) -> Result<(), SupervisorError> {
     let deadline = Duration::from_millis(config.shutdown_timeout_ms);
@@ -69,6 +73,7 @@ pub async fn run_group(
         pending: HashMap::new(),
         tasks: JoinSet::new(),
         failures: Vec::new(),
+        rpc_metrics,
     };
     let mut stop = std::pin::pin!(stop);
     let reason = loop {
@@ -170,6 +175,7 @@ impl Supervisor {
             cfg: cfg.clone(),
             kafka: self.kafka.clone(),
             producers: Producers::PerChain,
+            rpc_metrics: self.rpc_metrics.clone(),
             stop: stop.clone(),
             group: Some(Ownership {
                 state: self.state.clone(),

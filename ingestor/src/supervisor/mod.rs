@@ -29,6 +29,7 @@ use crate::resume::{Resumed, read_tail};
 use crate::sink::{
     Commit, Framings, Outcome, Producer, Progress, Pump, SinkError, flush, transactional_producer,
 };
+use crate::telemetry::rpc_metrics::RpcMetrics;
 use crate::window::Window;
 
 /// Updates (blocks, retractions) queued between a follower and its publisher.
@@ -121,6 +122,7 @@ pub async fn run(
     producers: Producers,
     mut checkpoints: HashMap<u64, Checkpoint>,
     framings: HashMap<u64, Framings>,
+    rpc_metrics: Arc<RpcMetrics>,
     stop: impl Future<Output = &'static str>,
 ) -> Result<(), SupervisorError> {
     let shutdown = CancellationToken::new();
@@ -136,6 +138,7 @@ pub async fn run(
             producers: producers.clone(),
             stop: shutdown.child_token(),
             group: None,
+            rpc_metrics: rpc_metrics.clone(),
         };
         chains.spawn(chain.run());
     }
@@ -212,6 +215,8 @@ struct Chain {
     checkpoint: Option<Checkpoint>,
     /// Group mode: the chain's ownership.
     group: Option<Ownership>,
+    /// Where the chain's endpoints' calls are counted and timed.
+    rpc_metrics: Arc<RpcMetrics>,
 }
 
 /// Group mode: what a chain's publisher needs to fence itself (see [`crate::group::fence`]).
@@ -375,6 +380,7 @@ impl Chain {
             resumed.unconfirmed,
             tx,
             stop.clone(),
+            self.rpc_metrics.clone(),
         );
         let follow = tokio::spawn(follower.run());
         // The publisher ends when the follower drops its sender, or on its own error; then

@@ -21,8 +21,10 @@ pub mod status;
 pub mod trace;
 
 use std::env;
+use std::sync::Arc;
 
 use opentelemetry::global;
+use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
 use opentelemetry_otlp::{
     MetricExporter, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
@@ -152,12 +154,18 @@ pub struct Guard {
     tracer: Option<SdkTracerProvider>,
     meter: Option<SdkMeterProvider>,
     scrape: prometheus::Scrape,
+    rpc: Arc<rpc_metrics::RpcMetrics>,
 }
 
 impl Guard {
     /// The handle `/metrics` renders the instruments through.
     pub fn scrape(&self) -> prometheus::Scrape {
         self.scrape.clone()
+    }
+
+    /// The per-endpoint node metrics, for the chains' followers.
+    pub fn rpc_metrics(&self) -> Arc<rpc_metrics::RpcMetrics> {
+        self.rpc.clone()
     }
 }
 
@@ -215,6 +223,8 @@ pub fn init() -> Result<Guard, TelemetryError> {
     }
     let meter = meter.build();
     global::set_meter_provider(meter.clone());
+    let rpc = Arc::new(rpc_metrics::RpcMetrics::new(&meter.meter(metrics::SCOPE)));
+    let scrape = scrape.with_rpc(rpc.clone());
     crate::events::TelemetryStarted {
         traces: tracer.is_some(),
         metrics: otlp_metrics,
@@ -224,6 +234,7 @@ pub fn init() -> Result<Guard, TelemetryError> {
         tracer,
         meter: Some(meter),
         scrape,
+        rpc,
     })
 }
 

@@ -21,7 +21,7 @@ use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Temporality};
 
 use super::metrics::{CHAIN_HISTOGRAMS, ChainHistogram, chain_label};
-use super::rpc_metrics::{RPC_DURATION, rpc_metrics};
+use super::rpc_metrics::{RPC_DURATION, RpcMetrics};
 
 /// The content type of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -35,6 +35,8 @@ pub struct ScrapeError(String);
 #[derive(Debug, Clone)]
 pub struct Scrape {
     reader: Arc<ManualReader>,
+    /// The per-endpoint node metrics, whose histogram is written at zero per endpoint.
+    rpc: Option<Arc<RpcMetrics>>,
 }
 
 impl Scrape {
@@ -44,9 +46,18 @@ impl Scrape {
         (
             Self {
                 reader: reader.clone(),
+                rpc: None,
             },
             SharedReader(reader),
         )
+    }
+
+    /// The same handle, writing `rpc`'s endpoints' histograms at zero until observed.
+    pub fn with_rpc(self, rpc: Arc<RpcMetrics>) -> Self {
+        Self {
+            rpc: Some(rpc),
+            ..self
+        }
     }
 
     /// Collects every instrument and writes the text exposition.
@@ -55,7 +66,7 @@ impl Scrape {
         self.reader
             .collect(&mut rm)
             .map_err(|e| ScrapeError(e.to_string()))?;
-        let series = rpc_metrics().series();
+        let series = self.rpc.as_ref().map(|r| r.series()).unwrap_or_default();
         Ok(render(
             &rm,
             &zeros(&super::metrics::metrics().chains(), &series),

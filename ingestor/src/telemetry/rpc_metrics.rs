@@ -12,16 +12,17 @@
 //!   waits excluded.
 //!
 //! Every endpoint of a chain exists at 0 from the chain's start, the histogram included
-//! (`/metrics` writes it with zero counts until its first observation).
+//! (`/metrics` writes it with zero counts until its first observation). One [`RpcMetrics`]
+//! is made by [`super::init`] and handed to every chain's follower and to `/metrics`.
 
 use std::collections::BTreeMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 
-use super::metrics::{ChainHistogram, SCOPE};
+use super::metrics::ChainHistogram;
 use crate::rpc::error::RpcError;
 
 /// Bucket boundaries of `ethhook.rpc.duration`.
@@ -45,6 +46,7 @@ pub const NAMES: &[&str] = &[
 ];
 
 /// The instruments.
+#[derive(Debug)]
 pub struct RpcMetrics {
     requests: Counter<u64>,
     errors: Counter<u64>,
@@ -63,7 +65,7 @@ fn labels(chain: &str, endpoint: usize) -> [KeyValue; 2] {
 
 impl RpcMetrics {
     /// The instruments, created from `meter`.
-    pub(crate) fn new(meter: &Meter) -> Self {
+    pub fn new(meter: &Meter) -> Self {
         Self {
             requests: meter
                 .u64_counter(NAMES[0])
@@ -137,12 +139,4 @@ impl RpcMetrics {
 
 fn with_type(l: &[KeyValue; 2], t: &'static str) -> [KeyValue; 3] {
     [l[0].clone(), l[1].clone(), KeyValue::new("error_type", t)]
-}
-
-static RPC: LazyLock<RpcMetrics> =
-    LazyLock::new(|| RpcMetrics::new(&opentelemetry::global::meter(SCOPE)));
-
-/// The per-endpoint node metrics.
-pub fn rpc_metrics() -> &'static RpcMetrics {
-    &RPC
 }
