@@ -96,7 +96,14 @@ fn per_thousand(cpu_s: f64, logs: usize) -> f64 {
 pub fn run(ingestor: &Path, p: &Params) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("ethhook-bench-")
+        .disable_cleanup(crate::proc::keep_test_dirs())
         .tempdir()?;
+    if crate::proc::keep_test_dirs() {
+        eprintln!(
+            "bench: every process's files are kept in {}",
+            dir.path().display()
+        );
+    }
     let kafka = Kafka::start_compiled(dir.path())?;
     if let Some(c) = &p.completeness {
         return crate::completeness::run(ingestor, dir.path(), &kafka.brokers(), c);
@@ -269,6 +276,7 @@ fn decoded_runs(chain: &BenchChain<'_>, rounds: usize) -> anyhow::Result<()> {
 /// of the medians, in logs per second, and CPU per 1,000 logs. Like [`decoded_runs`], they
 /// follow the `plain` run and do not reuse it.
 fn dataset_runs(chain: &BenchChain<'_>, rounds: usize) -> anyhow::Result<()> {
+    node_block_costs(&chain.anvil.node(), chain.head)?;
     let mut runs: Vec<[Rate; 2]> = Vec::new();
     for round in 1..=rounds.max(1) {
         let order = match round % 2 {
@@ -319,6 +327,42 @@ fn dataset_runs(chain: &BenchChain<'_>, rounds: usize) -> anyhow::Result<()> {
             all_cpu / logs_cpu
         );
     }
+    Ok(())
+}
+
+/// What the node spends per block on what each dataset asks for, one request at a time
+/// from one client, answers read as text: the receipts (the logs' proof, and the
+/// transactions' outcomes), the header, and the body with full transaction objects.
+fn node_block_costs(node: &crate::node::Node, head: u64) -> anyhow::Result<()> {
+    // (what, method, full transaction objects: `None` for the receipts' one parameter)
+    let asks = [
+        ("receipts", "eth_getBlockReceipts", None),
+        ("header", "eth_getBlockByNumber", Some(false)),
+        (
+            "body with full transactions",
+            "eth_getBlockByNumber",
+            Some(true),
+        ),
+    ];
+    let mut line = Vec::new();
+    for (label, method, full) in asks {
+        let started = Instant::now();
+        let mut bytes = 0;
+        for n in 1..=head {
+            let number = format!("{n:#x}");
+            let params = match full {
+                None => serde_json::json!([number]),
+                Some(full) => serde_json::json!([number, full]),
+            };
+            bytes += node.call_text(method, params)?.len();
+        }
+        line.push(format!(
+            "{label} {:.2} ms ({:.0} bytes)",
+            started.elapsed().as_secs_f64() * 1e3 / head as f64,
+            bytes as f64 / head as f64
+        ));
+    }
+    println!("node, per block, 1 client: {}", line.join("; "));
     Ok(())
 }
 

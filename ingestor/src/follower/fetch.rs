@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::events;
 use crate::proof::Policy;
+use crate::rpc::body::Body;
 use crate::rpc::hex::B256;
 use crate::rpc::receipt::Receipt;
 use crate::rpc::types::{Header, Log};
@@ -31,6 +32,9 @@ use crate::telemetry::trace::FetchTiming;
 use super::block::{BlockLogs, Inconsistent, check_link, needs_receipts, no_receipts};
 use super::body::{Wants, attach, outcomes};
 use super::error::FollowError;
+
+/// Each transaction's hash and the fields of its receipt a dataset publishes.
+type Outcomes = Vec<(B256, Option<Box<crate::rpc::outcome::ReceiptFields>>)>;
 
 /// Incomplete or contradictory answers asked again in place before the session fails.
 const INCONSISTENT_RETRIES: u32 = 5;
@@ -225,16 +229,30 @@ impl<'a> Fetcher<'a> {
         started: SystemTime,
     ) -> Result<BlockLogs, FollowError> {
         let all = self.wants.transactions;
-        let body = match self.wants.body() {
-            Some(full) => Some(
-                self.rpc
-                    .block_body(&header.hash, full)
-                    .await?
-                    .ok_or_else(|| no_body(header.number))?,
-            ),
-            None => None,
+        // The body is asked beside the logs or receipts.
+        let (hash, number) = (header.hash, header.number);
+        let body = async {
+            let Some(full) = self.wants.body() else {
+                return Ok(None);
+            };
+            let body = self.rpc.block_body(&hash, full).await?;
+            body.map(Some)
+                .ok_or_else(|| FollowError::from(no_body(number)))
         };
-        let (mut block, outcomes) = if self.proof == Proof::None {
+        let (body, (mut block, outcomes)) = tokio::try_join!(body, self.proven(header, all))?;
+        attach(&mut block, body, outcomes)?;
+        block.fetched = FetchTiming::since(started).from_endpoint(self.rpc.endpoint());
+        Ok(block)
+    }
+
+    /// `header`'s block with its logs, proven complete as [`Proof`] says, and with `all`
+    /// each transaction's outcome from its receipt.
+    async fn proven(
+        &self,
+        header: Header,
+        all: bool,
+    ) -> Result<(BlockLogs, Option<Outcomes>), FollowError> {
+        Ok(if self.proof == Proof::None {
             let logs = self.rpc.logs_by_block_hash(&header.hash).await?;
             let outcomes = match all {
                 true => Some(outcomes(&mut self.receipts(&header).await?)),
@@ -253,10 +271,7 @@ impl<'a> Fetcher<'a> {
                 crate::cpu::offload(weight, move || BlockLogs::prove(header, receipts, &policy))
                     .await?;
             (block, outcomes)
-        };
-        attach(&mut block, body, outcomes)?;
-        block.fetched = FetchTiming::since(started).from_endpoint(self.rpc.endpoint());
-        Ok(block)
+        })
     }
 
     /// The receipts of `header`'s block (with their outcomes when the transactions are
@@ -312,28 +327,34 @@ impl<'a> Fetcher<'a> {
     /// Blocks `from..=to`: every header (one batch), checked to link, and their logs: one
     /// ranged `eth_getLogs` without the proof, else the receipts of every block whose bloom
     /// is not zero (one batch). With the blocks or transactions datasets, every block's
-    /// body too (one batch), and with the transactions every block's receipts.
+    /// body too (one batch, asked beside the receipts), and with the transactions every
+    /// block's receipts.
     async fn chunk(&self, from: u64, to: u64) -> Result<Vec<BlockLogs>, FollowError> {
         let started = SystemTime::now();
         let all = self.wants.transactions;
-        let (mut blocks, mut outcomes) = if self.proof == Proof::None {
+        let (mut blocks, mut outcomes, bodies) = if self.proof == Proof::None {
             let (logs, headers) = tokio::try_join!(
                 self.rpc.logs_in_range(from, to),
                 self.rpc.headers_by_number(from, to)
             )?;
             let headers = linked(from, headers)?;
-            let mut outcomes = Vec::with_capacity(headers.len());
-            if all {
-                let hashes: Vec<B256> = headers.iter().map(|h| h.hash).collect();
-                for (h, r) in headers.iter().zip(self.receipts_of(&hashes, true).await?) {
-                    let mut r = r.ok_or_else(|| no_receipts(h.number))?;
-                    outcomes.push(Some(super::body::outcomes(&mut r)));
+            let hashes: Vec<B256> = headers.iter().map(|h| h.hash).collect();
+            let receipts = async {
+                match all {
+                    true => self.receipts_of(&hashes, true).await.map(Some),
+                    false => Ok(None),
                 }
+            };
+            let (receipts, bodies) = tokio::try_join!(receipts, self.bodies(&hashes))?;
+            let mut outcomes = Vec::with_capacity(headers.len());
+            for (h, r) in headers.iter().zip(receipts.into_iter().flatten()) {
+                let mut r = r.ok_or_else(|| no_receipts(h.number))?;
+                outcomes.push(Some(super::body::outcomes(&mut r)));
             }
             let weight = logs.len().saturating_mul(16);
             let blocks =
                 crate::cpu::offload(weight, move || assemble_range(from, headers, logs)).await?;
-            (blocks, outcomes)
+            (blocks, outcomes, bodies)
         } else {
             let headers = linked(from, self.rpc.headers_by_number(from, to).await?)?;
             let with_logs: Vec<B256> = headers
@@ -341,7 +362,10 @@ impl<'a> Fetcher<'a> {
                 .filter(|h| needs_receipts(h, all))
                 .map(|h| h.hash)
                 .collect();
-            let mut receipts = self.receipts_of(&with_logs, all).await?.into_iter();
+            let hashes: Vec<B256> = headers.iter().map(|h| h.hash).collect();
+            let (receipts, bodies) =
+                tokio::try_join!(self.receipts_of(&with_logs, all), self.bodies(&hashes))?;
+            let mut receipts = receipts.into_iter();
             // Each header with its receipts where it needs them (`None` where its zero bloom
             // proves it empty, and where the node had none: then the proof refuses it).
             let mut paired = Vec::with_capacity(headers.len());
@@ -368,11 +392,9 @@ impl<'a> Fetcher<'a> {
                     .collect::<Result<Vec<_>, _>>()
             })
             .await?;
-            (blocks, outcomes)
+            (blocks, outcomes, bodies)
         };
-        if let Some(full) = self.wants.body() {
-            let hashes: Vec<B256> = blocks.iter().map(|b| b.header.hash).collect();
-            let bodies = self.rpc.block_bodies(&hashes, full).await?;
+        if let Some(bodies) = bodies {
             outcomes.resize_with(blocks.len(), || None);
             for ((b, body), o) in blocks.iter_mut().zip(bodies).zip(outcomes.drain(..)) {
                 let body = body.ok_or_else(|| no_body(b.header.number))?;
@@ -384,6 +406,14 @@ impl<'a> Fetcher<'a> {
             b.fetched = fetched;
         }
         Ok(blocks)
+    }
+
+    /// The bodies of the blocks `hashes` (one batch), when the datasets publish them.
+    async fn bodies(&self, hashes: &[B256]) -> Result<Option<Vec<Option<Body>>>, FollowError> {
+        match self.wants.body() {
+            Some(full) => Ok(Some(self.rpc.block_bodies(hashes, full).await?)),
+            None => Ok(None),
+        }
     }
 
     /// The receipts of the blocks `hashes` (with their outcomes when `fields`): one batch,
