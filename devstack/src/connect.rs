@@ -271,6 +271,17 @@ impl Connect {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// What a failing test prints about the worker: each connector's status, and the last
+    /// 30 lines of the worker's log.
+    pub fn report(&self) -> String {
+        let states: Vec<_> = self
+            .names()
+            .iter()
+            .map(|n| (n, self.status_of(n)))
+            .collect();
+        format!("connectors: {states:?}\n{}", self.process.log_tail(30))
+    }
+
     /// The connectors' names, in the order they were given.
     pub fn names(&self) -> &[String] {
         &self.names

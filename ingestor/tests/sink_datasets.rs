@@ -118,15 +118,10 @@ fn assert_tables_equal_chain(pg: &Postgres, connect: &Connect, s: &Stack, servic
     );
     if let Err(e) = result {
         panic!(
-            "{e}: {} differences, the first: {:#?}\nconnectors: {:?}\n{}\n{}",
+            "{e}: {} differences, the first: {:#?}\n{}\n{}",
             diff.len(),
             &diff[..diff.len().min(20)],
-            connect
-                .names()
-                .iter()
-                .map(|n| (n, connect.status_of(n)))
-                .collect::<Vec<_>>(),
-            connect.process.log_tail(30),
+            connect.report(),
             service.process.log_tail(20)
         );
     }

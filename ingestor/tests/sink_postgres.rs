@@ -172,17 +172,12 @@ fn assert_rows_equal(
         let extra = rows.iter().filter(|r| !want.contains(r)).count();
         panic!(
             "{e}: {} rows, {} expected, {missing} missing or different, {extra} extra\n\
-             first extra: {:?}\nfirst missing: {:?}\nconnectors: {:?}\n{}\n{}",
+             first extra: {:?}\nfirst missing: {:?}\n{}\n{}",
             rows.len(),
             want.len(),
             rows.iter().find(|r| !want.contains(r)),
             want.iter().find(|r| !rows.contains(r)),
-            connect
-                .names()
-                .iter()
-                .map(|n| (n, connect.status_of(n)))
-                .collect::<Vec<_>>(),
-            connect.process.log_tail(30),
+            connect.report(),
             service.process.log_tail(20)
         );
     }

@@ -338,14 +338,16 @@ impl<'a> Fetcher<'a> {
                 self.rpc.headers_by_number(from, to)
             )?;
             let headers = linked(from, headers)?;
-            let hashes: Vec<B256> = headers.iter().map(|h| h.hash).collect();
             let receipts = async {
                 match all {
-                    true => self.receipts_of(&hashes, true).await.map(Some),
+                    true => {
+                        let hashes: Vec<B256> = headers.iter().map(|h| h.hash).collect();
+                        self.receipts_of(&hashes, true).await.map(Some)
+                    }
                     false => Ok(None),
                 }
             };
-            let (receipts, bodies) = tokio::try_join!(receipts, self.bodies(&hashes))?;
+            let (receipts, bodies) = tokio::try_join!(receipts, self.bodies(&headers))?;
             let mut outcomes = Vec::with_capacity(headers.len());
             for (h, r) in headers.iter().zip(receipts.into_iter().flatten()) {
                 let mut r = r.ok_or_else(|| no_receipts(h.number))?;
@@ -362,9 +364,8 @@ impl<'a> Fetcher<'a> {
                 .filter(|h| needs_receipts(h, all))
                 .map(|h| h.hash)
                 .collect();
-            let hashes: Vec<B256> = headers.iter().map(|h| h.hash).collect();
             let (receipts, bodies) =
-                tokio::try_join!(self.receipts_of(&with_logs, all), self.bodies(&hashes))?;
+                tokio::try_join!(self.receipts_of(&with_logs, all), self.bodies(&headers))?;
             let mut receipts = receipts.into_iter();
             // Each header with its receipts where it needs them (`None` where its zero bloom
             // proves it empty, and where the node had none: then the proof refuses it).
@@ -408,12 +409,13 @@ impl<'a> Fetcher<'a> {
         Ok(blocks)
     }
 
-    /// The bodies of the blocks `hashes` (one batch), when the datasets publish them.
-    async fn bodies(&self, hashes: &[B256]) -> Result<Option<Vec<Option<Body>>>, FollowError> {
-        match self.wants.body() {
-            Some(full) => Ok(Some(self.rpc.block_bodies(hashes, full).await?)),
-            None => Ok(None),
-        }
+    /// The bodies of `headers`' blocks (one batch), when the datasets publish them.
+    async fn bodies(&self, headers: &[Header]) -> Result<Option<Vec<Option<Body>>>, FollowError> {
+        let Some(full) = self.wants.body() else {
+            return Ok(None);
+        };
+        let hashes: Vec<B256> = headers.iter().map(|h| h.hash).collect();
+        Ok(Some(self.rpc.block_bodies(&hashes, full).await?))
     }
 
     /// The receipts of the blocks `hashes` (with their outcomes when `fields`): one batch,
